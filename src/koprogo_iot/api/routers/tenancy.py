@@ -1,0 +1,75 @@
+"""Organizations, buildings, units and users: enough to provision a building."""
+
+from uuid import UUID
+
+from fastapi import APIRouter, status
+
+from koprogo_iot.api.deps import PrincipalDep, ServicesDep
+from koprogo_iot.api.schemas import (
+    BuildingIn,
+    BuildingOut,
+    OrganizationIn,
+    OrganizationOut,
+    UnitIn,
+    UnitOut,
+    UserIn,
+    UserOut,
+)
+
+router = APIRouter(tags=["tenancy"])
+
+
+@router.post("/organizations", status_code=status.HTTP_201_CREATED, response_model=OrganizationOut)
+async def create_organization(body: OrganizationIn, principal: PrincipalDep, services: ServicesDep) -> object:
+    """Superadmin only."""
+    return await services.provisioning.create_organization(principal, body.name)
+
+
+@router.get("/organizations", response_model=list[OrganizationOut])
+async def list_organizations(principal: PrincipalDep, services: ServicesDep) -> object:
+    """Every organization for a superadmin; the caller's own otherwise."""
+    return await services.provisioning.list_organizations(principal)
+
+
+@router.post("/buildings", status_code=status.HTTP_201_CREATED, response_model=BuildingOut)
+async def create_building(body: BuildingIn, principal: PrincipalDep, services: ServicesDep) -> object:
+    return await services.provisioning.create_building(principal, body.name, body.address)
+
+
+@router.get("/buildings", response_model=list[BuildingOut])
+async def list_buildings(principal: PrincipalDep, services: ServicesDep) -> object:
+    return await services.provisioning.list_buildings(principal)
+
+
+@router.get("/buildings/{building_id}", response_model=BuildingOut)
+async def get_building(building_id: UUID, principal: PrincipalDep, services: ServicesDep) -> object:
+    return await services.provisioning.get_building(principal, building_id)
+
+
+@router.post("/units", status_code=status.HTTP_201_CREATED, response_model=UnitOut)
+async def create_unit(body: UnitIn, principal: PrincipalDep, services: ServicesDep) -> object:
+    return await services.provisioning.create_unit(principal, body.building_id, body.name, body.floor)
+
+
+@router.get("/units", response_model=list[UnitOut])
+async def list_units(principal: PrincipalDep, services: ServicesDep, building_id: UUID | None = None) -> object:
+    return await services.provisioning.list_units(principal, building_id)
+
+
+@router.post("/users", status_code=status.HTTP_201_CREATED)
+async def create_user(body: UserIn, principal: PrincipalDep, services: ServicesDep) -> UserOut:
+    user = await services.provisioning.create_user(
+        principal,
+        email=body.email,
+        password=body.password,
+        full_name=body.full_name,
+        role=body.role,
+        unit_ids=frozenset(body.unit_ids),
+        organization_id=body.organization_id,
+    )
+    return UserOut.of(user)
+
+
+@router.get("/users")
+async def list_users(principal: PrincipalDep, services: ServicesDep) -> list[UserOut]:
+    return [UserOut.of(u) for u in await services.provisioning.list_users(principal)]

@@ -1,0 +1,217 @@
+"""Request and response bodies. Types only: the domain objects enforce the business rules."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+from koprogo_iot.domain.alerts import AlertSeverity, AlertStatus, AlertType, IoTAlert
+from koprogo_iot.domain.readings import ReadingQuality
+from koprogo_iot.domain.sensors import IoTSensor, MeasurementKind, SensorStatus, SensorType
+from koprogo_iot.domain.tenancy import Role, User
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not silently ignored
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class LoginIn(_In):
+    email: str
+    password: str
+
+
+class UserOut(_Out):
+    id: UUID
+    organization_id: UUID
+    email: str
+    full_name: str
+    role: Role
+    unit_ids: list[UUID]
+
+    @classmethod
+    def of(cls, user: User) -> UserOut:
+        return cls(
+            id=user.id, organization_id=user.organization_id, email=user.email, full_name=user.full_name,
+            role=user.role, unit_ids=sorted(user.unit_ids, key=str),
+        )  # fmt: skip
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int
+    user: UserOut
+
+
+class OrganizationIn(_In):
+    name: str
+
+
+class OrganizationOut(_Out):
+    id: UUID
+    name: str
+    created_at: datetime
+
+
+class BuildingIn(_In):
+    name: str
+    address: str = ""
+
+
+class BuildingOut(_Out):
+    id: UUID
+    organization_id: UUID
+    name: str
+    address: str
+    created_at: datetime
+
+
+class UnitIn(_In):
+    building_id: UUID
+    name: str
+    floor: int | None = None
+
+
+class UnitOut(_Out):
+    id: UUID
+    organization_id: UUID
+    building_id: UUID
+    name: str
+    floor: int | None
+    created_at: datetime
+
+
+class UserIn(_In):
+    email: EmailStr
+    password: str
+    full_name: str
+    role: Role
+    unit_ids: list[UUID] = []
+    organization_id: UUID | None = Field(None, description="superadmin only: create the user in this organization")
+
+
+class SensorUpdate(_In):
+    """Every field optional: only those sent change."""
+
+    building_id: UUID | None = None
+    unit_id: UUID | None = None
+    sensor_id: str | None = Field(None, description="manufacturer id: serial number, MAC address, DevEUI")
+    sensor_type: SensorType | None = None
+    kind: MeasurementKind | None = None
+    manufacturer: str | None = None
+    model: str | None = None
+    firmware_version: str | None = None
+    location: str | None = None
+    floor: int | None = None
+    unit_of_measure: str | None = None
+    sampling_interval: int | None = Field(None, description="seconds, 10 to 86400")
+    calibration_factor: float | None = None
+    alert_threshold_min: float | None = None
+    alert_threshold_max: float | None = None
+    status: SensorStatus | None = None
+    installed_at: datetime | None = None
+
+
+class SensorIn(SensorUpdate):
+    building_id: UUID
+    sensor_id: str = Field(description="manufacturer id: serial number, MAC address, DevEUI")
+    sensor_type: SensorType
+    manufacturer: str
+    model: str
+    location: str
+    unit_of_measure: str
+    sampling_interval: int = Field(300, description="seconds, 10 to 86400")
+
+    def fields(self) -> dict[str, Any]:
+        return self.model_dump(exclude_unset=True) | {"sampling_interval": self.sampling_interval}
+
+
+class CalibrateIn(_In):
+    calibration_factor: float = Field(description="multiplies every raw value the device sends")
+
+
+class SensorOut(_Out):
+    id: UUID
+    organization_id: UUID
+    building_id: UUID
+    unit_id: UUID | None
+    sensor_id: str
+    sensor_type: SensorType
+    kind: MeasurementKind
+    manufacturer: str
+    model: str
+    firmware_version: str | None
+    location: str
+    floor: int | None
+    unit_of_measure: str
+    sampling_interval: int
+    calibration_factor: float
+    mqtt_topic: str
+    alert_threshold_min: float | None
+    alert_threshold_max: float | None
+    alert_enabled: bool
+    status: SensorStatus
+    last_reading_at: datetime | None
+    last_value: float | None
+    last_battery_level: float | None
+    installed_at: datetime
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, sensor: IoTSensor) -> SensorOut:
+        return cls.model_validate(sensor)
+
+
+class ReadingOut(_Out):
+    sensor_id: UUID
+    timestamp: datetime
+    value: float
+    unit_of_measure: str
+    battery_level: float | None
+    signal_strength: int | None
+    quality: ReadingQuality
+    is_anomaly: bool
+    anomaly_reason: str | None
+    received_at: datetime
+
+
+class AlertOut(_Out):
+    id: UUID
+    organization_id: UUID
+    sensor_id: UUID
+    building_id: UUID
+    unit_id: UUID | None
+    alert_type: AlertType
+    severity: AlertSeverity
+    status: AlertStatus
+    message: str
+    triggered_at: datetime
+    last_triggered_at: datetime | None
+    occurrences: int
+    reading_value: float | None
+    threshold_value: float | None
+    cleared_at: datetime | None
+    email_sent: bool
+    sms_sent: bool
+    push_sent: bool
+    acknowledged: bool
+    acknowledged_by: UUID | None
+    acknowledged_at: datetime | None
+    resolution_note: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, alert: IoTAlert) -> AlertOut:
+        return cls.model_validate(alert)
+
+
+class AcknowledgeIn(_In):
+    note: str | None = Field(None, max_length=2000)

@@ -1,0 +1,154 @@
+"""The one place where concrete adapters are chosen and the processes are assembled."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+import uvicorn
+
+from koprogo_iot import demo
+from koprogo_iot.api.app import create_app
+from koprogo_iot.broker.embedded import EmbeddedBroker
+from koprogo_iot.config import Settings
+from koprogo_iot.ingest.mqtt_worker import MqttIngestWorker
+from koprogo_iot.ingest.pipeline import IngestLimits, Pipeline
+from koprogo_iot.mqtt_url import MqttEndpoint
+from koprogo_iot.services.container import Services
+from koprogo_iot.storage.migrations import migrate
+from koprogo_iot.storage.postgres import PostgresDatabase
+from koprogo_iot.storage.sql_store import SqlStore
+from koprogo_iot.storage.sqlite import SqliteDatabase
+
+log = logging.getLogger(__name__)
+
+
+async def open_store(url: str, apply_migrations: bool = True) -> SqlStore:
+    """A store for `sqlite:///path` or `postgresql://...`, its schema brought up to date."""
+    if url.startswith("sqlite:///"):
+        store = SqlStore(await SqliteDatabase.open(url.removeprefix("sqlite:///")))
+    elif url.startswith(("postgres://", "postgresql://")):
+        store = SqlStore(await PostgresDatabase.open(url))
+    else:
+        raise ValueError(f"unsupported database URL {url!r}: use sqlite:///path or postgresql://...")
+    if apply_migrations:
+        await migrate(store.db)
+    return store
+
+
+def build_services(settings: Settings, store: SqlStore) -> Services:
+    return Services.over(store, settings.token_secret(), timedelta(minutes=settings.token_ttl_minutes))
+
+
+def build_pipeline(settings: Settings, store: SqlStore) -> Pipeline:
+    limits = IngestLimits(
+        max_payload_bytes=settings.ingest.max_payload_bytes,
+        max_clock_skew=timedelta(seconds=settings.ingest.max_clock_skew_seconds),
+    )
+    return Pipeline(store, limits)
+
+
+def _http_server(settings: Settings, services: Services) -> uvicorn.Server:
+    config = uvicorn.Config(
+        create_app(services),
+        host=settings.http.host,
+        port=settings.http.port,
+        log_level="warning",
+        lifespan="off",
+    )
+    return uvicorn.Server(config)
+
+
+@dataclass(frozen=True, slots=True)
+class Running:
+    """What `up` started, for the banner and for tests."""
+
+    http_url: str
+    mqtt: MqttEndpoint
+    demo: demo.Demo | None
+
+
+async def _until_stopped(server: uvicorn.Server, *tasks: asyncio.Task[None]) -> None:
+    """Serve HTTP until uvicorn stops (Ctrl-C, SIGTERM), then cancel the rest; a background failure stops all."""
+    serving = asyncio.create_task(server.serve())
+    done, _ = await asyncio.wait([serving, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    server.should_exit = True
+    for task in (serving, *tasks):
+        if task not in done:
+            task.cancel()
+    for task in (serving, *tasks):
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def run_embedded(
+    settings: Settings, with_demo: bool, on_ready: Callable[[Running], Awaitable[None] | None] | None = None
+) -> None:
+    """Everything in one process: broker (unless external), ingestion, API, and optionally the demo."""
+    store = await open_store(settings.resolved_database_url)
+    try:
+        services = build_services(settings, store)
+        provisioned = await demo.provision(store) if with_demo else None
+        async with contextlib.AsyncExitStack() as stack:
+            if settings.mqtt.url:
+                endpoint = MqttEndpoint.parse(settings.mqtt.url)
+            else:
+                endpoint = (
+                    await stack.enter_async_context(EmbeddedBroker(settings.mqtt.host, settings.mqtt.port))
+                ).endpoint
+            worker = MqttIngestWorker(build_pipeline(settings, store), endpoint, settings.mqtt.client_id)
+            tasks = [asyncio.create_task(worker.run(), name="ingest")]
+            await asyncio.wait_for(worker.subscribed.wait(), timeout=30)
+            if provisioned is not None:
+                tasks.append(asyncio.create_task(demo.simulate(provisioned.sensors, endpoint), name="simulator"))
+            server = _http_server(settings, services)
+            running = Running(f"http://{settings.http.host}:{settings.http.port}", endpoint, provisioned)
+            tasks.append(asyncio.create_task(_announce(server, running, on_ready), name="announce"))
+            await _until_stopped(server, *tasks)
+    finally:
+        await store.close()
+
+
+async def _announce(
+    server: uvicorn.Server, running: Running, on_ready: Callable[[Running], Awaitable[None] | None] | None
+) -> None:
+    while not server.started:
+        await asyncio.sleep(0.05)
+    if on_ready is not None:
+        result = on_ready(running)
+        if result is not None:
+            await result
+    await asyncio.Event().wait()  # stay pending: finishing would stop the platform
+
+
+async def run_api(settings: Settings) -> None:
+    """The API alone (production: several replicas behind a load balancer)."""
+    store = await open_store(settings.resolved_database_url, apply_migrations=False)
+    try:
+        await _http_server(settings, build_services(settings, store)).serve()
+    finally:
+        await store.close()
+
+
+async def run_ingest(settings: Settings) -> None:
+    """One ingest worker against an external broker, until SIGINT or SIGTERM."""
+    if not settings.mqtt.url:
+        raise ValueError("ingest needs an external broker: set KOPROGO_MQTT_URL or --mqtt-url")
+    store = await open_store(settings.resolved_database_url, apply_migrations=False)
+    try:
+        worker = MqttIngestWorker(
+            build_pipeline(settings, store), MqttEndpoint.parse(settings.mqtt.url), settings.mqtt.client_id
+        )
+        task = asyncio.create_task(worker.run())
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    finally:
+        await store.close()

@@ -1,0 +1,1 @@
+"""The embedded MQTT broker used when no external broker is configured."""

@@ -1,0 +1,143 @@
+"""`koprogo-iot`: run the platform, or one of its parts, from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from typing import Any
+
+from pydantic import ValidationError
+
+from koprogo_iot import __version__, bootstrap, demo
+from koprogo_iot.config import Mode, Settings
+from koprogo_iot.domain.errors import KoproGoError
+from koprogo_iot.domain.tenancy import Organization, Role, User
+from koprogo_iot.services.accounts import MIN_PASSWORD_LENGTH, hash_password
+from koprogo_iot.storage.migrations import migrate
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="koprogo-iot", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help)
+        sub.add_argument("--data-dir", help="where embedded data lives (KOPROGO_DATA_DIR, default ./data)")
+        sub.add_argument("--database-url", help="postgresql://... or sqlite:///path (KOPROGO_DATABASE_URL)")
+        return sub
+
+    up = command("up", "run everything in one process: MQTT broker, ingestion and API (embedded mode)")
+    up.add_argument("--demo", action="store_true", help="provision a demo building and simulate its sensors")
+    up.add_argument("--mqtt-url", help="use this external broker instead of the embedded one (KOPROGO_MQTT_URL)")
+    up.add_argument("--mqtt-port", type=int, help="embedded broker port (KOPROGO_MQTT_PORT, default 1884)")
+    up.add_argument("--http-host", help="API address (KOPROGO_HTTP_HOST, default 127.0.0.1)")
+    up.add_argument("--http-port", type=int, help="API port (KOPROGO_HTTP_PORT, default 8000)")
+
+    api = command("api", "run the HTTP API alone")
+    api.add_argument("--http-host", help="API address (KOPROGO_HTTP_HOST)")
+    api.add_argument("--http-port", type=int, help="API port (KOPROGO_HTTP_PORT)")
+
+    ingest = command("ingest", "run one ingest worker against an external MQTT broker")
+    ingest.add_argument("--mqtt-url", help="broker to subscribe to (KOPROGO_MQTT_URL)")
+    ingest.add_argument("--client-id", help="MQTT client id, unique per worker (KOPROGO_MQTT_CLIENT_ID)")
+
+    command("migrate", "create or upgrade the database schema")
+
+    admin = command("create-admin", "create an organization and its first superadmin on a new installation")
+    admin.add_argument("--organization", required=True, help="the operating organization's name")
+    admin.add_argument("--email", required=True)
+    admin.add_argument("--password", required=True)
+    admin.add_argument("--name", default="Administrator", help="full name")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    """Environment first, then the flags given on the command line."""
+    settings = Settings()
+    top: dict[str, Any] = {"data_dir": args.data_dir, "database_url": args.database_url}
+    mqtt = {"url": getattr(args, "mqtt_url", None), "port": getattr(args, "mqtt_port", None),
+            "client_id": getattr(args, "client_id", None)}  # fmt: skip
+    http = {"host": getattr(args, "http_host", None), "port": getattr(args, "http_port", None)}
+    updates = {k: v for k, v in top.items() if v is not None}
+    for section, values in (("mqtt", mqtt), ("http", http)):
+        given = {k: v for k, v in values.items() if v is not None}
+        if given:
+            updates[section] = getattr(settings, section).model_copy(update=given)
+    return Settings.model_validate(settings.model_dump() | updates)
+
+
+def _banner(running: bootstrap.Running) -> None:
+    lines = [
+        "",
+        "KoproGo IoT is running (embedded mode)",
+        f"  API and docs  {running.http_url}/docs",
+        f"  MQTT broker   {running.mqtt}",
+    ]
+    if running.demo is not None:
+        org, building = running.demo.organization, running.demo.building
+        lines += [
+            f"  Demo          {building.name}: {len(running.demo.sensors)} simulated sensors",
+            f"  Log in as     {demo.SYNDIC_EMAIL} / {demo.DEMO_PASSWORD}  (syndic)",
+            f"                {demo.OWNER_EMAIL} / {demo.DEMO_PASSWORD}  (owner of App. 1.1)",
+            f"  Publish to    koprogo/{org.id}/{building.id}/<sensor_id>/readings",
+        ]
+    lines.append("Press Ctrl-C to stop.")
+    print("\n".join(lines), flush=True)
+
+
+async def _migrate(settings: Settings) -> None:
+    store = await bootstrap.open_store(settings.resolved_database_url, apply_migrations=False)
+    try:
+        applied = await migrate(store.db)
+        print(f"applied {len(applied)} migration(s)" if applied else "schema is up to date")
+    finally:
+        await store.close()
+
+
+async def _create_admin(settings: Settings, args: argparse.Namespace) -> None:
+    if len(args.password) < MIN_PASSWORD_LENGTH:
+        raise KoproGoError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
+    store = await bootstrap.open_store(settings.resolved_database_url)
+    try:
+        organization = Organization(name=args.organization)
+        user = User(organization.id, args.email, args.name, Role.SUPERADMIN, hash_password(args.password))
+        await store.add_organization(organization)
+        await store.add_user(user)
+        print(f"created organization {organization.id} and superadmin {user.email}")
+    finally:
+        await store.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    try:
+        settings = _settings(args)
+        if args.command == "up":
+            settings = settings.model_copy(update={"mode": Mode.EMBEDDED})
+            asyncio.run(bootstrap.run_embedded(settings, with_demo=args.demo, on_ready=_banner))
+        elif args.command == "api":
+            asyncio.run(bootstrap.run_api(settings))
+        elif args.command == "ingest":
+            asyncio.run(bootstrap.run_ingest(settings))
+        elif args.command == "migrate":
+            asyncio.run(_migrate(settings))
+        elif args.command == "create-admin":
+            asyncio.run(_create_admin(settings, args))
+    except (ValidationError, ValueError, OSError, KoproGoError) as exc:
+        print(f"koprogo-iot {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

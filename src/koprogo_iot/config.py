@@ -1,0 +1,81 @@
+"""All configuration in one place: `KOPROGO_*` environment variables, overridden by command-line flags."""
+
+from __future__ import annotations
+
+import secrets
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# 1883 is the standard MQTT port, usually taken by a system Mosquitto; the embedded broker stays clear of it.
+EMBEDDED_MQTT_PORT = 1884
+MIN_SECRET_LENGTH = 32
+
+
+class Mode(StrEnum):
+    EMBEDDED = "embedded"  # one process, SQLite, in-process broker: a laptop or a demo
+    PRODUCTION = "production"  # external broker and PostgreSQL; secrets must be given
+
+
+class MqttSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KOPROGO_MQTT_")
+
+    url: str | None = Field(None, description="external broker (mqtt://user:pass@host:port); unset: embedded broker")
+    host: str = Field("127.0.0.1", description="address the embedded broker listens on")
+    port: int = Field(EMBEDDED_MQTT_PORT, description="port the embedded broker listens on")
+    client_id: str = Field("koprogo-ingest", description="ingest worker's MQTT client id (its persistent session)")
+
+
+class HttpSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KOPROGO_HTTP_")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+
+class IngestSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KOPROGO_INGEST_")
+
+    max_payload_bytes: int = 16_384
+    max_clock_skew_seconds: int = 300
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KOPROGO_")
+
+    mode: Mode = Mode.EMBEDDED
+    data_dir: Path = Path("data")
+    database_url: str | None = Field(None, description="postgresql://... or sqlite:///path; unset: data_dir SQLite")
+    redis_url: str | None = None
+    secret_key: SecretStr | None = Field(None, description="signs API tokens; generated in embedded mode")
+    token_ttl_minutes: int = 12 * 60
+    # Each section reads its own KOPROGO_<SECTION>_* variables when built.
+    mqtt: MqttSettings = Field(default_factory=lambda: MqttSettings())
+    http: HttpSettings = Field(default_factory=lambda: HttpSettings())
+    ingest: IngestSettings = Field(default_factory=lambda: IngestSettings())
+
+    @model_validator(mode="after")
+    def _production_needs_real_services(self) -> Settings:
+        if self.mode is Mode.PRODUCTION:
+            if self.secret_key is None or len(self.secret_key.get_secret_value()) < MIN_SECRET_LENGTH:
+                raise ValueError(f"production mode needs KOPROGO_SECRET_KEY of at least {MIN_SECRET_LENGTH} characters")
+            if not self.database_url:
+                raise ValueError("production mode needs KOPROGO_DATABASE_URL")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'koprogo.db'}"
+
+    def token_secret(self) -> str:
+        """The configured secret, or (embedded mode) one generated once and kept in the data directory."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48), encoding="utf-8")
+            path.chmod(0o600)
+        return path.read_text(encoding="utf-8").strip()

@@ -1,0 +1,189 @@
+"""A demo building: its organization, units, people and sensors, and a simulator that makes them talk."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import msgspec
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from koprogo_iot.domain.clock import utcnow
+from koprogo_iot.domain.errors import NotFound
+from koprogo_iot.domain.sensors import IoTSensor, MeasurementKind, SensorType
+from koprogo_iot.domain.tenancy import Building, Organization, Role, Unit, User
+from koprogo_iot.mqtt_url import MqttEndpoint
+from koprogo_iot.services.accounts import hash_password
+from koprogo_iot.storage.ports import Store
+
+log = logging.getLogger(__name__)
+
+# Fixed ids (uuid5 of a name) make provisioning idempotent: `up --demo` twice on one data dir finds them.
+_NAMESPACE = uuid.UUID("5b0f6c52-8a1e-4f7e-9d57-0c8f3a1f6b10")
+DEMO_PASSWORD = "koprogo-demo"
+SYNDIC_EMAIL = "syndic@demo.koprogo.be"
+OWNER_EMAIL = "owner@demo.koprogo.be"
+ADMIN_EMAIL = "admin@demo.koprogo.be"
+DEMO_INTERVAL = 10  # seconds: the shortest sampling interval, so a demo visibly moves
+
+
+def _id(name: str) -> uuid.UUID:
+    return uuid.uuid5(_NAMESPACE, name)
+
+
+@dataclass(frozen=True, slots=True)
+class Demo:
+    organization: Organization
+    building: Building
+    sensors: list[IoTSensor]
+
+
+def _demo_sensors(org: uuid.UUID, building: uuid.UUID, units: list[Unit]) -> list[IoTSensor]:
+    def sensor(
+        device: str, sensor_type: SensorType, uom: str, where: str, unit: Unit | None = None, **extra: object
+    ) -> IoTSensor:
+        return IoTSensor(
+            id=_id(device), organization_id=org, building_id=building, unit_id=unit.id if unit else None,
+            sensor_id=device, sensor_type=sensor_type, location=where, unit_of_measure=uom,
+            sampling_interval=DEMO_INTERVAL, floor=unit.floor if unit else -1,
+            **extra,  # type: ignore[arg-type]
+        )  # fmt: skip
+
+    sensors = [
+        sensor("KAM-MC21-60011234", SensorType.COLD_WATER, "m³", "Basement, main water meter",
+               manufacturer="Kamstrup", model="MULTICAL 21"),
+        sensor("KAM-FLOWIQ-60020042", SensorType.COLD_WATER, "L/h", "Basement, main water flow",
+               manufacturer="Kamstrup", model="flowIQ 2200", kind=MeasurementKind.INSTANTANEOUS,
+               alert_threshold_max=50.0),
+        sensor("shellypro3em-a8032abe54dc", SensorType.ELECTRICITY, "kWh", "Basement, common areas board",
+               manufacturer="Shelly", model="Pro 3EM"),
+        sensor("ELSTER-BKG4-778120", SensorType.GAS, "m³", "Boiler room, gas meter",
+               manufacturer="Elster", model="BK-G4"),
+        sensor("SIEMENS-PXC-AI03", SensorType.HEATING, "°C", "Boiler room, flow temperature",
+               manufacturer="Siemens", model="Desigo PXC", alert_threshold_min=35.0, alert_threshold_max=85.0),
+    ]  # fmt: skip
+    for unit in units:
+        tag = unit.name.replace(" ", "").replace(".", "")
+        sensors += [
+            sensor(f"KAM-MC21-{tag}-CW", SensorType.COLD_WATER, "m³", f"{unit.name}, kitchen", unit,
+                   manufacturer="Kamstrup", model="MULTICAL 21"),
+            sensor(f"KAM-MC21-{tag}-HW", SensorType.HOT_WATER, "m³", f"{unit.name}, bathroom", unit,
+                   manufacturer="Kamstrup", model="MULTICAL 21"),
+            sensor(f"SHELLY-HT-{tag}", SensorType.TEMPERATURE, "°C", f"{unit.name}, living room", unit,
+                   manufacturer="Shelly", model="H&T Gen3"),
+        ]  # fmt: skip
+    return sensors
+
+
+async def provision(store: Store) -> Demo:
+    """Create the demo organization once; later calls return what exists."""
+    org = Organization(id=_id("organization"), name="Résidence du Parc (demo)")
+    building = Building(
+        id=_id("building"), organization_id=org.id, name="Résidence du Parc",
+        address="Avenue du Parc 12, 1060 Saint-Gilles",
+    )  # fmt: skip
+    units = [
+        Unit(id=_id(f"unit {name}"), organization_id=org.id, building_id=building.id, name=name, floor=floor)
+        for name, floor in (("App. 0.1", 0), ("App. 1.1", 1), ("App. 1.2", 1), ("App. 2.1", 2))
+    ]
+    try:
+        await store.get_organization(org.id)
+    except NotFound:
+        await store.add_organization(org)
+        await store.add_building(building)
+        for unit in units:
+            await store.add_unit(unit)
+        hashed = hash_password(DEMO_PASSWORD)
+        people = [
+            (ADMIN_EMAIL, "Platform Admin", Role.SUPERADMIN, frozenset[uuid.UUID]()),
+            (SYNDIC_EMAIL, "Sophie Syndic", Role.SYNDIC, frozenset[uuid.UUID]()),
+            (OWNER_EMAIL, "Olivier Owner", Role.OWNER, frozenset({units[1].id})),
+        ]
+        for email, name, role, unit_ids in people:
+            await store.add_user(User(org.id, email, name, role, hashed, unit_ids, id=_id(email)))
+        for sensor in _demo_sensors(org.id, building.id, units):
+            await store.add_sensor(sensor)
+        log.info("provisioned the demo organization %s", org.id)
+    return Demo(org, building, await store.list_sensors(org.id))
+
+
+class _NativePayload(msgspec.Struct):
+    timestamp: datetime
+    value: float
+    battery_level: float | None
+    signal_strength: int | None
+
+
+@dataclass
+class _Device:
+    """One simulated device: its current value and its battery."""
+
+    sensor: IoTSensor
+    value: float
+    battery: float = field(default_factory=lambda: random.uniform(40, 100))
+    rssi: int = field(default_factory=lambda: random.randint(-95, -55))
+
+
+def _initial(sensor: IoTSensor) -> float:
+    if sensor.last_value is not None:
+        return sensor.last_value
+    if sensor.measurement_kind is MeasurementKind.CUMULATIVE:
+        return round(random.uniform(100, 2000), 3)
+    return {SensorType.HEATING: 65.0, SensorType.TEMPERATURE: 20.5}.get(sensor.sensor_type, 10.0)
+
+
+def _next_value(device: _Device, now: datetime, step: float) -> float:
+    """A plausible next value: usage follows the hour of the day; the flow meter spikes now and then."""
+    sensor = device.sensor
+    hour = now.hour + now.minute / 60
+    daytime = 0.3 + 0.7 * max(0.0, math.sin((hour - 6) / 16 * math.pi))  # low at night, high by day
+    if sensor.measurement_kind is MeasurementKind.CUMULATIVE:
+        per_hour = {SensorType.ELECTRICITY: 4.0, SensorType.GAS: 1.5}.get(sensor.sensor_type, 0.02)
+        if sensor.unit_id is None and sensor.sensor_type is SensorType.COLD_WATER:
+            per_hour = 0.4  # the main meter sees the whole building
+        return round(device.value + per_hour * daytime * step / 3600 * random.uniform(0.5, 1.5), 4)
+    if sensor.sensor_type is SensorType.COLD_WATER:  # flow in L/h; every few minutes a burst above 50 L/h
+        return 75.0 if now.minute % 5 == 0 and now.second < 35 else round(30 * daytime * random.uniform(0.2, 1), 1)
+    if sensor.sensor_type is SensorType.HEATING:
+        return round(60 + 10 * math.sin(hour / 24 * 2 * math.pi) + random.uniform(-1, 1), 1)
+    return round(20.5 + 1.5 * math.sin((hour - 9) / 24 * 2 * math.pi) + random.uniform(-0.2, 0.2), 1)
+
+
+async def simulate(sensors: list[IoTSensor], endpoint: MqttEndpoint, speed: float = 1.0) -> None:
+    """Publish native readings over MQTT (QoS 1) for `sensors`, each at its sampling interval, until cancelled."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"koprogo-simulator-{uuid.uuid4().hex[:8]}")
+    if endpoint.username:
+        client.username_pw_set(endpoint.username, endpoint.password)
+    client.connect_async(endpoint.host, endpoint.port)
+    client.loop_start()
+    devices = [_Device(s, _initial(s)) for s in sensors]
+    # Stagger first readings over one interval so the building does not speak all at once.
+    due = {id(d): random.uniform(0, d.sensor.sampling_interval / speed) for d in devices}
+    encoder = msgspec.json.Encoder()
+    clock = asyncio.get_running_loop().time
+    started = clock()
+    try:
+        while True:
+            now, elapsed = utcnow(), clock() - started
+            for device in devices:
+                if due[id(device)] > elapsed:
+                    continue
+                interval = device.sensor.sampling_interval / speed
+                due[id(device)] = elapsed + interval
+                device.value = _next_value(device, now, device.sensor.sampling_interval)
+                device.battery = max(0.0, device.battery - 0.001)
+                payload = _NativePayload(
+                    now.astimezone(UTC).replace(microsecond=now.microsecond // 1000 * 1000),
+                    device.value, round(device.battery, 1), device.rssi + random.randint(-3, 3),
+                )  # fmt: skip
+                client.publish(device.sensor.mqtt_topic, encoder.encode(payload), qos=1)
+            await asyncio.sleep(0.25)
+    finally:
+        client.disconnect()
+        client.loop_stop()

@@ -1,0 +1,1 @@
+"""The pure core: entities, value objects and rules. Imports only the standard library."""

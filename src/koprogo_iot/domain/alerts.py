@@ -1,0 +1,120 @@
+"""Alerts raised by sensors, and the decision a reading takes about them."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from uuid import UUID
+
+from koprogo_iot.domain.clock import utcnow
+from koprogo_iot.domain.readings import IoTReading
+from koprogo_iot.domain.sensors import IoTSensor, SensorStatus, ThresholdSide
+
+# A value this far past its threshold (as a fraction of the threshold) is critical rather than a warning:
+# the specification's example, 75 L/h against a 50 L/h maximum, is critical.
+CRITICAL_EXCESS = 0.25
+
+
+class AlertType(StrEnum):
+    THRESHOLD_EXCEEDED = "threshold_exceeded"
+    ANOMALY_DETECTED = "anomaly_detected"
+    SENSOR_OFFLINE = "sensor_offline"
+    LOW_BATTERY = "low_battery"
+    SENSOR_FAULTY = "sensor_faulty"
+    LEAK_DETECTED = "leak_detected"
+
+
+class AlertSeverity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"  # somebody has to act
+
+
+class AlertStatus(StrEnum):
+    ACTIVE = "active"  # the condition still holds
+    CLEARED = "cleared"  # the condition ended
+
+
+@dataclass(frozen=True, slots=True)
+class IoTAlert:
+    """One occurrence of a condition on a sensor; repeats while active update it instead of adding alerts."""
+
+    organization_id: UUID
+    sensor_id: UUID
+    building_id: UUID
+    alert_type: AlertType
+    severity: AlertSeverity
+    message: str
+    triggered_at: datetime
+    unit_id: UUID | None = None
+    reading_value: float | None = None
+    threshold_value: float | None = None
+    occurrences: int = 1
+    last_triggered_at: datetime | None = None
+    cleared_at: datetime | None = None
+    email_sent: bool = False
+    sms_sent: bool = False
+    push_sent: bool = False
+    acknowledged_by: UUID | None = None
+    acknowledged_at: datetime | None = None
+    resolution_note: str | None = None
+    id: UUID = field(default_factory=uuid.uuid4)
+    created_at: datetime = field(default_factory=utcnow)
+
+    @property
+    def status(self) -> AlertStatus:
+        return AlertStatus.ACTIVE if self.cleared_at is None else AlertStatus.CLEARED
+
+    @property
+    def acknowledged(self) -> bool:
+        return self.acknowledged_at is not None
+
+
+@dataclass(frozen=True, slots=True)
+class RaiseAlert:
+    """Open an alert of this type, or update the active one (count, last value, severity)."""
+
+    alert: IoTAlert
+
+
+@dataclass(frozen=True, slots=True)
+class ClearAlert:
+    """End the active alert of this type on the sensor, if there is one."""
+
+    sensor_id: UUID
+    alert_type: AlertType
+    at: datetime
+
+
+AlertDecision = RaiseAlert | ClearAlert
+
+
+def threshold_decision(sensor: IoTSensor, reading: IoTReading) -> AlertDecision | None:
+    """What `reading` means for the sensor's threshold alert; None when thresholds are off or muted."""
+    if not sensor.alert_enabled or sensor.status is SensorStatus.MAINTENANCE:
+        return None
+    reason = sensor.check_alert(reading.value)
+    if reason is None:
+        return ClearAlert(sensor.id, AlertType.THRESHOLD_EXCEEDED, reading.timestamp)
+    excess = abs(reason.value - reason.threshold) / max(abs(reason.threshold), 1e-9)
+    severity = AlertSeverity.CRITICAL if excess >= CRITICAL_EXCESS else AlertSeverity.WARNING
+    where = sensor.location or sensor.sensor_id
+    word = "maximum" if reason.side is ThresholdSide.ABOVE else "minimum"
+    return RaiseAlert(
+        IoTAlert(
+            organization_id=sensor.organization_id,
+            sensor_id=sensor.id,
+            building_id=sensor.building_id,
+            unit_id=sensor.unit_id,
+            alert_type=AlertType.THRESHOLD_EXCEEDED,
+            severity=severity,
+            message=f"Sensor {sensor.sensor_id} ({where}): {reason.value:g} {sensor.unit_of_measure}, "
+            f"{word} {reason.threshold:g} {sensor.unit_of_measure}",
+            triggered_at=reading.timestamp,
+            last_triggered_at=reading.timestamp,
+            reading_value=reason.value,
+            threshold_value=reason.threshold,
+        )
+    )

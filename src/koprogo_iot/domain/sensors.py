@@ -1,0 +1,187 @@
+"""IoT sensors: what they measure, how they are configured, and when a value calls for an alert."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import TypeVar
+from uuid import UUID
+
+from koprogo_iot.domain.clock import utcnow
+from koprogo_iot.domain.errors import InvalidValue
+
+MIN_SAMPLING_INTERVAL = 10  # seconds, from the specification
+MAX_SAMPLING_INTERVAL = 86_400  # 24 h
+# Characters that would break the MQTT topic `koprogo/{org}/{building}/{sensor_id}/readings`.
+_TOPIC_UNSAFE = frozenset("/+#\x00")
+_E = TypeVar("_E", bound=StrEnum)
+
+
+class SensorType(StrEnum):
+    COLD_WATER = "cold_water"
+    HOT_WATER = "hot_water"
+    GAS = "gas"
+    ELECTRICITY = "electricity"
+    COGENERATION = "cogeneration"
+    HEATING = "heating"
+    TEMPERATURE = "temperature"
+    HUMIDITY = "humidity"
+
+    @property
+    def may_be_negative(self) -> bool:
+        """Only temperatures go below zero; a negative water or energy value is a device fault."""
+        return self in (SensorType.TEMPERATURE, SensorType.HEATING)
+
+    @property
+    def default_kind(self) -> MeasurementKind:
+        if self in (SensorType.TEMPERATURE, SensorType.HUMIDITY, SensorType.HEATING):
+            return MeasurementKind.INSTANTANEOUS
+        return MeasurementKind.CUMULATIVE
+
+
+class MeasurementKind(StrEnum):
+    CUMULATIVE = "cumulative"  # a meter index (m³, kWh): consumption is its increase
+    INSTANTANEOUS = "instantaneous"  # a gauge (W, °C, %, L/h)
+
+
+class SensorStatus(StrEnum):
+    ACTIVE = "active"
+    INACTIVE = "inactive"  # switched off on purpose: its messages are refused
+    MAINTENANCE = "maintenance"  # readings are kept but raise no alert
+    FAULTY = "faulty"
+
+
+class ThresholdSide(StrEnum):
+    BELOW = "below"
+    ABOVE = "above"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertReason:
+    """A value crossed one of the sensor's thresholds."""
+
+    side: ThresholdSide
+    value: float
+    threshold: float
+
+    def describe(self, unit: str) -> str:
+        word = "above maximum" if self.side is ThresholdSide.ABOVE else "below minimum"
+        return f"{self.value:g} {unit} {word} {self.threshold:g} {unit}"
+
+
+def _member(enum: type[_E], value: object, name: str) -> _E:
+    try:
+        return enum(str(value))
+    except ValueError:
+        allowed = ", ".join(m.value for m in enum)
+        raise InvalidValue(f"{name} must be one of {allowed}, not {value!r}") from None
+
+
+def _finite_or_none(value: float | None, name: str) -> float | None:
+    if value is not None and not math.isfinite(value):
+        raise InvalidValue(f"{name} must be a finite number")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class IoTSensor:
+    """A sensor installed in a building; `sensor_id` is the manufacturer's id (serial number, MAC, DevEUI)."""
+
+    organization_id: UUID
+    building_id: UUID
+    sensor_id: str
+    sensor_type: SensorType
+    manufacturer: str
+    model: str
+    location: str
+    unit_of_measure: str
+    sampling_interval: int = 300
+    kind: MeasurementKind | None = None  # None: the sensor type's usual kind
+    unit_id: UUID | None = None  # None: a common meter of the building
+    firmware_version: str | None = None
+    floor: int | None = None
+    calibration_factor: float = 1.0
+    alert_threshold_min: float | None = None
+    alert_threshold_max: float | None = None
+    status: SensorStatus = SensorStatus.ACTIVE
+    last_reading_at: datetime | None = None
+    last_value: float | None = None
+    last_battery_level: float | None = None
+    id: UUID = field(default_factory=uuid.uuid4)
+    installed_at: datetime = field(default_factory=utcnow)
+    created_at: datetime = field(default_factory=utcnow)
+    updated_at: datetime = field(default_factory=utcnow)
+
+    def __post_init__(self) -> None:
+        sensor_id = self.sensor_id.strip()
+        if not sensor_id:
+            raise InvalidValue("sensor id cannot be empty")
+        if len(sensor_id) > 255 or any(c in _TOPIC_UNSAFE or c.isspace() for c in sensor_id):
+            raise InvalidValue("sensor id must be at most 255 characters without spaces, '/', '+' or '#'")
+        object.__setattr__(self, "sensor_id", sensor_id)
+        sensor_type = _member(SensorType, self.sensor_type, "sensor type")
+        object.__setattr__(self, "sensor_type", sensor_type)
+        object.__setattr__(self, "status", _member(SensorStatus, self.status, "status"))
+        object.__setattr__(self, "kind", _member(MeasurementKind, self.kind or sensor_type.default_kind, "kind"))
+        if not MIN_SAMPLING_INTERVAL <= self.sampling_interval <= MAX_SAMPLING_INTERVAL:
+            raise InvalidValue(
+                f"sampling interval must be between {MIN_SAMPLING_INTERVAL} s and {MAX_SAMPLING_INTERVAL} s (24 h)"
+            )
+        if not self.unit_of_measure.strip():
+            raise InvalidValue("unit of measure cannot be empty")
+        calibration = _finite_or_none(self.calibration_factor, "calibration factor")
+        if calibration is None or calibration <= 0:
+            raise InvalidValue("calibration factor must be a positive number")
+        low = _finite_or_none(self.alert_threshold_min, "minimum threshold")
+        high = _finite_or_none(self.alert_threshold_max, "maximum threshold")
+        if low is not None and high is not None and low >= high:
+            raise InvalidValue("minimum threshold must be below maximum threshold")
+        if self.last_battery_level is not None and not 0 <= self.last_battery_level <= 100:
+            raise InvalidValue("battery level must be between 0 and 100")
+
+    @property
+    def measurement_kind(self) -> MeasurementKind:
+        """The resolved kind (never None after construction)."""
+        return MeasurementKind(self.kind or self.sensor_type.default_kind)
+
+    @property
+    def mqtt_topic(self) -> str:
+        return f"koprogo/{self.organization_id}/{self.building_id}/{self.sensor_id}/readings"
+
+    @property
+    def alert_enabled(self) -> bool:
+        return self.alert_threshold_min is not None or self.alert_threshold_max is not None
+
+    def changed(self, **changes: object) -> IoTSensor:
+        """A copy with `changes` applied, validated again, and `updated_at` set to now."""
+        return dataclasses.replace(self, **changes, updated_at=utcnow())  # type: ignore[arg-type]
+
+    def calibrated(self, factor: float) -> IoTSensor:
+        return self.changed(calibration_factor=factor)
+
+    def with_thresholds(self, minimum: float | None, maximum: float | None) -> IoTSensor:
+        return self.changed(alert_threshold_min=minimum, alert_threshold_max=maximum)
+
+    def calibrate(self, raw_value: float) -> float:
+        """The physical value for a raw device value."""
+        return raw_value * self.calibration_factor
+
+    def accepts(self, value: float) -> str | None:
+        """Why `value` cannot be a reading of this sensor, or None when it can."""
+        if not math.isfinite(value):
+            return "value is not a finite number"
+        if value < 0 and not self.sensor_type.may_be_negative:
+            return f"a {self.sensor_type.value} reading cannot be negative"
+        return None
+
+    def check_alert(self, value: float) -> AlertReason | None:
+        """The threshold `value` crosses, if any (minimum checked first, as in the specification)."""
+        if self.alert_threshold_min is not None and value < self.alert_threshold_min:
+            return AlertReason(ThresholdSide.BELOW, value, self.alert_threshold_min)
+        if self.alert_threshold_max is not None and value > self.alert_threshold_max:
+            return AlertReason(ThresholdSide.ABOVE, value, self.alert_threshold_max)
+        return None

@@ -1,0 +1,1 @@
+"""Ingestion: MQTT message -> decode -> validate -> enrich -> rules -> store -> acknowledge."""

@@ -1,0 +1,24 @@
+"""The services the entry points use, built once by `bootstrap`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from koprogo_iot.services.accounts import Accounts
+from koprogo_iot.services.monitoring import Monitoring
+from koprogo_iot.services.provisioning import Provisioning
+from koprogo_iot.storage.ports import Store
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    store: Store
+    accounts: Accounts
+    provisioning: Provisioning
+    monitoring: Monitoring
+
+    @classmethod
+    def over(cls, store: Store, secret: str, token_ttl: timedelta = timedelta(hours=12)) -> Services:
+        provisioning = Provisioning(store)
+        return cls(store, Accounts(store, secret, token_ttl), provisioning, Monitoring(store, provisioning))

@@ -1,0 +1,52 @@
+"""Reading what the sensors said and what it raised: readings and alerts, as the caller may see them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from koprogo_iot.domain.access import Principal
+from koprogo_iot.domain.alerts import IoTAlert
+from koprogo_iot.domain.clock import utcnow
+from koprogo_iot.domain.errors import InvalidValue
+from koprogo_iot.domain.readings import IoTReading
+from koprogo_iot.services.provisioning import Provisioning
+from koprogo_iot.storage.ports import AlertFilter, Store
+
+MAX_READINGS_PAGE = 10_000
+
+
+class Monitoring:
+    def __init__(self, store: Store, provisioning: Provisioning) -> None:
+        self.store = store
+        self.provisioning = provisioning
+
+    async def readings(
+        self,
+        principal: Principal,
+        sensor_id: UUID,
+        start: datetime | None,
+        end: datetime | None,
+        limit: int,
+    ) -> list[IoTReading]:
+        await self.provisioning.get_sensor(principal, sensor_id)
+        if start is not None and end is not None and start >= end:
+            raise InvalidValue("start must be before end")
+        if not 1 <= limit <= MAX_READINGS_PAGE:
+            raise InvalidValue(f"limit must be between 1 and {MAX_READINGS_PAGE}")
+        return await self.store.list_readings(principal.organization_id, sensor_id, start, end, limit)
+
+    async def alerts(self, principal: Principal, where: AlertFilter) -> list[IoTAlert]:
+        if not principal.role.manages:
+            visible = await self.provisioning.list_sensors(principal)
+            where = AlertFilter(
+                where.status, where.acknowledged, where.sensor_id, where.building_id,
+                frozenset(s.id for s in visible), where.limit,
+            )  # fmt: skip
+        return await self.store.list_alerts(principal.organization_id, where)
+
+    async def acknowledge(self, principal: Principal, alert_id: UUID, note: str | None) -> IoTAlert:
+        principal.require_manager()
+        return await self.store.acknowledge_alert(
+            principal.organization_id, alert_id, principal.user_id, note, utcnow()
+        )

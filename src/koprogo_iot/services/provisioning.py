@@ -1,0 +1,156 @@
+"""Creating and changing organizations, buildings, units, users and sensors, with tenancy checks."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from koprogo_iot.domain.access import Principal
+from koprogo_iot.domain.errors import Conflict, InvalidValue, NotFound
+from koprogo_iot.domain.sensors import IoTSensor
+from koprogo_iot.domain.tenancy import Building, Organization, Role, Unit, User
+from koprogo_iot.services.accounts import MIN_PASSWORD_LENGTH, hash_password
+from koprogo_iot.storage.ports import SensorFilter, Store
+
+
+class Provisioning:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # --- organizations (platform operators only)
+
+    async def create_organization(self, principal: Principal, name: str) -> Organization:
+        principal.require_superadmin()
+        organization = Organization(name=name)
+        await self.store.add_organization(organization)
+        return organization
+
+    async def list_organizations(self, principal: Principal) -> list[Organization]:
+        if principal.role is Role.SUPERADMIN:
+            return await self.store.list_organizations()
+        return [await self.store.get_organization(principal.organization_id)]
+
+    # --- buildings and units
+
+    async def create_building(self, principal: Principal, name: str, address: str = "") -> Building:
+        principal.require_manager()
+        building = Building(organization_id=principal.organization_id, name=name, address=address)
+        await self.store.add_building(building)
+        return building
+
+    async def list_buildings(self, principal: Principal) -> list[Building]:
+        buildings = await self.store.list_buildings(principal.organization_id)
+        if principal.role.manages:
+            return buildings
+        return [b for b in buildings if b.id in principal.building_ids]
+
+    async def get_building(self, principal: Principal, building_id: UUID) -> Building:
+        building = await self.store.get_building(principal.organization_id, building_id)
+        if not principal.role.manages and building.id not in principal.building_ids:
+            raise NotFound(f"building {building_id} not found")
+        return building
+
+    async def create_unit(self, principal: Principal, building_id: UUID, name: str, floor: int | None) -> Unit:
+        principal.require_manager()
+        await self.store.get_building(principal.organization_id, building_id)
+        unit = Unit(organization_id=principal.organization_id, building_id=building_id, name=name, floor=floor)
+        await self.store.add_unit(unit)
+        return unit
+
+    async def list_units(self, principal: Principal, building_id: UUID | None = None) -> list[Unit]:
+        units = await self.store.list_units(principal.organization_id, building_id)
+        if principal.role.manages:
+            return units
+        return [u for u in units if u.id in principal.unit_ids]
+
+    # --- users
+
+    async def create_user(
+        self,
+        principal: Principal,
+        email: str,
+        password: str,
+        full_name: str,
+        role: Role,
+        unit_ids: frozenset[UUID] = frozenset(),
+        organization_id: UUID | None = None,
+    ) -> User:
+        """Syndics add users to their organization; a superadmin may add them to any organization."""
+        principal.require_manager()
+        target = organization_id or principal.organization_id
+        if target != principal.organization_id or role is Role.SUPERADMIN:
+            principal.require_superadmin()
+        await self.store.get_organization(target)
+        if len(password) < MIN_PASSWORD_LENGTH:
+            raise InvalidValue(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
+        for unit_id in unit_ids:
+            await self.store.get_unit(target, unit_id)
+        user = User(
+            organization_id=target,
+            email=email,
+            full_name=full_name,
+            role=role,
+            password_hash=hash_password(password),
+            unit_ids=unit_ids,
+        )
+        if await self.store.find_user_by_email(user.email) is not None:
+            raise Conflict(f"a user with email {user.email} already exists")
+        await self.store.add_user(user)
+        return user
+
+    async def list_users(self, principal: Principal) -> list[User]:
+        principal.require_manager()
+        return await self.store.list_users(principal.organization_id)
+
+    # --- sensors
+
+    async def _check_placement(self, principal: Principal, building_id: UUID, unit_id: UUID | None) -> None:
+        await self.store.get_building(principal.organization_id, building_id)
+        if unit_id is not None:
+            unit = await self.store.get_unit(principal.organization_id, unit_id)
+            if unit.building_id != building_id:
+                raise InvalidValue(f"unit {unit_id} is not in building {building_id}")
+
+    async def create_sensor(self, principal: Principal, fields: dict[str, Any]) -> IoTSensor:
+        principal.require_manager()
+        sensor = IoTSensor(organization_id=principal.organization_id, **fields)
+        await self._check_placement(principal, sensor.building_id, sensor.unit_id)
+        if await self.store.find_sensor(principal.organization_id, sensor.sensor_id) is not None:
+            raise Conflict(f"sensor id {sensor.sensor_id!r} is already registered in this organization")
+        await self.store.add_sensor(sensor)
+        return sensor
+
+    async def get_sensor(self, principal: Principal, sensor_id: UUID) -> IoTSensor:
+        """A sensor the caller may read; any other looks absent (404), never forbidden."""
+        sensor = await self.store.get_sensor(principal.organization_id, sensor_id)
+        if not principal.can_read(sensor):
+            raise NotFound(f"sensor {sensor_id} not found")
+        return sensor
+
+    async def list_sensors(
+        self, principal: Principal, building_id: UUID | None = None, unit_id: UUID | None = None
+    ) -> list[IoTSensor]:
+        scope = (
+            SensorFilter(building_id, unit_id)
+            if principal.role.manages
+            else SensorFilter(building_id, unit_id, principal.unit_ids, principal.building_ids)
+        )
+        return await self.store.list_sensors(principal.organization_id, scope)
+
+    async def update_sensor(self, principal: Principal, sensor_id: UUID, changes: dict[str, Any]) -> IoTSensor:
+        principal.require_manager()
+        sensor = (await self.get_sensor(principal, sensor_id)).changed(**changes)
+        await self._check_placement(principal, sensor.building_id, sensor.unit_id)
+        other = await self.store.find_sensor(principal.organization_id, sensor.sensor_id)
+        if other is not None and other.id != sensor.id:
+            raise Conflict(f"sensor id {sensor.sensor_id!r} is already registered in this organization")
+        await self.store.update_sensor(sensor)
+        return sensor
+
+    async def calibrate_sensor(self, principal: Principal, sensor_id: UUID, factor: float) -> IoTSensor:
+        return await self.update_sensor(principal, sensor_id, {"calibration_factor": factor})
+
+    async def delete_sensor(self, principal: Principal, sensor_id: UUID) -> None:
+        principal.require_manager()
+        await self.get_sensor(principal, sensor_id)
+        await self.store.delete_sensor(principal.organization_id, sensor_id)

@@ -1,0 +1,1 @@
+"""Storage: the `Store` port, its SQLite and PostgreSQL adapters, and their migrations."""

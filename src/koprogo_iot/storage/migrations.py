@@ -1,0 +1,51 @@
+"""Versioned schema migrations: numbered SQL files per dialect, each applied once, in order."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from importlib import resources
+
+from koprogo_iot.storage.database import Database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def available(dialect: str) -> list[Migration]:
+    """The migrations shipped for `dialect`, sorted by version (`0001_initial.sql` is version 1)."""
+    folder = resources.files("koprogo_iot.storage") / "sql" / dialect
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            number, _, rest = entry.name.partition("_")
+            found.append(Migration(int(number), rest.removesuffix(".sql"), entry.read_text(encoding="utf-8")))
+    return sorted(found, key=lambda m: m.version)
+
+
+async def migrate(db: Database) -> list[Migration]:
+    """Apply the migrations `db` has not seen yet; return them."""
+    await db.executescript(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)"
+    )
+    done = {row["version"] for row in await db.fetch("SELECT version FROM schema_migrations")}
+    applied = []
+    for migration in available(db.dialect):
+        if migration.version in done:
+            continue
+        async with db.transaction() as tx:
+            await tx.executescript(migration.sql)
+            await tx.execute(
+                "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                migration.version,
+                migration.name,
+            )
+        log.info("applied migration %04d_%s", migration.version, migration.name)
+        applied.append(migration)
+    return applied

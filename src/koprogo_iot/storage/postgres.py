@@ -1,0 +1,82 @@
+"""PostgreSQL adapter (asyncpg): the production database."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from enum import Enum
+from typing import Any
+
+import asyncpg
+
+from koprogo_iot.domain.errors import Conflict, StorageUnavailable
+from koprogo_iot.storage.database import Executor, Row
+
+# Errors that mean "the server is not there right now", as opposed to a bad statement.
+_UNAVAILABLE = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InterfaceError,
+)
+
+
+def _encode(value: object) -> object:
+    return value.value if isinstance(value, Enum) else value
+
+
+def _rowcount(status: str) -> int:
+    """asyncpg returns the command tag ("INSERT 0 3", "UPDATE 2"): the count is its last word."""
+    last = status.rsplit(" ", 1)[-1]
+    return int(last) if last.isdigit() else 0
+
+
+class _Connection(Executor):
+    dialect = "postgres"
+
+    def __init__(self, conn: Any) -> None:  # an asyncpg Connection or Pool: both run statements
+        self._conn = conn
+
+    async def _call(self, method: str, sql: str, args: tuple[object, ...]) -> Any:
+        try:
+            return await getattr(self._conn, method)(sql, *[_encode(a) for a in args])
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise Conflict(exc.detail or str(exc)) from exc
+        except _UNAVAILABLE as exc:
+            raise StorageUnavailable(f"PostgreSQL: {exc}") from exc
+
+    async def fetch(self, sql: str, *args: object) -> list[Row]:
+        return list(await self._call("fetch", sql, args))
+
+    async def fetchrow(self, sql: str, *args: object) -> Row | None:
+        row: Row | None = await self._call("fetchrow", sql, args)
+        return row
+
+    async def execute(self, sql: str, *args: object) -> int:
+        return _rowcount(await self._call("execute", sql, args))
+
+    async def executescript(self, sql: str) -> None:
+        await self._call("execute", sql, ())
+
+
+class PostgresDatabase(_Connection):
+    """A connection pool; each transaction holds one connection."""
+
+    @classmethod
+    async def open(cls, url: str, min_size: int = 1, max_size: int = 10) -> PostgresDatabase:
+        try:
+            pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size)
+        except _UNAVAILABLE as exc:
+            raise StorageUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
+        return cls(pool)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Executor]:
+        try:
+            async with self._conn.acquire() as conn, conn.transaction():
+                yield _Connection(conn)
+        except _UNAVAILABLE as exc:
+            raise StorageUnavailable(f"PostgreSQL: {exc}") from exc
+
+    async def close(self) -> None:
+        await self._conn.close()

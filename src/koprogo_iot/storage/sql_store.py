@@ -1,0 +1,472 @@
+"""`Store` in portable SQL: the same statements run on SQLite and PostgreSQL through `Database`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from koprogo_iot.domain.alerts import AlertSeverity, AlertStatus, AlertType, ClearAlert, IoTAlert, RaiseAlert
+from koprogo_iot.domain.errors import NotFound
+from koprogo_iot.domain.readings import IoTReading, ReadingQuality
+from koprogo_iot.domain.sensors import IoTSensor
+from koprogo_iot.domain.tenancy import Building, Organization, Role, Unit, User
+from koprogo_iot.storage.database import Database, Executor, Row
+from koprogo_iot.storage.ports import AlertFilter, Ingested, SensorFilter
+
+
+def _uuid(value: Any) -> UUID:
+    return value if isinstance(value, UUID) else UUID(value)
+
+
+def _uuid_or_none(value: Any) -> UUID | None:
+    return None if value is None else _uuid(value)
+
+
+def _time(value: Any) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
+def _time_or_none(value: Any) -> datetime | None:
+    return None if value is None else _time(value)
+
+
+_SENSOR_COLUMNS = (
+    "id, organization_id, building_id, unit_id, sensor_id, sensor_type, kind, manufacturer, model, "
+    "firmware_version, location, floor, unit_of_measure, sampling_interval, calibration_factor, "
+    "alert_threshold_min, alert_threshold_max, status, last_reading_at, last_value, last_battery_level, "
+    "installed_at, created_at, updated_at"
+)
+_READING_COLUMNS = (
+    "sensor_id, ts, organization_id, building_id, unit_id, value, unit_of_measure, battery_level, "
+    "signal_strength, quality, is_anomaly, anomaly_reason, received_at"
+)
+_ALERT_COLUMNS = (
+    "id, organization_id, sensor_id, building_id, unit_id, alert_type, severity, message, triggered_at, "
+    "last_triggered_at, occurrences, reading_value, threshold_value, cleared_at, email_sent, sms_sent, push_sent, "
+    "acknowledged_by, acknowledged_at, resolution_note, created_at"
+)
+
+
+def _placeholders(columns: str, start: int = 1) -> str:
+    return ", ".join(f"${i}" for i in range(start, start + columns.count(",") + 1))
+
+
+def _sensor(row: Row) -> IoTSensor:
+    return IoTSensor(
+        id=_uuid(row["id"]),
+        organization_id=_uuid(row["organization_id"]),
+        building_id=_uuid(row["building_id"]),
+        unit_id=_uuid_or_none(row["unit_id"]),
+        sensor_id=row["sensor_id"],
+        sensor_type=row["sensor_type"],
+        kind=row["kind"],
+        manufacturer=row["manufacturer"],
+        model=row["model"],
+        firmware_version=row["firmware_version"],
+        location=row["location"],
+        floor=row["floor"],
+        unit_of_measure=row["unit_of_measure"],
+        sampling_interval=row["sampling_interval"],
+        calibration_factor=row["calibration_factor"],
+        alert_threshold_min=row["alert_threshold_min"],
+        alert_threshold_max=row["alert_threshold_max"],
+        status=row["status"],
+        last_reading_at=_time_or_none(row["last_reading_at"]),
+        last_value=row["last_value"],
+        last_battery_level=row["last_battery_level"],
+        installed_at=_time(row["installed_at"]),
+        created_at=_time(row["created_at"]),
+        updated_at=_time(row["updated_at"]),
+    )
+
+
+def _sensor_values(s: IoTSensor) -> tuple[object, ...]:
+    return (
+        s.id, s.organization_id, s.building_id, s.unit_id, s.sensor_id, s.sensor_type, s.measurement_kind,
+        s.manufacturer, s.model, s.firmware_version, s.location, s.floor, s.unit_of_measure, s.sampling_interval,
+        s.calibration_factor, s.alert_threshold_min, s.alert_threshold_max, s.status, s.last_reading_at,
+        s.last_value, s.last_battery_level, s.installed_at, s.created_at, s.updated_at,
+    )  # fmt: skip
+
+
+def _reading(row: Row) -> IoTReading:
+    return IoTReading(
+        sensor_id=_uuid(row["sensor_id"]),
+        timestamp=_time(row["ts"]),
+        organization_id=_uuid(row["organization_id"]),
+        building_id=_uuid(row["building_id"]),
+        unit_id=_uuid_or_none(row["unit_id"]),
+        value=row["value"],
+        unit_of_measure=row["unit_of_measure"],
+        battery_level=row["battery_level"],
+        signal_strength=row["signal_strength"],
+        quality=ReadingQuality(row["quality"]),
+        is_anomaly=bool(row["is_anomaly"]),
+        anomaly_reason=row["anomaly_reason"],
+        received_at=_time(row["received_at"]),
+    )
+
+
+def _reading_values(r: IoTReading) -> tuple[object, ...]:
+    return (
+        r.sensor_id, r.timestamp, r.organization_id, r.building_id, r.unit_id, r.value, r.unit_of_measure,
+        r.battery_level, r.signal_strength, r.quality, r.is_anomaly, r.anomaly_reason, r.received_at,
+    )  # fmt: skip
+
+
+def _alert(row: Row) -> IoTAlert:
+    return IoTAlert(
+        id=_uuid(row["id"]),
+        organization_id=_uuid(row["organization_id"]),
+        sensor_id=_uuid(row["sensor_id"]),
+        building_id=_uuid(row["building_id"]),
+        unit_id=_uuid_or_none(row["unit_id"]),
+        alert_type=AlertType(row["alert_type"]),
+        severity=AlertSeverity(row["severity"]),
+        message=row["message"],
+        triggered_at=_time(row["triggered_at"]),
+        last_triggered_at=_time_or_none(row["last_triggered_at"]),
+        occurrences=row["occurrences"],
+        reading_value=row["reading_value"],
+        threshold_value=row["threshold_value"],
+        cleared_at=_time_or_none(row["cleared_at"]),
+        email_sent=bool(row["email_sent"]),
+        sms_sent=bool(row["sms_sent"]),
+        push_sent=bool(row["push_sent"]),
+        acknowledged_by=_uuid_or_none(row["acknowledged_by"]),
+        acknowledged_at=_time_or_none(row["acknowledged_at"]),
+        resolution_note=row["resolution_note"],
+        created_at=_time(row["created_at"]),
+    )
+
+
+def _alert_values(a: IoTAlert) -> tuple[object, ...]:
+    return (
+        a.id, a.organization_id, a.sensor_id, a.building_id, a.unit_id, a.alert_type, a.severity, a.message,
+        a.triggered_at, a.last_triggered_at, a.occurrences, a.reading_value, a.threshold_value, a.cleared_at,
+        a.email_sent, a.sms_sent, a.push_sent, a.acknowledged_by, a.acknowledged_at, a.resolution_note, a.created_at,
+    )  # fmt: skip
+
+
+def _found(row: Row | None, what: str, key: UUID) -> Row:
+    if row is None:
+        raise NotFound(f"{what} {key} not found")
+    return row
+
+
+class SqlStore:
+    """The `Store` port over any `Database`."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    # --- tenancy
+
+    async def add_organization(self, organization: Organization) -> None:
+        await self.db.execute(
+            "INSERT INTO organizations (id, name, created_at) VALUES ($1, $2, $3)",
+            organization.id, organization.name, organization.created_at,
+        )  # fmt: skip
+
+    async def get_organization(self, organization_id: UUID) -> Organization:
+        row = _found(
+            await self.db.fetchrow("SELECT * FROM organizations WHERE id = $1", organization_id),
+            "organization", organization_id,
+        )  # fmt: skip
+        return Organization(id=_uuid(row["id"]), name=row["name"], created_at=_time(row["created_at"]))
+
+    async def list_organizations(self) -> list[Organization]:
+        rows = await self.db.fetch("SELECT * FROM organizations ORDER BY name")
+        return [Organization(id=_uuid(r["id"]), name=r["name"], created_at=_time(r["created_at"])) for r in rows]
+
+    async def add_building(self, building: Building) -> None:
+        await self.db.execute(
+            "INSERT INTO buildings (id, organization_id, name, address, created_at) VALUES ($1, $2, $3, $4, $5)",
+            building.id, building.organization_id, building.name, building.address, building.created_at,
+        )  # fmt: skip
+
+    @staticmethod
+    def _building(row: Row) -> Building:
+        return Building(
+            id=_uuid(row["id"]), organization_id=_uuid(row["organization_id"]), name=row["name"],
+            address=row["address"], created_at=_time(row["created_at"]),
+        )  # fmt: skip
+
+    async def get_building(self, organization_id: UUID, building_id: UUID) -> Building:
+        row = await self.db.fetchrow(
+            "SELECT * FROM buildings WHERE organization_id = $1 AND id = $2", organization_id, building_id
+        )
+        return self._building(_found(row, "building", building_id))
+
+    async def list_buildings(self, organization_id: UUID) -> list[Building]:
+        rows = await self.db.fetch("SELECT * FROM buildings WHERE organization_id = $1 ORDER BY name", organization_id)
+        return [self._building(r) for r in rows]
+
+    async def add_unit(self, unit: Unit) -> None:
+        await self.db.execute(
+            "INSERT INTO units (id, organization_id, building_id, name, floor, created_at) "
+            "VALUES ($1, $2, $3, $4, $5, $6)",
+            unit.id, unit.organization_id, unit.building_id, unit.name, unit.floor, unit.created_at,
+        )  # fmt: skip
+
+    @staticmethod
+    def _unit(row: Row) -> Unit:
+        return Unit(
+            id=_uuid(row["id"]), organization_id=_uuid(row["organization_id"]),
+            building_id=_uuid(row["building_id"]), name=row["name"], floor=row["floor"],
+            created_at=_time(row["created_at"]),
+        )  # fmt: skip
+
+    async def get_unit(self, organization_id: UUID, unit_id: UUID) -> Unit:
+        row = await self.db.fetchrow(
+            "SELECT * FROM units WHERE organization_id = $1 AND id = $2", organization_id, unit_id
+        )
+        return self._unit(_found(row, "unit", unit_id))
+
+    async def list_units(self, organization_id: UUID, building_id: UUID | None = None) -> list[Unit]:
+        if building_id is None:
+            rows = await self.db.fetch("SELECT * FROM units WHERE organization_id = $1 ORDER BY name", organization_id)
+        else:
+            rows = await self.db.fetch(
+                "SELECT * FROM units WHERE organization_id = $1 AND building_id = $2 ORDER BY name",
+                organization_id, building_id,
+            )  # fmt: skip
+        return [self._unit(r) for r in rows]
+
+    async def add_user(self, user: User) -> None:
+        async with self.db.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO users (id, organization_id, email, full_name, role, password_hash, created_at) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                user.id, user.organization_id, user.email, user.full_name, user.role, user.password_hash,
+                user.created_at,
+            )  # fmt: skip
+            for unit_id in sorted(user.unit_ids):
+                await tx.execute("INSERT INTO user_units (user_id, unit_id) VALUES ($1, $2)", user.id, unit_id)
+
+    async def _user(self, row: Row | None) -> User | None:
+        if row is None:
+            return None
+        units = await self.db.fetch("SELECT unit_id FROM user_units WHERE user_id = $1", row["id"])
+        return User(
+            id=_uuid(row["id"]), organization_id=_uuid(row["organization_id"]), email=row["email"],
+            full_name=row["full_name"], role=Role(row["role"]), password_hash=row["password_hash"],
+            unit_ids=frozenset(_uuid(u["unit_id"]) for u in units), created_at=_time(row["created_at"]),
+        )  # fmt: skip
+
+    async def get_user(self, organization_id: UUID, user_id: UUID) -> User:
+        row = await self.db.fetchrow(
+            "SELECT * FROM users WHERE organization_id = $1 AND id = $2", organization_id, user_id
+        )
+        user = await self._user(row)
+        if user is None:
+            raise NotFound(f"user {user_id} not found")
+        return user
+
+    async def find_user_by_email(self, email: str) -> User | None:
+        return await self._user(await self.db.fetchrow("SELECT * FROM users WHERE email = $1", email.strip().lower()))
+
+    async def list_users(self, organization_id: UUID) -> list[User]:
+        rows = await self.db.fetch("SELECT * FROM users WHERE organization_id = $1 ORDER BY email", organization_id)
+        return [u for u in [await self._user(r) for r in rows] if u is not None]
+
+    # --- sensors
+
+    async def add_sensor(self, sensor: IoTSensor) -> None:
+        await self.db.execute(
+            f"INSERT INTO iot_sensors ({_SENSOR_COLUMNS}) VALUES ({_placeholders(_SENSOR_COLUMNS)})",
+            *_sensor_values(sensor),
+        )
+
+    async def get_sensor(self, organization_id: UUID, sensor_id: UUID) -> IoTSensor:
+        row = await self.db.fetchrow(
+            f"SELECT {_SENSOR_COLUMNS} FROM iot_sensors WHERE organization_id = $1 AND id = $2",
+            organization_id, sensor_id,
+        )  # fmt: skip
+        return _sensor(_found(row, "sensor", sensor_id))
+
+    async def find_sensor(self, organization_id: UUID, device_id: str) -> IoTSensor | None:
+        row = await self.db.fetchrow(
+            f"SELECT {_SENSOR_COLUMNS} FROM iot_sensors WHERE organization_id = $1 AND sensor_id = $2",
+            organization_id, device_id,
+        )  # fmt: skip
+        return None if row is None else _sensor(row)
+
+    async def list_sensors(self, organization_id: UUID, where: SensorFilter = SensorFilter()) -> list[IoTSensor]:
+        rows = await self.db.fetch(
+            f"SELECT {_SENSOR_COLUMNS} FROM iot_sensors WHERE organization_id = $1 ORDER BY location, sensor_id",
+            organization_id,
+        )
+        sensors = [_sensor(r) for r in rows]
+        # Filters are applied here: an organization has hundreds of sensors, not millions.
+        if where.building_id is not None:
+            sensors = [s for s in sensors if s.building_id == where.building_id]
+        if where.unit_id is not None:
+            sensors = [s for s in sensors if s.unit_id == where.unit_id]
+        if where.visible_units is not None or where.visible_buildings is not None:
+            units, buildings = where.visible_units or frozenset(), where.visible_buildings or frozenset()
+            sensors = [s for s in sensors if (s.unit_id in units) or (s.unit_id is None and s.building_id in buildings)]
+        return sensors
+
+    async def update_sensor(self, sensor: IoTSensor) -> None:
+        # The last-reading columns belong to ingestion: an API update must not rewind them.
+        changed = await self.db.execute(
+            "UPDATE iot_sensors SET building_id = $3, unit_id = $4, sensor_id = $5, sensor_type = $6, kind = $7, "
+            "manufacturer = $8, model = $9, firmware_version = $10, location = $11, floor = $12, "
+            "unit_of_measure = $13, sampling_interval = $14, calibration_factor = $15, alert_threshold_min = $16, "
+            "alert_threshold_max = $17, status = $18, installed_at = $19, updated_at = $20 "
+            "WHERE organization_id = $1 AND id = $2",
+            sensor.organization_id, sensor.id, sensor.building_id, sensor.unit_id, sensor.sensor_id,
+            sensor.sensor_type, sensor.measurement_kind, sensor.manufacturer, sensor.model, sensor.firmware_version,
+            sensor.location, sensor.floor, sensor.unit_of_measure, sensor.sampling_interval,
+            sensor.calibration_factor, sensor.alert_threshold_min, sensor.alert_threshold_max, sensor.status,
+            sensor.installed_at, sensor.updated_at,
+        )  # fmt: skip
+        if not changed:
+            raise NotFound(f"sensor {sensor.id} not found")
+
+    async def delete_sensor(self, organization_id: UUID, sensor_id: UUID) -> None:
+        async with self.db.transaction() as tx:
+            # Readings and alerts cascade in the schema; deleting them first keeps SQLite's cascade cheap.
+            await tx.execute(
+                "DELETE FROM iot_readings WHERE organization_id = $1 AND sensor_id = $2",
+                organization_id,
+                sensor_id,
+            )
+            await tx.execute(
+                "DELETE FROM iot_alerts WHERE organization_id = $1 AND sensor_id = $2",
+                organization_id,
+                sensor_id,
+            )
+            deleted = await tx.execute(
+                "DELETE FROM iot_sensors WHERE organization_id = $1 AND id = $2", organization_id, sensor_id
+            )
+            if not deleted:
+                raise NotFound(f"sensor {sensor_id} not found")
+
+    # --- readings
+
+    async def ingest(self, batch: Sequence[Ingested]) -> int:
+        stored = 0
+        async with self.db.transaction() as tx:
+            for item in batch:
+                reading = item.reading
+                inserted = await tx.execute(
+                    f"INSERT INTO iot_readings ({_READING_COLUMNS}) VALUES ({_placeholders(_READING_COLUMNS)}) "
+                    "ON CONFLICT (sensor_id, ts) DO NOTHING",
+                    *_reading_values(reading),
+                )
+                if not inserted:
+                    continue  # a redelivery: its effects were applied the first time
+                stored += 1
+                await tx.execute(
+                    "UPDATE iot_sensors SET last_reading_at = $2, last_value = $3, "
+                    "last_battery_level = COALESCE($4, last_battery_level) "
+                    "WHERE id = $1 AND (last_reading_at IS NULL OR last_reading_at < $2)",
+                    reading.sensor_id, reading.timestamp, reading.value, reading.battery_level,
+                )  # fmt: skip
+                if item.decision is not None:
+                    await self._apply(tx, item.decision, reading.organization_id)
+        return stored
+
+    @staticmethod
+    async def _apply(tx: Executor, decision: RaiseAlert | ClearAlert, organization_id: UUID) -> None:
+        if isinstance(decision, ClearAlert):
+            await tx.execute(
+                "UPDATE iot_alerts SET cleared_at = $4 "
+                "WHERE organization_id = $1 AND sensor_id = $2 AND alert_type = $3 AND cleared_at IS NULL",
+                organization_id, decision.sensor_id, decision.alert_type, decision.at,
+            )  # fmt: skip
+            return
+        # The partial unique index keeps one active alert per (sensor, type); a repeat updates it and the
+        # severity only ever rises while the alert is active.
+        await tx.execute(
+            f"INSERT INTO iot_alerts ({_ALERT_COLUMNS}) VALUES ({_placeholders(_ALERT_COLUMNS)}) "
+            "ON CONFLICT (sensor_id, alert_type) WHERE cleared_at IS NULL DO UPDATE SET "
+            "occurrences = iot_alerts.occurrences + 1, last_triggered_at = excluded.last_triggered_at, "
+            "reading_value = excluded.reading_value, threshold_value = excluded.threshold_value, "
+            "message = excluded.message, severity = CASE WHEN iot_alerts.severity = 'critical' THEN 'critical' "
+            "WHEN excluded.severity = 'info' THEN iot_alerts.severity ELSE excluded.severity END",
+            *_alert_values(decision.alert),
+        )
+
+    async def list_readings(
+        self,
+        organization_id: UUID,
+        sensor_id: UUID,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int = 1000,
+    ) -> list[IoTReading]:
+        clauses = ["organization_id = $1", "sensor_id = $2"]
+        args: list[object] = [organization_id, sensor_id]
+        if start is not None:
+            args.append(start)
+            clauses.append(f"ts >= ${len(args)}")
+        if end is not None:
+            args.append(end)
+            clauses.append(f"ts < ${len(args)}")
+        args.append(limit)
+        rows = await self.db.fetch(
+            f"SELECT {_READING_COLUMNS} FROM iot_readings WHERE {' AND '.join(clauses)} "
+            f"ORDER BY ts DESC LIMIT ${len(args)}",
+            *args,
+        )
+        return [_reading(r) for r in rows]
+
+    async def count_readings(self, organization_id: UUID, sensor_id: UUID) -> int:
+        row = await self.db.fetchrow(
+            "SELECT COUNT(*) AS n FROM iot_readings WHERE organization_id = $1 AND sensor_id = $2",
+            organization_id, sensor_id,
+        )  # fmt: skip
+        return int(row["n"]) if row else 0
+
+    # --- alerts
+
+    async def get_alert(self, organization_id: UUID, alert_id: UUID) -> IoTAlert:
+        row = await self.db.fetchrow(
+            f"SELECT {_ALERT_COLUMNS} FROM iot_alerts WHERE organization_id = $1 AND id = $2",
+            organization_id,
+            alert_id,
+        )
+        return _alert(_found(row, "alert", alert_id))
+
+    async def list_alerts(self, organization_id: UUID, where: AlertFilter = AlertFilter()) -> list[IoTAlert]:
+        clauses = ["organization_id = $1"]
+        args: list[object] = [organization_id]
+        if where.status is AlertStatus.ACTIVE:
+            clauses.append("cleared_at IS NULL")
+        elif where.status is AlertStatus.CLEARED:
+            clauses.append("cleared_at IS NOT NULL")
+        if where.acknowledged is not None:
+            clauses.append("acknowledged_at IS NOT NULL" if where.acknowledged else "acknowledged_at IS NULL")
+        for column, value in (("sensor_id", where.sensor_id), ("building_id", where.building_id)):
+            if value is not None:
+                args.append(value)
+                clauses.append(f"{column} = ${len(args)}")
+        args.append(where.limit)
+        rows = await self.db.fetch(
+            f"SELECT {_ALERT_COLUMNS} FROM iot_alerts WHERE {' AND '.join(clauses)} "
+            f"ORDER BY triggered_at DESC LIMIT ${len(args)}",
+            *args,
+        )
+        alerts = [_alert(r) for r in rows]
+        if where.sensor_ids is not None:
+            alerts = [a for a in alerts if a.sensor_id in where.sensor_ids]
+        return alerts
+
+    async def acknowledge_alert(
+        self, organization_id: UUID, alert_id: UUID, user_id: UUID, note: str | None, at: datetime
+    ) -> IoTAlert:
+        # The first acknowledgment wins: a second one must not rewrite who acknowledged and when.
+        await self.db.execute(
+            "UPDATE iot_alerts SET acknowledged_by = $3, acknowledged_at = $4, resolution_note = $5 "
+            "WHERE organization_id = $1 AND id = $2 AND acknowledged_at IS NULL",
+            organization_id, alert_id, user_id, at, note,
+        )  # fmt: skip
+        return await self.get_alert(organization_id, alert_id)

@@ -1,0 +1,131 @@
+"""SQLite adapter: the embedded mode's database, one file, no server."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from enum import Enum
+from pathlib import Path
+from typing import cast
+from uuid import UUID
+
+import aiosqlite
+
+from koprogo_iot.domain.errors import Conflict, StorageUnavailable
+from koprogo_iot.storage.database import Executor, Row
+
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # fixed width, so text order is time order
+
+
+def _encode(value: object) -> object:
+    """SQLite stores ids and times as text; Python 3.12 deprecates sqlite3's implicit datetime adapter."""
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime(TIME_FORMAT)
+    if isinstance(value, Enum):
+        return value.value
+    return value
+
+
+def _statements(script: str) -> list[str]:
+    """Split a script into statements; `executescript` would commit the surrounding transaction."""
+    statements, pending = [], ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):  # the `;` was not inside a string or a trigger body
+            code = "\n".join(line for line in pending.splitlines() if not line.strip().startswith("--"))
+            if code.strip(" \n;"):
+                statements.append(pending.strip())
+            pending = ""
+    return statements
+
+
+class _Connection(Executor):
+    """Statements on the one connection; the caller holds the lock."""
+
+    dialect = "sqlite"
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    async def _run(self, sql: str, args: tuple[object, ...]) -> aiosqlite.Cursor:
+        try:
+            return await self._conn.execute(_PLACEHOLDER.sub(r"?\1", sql), [_encode(a) for a in args])
+        except sqlite3.IntegrityError as exc:
+            raise Conflict(str(exc)) from exc
+        except sqlite3.OperationalError as exc:
+            raise StorageUnavailable(f"SQLite: {exc}") from exc
+
+    async def fetch(self, sql: str, *args: object) -> list[Row]:
+        cursor = await self._run(sql, args)
+        return cast(list[Row], await cursor.fetchall())  # sqlite3.Row reads by column name, like a Mapping
+
+    async def fetchrow(self, sql: str, *args: object) -> Row | None:
+        cursor = await self._run(sql, args)
+        return cast(Row | None, await cursor.fetchone())
+
+    async def execute(self, sql: str, *args: object) -> int:
+        cursor = await self._run(sql, args)
+        return cursor.rowcount
+
+    async def executescript(self, sql: str) -> None:
+        for statement in _statements(sql):
+            await self._run(statement, ())
+
+
+class SqliteDatabase(_Connection):
+    """One connection in autocommit mode; a lock serializes transactions (SQLite has one writer anyway)."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        super().__init__(conn)
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path | str) -> SqliteDatabase:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        conn = await aiosqlite.connect(str(path), isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        db = cls(conn)
+        # WAL lets the API read while ingestion writes; NORMAL sync is durable across process crashes.
+        await db.executescript(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;"
+        )
+        return db
+
+    async def fetch(self, sql: str, *args: object) -> list[Row]:
+        async with self._lock:
+            return await super().fetch(sql, *args)
+
+    async def fetchrow(self, sql: str, *args: object) -> Row | None:
+        async with self._lock:
+            return await super().fetchrow(sql, *args)
+
+    async def execute(self, sql: str, *args: object) -> int:
+        async with self._lock:
+            return await super().execute(sql, *args)
+
+    async def executescript(self, sql: str) -> None:
+        async with self._lock:
+            await super().executescript(sql)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Executor]:
+        async with self._lock:
+            inner = _Connection(self._conn)
+            await inner.execute("BEGIN IMMEDIATE")
+            try:
+                yield inner
+            except BaseException:
+                await self._conn.rollback()
+                raise
+            await inner.execute("COMMIT")
+
+    async def close(self) -> None:
+        await self._conn.close()
