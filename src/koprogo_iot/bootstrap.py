@@ -74,16 +74,21 @@ class Running:
 
 
 async def _until_stopped(server: uvicorn.Server, *tasks: asyncio.Task[None]) -> None:
-    """Serve HTTP until uvicorn stops (Ctrl-C, SIGTERM), then cancel the rest; a background failure stops all."""
-    serving = asyncio.create_task(server.serve())
-    done, _ = await asyncio.wait([serving, *tasks], return_when=asyncio.FIRST_COMPLETED)
-    server.should_exit = True
-    for task in (serving, *tasks):
-        if task not in done:
+    """Serve HTTP until uvicorn stops (Ctrl-C, SIGTERM) or is cancelled, then stop the rest.
+
+    A background task that fails stops everything, and its error is raised.
+    """
+    serving = asyncio.create_task(server.serve(), name="http")
+    try:
+        done, _ = await asyncio.wait([serving, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        server.should_exit = True  # uvicorn stops gracefully; the others are cancelled
+        for task in tasks:
             task.cancel()
-    for task in (serving, *tasks):
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await asyncio.gather(serving, *tasks, return_exceptions=True)
+    for task in done:
+        if not task.cancelled() and task.exception() is not None:
+            raise RuntimeError(f"{task.get_name()} stopped") from task.exception()
 
 
 async def run_embedded(

@@ -45,6 +45,7 @@ class MqttIngestWorker:
         self.subscribed = asyncio.Event()
         self._queue: asyncio.Queue[_Delivery] = asyncio.Queue()
         self._generation = 0
+        self._stopping = False
 
     async def run(self) -> None:
         """Ingest until cancelled."""
@@ -90,6 +91,7 @@ class MqttIngestWorker:
                     if delivery.generation == self._generation:
                         client.ack(delivery.mid, delivery.qos)
         finally:
+            self._stopping = True
             client.disconnect()
             client.loop_stop()
 
@@ -103,7 +105,8 @@ class MqttIngestWorker:
 
     def _disconnected(self, reason: Any) -> None:
         self.subscribed.clear()
-        log.warning("disconnected from %s (%s); paho reconnects", self.endpoint, reason)
+        if not self._stopping:
+            log.warning("disconnected from %s (%s); reconnecting", self.endpoint, reason)
 
     def _received(self, msg: mqtt.MQTTMessage) -> None:
         message = Message(msg.topic, bytes(msg.payload), utcnow())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -70,10 +69,14 @@ class Pipeline:
             raise Rejected(Reason.INVALID_JSON, str(exc)) from None
         except native.SchemaViolation as exc:
             raise Rejected(Reason.SCHEMA_VIOLATION, str(exc)) from None
+        except native.NonFiniteValue as exc:
+            raise Rejected(Reason.VALUE_NOT_FINITE, str(exc)) from None
         sensor = await self._sensor(topic)
         self._check_time(payload.timestamp, message.received_at)
-        if not math.isfinite(payload.value):
-            raise Rejected(Reason.VALUE_NOT_FINITE, f"value {payload.value} is not a finite number")
+        value = sensor.calibrate(payload.value)
+        problem = sensor.accepts(value)  # also catches a calibration that overflows to infinity
+        if problem or abs(value) > MAX_ABS_VALUE:
+            raise Rejected(Reason.VALUE_OUT_OF_RANGE, problem or f"value {value:g} is implausibly large")
         reading = IoTReading.measured(
             sensor,
             payload.timestamp,
@@ -82,9 +85,6 @@ class Pipeline:
             signal_strength=payload.signal_strength,
             received_at=message.received_at,
         )
-        problem = sensor.accepts(reading.value)
-        if problem or abs(reading.value) > MAX_ABS_VALUE:
-            raise Rejected(Reason.VALUE_OUT_OF_RANGE, problem or f"value {reading.value:g} is implausibly large")
         return Ingested(reading, threshold_decision(sensor, reading))
 
     async def _sensor(self, topic: ReadingTopic) -> IoTSensor:

@@ -1,0 +1,91 @@
+"""Tenancy is sacred: another organization's ids answer 404; owners see their own and the common meters."""
+
+from datetime import timedelta
+
+from koprogo_iot.domain.alerts import threshold_decision
+from koprogo_iot.domain.clock import utcnow
+from koprogo_iot.domain.readings import IoTReading
+from koprogo_iot.storage.ports import Ingested
+from tests.api.conftest import Api
+
+
+async def raise_alert(api: Api) -> str:
+    sensor = api.a.common_sensor
+    reading = IoTReading.measured(sensor, utcnow() - timedelta(minutes=1), 75.0)
+    await api.store.ingest([Ingested(reading, threshold_decision(sensor, reading))])
+    [alert] = await api.store.list_alerts(api.a.organization.id)
+    return str(alert.id)
+
+
+async def test_another_organizations_ids_answer_404(api: Api) -> None:
+    alert_id = await raise_alert(api)
+    intruder = await api.token(api.b.syndic.email)
+    a = api.a
+    sensor = f"/api/v1/iot/sensors/{a.unit_sensor.id}"
+    attempts = [
+        ("GET", sensor, None),
+        ("PUT", sensor, {"location": "mine now"}),
+        ("DELETE", sensor, None),
+        ("POST", f"{sensor}/calibrate", {"calibration_factor": 2}),
+        ("GET", f"{sensor}/readings", None),
+        ("GET", f"/api/v1/buildings/{a.building.id}", None),
+        ("POST", f"/api/v1/iot/alerts/{alert_id}/acknowledge", {"note": "not mine"}),
+        ("POST", "/api/v1/units", {"building_id": str(a.building.id), "name": "squat"}),
+        ("POST", "/api/v1/iot/sensors", {
+            "building_id": str(a.building.id), "sensor_id": "x", "sensor_type": "gas", "manufacturer": "m",
+            "model": "m", "location": "l", "unit_of_measure": "m³"}),
+    ]  # fmt: skip
+    for method, url, body in attempts:
+        response = await api.client.request(method, url, json=body, headers=intruder)
+        assert response.status_code == 404, (method, url, response.text)
+    listed = await api.client.get("/api/v1/iot/sensors", headers=intruder)
+    assert a.unit_sensor.id not in {s["id"] for s in listed.json()}
+    assert (await api.client.get("/api/v1/iot/alerts", headers=intruder)).json() == []
+    # Nothing changed for the rightful owner.
+    mine = await api.token(a.syndic.email)
+    assert (await api.client.get(sensor, headers=mine)).json()["location"] == a.unit_sensor.location
+
+
+async def test_owner_sees_their_unit_and_common_meters_only(api: Api) -> None:
+    alert_id = await raise_alert(api)
+    owner = await api.token(api.a.owner.email)
+    listed = await api.client.get("/api/v1/iot/sensors", headers=owner)
+    assert {s["id"] for s in listed.json()} == {str(api.a.unit_sensor.id), str(api.a.common_sensor.id)}
+    neighbour = await api.client.get(f"/api/v1/iot/sensors/{api.a.other_unit_sensor.id}", headers=owner)
+    assert neighbour.status_code == 404
+    readings = await api.client.get(f"/api/v1/iot/sensors/{api.a.unit_sensor.id}/readings", headers=owner)
+    assert readings.status_code == 200
+    assert [a["id"] for a in (await api.client.get("/api/v1/iot/alerts", headers=owner)).json()] == [alert_id]
+    units = await api.client.get("/api/v1/units", headers=owner)
+    assert [u["id"] for u in units.json()] == [str(api.a.units[0].id)]
+
+
+async def test_owner_cannot_change_anything(api: Api) -> None:
+    alert_id = await raise_alert(api)
+    owner = await api.token(api.a.owner.email)
+    attempts = [
+        ("PUT", f"/api/v1/iot/sensors/{api.a.unit_sensor.id}", {"location": "x"}),
+        ("POST", f"/api/v1/iot/alerts/{alert_id}/acknowledge", {"note": "x"}),
+        ("POST", "/api/v1/buildings", {"name": "x"}),
+        ("GET", "/api/v1/users", None),
+    ]
+    for method, url, body in attempts:
+        response = await api.client.request(method, url, json=body, headers=owner)
+        assert response.status_code == 403, (method, url, response.text)
+
+
+async def test_only_a_superadmin_creates_organizations_and_their_users(api: Api) -> None:
+    syndic = await api.token(api.a.syndic.email)
+    refused = await api.client.post("/api/v1/organizations", json={"name": "Rogue"}, headers=syndic)
+    assert refused.status_code == 403
+    admin = await api.token(api.admin.email)
+    org = await api.client.post("/api/v1/organizations", json={"name": "Copro Nouvelle"}, headers=admin)
+    assert org.status_code == 201
+    user = {"email": "first@nouvelle.example.org", "password": "long enough", "full_name": "First Syndic",
+            "role": "syndic", "organization_id": org.json()["id"]}  # fmt: skip
+    assert (await api.client.post("/api/v1/users", json=user, headers=syndic)).status_code == 403
+    assert (await api.client.post("/api/v1/users", json=user, headers=admin)).status_code == 201
+    names = [o["name"] for o in (await api.client.get("/api/v1/organizations", headers=admin)).json()]
+    assert "Copro Nouvelle" in names
+    own = (await api.client.get("/api/v1/organizations", headers=syndic)).json()
+    assert [o["id"] for o in own] == [str(api.a.organization.id)]

@@ -1,0 +1,222 @@
+"""Shared fixtures: real SQLite and PostgreSQL stores, a real Mosquitto broker, provisioned tenants."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import asyncpg
+import pytest
+
+from koprogo_iot.bootstrap import open_store
+from koprogo_iot.domain.sensors import IoTSensor, SensorType
+from koprogo_iot.domain.tenancy import Building, Organization, Role, Unit, User
+from koprogo_iot.mqtt_url import MqttEndpoint
+from koprogo_iot.services.accounts import hash_password
+from koprogo_iot.storage.sql_store import SqlStore
+
+# The server CI and the development machines run; override to point at another one.
+POSTGRES_ADMIN_URL = os.environ.get("KOPROGO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+PASSWORD = "correct horse battery"
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def eventually(probe: Callable[[], Awaitable[T]], timeout: float = 10.0, interval: float = 0.05) -> T:
+    """Poll `probe` until it returns something truthy, or fail after `timeout` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = await probe()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s (last value: {result!r})")
+        await asyncio.sleep(interval)
+
+
+# --- PostgreSQL: one migrated template per session, one fresh database per test cloned from it
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[str]:
+    name = f"koprogo_tmpl_{uuid.uuid4().hex[:10]}"
+
+    async def create() -> None:
+        admin = await asyncpg.connect(POSTGRES_ADMIN_URL)
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        store = await open_store(_database_url(name))
+        await store.close()
+
+    asyncio.run(create())
+    yield name
+    asyncio.run(_drop_database(name))
+
+
+def _database_url(name: str) -> str:
+    return POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+
+
+async def _drop_database(name: str) -> None:
+    admin = await asyncpg.connect(POSTGRES_ADMIN_URL)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+def _clone_database(template: str) -> str:
+    name = f"koprogo_test_{uuid.uuid4().hex[:12]}"
+
+    async def create() -> None:
+        admin = await asyncpg.connect(POSTGRES_ADMIN_URL)
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        finally:
+            await admin.close()
+
+    asyncio.run(create())
+    return name
+
+
+@pytest.fixture
+def postgres_url(postgres_template: str) -> Iterator[str]:
+    """A fresh, migrated database for one test."""
+    name = _clone_database(postgres_template)
+    yield _database_url(name)
+    asyncio.run(_drop_database(name))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each test using it runs twice: on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'koprogo.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[SqlStore]:
+    opened = await open_store(database_url)
+    yield opened
+    await opened.close()
+
+
+# --- Mosquitto: our own instance on a free port, with the configuration ingestion needs
+
+
+@dataclass(frozen=True)
+class Mosquitto:
+    endpoint: MqttEndpoint
+    process: subprocess.Popen[bytes]
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
+    port = free_port()
+    folder = tmp_path_factory.mktemp("mosquitto")
+    config = folder / "mosquitto.conf"
+    config.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        "max_inflight_messages 1000\nmax_queued_messages 100000\n",
+        encoding="utf-8",
+    )
+    process = subprocess.Popen([MOSQUITTO, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                why = process.stderr.read() if process.stderr else b""
+                raise RuntimeError(f"mosquitto did not start: {why!r}") from None
+            time.sleep(0.05)
+    yield Mosquitto(MqttEndpoint("127.0.0.1", port), process)
+    process.terminate()
+    process.wait(timeout=10)
+    if process.stderr:
+        process.stderr.close()
+
+
+async def mosquitto_pub(endpoint: MqttEndpoint, topic: str, payload: str | bytes, qos: int = 1) -> None:
+    """Publish like a device would, with the real command-line client (async: a broker may share this loop)."""
+    proc = await asyncio.create_subprocess_exec(
+        "mosquitto_pub", "-h", endpoint.host, "-p", str(endpoint.port), "-q", str(qos), "-t", topic, "-s",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await proc.communicate(payload if isinstance(payload, bytes) else payload.encode())
+    assert proc.returncode == 0, err.decode()
+
+
+# --- tenants
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """An organization with one building, two units, a syndic, an owner of the first unit, and sensors."""
+
+    organization: Organization
+    building: Building
+    units: tuple[Unit, Unit]
+    syndic: User
+    owner: User
+    common_sensor: IoTSensor  # building's main water flow, max 50 L/h
+    unit_sensor: IoTSensor  # first unit's cold water counter
+    other_unit_sensor: IoTSensor  # second unit's cold water counter
+
+    def topic(self, sensor: IoTSensor) -> str:
+        return sensor.mqtt_topic
+
+
+async def make_tenant(store: SqlStore, name: str = "Tenant") -> Tenant:
+    org = Organization(name=f"{name} {uuid.uuid4().hex[:6]}")
+    building = Building(organization_id=org.id, name=f"{name} building")
+    units = (
+        Unit(organization_id=org.id, building_id=building.id, name="App. 1", floor=1),
+        Unit(organization_id=org.id, building_id=building.id, name="App. 2", floor=2),
+    )
+    hashed = hash_password(PASSWORD)
+    tag = uuid.uuid4().hex[:8]
+    syndic = User(org.id, f"syndic-{tag}@example.org", "Syndic", Role.SYNDIC, hashed)
+    owner = User(org.id, f"owner-{tag}@example.org", "Owner", Role.OWNER, hashed, frozenset({units[0].id}))
+
+    def sensor(device: str, **extra: object) -> IoTSensor:
+        return IoTSensor(
+            organization_id=org.id, building_id=building.id, sensor_id=f"{device}-{tag}", manufacturer="Kamstrup",
+            model="MULTICAL 21", location=device, **extra,  # type: ignore[arg-type]
+        )  # fmt: skip
+
+    common = sensor(
+        "flow", sensor_type=SensorType.COLD_WATER, kind="instantaneous", unit_of_measure="L/h",
+        sampling_interval=60, alert_threshold_max=50.0,
+    )  # fmt: skip
+    first = sensor("cw1", sensor_type=SensorType.COLD_WATER, unit_of_measure="m³", unit_id=units[0].id)
+    second = sensor("cw2", sensor_type=SensorType.COLD_WATER, unit_of_measure="m³", unit_id=units[1].id)
+    await store.add_organization(org)
+    await store.add_building(building)
+    for unit in units:
+        await store.add_unit(unit)
+    await store.add_user(syndic)
+    await store.add_user(owner)
+    for s in (common, first, second):
+        await store.add_sensor(s)
+    return Tenant(org, building, units, syndic, owner, common, first, second)

@@ -1,0 +1,47 @@
+"""The command line: migrations, first administrator, clear errors."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "koprogo_iot.cli", *args], capture_output=True, text=True, timeout=60, env=env
+    )
+
+
+def test_migrate_then_create_admin_on_sqlite(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    first = cli("migrate", "--database-url", url)
+    assert first.returncode == 0, first.stderr
+    assert "applied 1 migration(s)" in first.stdout
+    assert "schema is up to date" in cli("migrate", "--database-url", url).stdout
+    created = cli("create-admin", "--database-url", url, "--organization", "Op", "--email", "op@example.org",
+                  "--password", "long enough")  # fmt: skip
+    assert created.returncode == 0 and "superadmin op@example.org" in created.stdout
+
+
+@pytest.mark.postgres
+def test_migrate_on_postgres(postgres_url: str) -> None:
+    result = cli("migrate", "--database-url", postgres_url)
+    assert result.returncode == 0 and "schema is up to date" in result.stdout  # the test database is migrated
+
+
+def test_errors_are_one_clear_line(tmp_path: Path) -> None:
+    bad_url = cli("migrate", "--database-url", "mysql://nope")
+    assert bad_url.returncode == 2 and "unsupported database URL" in bad_url.stderr
+    assert "Traceback" not in bad_url.stderr
+    no_broker = cli("ingest", "--data-dir", str(tmp_path))
+    assert no_broker.returncode == 2 and "KOPROGO_MQTT_URL" in no_broker.stderr
+    weak = cli("create-admin", "--data-dir", str(tmp_path), "--organization", "O", "--email", "a@b.org",
+               "--password", "short")  # fmt: skip
+    assert weak.returncode == 2 and "at least 8 characters" in weak.stderr
+
+
+def test_production_mode_refuses_to_start_without_secrets(tmp_path: Path) -> None:
+    env = {"KOPROGO_MODE": "production", "PATH": "/usr/bin:/bin"}
+    result = cli("api", env=env)
+    assert result.returncode == 2 and "KOPROGO_SECRET_KEY" in result.stderr

@@ -1,0 +1,110 @@
+"""The embedded platform as a new user meets it: `up --demo`, log in, watch readings, publish with mosquitto_pub."""
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from koprogo_iot import bootstrap, demo
+from koprogo_iot.config import HttpSettings, MqttSettings, Settings
+from koprogo_iot.domain.clock import utcnow
+from tests.conftest import eventually, free_port, mosquitto_pub
+
+
+@pytest.fixture
+async def platform(tmp_path: Path) -> AsyncIterator[tuple[bootstrap.Running, httpx.AsyncClient]]:
+    settings = Settings(
+        data_dir=tmp_path,
+        mqtt=MqttSettings(port=free_port(), client_id="embedded-test"),
+        http=HttpSettings(port=free_port()),
+    )
+    ready: asyncio.Future[bootstrap.Running] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(bootstrap.run_embedded(settings, with_demo=True, on_ready=ready.set_result))
+    running = await asyncio.wait_for(asyncio.shield(ready), timeout=30)
+    async with httpx.AsyncClient(base_url=running.http_url, timeout=10) as client:
+        yield running, client
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def login(client: httpx.AsyncClient, email: str) -> dict[str, str]:
+    response = await client.post("/api/v1/auth/login", json={"email": email, "password": demo.DEMO_PASSWORD})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+async def test_demo_sensors_are_listed_and_their_readings_grow(
+    platform: tuple[bootstrap.Running, httpx.AsyncClient],
+) -> None:
+    running, client = platform
+    headers = await login(client, demo.SYNDIC_EMAIL)
+    sensors = (await client.get("/api/v1/iot/sensors", headers=headers)).json()
+    assert running.demo is not None and len(sensors) == len(running.demo.sensors) == 17
+
+    async def total_readings() -> int:
+        counts = [
+            len((await client.get(f"/api/v1/iot/sensors/{s['id']}/readings", headers=headers)).json()) for s in sensors
+        ]
+        return sum(counts)
+
+    first = await eventually(total_readings, timeout=30)
+    await eventually(lambda: _greater(total_readings, first), timeout=30)
+    owner = await login(client, demo.OWNER_EMAIL)
+    visible = (await client.get("/api/v1/iot/sensors", headers=owner)).json()
+    assert 0 < len(visible) < len(sensors)
+
+
+async def _greater(probe, than: int) -> bool:  # type: ignore[no-untyped-def]
+    return bool(await probe() > than)
+
+
+async def test_a_device_publishing_with_mosquitto_pub_is_read_through_the_api(
+    platform: tuple[bootstrap.Running, httpx.AsyncClient],
+) -> None:
+    running, client = platform
+    assert running.demo is not None
+    headers = await login(client, demo.SYNDIC_EMAIL)
+    body = {
+        "building_id": str(running.demo.building.id), "sensor_id": "FLOW-TEST-1", "sensor_type": "cold_water",
+        "kind": "instantaneous", "manufacturer": "Kamstrup", "model": "flowIQ 2200", "location": "Riser",
+        "unit_of_measure": "L/h", "sampling_interval": 60, "alert_threshold_max": 50,
+    }  # fmt: skip
+    sensor = (await client.post("/api/v1/iot/sensors", json=body, headers=headers)).json()
+    readings_url = f"/api/v1/iot/sensors/{sensor['id']}/readings"
+
+    async def readings() -> list[dict[str, object]]:
+        response = await client.get(readings_url, headers=headers)
+        result: list[dict[str, object]] = response.json()
+        return result
+
+    payload = {"timestamp": utcnow().isoformat(), "value": 12.5, "battery_level": 80, "signal_strength": -70}
+    await mosquitto_pub(running.mqtt, sensor["mqtt_topic"], json.dumps(payload))
+    [stored] = await eventually(readings)
+    assert stored["value"] == 12.5 and stored["quality"] == "good"
+
+    payload = {"timestamp": utcnow().isoformat(), "value": 75, "battery_level": 80, "signal_strength": -70}
+    await mosquitto_pub(running.mqtt, sensor["mqtt_topic"], json.dumps(payload))
+
+    async def alerts() -> list[dict[str, object]]:
+        response = await client.get(f"/api/v1/iot/alerts?sensor_id={sensor['id']}", headers=headers)
+        result: list[dict[str, object]] = response.json()
+        return result
+
+    [alert] = await eventually(alerts)
+    assert alert["severity"] == "critical" and alert["status"] == "active" and alert["reading_value"] == 75
+
+    org, building = running.demo.organization.id, running.demo.building.id
+    await mosquitto_pub(running.mqtt, f"koprogo/{org}/{building}/NOT-REGISTERED/readings", json.dumps(payload))
+    await mosquitto_pub(running.mqtt, sensor["mqtt_topic"], "{broken")
+    payload = {"timestamp": utcnow().isoformat(), "value": 13}
+    await mosquitto_pub(running.mqtt, sensor["mqtt_topic"], json.dumps(payload))
+    await eventually(lambda: _has(readings, 3))  # the bad messages did not stop ingestion, nor were stored
+
+
+async def _has(probe, count: int) -> bool:  # type: ignore[no-untyped-def]
+    return len(await probe()) == count
