@@ -45,3 +45,23 @@ def test_production_mode_refuses_to_start_without_secrets(tmp_path: Path) -> Non
     env = {"KOPROGO_MODE": "production", "PATH": "/usr/bin:/bin"}
     result = cli("api", env=env)
     assert result.returncode == 2 and "KOPROGO_SECRET_KEY" in result.stderr
+
+
+def test_dead_letters_are_listed_by_the_cli(tmp_path: Path) -> None:
+    import asyncio
+
+    from koprogo_iot.bootstrap import open_store
+    from koprogo_iot.domain.clock import utcnow
+    from koprogo_iot.ingest.pipeline import Message, Pipeline
+
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+
+    async def reject() -> None:
+        store = await open_store(url)
+        await Pipeline(store).handle([Message("koprogo/nope", b"{}", utcnow())])
+        await store.close()
+
+    asyncio.run(reject())
+    result = cli("dead-letters", "--database-url", url)
+    assert result.returncode == 0, result.stderr
+    assert "by reason: invalid_topic 1" in result.stdout and "koprogo/nope" in result.stdout

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import websockets
 
 from koprogo_iot import bootstrap, demo
 from koprogo_iot.config import HttpSettings, MqttSettings, Settings
@@ -108,3 +109,50 @@ async def test_a_device_publishing_with_mosquitto_pub_is_read_through_the_api(
 
 async def _has(probe, count: int) -> bool:  # type: ignore[no-untyped-def]
     return len(await probe()) == count
+
+
+async def test_live_stream_pushes_readings_of_subscribed_sensors(
+    platform: tuple[bootstrap.Running, httpx.AsyncClient],
+) -> None:
+    running, client = platform
+    assert running.demo is not None
+    token = (await login(client, demo.OWNER_EMAIL))["Authorization"].removeprefix("Bearer ")
+    owner_sensors = (await client.get("/api/v1/iot/sensors", headers={"Authorization": f"Bearer {token}"})).json()
+    mine = next(s for s in owner_sensors if s["unit_id"] is not None)
+    neighbours = [s for s in running.demo.sensors if s.unit_id is not None and str(s.id) not in
+                  {o["id"] for o in owner_sensors}]  # fmt: skip
+    url = running.http_url.replace("http://", "ws://") + f"/api/v1/iot/stream?access_token={token}"
+    async with websockets.connect(url) as ws:
+        # A neighbour's sensor id in the request is dropped: owners only get what they may read.
+        await ws.send(json.dumps({"action": "subscribe", "sensor_ids": [mine["id"], str(neighbours[0].id)]}))
+        subscribed = json.loads(await ws.recv())
+        assert subscribed == {"type": "subscribed", "sensor_ids": [mine["id"]]}
+        value = 987654.321
+        payload = {"timestamp": utcnow().isoformat(), "value": value}
+        await mosquitto_pub(running.mqtt, mine["mqtt_topic"], json.dumps(payload))
+        async with asyncio.timeout(15):
+            while True:  # the simulator's own readings of this sensor may come first
+                message = json.loads(await ws.recv())
+                assert message["type"] == "readings"
+                assert {r["sensor_id"] for r in message["readings"]} == {mine["id"]}
+                if any(r["value"] == value for r in message["readings"]):
+                    break
+
+
+async def test_stream_refuses_a_missing_token(platform: tuple[bootstrap.Running, httpx.AsyncClient]) -> None:
+    running, _ = platform
+    url = running.http_url.replace("http://", "ws://") + "/api/v1/iot/stream"
+    with pytest.raises(websockets.exceptions.InvalidStatus):
+        async with websockets.connect(url):
+            pass
+
+
+async def test_metrics_count_ingested_readings(platform: tuple[bootstrap.Running, httpx.AsyncClient]) -> None:
+    _, client = platform
+
+    async def stored() -> float:
+        text = (await client.get("/metrics")).text
+        line = next(x for x in text.splitlines() if x.startswith("koprogo_readings_stored_total "))
+        return float(line.split()[1])
+
+    assert await eventually(stored, timeout=30) > 0

@@ -10,18 +10,25 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+import prometheus_client
 import uvicorn
 
 from koprogo_iot import demo
 from koprogo_iot.api.app import create_app
 from koprogo_iot.broker.embedded import EmbeddedBroker
 from koprogo_iot.config import Settings
+from koprogo_iot.devices import registry
+from koprogo_iot.domain.sensors import DeviceFormat
 from koprogo_iot.ingest.mqtt_worker import MqttIngestWorker
 from koprogo_iot.ingest.pipeline import IngestLimits, Pipeline
+from koprogo_iot.live.bus import LiveBus
+from koprogo_iot.live.memory import MemoryBus
+from koprogo_iot.live.redis_streams import RedisStreamBus
 from koprogo_iot.mqtt_url import MqttEndpoint
 from koprogo_iot.services.container import Services
 from koprogo_iot.storage.migrations import migrate
 from koprogo_iot.storage.postgres import PostgresDatabase
+from koprogo_iot.storage.postgres_store import PostgresStore
 from koprogo_iot.storage.sql_store import SqlStore
 from koprogo_iot.storage.sqlite import SqliteDatabase
 
@@ -33,7 +40,7 @@ async def open_store(url: str, apply_migrations: bool = True) -> SqlStore:
     if url.startswith("sqlite:///"):
         store = SqlStore(await SqliteDatabase.open(url.removeprefix("sqlite:///")))
     elif url.startswith(("postgres://", "postgresql://")):
-        store = SqlStore(await PostgresDatabase.open(url))
+        store = PostgresStore(await PostgresDatabase.open(url))
     else:
         raise ValueError(f"unsupported database URL {url!r}: use sqlite:///path or postgresql://...")
     if apply_migrations:
@@ -41,16 +48,32 @@ async def open_store(url: str, apply_migrations: bool = True) -> SqlStore:
     return store
 
 
-def build_services(settings: Settings, store: SqlStore) -> Services:
-    return Services.over(store, settings.token_secret(), timedelta(minutes=settings.token_ttl_minutes))
+def build_services(settings: Settings, store: SqlStore, bus: LiveBus) -> Services:
+    return Services.over(store, settings.token_secret(), timedelta(minutes=settings.token_ttl_minutes), bus)
 
 
-def build_pipeline(settings: Settings, store: SqlStore) -> Pipeline:
+def build_bus(settings: Settings) -> LiveBus:
+    """Redis Streams when configured (several processes), else in-process (embedded)."""
+    return RedisStreamBus(settings.redis_url) if settings.redis_url else MemoryBus()
+
+
+def build_pipeline(settings: Settings, store: SqlStore, bus: LiveBus | None) -> Pipeline:
+    cfg = settings.ingest
     limits = IngestLimits(
-        max_payload_bytes=settings.ingest.max_payload_bytes,
-        max_clock_skew=timedelta(seconds=settings.ingest.max_clock_skew_seconds),
+        max_payload_bytes=cfg.max_payload_bytes,
+        max_clock_skew=timedelta(seconds=cfg.max_clock_skew_seconds),
+        rate_per_sensor=cfg.rate_per_sensor,
+        burst_per_sensor=cfg.burst_per_sensor,
+        dead_letters_per_minute=cfg.dead_letters_per_minute,
     )
-    return Pipeline(store, limits)
+    decoders = {DeviceFormat(name): decoder for name, decoder in registry.decoders().items()}
+    return Pipeline(store, limits, bus, decoders)
+
+
+def build_worker(settings: Settings, pipeline: Pipeline, endpoint: MqttEndpoint, shared: bool) -> MqttIngestWorker:
+    """`shared`: one of several workers behind a shared subscription (the embedded broker has none)."""
+    group = settings.mqtt.share_group or None if shared else None
+    return MqttIngestWorker(pipeline, endpoint, settings.mqtt.client_id, group)
 
 
 def _http_server(settings: Settings, services: Services) -> uvicorn.Server:
@@ -97,7 +120,8 @@ async def run_embedded(
     """Everything in one process: broker (unless external), ingestion, API, and optionally the demo."""
     store = await open_store(settings.resolved_database_url)
     try:
-        services = build_services(settings, store)
+        bus = build_bus(settings)
+        services = build_services(settings, store, bus)
         provisioned = await demo.provision(store) if with_demo else None
         async with contextlib.AsyncExitStack() as stack:
             if settings.mqtt.url:
@@ -106,7 +130,10 @@ async def run_embedded(
                 endpoint = (
                     await stack.enter_async_context(EmbeddedBroker(settings.mqtt.host, settings.mqtt.port))
                 ).endpoint
-            worker = MqttIngestWorker(build_pipeline(settings, store), endpoint, settings.mqtt.client_id)
+            stack.push_async_callback(bus.close)
+            pipeline = build_pipeline(settings, store, bus)
+            services.provisioning.sensor_listeners.append(pipeline.directory.forget)
+            worker = build_worker(settings, pipeline, endpoint, shared=False)
             tasks = [asyncio.create_task(worker.run(), name="ingest")]
             await asyncio.wait_for(worker.subscribed.wait(), timeout=30)
             if provisioned is not None:
@@ -135,7 +162,9 @@ async def run_api(settings: Settings) -> None:
     """The API alone (production: several replicas behind a load balancer)."""
     store = await open_store(settings.resolved_database_url, apply_migrations=False)
     try:
-        await _http_server(settings, build_services(settings, store)).serve()
+        bus = build_bus(settings)
+        await _http_server(settings, build_services(settings, store, bus)).serve()
+        await bus.close()
     finally:
         await store.close()
 
@@ -146,14 +175,18 @@ async def run_ingest(settings: Settings) -> None:
         raise ValueError("ingest needs an external broker: set KOPROGO_MQTT_URL or --mqtt-url")
     store = await open_store(settings.resolved_database_url, apply_migrations=False)
     try:
-        worker = MqttIngestWorker(
-            build_pipeline(settings, store), MqttEndpoint.parse(settings.mqtt.url), settings.mqtt.client_id
+        bus = build_bus(settings)
+        worker = build_worker(
+            settings, build_pipeline(settings, store, bus), MqttEndpoint.parse(settings.mqtt.url), shared=True
         )
+        if settings.ingest.metrics_port:
+            prometheus_client.start_http_server(settings.ingest.metrics_port, addr=settings.http.host)
         task = asyncio.create_task(worker.run())
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, task.cancel)
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        await bus.close()
     finally:
         await store.close()

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 from typing import Any
+from uuid import UUID
 
 from pydantic import ValidationError
 
@@ -46,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument("--client-id", help="MQTT client id, unique per worker (KOPROGO_MQTT_CLIENT_ID)")
 
     command("migrate", "create or upgrade the database schema")
+
+    letters = command("dead-letters", "list the messages ingestion refused, newest first, and counts by reason")
+    letters.add_argument("--reason", help="only this reason, e.g. invalid_json, unknown_sensor")
+    letters.add_argument("--organization", type=UUID, help="only this organization's (default: all)")
+    letters.add_argument("--limit", type=int, default=20)
 
     admin = command("create-admin", "create an organization and its first superadmin on a new installation")
     admin.add_argument("--organization", required=True, help="the operating organization's name")
@@ -98,6 +104,20 @@ async def _migrate(settings: Settings) -> None:
         await store.close()
 
 
+async def _dead_letters(settings: Settings, args: argparse.Namespace) -> None:
+    store = await bootstrap.open_store(settings.resolved_database_url, apply_migrations=False)
+    try:
+        counts = await store.count_dead_letters(args.organization)
+        letters = await store.list_dead_letters(args.organization, args.reason, args.limit)
+    finally:
+        await store.close()
+    print("by reason: " + (", ".join(f"{r} {n}" for r, n in sorted(counts.items())) or "none"))
+    for letter in letters:
+        print(f"{letter.received_at:%Y-%m-%d %H:%M:%S}  {letter.reason:<20} {letter.topic}")
+        print(f"    {letter.detail}")
+        print(f"    payload ({letter.payload_size} bytes): {letter.payload_excerpt[:160]!r}")
+
+
 async def _create_admin(settings: Settings, args: argparse.Namespace) -> None:
     if len(args.password) < MIN_PASSWORD_LENGTH:
         raise KoproGoError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
@@ -129,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(bootstrap.run_ingest(settings))
         elif args.command == "migrate":
             asyncio.run(_migrate(settings))
+        elif args.command == "dead-letters":
+            asyncio.run(_dead_letters(settings, args))
         elif args.command == "create-admin":
             asyncio.run(_create_admin(settings, args))
     except (ValidationError, ValueError, OSError, KoproGoError) as exc:

@@ -26,6 +26,9 @@ class MqttSettings(BaseSettings):
     host: str = Field("127.0.0.1", description="address the embedded broker listens on")
     port: int = Field(EMBEDDED_MQTT_PORT, description="port the embedded broker listens on")
     client_id: str = Field("koprogo-ingest", description="ingest worker's MQTT client id (its persistent session)")
+    share_group: str | None = Field(
+        "koprogo-ingest", description="shared subscription group spreading messages over workers; empty: none"
+    )
 
 
 class HttpSettings(BaseSettings):
@@ -40,6 +43,10 @@ class IngestSettings(BaseSettings):
 
     max_payload_bytes: int = 16_384
     max_clock_skew_seconds: int = 300
+    rate_per_sensor: float = Field(1.0, description="messages per second a sensor may send")
+    burst_per_sensor: float = Field(60.0, description="messages a sensor may send at once (backlog after an outage)")
+    dead_letters_per_minute: int = Field(10, description="dead letters kept per topic and reason each minute")
+    metrics_port: int | None = Field(None, description="`ingest`: serve Prometheus metrics on this port")
 
 
 class Settings(BaseSettings):

@@ -100,9 +100,11 @@ async def test_owner_scope_lists_their_units_and_common_sensors(store: SqlStore)
 async def test_a_reading_is_stored_once_per_sensor_and_timestamp(store: SqlStore) -> None:
     t = await make_tenant(store)
     first = reading(t.unit_sensor, 0, 10.0)
-    assert await store.ingest([first, reading(t.unit_sensor, 5, 10.5)]) == 2
-    assert await store.ingest([first]) == 0  # redelivered
-    assert await store.ingest([first, reading(t.unit_sensor, 10, 11.0)]) == 1
+    assert len(await store.ingest([first, reading(t.unit_sensor, 5, 10.5)])) == 2
+    assert await store.ingest([first]) == []  # redelivered
+    assert await store.ingest([first, first]) == []
+    later = reading(t.unit_sensor, 10, 11.0)
+    assert await store.ingest([first, later, later]) == [later]  # twice in one batch: stored and counted once
     assert await store.count_readings(t.organization.id, t.unit_sensor.id) == 3
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import prometheus_client
+from fastapi import FastAPI, Response
 
 from koprogo_iot import __version__
 from koprogo_iot.api import errors
-from koprogo_iot.api.routers import alerts, auth, sensors, tenancy
+from koprogo_iot.api.routers import alerts, auth, ingest, sensors, stream, tenancy
 from koprogo_iot.services.container import Services
 
 API_PREFIX = "/api/v1"
@@ -20,8 +21,13 @@ def create_app(services: Services) -> FastAPI:
     )
     app.state.services = services
     errors.install(app)
-    for module in (auth, tenancy, sensors, alerts):
+    for module in (auth, tenancy, sensors, alerts, ingest, stream):
         app.include_router(module.router, prefix=API_PREFIX)
+
+    @app.get("/metrics", tags=["operations"], include_in_schema=False)
+    async def metrics() -> Response:
+        """Prometheus metrics of this process (in embedded mode, ingestion's too)."""
+        return Response(prometheus_client.generate_latest(), media_type=prometheus_client.CONTENT_TYPE_LATEST)
 
     @app.get("/health", tags=["operations"])
     async def health() -> dict[str, str]:

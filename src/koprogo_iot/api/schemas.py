@@ -215,3 +215,14 @@ class AlertOut(_Out):
 
 class AcknowledgeIn(_In):
     note: str | None = Field(None, max_length=2000)
+
+
+class DeadLetterOut(_Out):
+    id: int | None
+    organization_id: UUID | None
+    topic: str
+    payload_excerpt: str
+    payload_size: int
+    reason: str
+    detail: str
+    received_at: datetime

@@ -48,6 +48,17 @@ class MeasurementKind(StrEnum):
     INSTANTANEOUS = "instantaneous"  # a gauge (W, °C, %, L/h)
 
 
+class DeviceFormat(StrEnum):
+    """How the device talks: the native payload, or a field format used in the field."""
+
+    NATIVE = "native"  # koprogo/{org}/{building}/{sensor_id}/readings, one value per message
+    SHELLY = "shelly"  # Gen2+ RPC notifications
+    CHIRPSTACK = "chirpstack"  # ChirpStack v4 uplink events (LoRaWAN)
+    TTN = "ttn"  # The Things Stack v3 uplinks (LoRaWAN)
+    WMBUS = "wmbus"  # wmbusmeters JSON (Kamstrup and other wireless M-Bus meters)
+    TASMOTA = "tasmota"  # Tasmota SENSOR telemetry
+
+
 class SensorStatus(StrEnum):
     ACTIVE = "active"
     INACTIVE = "inactive"  # switched off on purpose: its messages are refused
@@ -101,6 +112,8 @@ class IoTSensor:
     unit_of_measure: str
     sampling_interval: int = 300
     kind: MeasurementKind | None = None  # None: the sensor type's usual kind
+    device_format: DeviceFormat = DeviceFormat.NATIVE
+    device_field: str = ""  # which value of a multi-value device, e.g. "emdata:0.total_act"; "" for native
     unit_id: UUID | None = None  # None: a common meter of the building
     firmware_version: str | None = None
     floor: int | None = None
@@ -127,6 +140,13 @@ class IoTSensor:
         object.__setattr__(self, "sensor_type", sensor_type)
         object.__setattr__(self, "status", _member(SensorStatus, self.status, "status"))
         object.__setattr__(self, "kind", _member(MeasurementKind, self.kind or sensor_type.default_kind, "kind"))
+        device_format = _member(DeviceFormat, self.device_format, "device format")
+        object.__setattr__(self, "device_format", device_format)
+        object.__setattr__(self, "device_field", self.device_field.strip())
+        if device_format is DeviceFormat.NATIVE and self.device_field:
+            raise InvalidValue("a native sensor sends one value: it has no device field")
+        if device_format is not DeviceFormat.NATIVE and not self.device_field:
+            raise InvalidValue(f"a {device_format.value} sensor needs the device field it reads, e.g. a total")
         if not MIN_SAMPLING_INTERVAL <= self.sampling_interval <= MAX_SAMPLING_INTERVAL:
             raise InvalidValue(
                 f"sampling interval must be between {MIN_SAMPLING_INTERVAL} s and {MAX_SAMPLING_INTERVAL} s (24 h)"

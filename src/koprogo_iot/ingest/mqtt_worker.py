@@ -12,6 +12,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from koprogo_iot.domain.clock import utcnow
 from koprogo_iot.domain.errors import StorageUnavailable
+from koprogo_iot.ingest import metrics
 from koprogo_iot.ingest.pipeline import Message, Pipeline
 from koprogo_iot.ingest.topics import SUBSCRIPTION
 from koprogo_iot.mqtt_url import MqttEndpoint
@@ -38,10 +39,18 @@ class MqttIngestWorker:
     disconnection is delivered again by the broker, and stored once thanks to the (sensor, timestamp) key.
     """
 
-    def __init__(self, pipeline: Pipeline, endpoint: MqttEndpoint, client_id: str = "koprogo-ingest") -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        endpoint: MqttEndpoint,
+        client_id: str = "koprogo-ingest",
+        share_group: str | None = None,
+    ) -> None:
         self.pipeline = pipeline
         self.endpoint = endpoint
         self.client_id = client_id
+        # With a shared subscription the broker spreads messages over the workers of the group.
+        self.subscription = f"$share/{share_group}/{SUBSCRIPTION}" if share_group else SUBSCRIPTION
         self.subscribed = asyncio.Event()
         self._queue: asyncio.Queue[_Delivery] = asyncio.Queue()
         self._generation = 0
@@ -86,10 +95,13 @@ class MqttIngestWorker:
                 batch = [await self._queue.get()]
                 while len(batch) < MAX_BATCH and not self._queue.empty():
                     batch.append(self._queue.get_nowait())
+                metrics.QUEUE_DEPTH.set(self._queue.qsize())
+                metrics.IN_FLIGHT.set(len(batch))
                 await self._store(batch)
                 for delivery in batch:
                     if delivery.generation == self._generation:
                         client.ack(delivery.mid, delivery.qos)
+                metrics.IN_FLIGHT.set(0)
         finally:
             self._stopping = True
             client.disconnect()
@@ -100,8 +112,8 @@ class MqttIngestWorker:
             log.error("MQTT broker %s refused the connection: %s", self.endpoint, reason)
             return
         self._generation += 1
-        log.info("connected to %s, subscribing to %s", self.endpoint, SUBSCRIPTION)
-        client.subscribe(SUBSCRIPTION, qos=1)
+        log.info("connected to %s, subscribing to %s", self.endpoint, self.subscription)
+        client.subscribe(self.subscription, qos=1)
 
     def _disconnected(self, reason: Any) -> None:
         self.subscribed.clear()

@@ -1,20 +1,33 @@
-"""From one MQTT message to a reading ready to store, or a named rejection."""
+"""From MQTT messages to stored readings: decode, validate, enrich, decide alerts, store in one batch.
+
+Every refusal has a named reason (`rejections.Reason`), a metric, and a dead letter in the store.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
-from collections.abc import Sequence
+import time
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from uuid import UUID
 
 from koprogo_iot.devices import native
+from koprogo_iot.devices.base import DecodeError, Decoder
 from koprogo_iot.domain.alerts import threshold_decision
+from koprogo_iot.domain.clock import utcnow
+from koprogo_iot.domain.dead_letters import DeadLetter
 from koprogo_iot.domain.errors import NotFound, StorageUnavailable
 from koprogo_iot.domain.readings import IoTReading
-from koprogo_iot.domain.sensors import IoTSensor, SensorStatus
+from koprogo_iot.domain.sensors import DeviceFormat, IoTSensor, SensorStatus
+from koprogo_iot.domain.units import conversion_factor
+from koprogo_iot.ingest import metrics
+from koprogo_iot.ingest.directory import SensorDirectory
+from koprogo_iot.ingest.rate_limit import RateLimiter
 from koprogo_iot.ingest.rejections import Reason, Rejected
-from koprogo_iot.ingest.topics import ReadingTopic
+from koprogo_iot.ingest.topics import ParsedTopic
+from koprogo_iot.live.bus import LiveBus
 from koprogo_iot.storage.ports import Ingested, Store
 
 log = logging.getLogger(__name__)
@@ -28,6 +41,9 @@ class IngestLimits:
     max_payload_bytes: int = 16_384
     max_clock_skew: timedelta = timedelta(minutes=5)  # how far in the future a device clock may run
     oldest: datetime = datetime(2020, 1, 1, tzinfo=UTC)  # unsynchronized device clocks report 1970
+    rate_per_sensor: float = 1.0  # messages per second, the specification's limit
+    burst_per_sensor: float = 60.0  # a device flushing its backlog after an outage
+    dead_letters_per_minute: int = 10  # kept per (topic, reason); the rest are only counted
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,22 +63,102 @@ class IngestStats:
     rejected: Counter[str] = field(default_factory=Counter)
 
 
-class Pipeline:
-    """Validates and enriches messages, then stores them in batches (one transaction per batch)."""
+@dataclass(frozen=True, slots=True)
+class _Value:
+    """One value of a message, before it is checked against its sensor."""
 
-    def __init__(self, store: Store, limits: IngestLimits | None = None) -> None:
+    sensor: IoTSensor
+    timestamp: datetime
+    value: float
+    unit: str  # the device's unit; "" when it states none (native: the sensor's own)
+    battery_level: float | None
+    signal_strength: int | None
+
+
+class Pipeline:
+    """Turns batches of messages into stored readings; one instance per worker (it holds per-device state)."""
+
+    def __init__(
+        self,
+        store: Store,
+        limits: IngestLimits | None = None,
+        bus: LiveBus | None = None,
+        decoders: Mapping[DeviceFormat, Decoder] | None = None,
+    ) -> None:
         self.store = store
         self.limits = limits or IngestLimits()
+        self.bus = bus
+        self.decoders = dict(decoders or {})
+        self.directory = SensorDirectory(store)
         self.stats = IngestStats()
+        self._rate = RateLimiter(self.limits.rate_per_sensor, self.limits.burst_per_sensor)
+        self._letters: dict[tuple[str, str], tuple[float, int]] = {}
+        self._organizations: dict[UUID, bool] = {}
 
-    async def prepare(self, message: Message) -> Ingested:
-        """The reading a message carries, with its alert decision; raises `Rejected` with the reason."""
-        if len(message.payload) > self.limits.max_payload_bytes:
-            raise Rejected(
-                Reason.PAYLOAD_TOO_LARGE,
-                f"{len(message.payload)} bytes > {self.limits.max_payload_bytes} allowed",
-            )
-        topic = ReadingTopic.parse(message.topic)
+    async def handle(self, messages: Sequence[Message]) -> list[Reason | None]:
+        """Store what is valid, and dead-letter the rest, in one transaction.
+
+        Returns, per message, None when at least one of its values was accepted, else its first rejection.
+        Storage errors propagate: the caller must not acknowledge the batch and should retry it.
+        """
+        outcomes: list[Reason | None] = []
+        accepted: list[Ingested] = []
+        letters: list[DeadLetter] = []
+        for message in messages:
+            readings, failures = await self._process(message)
+            accepted += readings
+            outcomes.append(None if readings or not failures else failures[0].reason)
+            for failure in failures:
+                log.info("rejected a value on %s: %s", message.topic, failure)
+                self.stats.rejected[failure.reason.value] += 1
+                metrics.MESSAGES_REJECTED.labels(failure.reason.value).inc()
+                letter = await self._dead_letter(message, failure)
+                if letter is not None:
+                    letters.append(letter)
+        started = time.perf_counter()
+        new = await self.store.ingest(accepted, letters) if accepted or letters else []
+        metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)
+        metrics.BATCH_SIZE.observe(len(messages))
+        metrics.MESSAGES_RECEIVED.inc(len(messages))
+        metrics.READINGS_STORED.inc(len(new))
+        metrics.READINGS_DUPLICATE.inc(len(accepted) - len(new))
+        self.stats.received += len(messages)
+        self.stats.stored += len(new)
+        self.stats.duplicates += len(accepted) - len(new)
+        now = utcnow()
+        for item in new:
+            metrics.END_TO_END_SECONDS.observe(max(0.0, (now - item.reading.timestamp).total_seconds()))
+        if self.bus is not None and new:
+            await self._publish_live(new)
+        return outcomes
+
+    async def _process(self, message: Message) -> tuple[list[Ingested], list[Rejected]]:
+        try:
+            if len(message.payload) > self.limits.max_payload_bytes:
+                raise Rejected(
+                    Reason.PAYLOAD_TOO_LARGE,
+                    f"{len(message.payload)} bytes > {self.limits.max_payload_bytes} allowed",
+                )
+            topic = ParsedTopic.parse(message.topic)
+            values = await (self._native(topic, message) if topic.device_format is DeviceFormat.NATIVE
+                            else self._device(topic, message))  # fmt: skip
+        except Rejected as rejection:
+            return [], [rejection]
+        except StorageUnavailable:
+            raise
+        except Exception as exc:
+            # A bug must cost one message, not the worker: counted, dead-lettered and logged in full.
+            log.exception("internal error on %s", message.topic)
+            return [], [Rejected(Reason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")]
+        readings, failures = [], []
+        for value in values:
+            try:
+                readings.append(self._check(value, message.received_at))
+            except Rejected as rejection:
+                failures.append(rejection)
+        return readings, failures
+
+    async def _native(self, topic: ParsedTopic, message: Message) -> list[_Value]:
         try:
             payload = native.decode(message.payload)
         except native.InvalidJson as exc:
@@ -71,82 +167,132 @@ class Pipeline:
             raise Rejected(Reason.SCHEMA_VIOLATION, str(exc)) from None
         except native.NonFiniteValue as exc:
             raise Rejected(Reason.VALUE_NOT_FINITE, str(exc)) from None
-        sensor = await self._sensor(topic)
-        self._check_time(payload.timestamp, message.received_at)
-        value = sensor.calibrate(payload.value)
-        problem = sensor.accepts(value)  # also catches a calibration that overflows to infinity
-        if problem or abs(value) > MAX_ABS_VALUE:
-            raise Rejected(Reason.VALUE_OUT_OF_RANGE, problem or f"value {value:g} is implausibly large")
-        reading = IoTReading.measured(
-            sensor,
-            payload.timestamp,
-            payload.value,
-            battery_level=payload.battery_level,
-            signal_strength=payload.signal_strength,
-            received_at=message.received_at,
-        )
-        return Ingested(reading, threshold_decision(sensor, reading))
-
-    async def _sensor(self, topic: ReadingTopic) -> IoTSensor:
-        sensor = await self.store.find_sensor(topic.organization_id, topic.device_id)
+        sensor = await self.directory.find(topic.organization_id, topic.rest)
         if sensor is None:
-            # Only now pay for the look-ups that tell an operator what is wrong with the topic.
-            try:
-                await self.store.get_organization(topic.organization_id)
-            except NotFound:
-                raise Rejected(Reason.UNKNOWN_ORGANIZATION, f"no organization {topic.organization_id}") from None
-            try:
-                await self.store.get_building(topic.organization_id, topic.building_id)
-            except NotFound:
-                raise Rejected(
-                    Reason.TENANT_MISMATCH,
-                    f"building {topic.building_id} does not belong to organization {topic.organization_id}",
-                ) from None
-            raise Rejected(
-                Reason.UNKNOWN_SENSOR,
-                f"sensor {topic.device_id!r} is not registered in organization {topic.organization_id}",
+            raise await self._why_unknown(topic, topic.rest)
+        self._check_placement(sensor, topic)
+        return [_Value(sensor, payload.timestamp, payload.value, "", payload.battery_level, payload.signal_strength)]
+
+    async def _device(self, topic: ParsedTopic, message: Message) -> list[_Value]:
+        decoder = self.decoders.get(topic.device_format)
+        if decoder is None:
+            raise Rejected(Reason.INVALID_TOPIC, f"the {topic.device_format.value} format is not enabled")
+        try:
+            decoded = decoder.decode(topic.rest, message.payload, message.received_at)
+        except DecodeError as exc:
+            raise Rejected(Reason(exc.reason), str(exc)) from None
+        values, unread = [], []
+        for reading in decoded:
+            sensor = await self.directory.find(topic.organization_id, reading.device, reading.quantity)
+            if sensor is None or sensor.device_format is not topic.device_format:
+                unread.append(f"{reading.device} {reading.quantity}")
+                continue
+            self._check_placement(sensor, topic)
+            values.append(
+                _Value(sensor, reading.timestamp, reading.value, reading.unit, reading.battery_level,
+                       reading.signal_strength)
+            )  # fmt: skip
+        metrics.DEVICE_VALUES_IGNORED.inc(len(unread))
+        if decoded and not values:
+            # A device says many things; only when no registered sensor reads any of it is it an error.
+            raise await self._why_unknown(topic, ", ".join(unread[:5]))
+        return values
+
+    async def _why_unknown(self, topic: ParsedTopic, what: str) -> Rejected:
+        """The precise reason a topic names no registered sensor (looked up only on this rare path)."""
+        if not await self._organization_exists(topic.organization_id):
+            return Rejected(Reason.UNKNOWN_ORGANIZATION, f"no organization {topic.organization_id}")
+        try:
+            await self.store.get_building(topic.organization_id, topic.building_id)
+        except NotFound:
+            return Rejected(
+                Reason.TENANT_MISMATCH,
+                f"building {topic.building_id} does not belong to organization {topic.organization_id}",
             )
+        return Rejected(
+            Reason.UNKNOWN_SENSOR, f"no sensor registered for {what!r} in organization {topic.organization_id}"
+        )
+
+    @staticmethod
+    def _check_placement(sensor: IoTSensor, topic: ParsedTopic) -> None:
         if sensor.building_id != topic.building_id:
             raise Rejected(
                 Reason.TENANT_MISMATCH,
-                f"sensor {topic.device_id!r} belongs to building {sensor.building_id}, not {topic.building_id}",
+                f"sensor {sensor.sensor_id!r} belongs to building {sensor.building_id}, not {topic.building_id}",
             )
         if sensor.status is SensorStatus.INACTIVE:
-            raise Rejected(Reason.SENSOR_INACTIVE, f"sensor {topic.device_id!r} is inactive")
-        return sensor
+            raise Rejected(Reason.SENSOR_INACTIVE, f"sensor {sensor.sensor_id!r} is inactive")
 
-    def _check_time(self, timestamp: datetime, received_at: datetime) -> None:
-        if timestamp > received_at + self.limits.max_clock_skew:
-            raise Rejected(Reason.TIMESTAMP_IN_FUTURE, f"timestamp {timestamp.isoformat()} is in the future")
-        if timestamp < self.limits.oldest:
+    def _check(self, v: _Value, received_at: datetime) -> Ingested:
+        """Validate one value against its sensor and turn it into a reading with its alert decision."""
+        if v.timestamp > received_at + self.limits.max_clock_skew:
+            raise Rejected(Reason.TIMESTAMP_IN_FUTURE, f"timestamp {v.timestamp.isoformat()} is in the future")
+        if v.timestamp < self.limits.oldest:
             raise Rejected(
-                Reason.TIMESTAMP_TOO_OLD,
-                f"timestamp {timestamp.isoformat()} is before {self.limits.oldest:%Y}",
+                Reason.TIMESTAMP_TOO_OLD, f"timestamp {v.timestamp.isoformat()} is before {self.limits.oldest:%Y}"
             )
+        factor = conversion_factor(v.unit, v.sensor.unit_of_measure)
+        if factor is None:
+            raise Rejected(
+                Reason.UNIT_MISMATCH,
+                f"device sends {v.unit!r}, sensor {v.sensor.sensor_id!r} records {v.sensor.unit_of_measure!r}",
+            )
+        value = v.sensor.calibrate(v.value * factor)
+        problem = v.sensor.accepts(value)  # also catches a calibration that overflows to infinity
+        if problem or abs(value) > MAX_ABS_VALUE:
+            raise Rejected(Reason.VALUE_OUT_OF_RANGE, problem or f"value {value:g} is implausibly large")
+        # Last, so that invalid messages do not use up the sensor's allowance.
+        if not self._rate.allow(v.sensor.id, time.monotonic()):
+            raise Rejected(
+                Reason.RATE_LIMITED, f"sensor {v.sensor.sensor_id!r} sends more than {self.limits.rate_per_sensor:g}/s"
+            )
+        reading = IoTReading.measured(
+            v.sensor, v.timestamp, v.value * factor, v.battery_level, v.signal_strength, received_at
+        )
+        return Ingested(reading, threshold_decision(v.sensor, reading))
 
-    async def handle(self, messages: Sequence[Message]) -> list[Reason | None]:
-        """Store what is valid in one transaction; return, per message, its rejection reason or None.
-
-        Storage errors propagate: the caller must not acknowledge the batch and should retry it.
-        """
-        outcomes: list[Reason | None] = []
-        accepted: list[Ingested] = []
-        for message in messages:
+    async def _organization_exists(self, organization_id: UUID) -> bool:
+        if organization_id not in self._organizations:
+            if len(self._organizations) > 10_000:  # bounded: topics are attacker-controlled
+                self._organizations.clear()
             try:
-                accepted.append(await self.prepare(message))
-                outcomes.append(None)
-            except Rejected as rejection:
-                outcomes.append(rejection.reason)
-                log.warning("rejected message on %s: %s", message.topic, rejection)
-            except StorageUnavailable:
-                raise
-            except Exception:
-                # A bug must cost one message, not the worker: the message is counted and logged in full.
-                outcomes.append(Reason.INTERNAL_ERROR)
-                log.exception("internal error on %s, payload %r", message.topic, message.payload[:200])
-        stored = await self.store.ingest(accepted) if accepted else 0
-        self.stats.received += len(messages)
-        self.stats.stored += stored
-        self.stats.duplicates += len(accepted) - stored
-        self.stats.rejected.update(r.value for r in outcomes if r is not None)
-        return outcomes
+                await self.store.get_organization(organization_id)
+                self._organizations[organization_id] = True
+            except NotFound:
+                self._organizations[organization_id] = False
+        return self._organizations[organization_id]
+
+    async def _dead_letter(self, message: Message, failure: Rejected) -> DeadLetter | None:
+        """A dead letter to keep, unless this topic already produced too many for this reason this minute."""
+        key, now = (message.topic, failure.reason.value), time.monotonic()
+        started, count = self._letters.get(key, (now, 0))
+        if now - started >= 60:
+            started, count = now, 0
+        if count >= self.limits.dead_letters_per_minute:
+            metrics.DEAD_LETTERS_SUPPRESSED.inc()
+            return None
+        if len(self._letters) > 10_000:
+            self._letters.clear()
+        self._letters[key] = (started, count + 1)
+        organization = None
+        try:
+            topic_org = UUID(message.topic.split("/")[1])
+            if await self._organization_exists(topic_org):
+                organization = topic_org
+        except (ValueError, IndexError):
+            pass
+        return DeadLetter.of(
+            message.topic, message.payload, failure.reason.value, failure.detail, message.received_at, organization
+        )
+
+    async def _publish_live(self, new: list[Ingested]) -> None:
+        assert self.bus is not None
+        by_org: defaultdict[UUID, list[IoTReading]] = defaultdict(list)
+        for item in new:
+            by_org[item.reading.organization_id].append(item.reading)
+        for organization_id, readings in by_org.items():
+            try:
+                await self.bus.publish(organization_id, readings)
+            except Exception:  # the live view is best effort: storage and acknowledgments go on
+                metrics.LIVE_BUS_FAILURES.inc()
+                log.exception("live bus publish failed")

@@ -18,6 +18,8 @@ class Reason(StrEnum):
     VALUE_OUT_OF_RANGE = "value_out_of_range"
     TIMESTAMP_IN_FUTURE = "timestamp_in_future"
     TIMESTAMP_TOO_OLD = "timestamp_too_old"
+    UNIT_MISMATCH = "unit_mismatch"  # the device's unit cannot be converted to the sensor's
+    RATE_LIMITED = "rate_limited"  # the sensor sends faster than its allowance
     INTERNAL_ERROR = "internal_error"  # a bug of ours: logged with the payload
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from koprogo_iot.live.bus import LiveBus
+from koprogo_iot.live.memory import MemoryBus
 from koprogo_iot.services.accounts import Accounts
 from koprogo_iot.services.monitoring import Monitoring
 from koprogo_iot.services.provisioning import Provisioning
@@ -17,8 +19,13 @@ class Services:
     accounts: Accounts
     provisioning: Provisioning
     monitoring: Monitoring
+    bus: LiveBus
 
     @classmethod
-    def over(cls, store: Store, secret: str, token_ttl: timedelta = timedelta(hours=12)) -> Services:
+    def over(
+        cls, store: Store, secret: str, token_ttl: timedelta = timedelta(hours=12), bus: LiveBus | None = None
+    ) -> Services:
         provisioning = Provisioning(store)
-        return cls(store, Accounts(store, secret, token_ttl), provisioning, Monitoring(store, provisioning))
+        return cls(
+            store, Accounts(store, secret, token_ttl), provisioning, Monitoring(store, provisioning), bus or MemoryBus()
+        )

@@ -8,8 +8,10 @@ from uuid import UUID
 from koprogo_iot.domain.access import Principal
 from koprogo_iot.domain.alerts import IoTAlert
 from koprogo_iot.domain.clock import utcnow
+from koprogo_iot.domain.dead_letters import DeadLetter
 from koprogo_iot.domain.errors import InvalidValue
 from koprogo_iot.domain.readings import IoTReading
+from koprogo_iot.domain.tenancy import Role
 from koprogo_iot.services.provisioning import Provisioning
 from koprogo_iot.storage.ports import AlertFilter, Store
 
@@ -44,6 +46,17 @@ class Monitoring:
                 frozenset(s.id for s in visible), where.limit,
             )  # fmt: skip
         return await self.store.list_alerts(principal.organization_id, where)
+
+    async def dead_letters(self, principal: Principal, reason: str | None, limit: int) -> list[DeadLetter]:
+        """A syndic sees their organization's; a superadmin operates the platform and sees everyone's."""
+        principal.require_manager()
+        scope = None if principal.role is Role.SUPERADMIN else principal.organization_id
+        return await self.store.list_dead_letters(scope, reason, limit)
+
+    async def dead_letter_counts(self, principal: Principal) -> dict[str, int]:
+        principal.require_manager()
+        scope = None if principal.role is Role.SUPERADMIN else principal.organization_id
+        return await self.store.count_dead_letters(scope)
 
     async def acknowledge(self, principal: Principal, alert_id: UUID, note: str | None) -> IoTAlert:
         principal.require_manager()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
@@ -12,10 +13,18 @@ from koprogo_iot.domain.tenancy import Building, Organization, Role, Unit, User
 from koprogo_iot.services.accounts import MIN_PASSWORD_LENGTH, hash_password
 from koprogo_iot.storage.ports import SensorFilter, Store
 
+SensorListener = Callable[[IoTSensor], None]
+
 
 class Provisioning:
     def __init__(self, store: Store) -> None:
         self.store = store
+        # Called after a sensor changes; in one process, ingestion forgets its cached copy at once.
+        self.sensor_listeners: list[SensorListener] = []
+
+    def _changed(self, sensor: IoTSensor) -> None:
+        for listener in self.sensor_listeners:
+            listener(sensor)
 
     # --- organizations (platform operators only)
 
@@ -115,7 +124,7 @@ class Provisioning:
         principal.require_manager()
         sensor = IoTSensor(organization_id=principal.organization_id, **fields)
         await self._check_placement(principal, sensor.building_id, sensor.unit_id)
-        if await self.store.find_sensor(principal.organization_id, sensor.sensor_id) is not None:
+        if await self.store.find_sensor(principal.organization_id, sensor.sensor_id, sensor.device_field) is not None:
             raise Conflict(f"sensor id {sensor.sensor_id!r} is already registered in this organization")
         await self.store.add_sensor(sensor)
         return sensor
@@ -139,12 +148,15 @@ class Provisioning:
 
     async def update_sensor(self, principal: Principal, sensor_id: UUID, changes: dict[str, Any]) -> IoTSensor:
         principal.require_manager()
-        sensor = (await self.get_sensor(principal, sensor_id)).changed(**changes)
+        before = await self.get_sensor(principal, sensor_id)
+        sensor = before.changed(**changes)
         await self._check_placement(principal, sensor.building_id, sensor.unit_id)
-        other = await self.store.find_sensor(principal.organization_id, sensor.sensor_id)
+        other = await self.store.find_sensor(principal.organization_id, sensor.sensor_id, sensor.device_field)
         if other is not None and other.id != sensor.id:
             raise Conflict(f"sensor id {sensor.sensor_id!r} is already registered in this organization")
         await self.store.update_sensor(sensor)
+        self._changed(before)  # its device id may have changed: both keys must be forgotten
+        self._changed(sensor)
         return sensor
 
     async def calibrate_sensor(self, principal: Principal, sensor_id: UUID, factor: float) -> IoTSensor:
@@ -152,5 +164,6 @@ class Provisioning:
 
     async def delete_sensor(self, principal: Principal, sensor_id: UUID) -> None:
         principal.require_manager()
-        await self.get_sensor(principal, sensor_id)
+        sensor = await self.get_sensor(principal, sensor_id)
         await self.store.delete_sensor(principal.organization_id, sensor_id)
+        self._changed(sensor)

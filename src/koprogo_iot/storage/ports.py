@@ -9,6 +9,7 @@ from typing import Protocol
 from uuid import UUID
 
 from koprogo_iot.domain.alerts import AlertDecision, AlertStatus, IoTAlert
+from koprogo_iot.domain.dead_letters import DeadLetter
 from koprogo_iot.domain.readings import IoTReading
 from koprogo_iot.domain.sensors import IoTSensor
 from koprogo_iot.domain.tenancy import Building, Organization, Unit, User
@@ -66,14 +67,18 @@ class Store(Protocol):
     # --- sensors
     async def add_sensor(self, sensor: IoTSensor) -> None: ...
     async def get_sensor(self, organization_id: UUID, sensor_id: UUID) -> IoTSensor: ...
-    async def find_sensor(self, organization_id: UUID, device_id: str) -> IoTSensor | None: ...
+    async def find_sensor(self, organization_id: UUID, device_id: str, device_field: str = "") -> IoTSensor | None:
+        """The sensor a device value belongs to: by manufacturer id, and field for multi-value devices."""
+        ...
+
     async def list_sensors(self, organization_id: UUID, where: SensorFilter = SensorFilter()) -> list[IoTSensor]: ...
     async def update_sensor(self, sensor: IoTSensor) -> None: ...
     async def delete_sensor(self, organization_id: UUID, sensor_id: UUID) -> None: ...
 
     # --- readings
-    async def ingest(self, batch: Sequence[Ingested]) -> int:
-        """Store new readings and apply their alert decisions in one transaction; return how many were new."""
+    async def ingest(self, batch: Sequence[Ingested], rejected: Sequence[DeadLetter] = ()) -> list[Ingested]:
+        """In one transaction: store the new readings, apply their alert decisions, update the sensors' last
+        reading, and keep the rejected messages. Return the readings that were new (not redeliveries)."""
         ...
 
     async def list_readings(
@@ -88,6 +93,15 @@ class Store(Protocol):
         ...
 
     async def count_readings(self, organization_id: UUID, sensor_id: UUID) -> int: ...
+
+    # --- dead letters
+    async def list_dead_letters(
+        self, organization_id: UUID | None, reason: str | None = None, limit: int = 100
+    ) -> list[DeadLetter]:
+        """Newest first; `organization_id` None lists every organization's (platform operators only)."""
+        ...
+
+    async def count_dead_letters(self, organization_id: UUID | None) -> dict[str, int]: ...
 
     # --- alerts
     async def get_alert(self, organization_id: UUID, alert_id: UUID) -> IoTAlert: ...

@@ -8,6 +8,7 @@ from typing import Any
 from uuid import UUID
 
 from koprogo_iot.domain.alerts import AlertSeverity, AlertStatus, AlertType, ClearAlert, IoTAlert, RaiseAlert
+from koprogo_iot.domain.dead_letters import DeadLetter
 from koprogo_iot.domain.errors import NotFound
 from koprogo_iot.domain.readings import IoTReading, ReadingQuality
 from koprogo_iot.domain.sensors import IoTSensor
@@ -33,12 +34,13 @@ def _time_or_none(value: Any) -> datetime | None:
 
 
 _SENSOR_COLUMNS = (
-    "id, organization_id, building_id, unit_id, sensor_id, sensor_type, kind, manufacturer, model, "
+    "id, organization_id, building_id, unit_id, sensor_id, device_format, device_field, sensor_type, kind, "
+    "manufacturer, model, "
     "firmware_version, location, floor, unit_of_measure, sampling_interval, calibration_factor, "
     "alert_threshold_min, alert_threshold_max, status, last_reading_at, last_value, last_battery_level, "
     "installed_at, created_at, updated_at"
 )
-_READING_COLUMNS = (
+READING_COLUMNS = (
     "sensor_id, ts, organization_id, building_id, unit_id, value, unit_of_measure, battery_level, "
     "signal_strength, quality, is_anomaly, anomaly_reason, received_at"
 )
@@ -49,8 +51,26 @@ _ALERT_COLUMNS = (
 )
 
 
+_DEAD_LETTER_COLUMNS = "organization_id, topic, payload_excerpt, payload_size, reason, detail, received_at"
+# SQLite accepts 32,766 parameters per statement (since 3.32): 13 columns x 2,000 rows stays below.
+_ROWS_PER_STATEMENT = 2_000
+# The partial unique index keeps one active alert per (sensor, type): a repeat updates it, and its severity
+# only ever rises while it is active.
+_RAISE_ALERT = (
+    f"INSERT INTO iot_alerts ({_ALERT_COLUMNS}) VALUES ({{placeholders}}) "
+    "ON CONFLICT (sensor_id, alert_type) WHERE cleared_at IS NULL DO UPDATE SET "
+    "occurrences = iot_alerts.occurrences + 1, last_triggered_at = excluded.last_triggered_at, "
+    "reading_value = excluded.reading_value, threshold_value = excluded.threshold_value, "
+    "message = excluded.message, severity = CASE WHEN iot_alerts.severity = 'critical' THEN 'critical' "
+    "WHEN excluded.severity = 'info' THEN iot_alerts.severity ELSE excluded.severity END"
+)
+
+
 def _placeholders(columns: str, start: int = 1) -> str:
     return ", ".join(f"${i}" for i in range(start, start + columns.count(",") + 1))
+
+
+_RAISE_ALERT = _RAISE_ALERT.format(placeholders=_placeholders(_ALERT_COLUMNS))
 
 
 def _sensor(row: Row) -> IoTSensor:
@@ -60,6 +80,8 @@ def _sensor(row: Row) -> IoTSensor:
         building_id=_uuid(row["building_id"]),
         unit_id=_uuid_or_none(row["unit_id"]),
         sensor_id=row["sensor_id"],
+        device_format=row["device_format"],
+        device_field=row["device_field"],
         sensor_type=row["sensor_type"],
         kind=row["kind"],
         manufacturer=row["manufacturer"],
@@ -84,7 +106,8 @@ def _sensor(row: Row) -> IoTSensor:
 
 def _sensor_values(s: IoTSensor) -> tuple[object, ...]:
     return (
-        s.id, s.organization_id, s.building_id, s.unit_id, s.sensor_id, s.sensor_type, s.measurement_kind,
+        s.id, s.organization_id, s.building_id, s.unit_id, s.sensor_id, s.device_format, s.device_field,
+        s.sensor_type, s.measurement_kind,
         s.manufacturer, s.model, s.firmware_version, s.location, s.floor, s.unit_of_measure, s.sampling_interval,
         s.calibration_factor, s.alert_threshold_min, s.alert_threshold_max, s.status, s.last_reading_at,
         s.last_value, s.last_battery_level, s.installed_at, s.created_at, s.updated_at,
@@ -109,7 +132,7 @@ def _reading(row: Row) -> IoTReading:
     )
 
 
-def _reading_values(r: IoTReading) -> tuple[object, ...]:
+def reading_values(r: IoTReading) -> tuple[object, ...]:
     return (
         r.sensor_id, r.timestamp, r.organization_id, r.building_id, r.unit_id, r.value, r.unit_of_measure,
         r.battery_level, r.signal_strength, r.quality, r.is_anomaly, r.anomaly_reason, r.received_at,
@@ -290,10 +313,11 @@ class SqlStore:
         )  # fmt: skip
         return _sensor(_found(row, "sensor", sensor_id))
 
-    async def find_sensor(self, organization_id: UUID, device_id: str) -> IoTSensor | None:
+    async def find_sensor(self, organization_id: UUID, device_id: str, device_field: str = "") -> IoTSensor | None:
         row = await self.db.fetchrow(
-            f"SELECT {_SENSOR_COLUMNS} FROM iot_sensors WHERE organization_id = $1 AND sensor_id = $2",
-            organization_id, device_id,
+            f"SELECT {_SENSOR_COLUMNS} FROM iot_sensors "
+            "WHERE organization_id = $1 AND sensor_id = $2 AND device_field = $3",
+            organization_id, device_id, device_field,
         )  # fmt: skip
         return None if row is None else _sensor(row)
 
@@ -319,13 +343,13 @@ class SqlStore:
             "UPDATE iot_sensors SET building_id = $3, unit_id = $4, sensor_id = $5, sensor_type = $6, kind = $7, "
             "manufacturer = $8, model = $9, firmware_version = $10, location = $11, floor = $12, "
             "unit_of_measure = $13, sampling_interval = $14, calibration_factor = $15, alert_threshold_min = $16, "
-            "alert_threshold_max = $17, status = $18, installed_at = $19, updated_at = $20 "
-            "WHERE organization_id = $1 AND id = $2",
+            "alert_threshold_max = $17, status = $18, installed_at = $19, updated_at = $20, device_format = $21, "
+            "device_field = $22 WHERE organization_id = $1 AND id = $2",
             sensor.organization_id, sensor.id, sensor.building_id, sensor.unit_id, sensor.sensor_id,
             sensor.sensor_type, sensor.measurement_kind, sensor.manufacturer, sensor.model, sensor.firmware_version,
             sensor.location, sensor.floor, sensor.unit_of_measure, sensor.sampling_interval,
             sensor.calibration_factor, sensor.alert_threshold_min, sensor.alert_threshold_max, sensor.status,
-            sensor.installed_at, sensor.updated_at,
+            sensor.installed_at, sensor.updated_at, sensor.device_format, sensor.device_field,
         )  # fmt: skip
         if not changed:
             raise NotFound(f"sensor {sensor.id} not found")
@@ -351,49 +375,92 @@ class SqlStore:
 
     # --- readings
 
-    async def ingest(self, batch: Sequence[Ingested]) -> int:
-        stored = 0
+    async def ingest(self, batch: Sequence[Ingested], rejected: Sequence[DeadLetter] = ()) -> list[Ingested]:
         async with self.db.transaction() as tx:
-            for item in batch:
-                reading = item.reading
-                inserted = await tx.execute(
-                    f"INSERT INTO iot_readings ({_READING_COLUMNS}) VALUES ({_placeholders(_READING_COLUMNS)}) "
-                    "ON CONFLICT (sensor_id, ts) DO NOTHING",
-                    *_reading_values(reading),
-                )
-                if not inserted:
-                    continue  # a redelivery: its effects were applied the first time
-                stored += 1
+            new: list[Ingested] = []
+            if batch:
+                inserted = await self._insert_new_readings(tx, [item.reading for item in batch])
+                for item in batch:
+                    key = (item.reading.sensor_id, item.reading.timestamp)
+                    if key in inserted:
+                        inserted.discard(key)  # the same reading twice in one batch counts once
+                        new.append(item)
+            if new:
+                latest: dict[UUID, IoTReading] = {}
+                for item in new:
+                    seen = latest.get(item.reading.sensor_id)
+                    if seen is None or seen.timestamp < item.reading.timestamp:
+                        latest[item.reading.sensor_id] = item.reading
+                await self._update_last_readings(tx, list(latest.values()))
+                await self._apply_decisions(tx, new)
+            for letter in rejected:
                 await tx.execute(
-                    "UPDATE iot_sensors SET last_reading_at = $2, last_value = $3, "
-                    "last_battery_level = COALESCE($4, last_battery_level) "
-                    "WHERE id = $1 AND (last_reading_at IS NULL OR last_reading_at < $2)",
-                    reading.sensor_id, reading.timestamp, reading.value, reading.battery_level,
+                    f"INSERT INTO dead_letters ({_DEAD_LETTER_COLUMNS}) VALUES ({_placeholders(_DEAD_LETTER_COLUMNS)})",
+                    letter.organization_id, letter.topic, letter.payload_excerpt, letter.payload_size,
+                    letter.reason, letter.detail, letter.received_at,
                 )  # fmt: skip
-                if item.decision is not None:
-                    await self._apply(tx, item.decision, reading.organization_id)
-        return stored
+        return new
 
-    @staticmethod
-    async def _apply(tx: Executor, decision: RaiseAlert | ClearAlert, organization_id: UUID) -> None:
-        if isinstance(decision, ClearAlert):
+    # The three bulk steps of `ingest` below are portable SQL run row by row or in multi-row statements;
+    # PostgresStore replaces them with COPY and array parameters.
+
+    async def _insert_new_readings(self, tx: Executor, readings: list[IoTReading]) -> set[tuple[UUID, datetime]]:
+        """Insert, skipping (sensor, timestamp) pairs already stored; return the keys actually inserted."""
+        inserted: set[tuple[UUID, datetime]] = set()
+        for start in range(0, len(readings), _ROWS_PER_STATEMENT):
+            chunk = readings[start : start + _ROWS_PER_STATEMENT]
+            width = READING_COLUMNS.count(",") + 1
+            values = ", ".join(f"({_placeholders(READING_COLUMNS, 1 + i * width)})" for i in range(len(chunk)))
+            rows = await tx.fetch(
+                f"INSERT INTO iot_readings ({READING_COLUMNS}) VALUES {values} "
+                "ON CONFLICT (sensor_id, ts) DO NOTHING RETURNING sensor_id, ts",
+                *[value for reading in chunk for value in reading_values(reading)],
+            )
+            inserted.update((_uuid(r["sensor_id"]), _time(r["ts"])) for r in rows)
+        return inserted
+
+    async def _update_last_readings(self, tx: Executor, latest: list[IoTReading]) -> None:
+        """Move each sensor's last reading forward (never back: readings may arrive out of order)."""
+        for reading in latest:
+            await tx.execute(
+                "UPDATE iot_sensors SET last_reading_at = $2, last_value = $3, "
+                "last_battery_level = COALESCE($4, last_battery_level) "
+                "WHERE id = $1 AND (last_reading_at IS NULL OR last_reading_at < $2)",
+                reading.sensor_id, reading.timestamp, reading.value, reading.battery_level,
+            )  # fmt: skip
+
+    async def _clear_alerts(self, tx: Executor, organization_id: UUID, clears: list[ClearAlert]) -> None:
+        for clear in clears:
             await tx.execute(
                 "UPDATE iot_alerts SET cleared_at = $4 "
                 "WHERE organization_id = $1 AND sensor_id = $2 AND alert_type = $3 AND cleared_at IS NULL",
-                organization_id, decision.sensor_id, decision.alert_type, decision.at,
+                organization_id, clear.sensor_id, clear.alert_type, clear.at,
             )  # fmt: skip
-            return
-        # The partial unique index keeps one active alert per (sensor, type); a repeat updates it and the
-        # severity only ever rises while the alert is active.
-        await tx.execute(
-            f"INSERT INTO iot_alerts ({_ALERT_COLUMNS}) VALUES ({_placeholders(_ALERT_COLUMNS)}) "
-            "ON CONFLICT (sensor_id, alert_type) WHERE cleared_at IS NULL DO UPDATE SET "
-            "occurrences = iot_alerts.occurrences + 1, last_triggered_at = excluded.last_triggered_at, "
-            "reading_value = excluded.reading_value, threshold_value = excluded.threshold_value, "
-            "message = excluded.message, severity = CASE WHEN iot_alerts.severity = 'critical' THEN 'critical' "
-            "WHEN excluded.severity = 'info' THEN iot_alerts.severity ELSE excluded.severity END",
-            *_alert_values(decision.alert),
-        )
+
+    async def _apply_decisions(self, tx: Executor, new: list[Ingested]) -> None:
+        """Apply alert decisions in arrival order, with a run of clears collapsed into its first one.
+
+        Most readings of a sensor with thresholds say "clear" (nothing is wrong): those are applied in one
+        bulk statement per organization instead of one per reading.
+        """
+        clears: dict[tuple[UUID, UUID, AlertType], ClearAlert] = {}
+        for item in new:
+            decision, org = item.decision, item.reading.organization_id
+            if decision is None:
+                continue
+            key = (org, item.reading.sensor_id, decision.alert.alert_type if isinstance(decision, RaiseAlert) else
+                   decision.alert_type)  # fmt: skip
+            if isinstance(decision, ClearAlert):
+                clears.setdefault(key, decision)
+                continue
+            if key in clears:  # the alert cleared before this new occurrence: close it first
+                await self._clear_alerts(tx, org, [clears.pop(key)])
+            await tx.execute(_RAISE_ALERT, *_alert_values(decision.alert))
+        by_org: dict[UUID, list[ClearAlert]] = {}
+        for (org, _, _), clear in clears.items():
+            by_org.setdefault(org, []).append(clear)
+        for org, pending in by_org.items():
+            await self._clear_alerts(tx, org, pending)
 
     async def list_readings(
         self,
@@ -413,7 +480,7 @@ class SqlStore:
             clauses.append(f"ts < ${len(args)}")
         args.append(limit)
         rows = await self.db.fetch(
-            f"SELECT {_READING_COLUMNS} FROM iot_readings WHERE {' AND '.join(clauses)} "
+            f"SELECT {READING_COLUMNS} FROM iot_readings WHERE {' AND '.join(clauses)} "
             f"ORDER BY ts DESC LIMIT ${len(args)}",
             *args,
         )
@@ -425,6 +492,46 @@ class SqlStore:
             organization_id, sensor_id,
         )  # fmt: skip
         return int(row["n"]) if row else 0
+
+    # --- dead letters
+
+    async def list_dead_letters(
+        self, organization_id: UUID | None, reason: str | None = None, limit: int = 100
+    ) -> list[DeadLetter]:
+        clauses: list[str] = []
+        args: list[object] = []
+        for column, value in (("organization_id", organization_id), ("reason", reason)):
+            if value is not None:
+                args.append(value)
+                clauses.append(f"{column} = ${len(args)}")
+        args.append(limit)
+        where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
+        rows = await self.db.fetch(
+            f"SELECT id, {_DEAD_LETTER_COLUMNS} FROM dead_letters {where}ORDER BY id DESC LIMIT ${len(args)}", *args
+        )
+        return [
+            DeadLetter(
+                id=r["id"],
+                organization_id=_uuid_or_none(r["organization_id"]),
+                topic=r["topic"],
+                payload_excerpt=r["payload_excerpt"],
+                payload_size=r["payload_size"],
+                reason=r["reason"],
+                detail=r["detail"],
+                received_at=_time(r["received_at"]),
+            )  # fmt: skip
+            for r in rows
+        ]
+
+    async def count_dead_letters(self, organization_id: UUID | None) -> dict[str, int]:
+        if organization_id is None:
+            rows = await self.db.fetch("SELECT reason, COUNT(*) AS n FROM dead_letters GROUP BY reason")
+        else:
+            rows = await self.db.fetch(
+                "SELECT reason, COUNT(*) AS n FROM dead_letters WHERE organization_id = $1 GROUP BY reason",
+                organization_id,
+            )
+        return {r["reason"]: int(r["n"]) for r in rows}
 
     # --- alerts
 

@@ -48,6 +48,8 @@ CREATE TABLE iot_sensors (
     building_id TEXT NOT NULL REFERENCES buildings(id),
     unit_id TEXT REFERENCES units(id),
     sensor_id TEXT NOT NULL,
+    device_format TEXT NOT NULL DEFAULT 'native',
+    device_field TEXT NOT NULL DEFAULT '',
     sensor_type TEXT NOT NULL,
     kind TEXT NOT NULL CHECK (kind IN ('cumulative', 'instantaneous')),
     manufacturer TEXT NOT NULL,
@@ -67,7 +69,8 @@ CREATE TABLE iot_sensors (
     installed_at TEXT NOT NULL,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
-    UNIQUE (organization_id, sensor_id)
+    -- One device can feed several sensors (a Shelly Pro 3EM: energy and power), one per field.
+    UNIQUE (organization_id, sensor_id, device_field)
 );
 CREATE INDEX iot_sensors_org_building ON iot_sensors(organization_id, building_id);
 
@@ -115,3 +118,18 @@ CREATE TABLE iot_alerts (
 -- At most one active alert per (sensor, type): concurrent triggers update it instead of adding one.
 CREATE UNIQUE INDEX iot_alerts_one_active ON iot_alerts(sensor_id, alert_type) WHERE cleared_at IS NULL;
 CREATE INDEX iot_alerts_org_triggered ON iot_alerts(organization_id, triggered_at DESC);
+
+-- Messages ingestion refused, kept for operators: the topic, the start of the payload and the reason.
+-- organization_id is the topic's organization when it names an existing one.
+CREATE TABLE dead_letters (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    organization_id TEXT,
+    topic TEXT NOT NULL,
+    payload_excerpt TEXT NOT NULL,
+    payload_size INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    received_at TEXT NOT NULL
+);
+CREATE INDEX dead_letters_org_received ON dead_letters(organization_id, received_at DESC);
+CREATE INDEX dead_letters_reason ON dead_letters(reason, received_at DESC);

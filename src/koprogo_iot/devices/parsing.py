@@ -1,0 +1,73 @@
+"""Shared by the decoders: JSON into typed shapes (bad input becomes a `DecodeError`) and which timestamp to trust."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeGuard, TypeVar
+
+import msgspec
+
+from koprogo_iot.devices.base import DecodeError, TimeSource
+
+T = TypeVar("T")
+
+# Same bounds as the ingest pipeline's IngestLimits: unsynchronized clocks report 1970, and a clock running more than
+# five minutes ahead of the broker is wrong.
+OLDEST = datetime(2020, 1, 1, tzinfo=UTC)
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+
+# RFC 3339 / ISO 8601 with any number of fractional digits: ChirpStack and The Things Stack send nanoseconds.
+_TIMESTAMP = re.compile(r"(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:?\d{2})?")
+
+
+def parse_json(payload: bytes, shape: type[T]) -> T:
+    """Decode `payload` into `shape`, telling malformed JSON ("invalid_json") apart from a wrong shape."""
+    try:
+        return msgspec.json.decode(payload, type=shape)
+    except msgspec.ValidationError as exc:  # a subclass of msgspec.DecodeError: the JSON parsed, the shape is wrong
+        raise DecodeError("schema_violation", str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise DecodeError("invalid_json", str(exc)) from None
+    except RecursionError:  # msgspec recurses per nesting level: a hostile `[[[[...` would escape otherwise
+        raise DecodeError("schema_violation", "JSON nested too deeply") from None
+
+
+def parse_timestamp(text: object) -> datetime | None:
+    """An ISO 8601 time, fractional digits truncated (not rounded) to microseconds; naive if it has no offset."""
+    if not isinstance(text, str) or not (match := _TIMESTAMP.fullmatch(text.strip())):
+        return None
+    base, fraction, offset = match.groups()
+    iso = base + (f".{fraction[:6]:0<6}" if fraction else "") + ("+00:00" if offset in ("Z", "z") else offset or "")
+    try:
+        return datetime.fromisoformat(iso)
+    except ValueError:  # matches the pattern but is no date, e.g. month 13
+        return None
+
+
+def from_epoch(seconds: object) -> datetime | None:
+    """A Unix time in seconds as an aware UTC datetime; None if it is not a number in datetime's range."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        return None
+    if not 0 <= seconds < 253_402_300_800:  # year 10000: fromtimestamp would raise OverflowError or OSError
+        return None
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def message_time(claimed: datetime | None, source: TimeSource, received_at: datetime) -> tuple[datetime, TimeSource]:
+    """The claimed time if aware and plausible (not before 2020, not ahead of the broker), else the receive time."""
+    if claimed is not None and claimed.tzinfo is not None and OLDEST <= claimed <= received_at + MAX_CLOCK_SKEW:
+        return claimed.astimezone(UTC), source
+    return received_at.astimezone(UTC), TimeSource.RECEIVER
+
+
+def is_number(value: object) -> TypeGuard[int | float]:
+    """Whether a decoded JSON value is a number (JSON booleans decode to bool, a subclass of int)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def as_dict(value: object, what: str) -> dict[str, Any]:
+    """`value` if it is a JSON object, else a schema violation naming `what`."""
+    if not isinstance(value, dict):
+        raise DecodeError("schema_violation", f"{what} must be a JSON object")
+    return value

@@ -1,0 +1,40 @@
+"""Which registered sensor a device value belongs to, cached: one database look-up per sensor, not per message."""
+
+from __future__ import annotations
+
+import time
+from uuid import UUID
+
+from koprogo_iot.domain.sensors import IoTSensor
+from koprogo_iot.storage.ports import Store
+
+Key = tuple[UUID, str, str]  # organization, device id, device field
+
+
+class SensorDirectory:
+    """A time-bounded cache over `Store.find_sensor`.
+
+    A sensor changed through the API (calibration, thresholds, status) is seen by ingestion within `ttl`
+    seconds; an unknown device is looked up again after `negative_ttl`, so a sensor registered after its
+    first messages starts being ingested quickly.
+    """
+
+    def __init__(self, store: Store, ttl: float = 30.0, negative_ttl: float = 5.0) -> None:
+        self.store = store
+        self.ttl = ttl
+        self.negative_ttl = negative_ttl
+        self._entries: dict[Key, tuple[float, IoTSensor | None]] = {}
+
+    async def find(self, organization_id: UUID, device_id: str, device_field: str = "") -> IoTSensor | None:
+        key = (organization_id, device_id, device_field)
+        now = time.monotonic()
+        cached = self._entries.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        sensor = await self.store.find_sensor(organization_id, device_id, device_field)
+        self._entries[key] = (now + (self.ttl if sensor else self.negative_ttl), sensor)
+        return sensor
+
+    def forget(self, sensor: IoTSensor) -> None:
+        """Drop a sensor changed in this process (embedded mode), so the change applies at once."""
+        self._entries.pop((sensor.organization_id, sensor.sensor_id, sensor.device_field), None)

@@ -1,0 +1,28 @@
+"""Prometheus metrics of ingestion, served at `/metrics` by the API and by each ingest worker."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+READINGS_STORED = Counter("koprogo_readings_stored_total", "Readings stored (new, not redeliveries)")
+READINGS_DUPLICATE = Counter("koprogo_readings_duplicate_total", "Valid readings already stored (redeliveries)")
+MESSAGES_RECEIVED = Counter("koprogo_messages_received_total", "MQTT messages received by ingestion")
+MESSAGES_REJECTED = Counter("koprogo_messages_rejected_total", "Values refused, by reason", ["reason"])
+DEAD_LETTERS_SUPPRESSED = Counter(
+    "koprogo_dead_letters_suppressed_total", "Rejections counted but not kept (same topic and reason, too often)"
+)
+DEVICE_VALUES_IGNORED = Counter(
+    "koprogo_device_values_ignored_total", "Values of a device that no registered sensor reads"
+)
+BATCH_SIZE = Histogram(
+    "koprogo_ingest_batch_size", "Messages per stored batch", buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000)
+)
+COMMIT_SECONDS = Histogram(
+    "koprogo_ingest_commit_seconds", "Time to store one batch",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)  # fmt: skip
+END_TO_END_SECONDS = Histogram(
+    "koprogo_reading_latency_seconds", "Sensor timestamp to stored (includes device clock error)",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)  # fmt: skip
+QUEUE_DEPTH = Gauge("koprogo_ingest_queue_depth", "Messages received and not yet stored")
+IN_FLIGHT = Gauge("koprogo_ingest_in_flight", "Messages stored or being stored, not yet acknowledged")
+LIVE_BUS_FAILURES = Counter("koprogo_live_bus_failures_total", "Batches the live bus could not publish")

@@ -1,0 +1,42 @@
+"""The live bus port and what travels on it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from typing import Protocol
+from uuid import UUID
+
+import msgspec
+
+from koprogo_iot.domain.readings import IoTReading
+
+
+class LiveReading(msgspec.Struct, frozen=True):
+    """A stored reading as dashboards receive it."""
+
+    sensor_id: UUID
+    building_id: UUID
+    unit_id: UUID | None
+    timestamp: datetime
+    value: float
+    unit_of_measure: str
+    quality: str
+    is_anomaly: bool
+
+    @classmethod
+    def of(cls, r: IoTReading) -> LiveReading:
+        return cls(r.sensor_id, r.building_id, r.unit_id, r.timestamp, r.value, r.unit_of_measure, r.quality,
+                   r.is_anomaly)  # fmt: skip
+
+
+class LiveBus(Protocol):
+    """One stream per organization. Publishing never raises: a live view that lags must not stop storage."""
+
+    async def publish(self, organization_id: UUID, readings: Sequence[IoTReading]) -> None: ...
+
+    def subscribe(self, organization_id: UUID) -> AsyncIterator[list[LiveReading]]:
+        """Batches of readings published from now on, until the consumer stops iterating."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,133 @@
+"""Each rejection reason, sent through a real broker, ends up listed as a dead letter; ingestion goes on."""
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pytest
+
+from koprogo_iot.devices.base import DeviceReading
+from koprogo_iot.devices.registry import decoders
+from koprogo_iot.domain.clock import utcnow
+from koprogo_iot.domain.sensors import DeviceFormat, IoTSensor, SensorType
+from koprogo_iot.ingest.mqtt_worker import MqttIngestWorker
+from koprogo_iot.ingest.pipeline import IngestLimits, Pipeline
+from koprogo_iot.storage.sql_store import SqlStore
+from tests.conftest import Mosquitto, Tenant, eventually, make_tenant, mosquitto_pub
+
+pytestmark = pytest.mark.mosquitto
+
+
+def native(value: object = 1.0, timestamp: datetime | str | None = None) -> str:
+    stamp = timestamp.isoformat() if isinstance(timestamp, datetime) else timestamp or utcnow().isoformat()
+    return f'{{"timestamp": "{stamp}", "value": {value}}}'
+
+
+class _Broken:
+    """A decoder with a bug: the worker must survive it."""
+
+    format = "tasmota"
+
+    def decode(self, topic: str, payload: bytes, received_at: datetime) -> list[DeviceReading]:
+        raise RuntimeError("bug in a decoder")
+
+
+@dataclass
+class Setup:
+    store: SqlStore
+    tenant: Tenant
+    shelly: IoTSensor  # records m³: the Shelly's Wh cannot be converted
+
+
+Case = Callable[[Setup], list[tuple[str, str | bytes]]]
+
+
+def _base(s: Setup) -> str:
+    return f"koprogo/{s.tenant.organization.id}/{s.tenant.building.id}"
+
+
+def _shelly_message(s: Setup) -> str:
+    return json.dumps({
+        "src": s.shelly.sensor_id, "method": "NotifyStatus",
+        "params": {"ts": utcnow().timestamp(), "switch:0": {"aenergy": {"total": 1234.5}}},
+    })  # fmt: skip
+
+
+CASES: dict[str, Case] = {
+    "payload_too_large": lambda s: [(s.tenant.unit_sensor.mqtt_topic, b"x" * 20_000)],
+    "invalid_topic": lambda s: [(f"koprogo/{s.tenant.organization.id}/not-a-building/x/readings", native())],
+    "invalid_json": lambda s: [(s.tenant.unit_sensor.mqtt_topic, "{oops")],
+    "schema_violation": lambda s: [(s.tenant.unit_sensor.mqtt_topic, '{"value": 1}')],
+    "unknown_organization": lambda s: [(f"koprogo/{uuid.uuid4()}/{s.tenant.building.id}/x/readings", native())],
+    "unknown_sensor": lambda s: [(f"{_base(s)}/nobody/readings", native())],
+    "tenant_mismatch": lambda s: [(f"koprogo/{s.tenant.organization.id}/{uuid.uuid4()}/x/readings", native())],
+    "value_not_finite": lambda s: [(s.tenant.unit_sensor.mqtt_topic, native("NaN"))],
+    "value_out_of_range": lambda s: [(s.tenant.unit_sensor.mqtt_topic, native(-5))],
+    "timestamp_in_future": lambda s: [(s.tenant.unit_sensor.mqtt_topic, native(1, utcnow() + timedelta(days=1)))],
+    "timestamp_too_old": lambda s: [(s.tenant.unit_sensor.mqtt_topic, native(1, "1970-01-01T00:00:00Z"))],
+    "unit_mismatch": lambda s: [(f"{_base(s)}/shelly/{s.shelly.sensor_id}/events/rpc", _shelly_message(s))],
+    "rate_limited": lambda s: [
+        (s.tenant.common_sensor.mqtt_topic, native(1, utcnow() - timedelta(seconds=2))),
+        (s.tenant.common_sensor.mqtt_topic, native(2, utcnow() - timedelta(seconds=1))),
+    ],
+    "internal_error": lambda s: [(f"{_base(s)}/tasmota/tele/plug/SENSOR", '{"ENERGY": {"Total": 1}}')],
+}
+
+
+@contextlib.asynccontextmanager
+async def worker(store: SqlStore, mosquitto: Mosquitto) -> AsyncIterator[MqttIngestWorker]:
+    formats = {DeviceFormat(k): v for k, v in decoders().items()} | {DeviceFormat.TASMOTA: _Broken()}
+    # One message per second per sensor, no burst: the second message of the rate case is refused.
+    limits = IngestLimits(rate_per_sensor=0.01, burst_per_sensor=1)
+    w = MqttIngestWorker(Pipeline(store, limits, decoders=formats), mosquitto.endpoint, f"dl-{uuid.uuid4().hex[:8]}")
+    task = asyncio.create_task(w.run())
+    await asyncio.wait_for(w.subscribed.wait(), timeout=10)
+    try:
+        yield w
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+@pytest.mark.parametrize("reason", CASES)
+async def test_rejected_message_is_listed_with_its_reason(store: SqlStore, mosquitto: Mosquitto, reason: str) -> None:
+    tenant = await make_tenant(store)
+    shelly = IoTSensor(
+        organization_id=tenant.organization.id, building_id=tenant.building.id, sensor_id=f"shellyplus1pm-{reason}",
+        device_format="shelly", device_field="switch:0.aenergy.total", sensor_type=SensorType.ELECTRICITY,
+        manufacturer="Shelly", model="Plus 1PM", location="board", unit_of_measure="m³",
+    )  # fmt: skip
+    await store.add_sensor(shelly)
+    setup = Setup(store, tenant, shelly)
+    async with worker(store, mosquitto) as w:
+        sent = CASES[reason](setup)
+        for topic, body in sent:
+            await mosquitto_pub(mosquitto.endpoint, topic, body)
+        letters = await eventually(lambda: store.list_dead_letters(None, reason))
+        # Still ingesting afterwards.
+        await mosquitto_pub(mosquitto.endpoint, tenant.unit_sensor.mqtt_topic, native(42.0))
+        await eventually(lambda: store.list_readings(tenant.organization.id, tenant.unit_sensor.id))
+    [letter] = letters
+    assert letter.reason == reason and letter.detail
+    assert letter.topic == sent[-1][0]
+    assert letter.payload_size > 0 and letter.payload_excerpt
+    assert w.pipeline.stats.rejected[reason] == 1
+    if reason not in ("invalid_topic", "unknown_organization"):
+        assert letter.organization_id == tenant.organization.id
+        assert reason in await store.count_dead_letters(tenant.organization.id)
+
+
+async def test_a_flooding_topic_keeps_a_bounded_number_of_dead_letters(store: SqlStore) -> None:
+    tenant = await make_tenant(store)
+    pipeline = Pipeline(store, IngestLimits(dead_letters_per_minute=3))
+    from koprogo_iot.ingest.pipeline import Message
+
+    messages = [Message(tenant.unit_sensor.mqtt_topic, b"garbage", utcnow()) for _ in range(10)]
+    assert await pipeline.handle(messages) == ["invalid_json"] * 10
+    assert len(await store.list_dead_letters(tenant.organization.id)) == 3
+    assert pipeline.stats.rejected["invalid_json"] == 10

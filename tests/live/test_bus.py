@@ -1,0 +1,91 @@
+"""The live bus, in-process and over a real Redis; Redis going away must not disturb ingestion."""
+
+import asyncio
+import contextlib
+from datetime import timedelta
+
+from koprogo_iot.domain.clock import utcnow
+from koprogo_iot.domain.readings import IoTReading
+from koprogo_iot.ingest.pipeline import Message, Pipeline
+from koprogo_iot.live.bus import LiveBus, LiveReading
+from koprogo_iot.live.memory import MemoryBus
+from koprogo_iot.live.redis_streams import RedisStreamBus
+from koprogo_iot.storage.sql_store import SqlStore
+from tests.conftest import RedisServer, Tenant, eventually, free_port, make_tenant
+
+
+def readings(t: Tenant, count: int) -> list[IoTReading]:
+    now = utcnow()
+    return [IoTReading.measured(t.unit_sensor, now - timedelta(seconds=count - i), float(i)) for i in range(count)]
+
+
+async def receive_while_publishing(bus: LiveBus, t: Tenant) -> list[LiveReading]:
+    """Subscribe, then publish until something arrives (a subscription only sees what follows it)."""
+    received: list[LiveReading] = []
+
+    async def consume() -> None:
+        async for batch in bus.subscribe(t.organization.id):
+            received.extend(batch)
+            return
+
+    consumer = asyncio.create_task(consume())
+
+    async def published() -> bool:
+        await bus.publish(t.organization.id, readings(t, 3))
+        await asyncio.sleep(0.05)
+        return bool(received)
+
+    await eventually(published, timeout=10)
+    with contextlib.suppress(asyncio.CancelledError):
+        consumer.cancel()
+        await consumer
+    return received
+
+
+async def test_memory_bus_delivers_to_the_organizations_subscribers_only(store: SqlStore) -> None:
+    a, b = await make_tenant(store, "A"), await make_tenant(store, "B")
+    bus = MemoryBus()
+    received = await receive_while_publishing(bus, a)
+    assert [r.value for r in received] == [0.0, 1.0, 2.0]
+    assert received[0].sensor_id == a.unit_sensor.id and received[0].unit_of_measure == "m³"
+    leaked: list[LiveReading] = []
+
+    async def listen_b() -> None:
+        async for batch in bus.subscribe(b.organization.id):
+            leaked.extend(batch)
+
+    listener = asyncio.create_task(listen_b())
+    await asyncio.sleep(0)
+    await bus.publish(a.organization.id, readings(a, 2))
+    listener.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await listener
+    assert leaked == []
+
+
+async def test_redis_stream_bus_round_trip(store: SqlStore, redis_server: RedisServer) -> None:
+    t = await make_tenant(store)
+    bus = RedisStreamBus(redis_server.url)
+    try:
+        received = await receive_while_publishing(bus, t)
+    finally:
+        await bus.close()
+    assert [r.value for r in received[:3]] == [0.0, 1.0, 2.0]
+    assert received[0].timestamp.tzinfo is not None
+
+
+async def test_redis_down_pauses_the_live_view_and_ingestion_goes_on(store: SqlStore) -> None:
+    t = await make_tenant(store)
+    bus = RedisStreamBus(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    pipeline = Pipeline(store, bus=bus)
+    now = utcnow()
+    messages = [
+        Message(t.unit_sensor.mqtt_topic, f'{{"timestamp": "{(now - timedelta(seconds=i)).isoformat()}", '
+                f'"value": {i}}}'.encode(), now)
+        for i in range(3)
+    ]  # fmt: skip
+    assert await pipeline.handle(messages[:2]) == [None, None]
+    assert await pipeline.handle(messages[2:]) == [None]  # the breaker is open: no second wait for Redis
+    assert bus.failures == 1
+    assert await store.count_readings(t.organization.id, t.unit_sensor.id) == 3
+    await bus.close()
