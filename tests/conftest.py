@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import socket
-import subprocess
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -17,6 +13,7 @@ from typing import TypeVar
 import asyncpg
 import pytest
 
+from koprogo_iot.bench.services import MosquittoServer, RedisServer, free_port
 from koprogo_iot.bootstrap import open_store
 from koprogo_iot.domain.sensors import IoTSensor, SensorType
 from koprogo_iot.domain.tenancy import Building, Organization, Role, Unit, User
@@ -26,15 +23,9 @@ from koprogo_iot.storage.sql_store import SqlStore
 
 # The server CI and the development machines run; override to point at another one.
 POSTGRES_ADMIN_URL = os.environ.get("KOPROGO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 PASSWORD = "correct horse battery"
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["free_port"]  # re-exported for the tests
 
 
 async def eventually(probe: Callable[[], Awaitable[T]], timeout: float = 10.0, interval: float = 0.05) -> T:
@@ -126,35 +117,14 @@ async def store(database_url: str) -> AsyncIterator[SqlStore]:
 @dataclass(frozen=True)
 class Mosquitto:
     endpoint: MqttEndpoint
-    process: subprocess.Popen[bytes]
+    server: MosquittoServer
 
 
 @pytest.fixture(scope="session")
 def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
-    port = free_port()
-    folder = tmp_path_factory.mktemp("mosquitto")
-    config = folder / "mosquitto.conf"
-    config.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-        "max_inflight_messages 1000\nmax_queued_messages 100000\n",
-        encoding="utf-8",
-    )
-    process = subprocess.Popen([MOSQUITTO, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                why = process.stderr.read() if process.stderr else b""
-                raise RuntimeError(f"mosquitto did not start: {why!r}") from None
-            time.sleep(0.05)
-    yield Mosquitto(MqttEndpoint("127.0.0.1", port), process)
-    process.terminate()
-    process.wait(timeout=10)
-    if process.stderr:
-        process.stderr.close()
+    """One broker for the session (each test uses its own organization, hence its own topics)."""
+    with MosquittoServer(tmp_path_factory.mktemp("mosquitto")) as server:
+        yield Mosquitto(server.endpoint, server)
 
 
 async def mosquitto_pub(endpoint: MqttEndpoint, topic: str, payload: str | bytes, qos: int = 1) -> None:
@@ -170,42 +140,10 @@ async def mosquitto_pub(endpoint: MqttEndpoint, topic: str, payload: str | bytes
 # --- Redis: our own server on a free port, which fault tests may stop and start again
 
 
-class RedisServer:
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.url = f"redis://127.0.0.1:{port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _wait_for_port(self.port, self.process, "redis-server")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-            self.process = None
-
-
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], name: str) -> None:
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{name} did not start on port {port}") from None
-            time.sleep(0.05)
-
-
 @pytest.fixture
 def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer(free_port())
-    server.start()
-    yield server
-    server.stop()
+    with RedisServer() as server:
+        yield server
 
 
 # --- tenants

@@ -74,7 +74,7 @@ class MqttIngestWorker:
             loop.call_soon_threadsafe(self._connected, c, rc)
 
         def on_subscribe(_c: mqtt.Client, _u: Any, _m: Any, _rc: Any, _p: Any) -> None:
-            loop.call_soon_threadsafe(self.subscribed.set)
+            loop.call_soon_threadsafe(self._subscribed)
 
         def on_disconnect(_c: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
             loop.call_soon_threadsafe(self._disconnected, rc)
@@ -115,8 +115,13 @@ class MqttIngestWorker:
         log.info("connected to %s, subscribing to %s", self.endpoint, self.subscription)
         client.subscribe(self.subscription, qos=1)
 
+    def _subscribed(self) -> None:
+        self.subscribed.set()
+        metrics.SUBSCRIBED.set(1)
+
     def _disconnected(self, reason: Any) -> None:
         self.subscribed.clear()
+        metrics.SUBSCRIBED.set(0)
         if not self._stopping:
             log.warning("disconnected from %s (%s); reconnecting", self.endpoint, reason)
 

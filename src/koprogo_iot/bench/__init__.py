@@ -1,0 +1,1 @@
+"""Benchmarks and the throwaway services they (and the fault tests) run against."""
