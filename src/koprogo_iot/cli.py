@@ -12,9 +12,12 @@ from uuid import UUID
 from pydantic import ValidationError
 
 from koprogo_iot import __version__, bootstrap, demo
+from koprogo_iot.bench.fleet import Progress, provision_fleet
 from koprogo_iot.config import Mode, Settings
 from koprogo_iot.domain.errors import KoproGoError
 from koprogo_iot.domain.tenancy import Organization, Role, User
+from koprogo_iot.loadgen import run_load
+from koprogo_iot.mqtt_url import MqttEndpoint
 from koprogo_iot.services.accounts import MIN_PASSWORD_LENGTH, hash_password
 from koprogo_iot.storage.migrations import migrate
 
@@ -47,6 +50,12 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument("--client-id", help="MQTT client id, unique per worker (KOPROGO_MQTT_CLIENT_ID)")
 
     command("migrate", "create or upgrade the database schema")
+
+    load = command("loadgen", "publish realistic native readings at a steady rate (QoS 1) to load ingestion")
+    load.add_argument("--rate", type=float, default=1000, help="messages per second in total (default 1000)")
+    load.add_argument("--sensors", type=int, default=1000, help="simulated meters, registered if missing")
+    load.add_argument("--duration", type=float, default=60, help="seconds (default 60)")
+    load.add_argument("--mqtt-url", help="broker to publish to (KOPROGO_MQTT_URL; default the embedded broker)")
 
     letters = command("dead-letters", "list the messages ingestion refused, newest first, and counts by reason")
     letters.add_argument("--reason", help="only this reason, e.g. invalid_json, unknown_sensor")
@@ -118,6 +127,36 @@ async def _dead_letters(settings: Settings, args: argparse.Namespace) -> None:
         print(f"    payload ({letter.payload_size} bytes): {letter.payload_excerpt[:160]!r}")
 
 
+async def _loadgen(settings: Settings, args: argparse.Namespace) -> None:
+    store = await bootstrap.open_store(settings.resolved_database_url)
+    try:
+        fleet = await provision_fleet(store, args.sensors)
+    finally:
+        await store.close()
+    per_sensor = args.rate / args.sensors
+    if per_sensor > settings.ingest.rate_per_sensor:
+        print(
+            f"note: each sensor sends {per_sensor:g} messages/s but ingestion allows "
+            f"{settings.ingest.rate_per_sensor:g}/s (KOPROGO_INGEST_RATE_PER_SENSOR): use more --sensors",
+            file=sys.stderr,
+        )
+    endpoint = (
+        MqttEndpoint.parse(settings.mqtt.url)
+        if settings.mqtt.url
+        else MqttEndpoint(settings.mqtt.host, settings.mqtt.port)
+    )
+    progress = Progress(int(args.rate * args.duration), f"{args.rate:g}/s to {endpoint}")
+    try:
+        result = await run_load(endpoint, fleet.topics, args.rate, args.duration, on_progress=progress)
+    finally:
+        progress.done()
+    cost = result.cpu_seconds / max(result.published, 1) * 1e6
+    print(
+        f"published {result.published:,}, acknowledged {result.acknowledged:,} in {result.elapsed:.1f} s "
+        f"({result.per_second():,.0f}/s); publisher CPU {cost:.1f} µs/message"
+    )
+
+
 async def _create_admin(settings: Settings, args: argparse.Namespace) -> None:
     if len(args.password) < MIN_PASSWORD_LENGTH:
         raise KoproGoError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
@@ -149,11 +188,13 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(bootstrap.run_ingest(settings))
         elif args.command == "migrate":
             asyncio.run(_migrate(settings))
+        elif args.command == "loadgen":
+            asyncio.run(_loadgen(settings, args))
         elif args.command == "dead-letters":
             asyncio.run(_dead_letters(settings, args))
         elif args.command == "create-admin":
             asyncio.run(_create_admin(settings, args))
-    except (ValidationError, ValueError, OSError, KoproGoError) as exc:
+    except (ValidationError, ValueError, OSError, ConnectionError, KoproGoError) as exc:
         print(f"koprogo-iot {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -105,6 +106,10 @@ class MosquittoServer(_Service):
             elif line.startswith("persistence_location "):
                 line = f"persistence_location {self.folder}/"
             lines.append(line)
+        if os.geteuid() == 0:
+            # Mosquitto started as root switches to the `mosquitto` user, which cannot write in our private
+            # temporary folder: its persistence (what a restart keeps) would silently fail.
+            lines.append("user root")
         config = self.folder / "mosquitto.conf"
         config.write_text("\n".join(lines) + "\n", encoding="utf-8")
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -136,12 +141,63 @@ class IngestWorker(_Service):
         return [sys.executable, "-m", "koprogo_iot.cli", "ingest"]
 
     def start(self) -> None:
-        output = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115 - owned by the process
-        self.process = subprocess.Popen(
-            self.command(), env=os.environ | self.env, stdout=output, stderr=subprocess.STDOUT
-        )
+        if self.log is None:
+            self.process = subprocess.Popen(
+                self.command(), env=os.environ | self.env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+            )
+        else:
+            with open(self.log, "ab") as output:  # the child keeps its own copy of the descriptor
+                self.process = subprocess.Popen(
+                    self.command(), env=os.environ | self.env, stdout=output, stderr=subprocess.STDOUT
+                )
         wait_for_port(self.port, self.process, self.name)
 
     @property
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/metrics"
+
+
+class PostgresServer(_Service):
+    """A throwaway PostgreSQL cluster (trust auth, no fsync) in its own temporary folder: one a test may crash.
+
+    PostgreSQL refuses to run as root, so as root it runs as the `postgres` system user, in a folder of
+    its own under /tmp (pytest's folders are private to root). `remove()` deletes the cluster.
+    """
+
+    name = "postgres"
+
+    def __init__(self, port: int | None = None) -> None:
+        super().__init__(port)
+        self.folder = Path(tempfile.mkdtemp(prefix="koprogo-pg-"))
+        self.data = self.folder / "data"
+        versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: int(p.parts[-3]))
+        if not versions:
+            raise RuntimeError("PostgreSQL server binaries not found under /usr/lib/postgresql")
+        self.bin = versions[-1].parent
+        self._as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *command: str) -> None:
+        subprocess.run([*self._as_postgres, *command], check=True, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        if not self.data.exists():
+            if self._as_postgres:
+                shutil.chown(self.folder, "postgres", "postgres")
+            self._run(str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.folder / "log"),
+                  "-w", "start")  # fmt: skip
+
+    def stop(self, kill: bool = False) -> None:
+        """Stop it; `kill` is an immediate shutdown, as after a crash (recovery runs at the next start)."""
+        if (self.data / "postmaster.pid").exists():
+            mode = "immediate" if kill else "fast"
+            self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)

@@ -86,7 +86,9 @@ class MqttIngestWorker:
         client.on_subscribe = on_subscribe
         client.on_disconnect = on_disconnect
         client.on_message = on_message
-        client.reconnect_delay_set(min_delay=1, max_delay=10)
+        # Reconnect fast: after a broker restart, Mosquitto 2.0 forgets shared subscriptions until the workers
+        # subscribe again, and drops what arrives for them meanwhile (see tests/faults).
+        client.reconnect_delay_set(min_delay=0.1, max_delay=5)  # type: ignore[arg-type]  # paho sleeps floats fine
         client.connect_async(self.endpoint.host, self.endpoint.port, keepalive=30)
         client.loop_start()
         log.info("ingest worker %s connecting to %s", self.client_id, self.endpoint)

@@ -1,0 +1,237 @@
+"""Faults mid-stream, counted: after each, every published reading is stored exactly once.
+
+Each test publishes a numbered stream of readings (QoS 1, persistent sessions) while a real ingest worker
+process stores them, breaks one component halfway, and counts what PostgreSQL holds at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import asyncpg
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from koprogo_iot.bench.fleet import Fleet, provision_fleet
+from koprogo_iot.bench.services import IngestWorker, MosquittoServer, PostgresServer, RedisServer
+from koprogo_iot.bootstrap import open_store
+from koprogo_iot.domain.clock import utcnow
+from koprogo_iot.mqtt_url import MqttEndpoint
+from tests.conftest import eventually
+
+pytestmark = [pytest.mark.mosquitto, pytest.mark.postgres]
+
+COUNT = 3000  # readings per test
+RATE = 600.0  # per second: the stream lasts 5 s, the fault lands in its middle
+SENSORS = 50
+
+
+class Publisher(threading.Thread):
+    """A device fleet publishing numbered readings, QoS 1, resending what was not acknowledged after a reconnect."""
+
+    def __init__(self, endpoint: MqttEndpoint, fleet: Fleet) -> None:
+        super().__init__(daemon=True)
+        self.endpoint, self.fleet = endpoint, fleet
+        self.published = 0
+        self.acknowledged = 0
+        self._lock = threading.Lock()
+        self.start_time = utcnow() - timedelta(minutes=10)
+
+    def run(self) -> None:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"fault-pub-{uuid.uuid4().hex[:8]}",
+                             clean_session=False, protocol=mqtt.MQTTv311)  # fmt: skip
+        client.max_queued_messages_set(0)
+        client.on_publish = self._acked
+        # Devices back off before reconnecting (paho's default starts at 1 s); ingest workers retry after
+        # 0.1 s. That order matters after a broker restart: see test_broker_restarted_mid_stream.
+        client.reconnect_delay_set(1, 5)
+        client.connect_async(self.endpoint.host, self.endpoint.port, keepalive=10)
+        client.loop_start()
+        started = time.monotonic()
+        topics = self.fleet.topics
+        for i in range(COUNT):
+            stamp = (self.start_time + timedelta(milliseconds=i)).isoformat()
+            client.publish(topics[i % len(topics)], f'{{"timestamp": "{stamp}", "value": {i}}}', qos=1)
+            self.published = i + 1
+            delay = started + (i + 1) / RATE - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)  # pacing a device, not synchronising the test
+        deadline = time.monotonic() + 60
+        while self.acknowledged < COUNT and time.monotonic() < deadline:
+            time.sleep(0.05)
+        client.disconnect()
+        client.loop_stop()
+
+    def _acked(self, *_args: object) -> None:
+        with self._lock:
+            self.acknowledged += 1
+
+
+async def wait_until_published(publisher: Publisher, share: float) -> None:
+    async def reached() -> bool:
+        return publisher.published >= COUNT * share
+
+    await eventually(reached, timeout=30)
+
+
+async def count_rows(url: str) -> tuple[int, int]:
+    """(rows, distinct (sensor, timestamp)): equal when nothing is stored twice."""
+    try:
+        conn = await asyncpg.connect(url, timeout=2)
+    except (OSError, asyncpg.PostgresError):
+        return -1, -1
+    try:
+        row = await conn.fetchrow("SELECT COUNT(*) AS n, COUNT(DISTINCT (sensor_id, ts)) AS d FROM iot_readings")
+        assert row is not None
+        return int(row["n"]), int(row["d"])
+    finally:
+        await conn.close()
+
+
+async def all_stored(url: str) -> bool:
+    rows, distinct = await count_rows(url)
+    assert rows == distinct, "a reading was stored twice"
+    return rows == COUNT
+
+
+@pytest.fixture
+def broker() -> Iterator[MosquittoServer]:
+    with MosquittoServer(Path(f"/tmp/koprogo-mqtt-{uuid.uuid4().hex[:8]}")) as server:
+        yield server
+
+
+@pytest.fixture
+async def fleet_db(postgres_url: str) -> AsyncIterator[tuple[str, Fleet]]:
+    store = await open_store(postgres_url)
+    fleet = await provision_fleet(store, SENSORS)
+    await store.close()
+    yield postgres_url, fleet
+
+
+def worker_env(database_url: str, broker: MosquittoServer, redis_url: str | None = None) -> dict[str, str]:
+    env = {
+        "KOPROGO_MODE": "production",
+        "KOPROGO_SECRET_KEY": secrets.token_urlsafe(40),
+        "KOPROGO_DATABASE_URL": database_url,
+        "KOPROGO_MQTT_URL": f"mqtt://127.0.0.1:{broker.port}",
+        "KOPROGO_INGEST_RATE_PER_SENSOR": "1000",
+        "KOPROGO_INGEST_BURST_PER_SENSOR": "1000",
+    }
+    if redis_url:
+        env["KOPROGO_REDIS_URL"] = redis_url
+    return env
+
+
+async def start_worker(env: dict[str, str], client_id: str, tmp_path: Path) -> IngestWorker:
+    worker = IngestWorker(env, client_id, log=tmp_path / f"{client_id}.log")
+    await asyncio.to_thread(worker.start)
+    return worker
+
+
+async def subscribed(worker: IngestWorker) -> None:
+    import httpx
+
+    async def ready() -> bool:
+        async with httpx.AsyncClient() as client:
+            text = (await client.get(worker.metrics_url)).text
+        return "koprogo_ingest_subscribed 1.0" in text
+
+    await eventually(ready, timeout=20)
+
+
+async def test_worker_killed_mid_stream(fleet_db: tuple[str, Fleet], broker: MosquittoServer, tmp_path: Path) -> None:
+    url, fleet = fleet_db
+    env = worker_env(url, broker)
+    worker = await start_worker(env, "fault-worker", tmp_path)
+    await subscribed(worker)
+    publisher = Publisher(broker.endpoint, fleet)
+    publisher.start()
+    await wait_until_published(publisher, 0.4)
+    await asyncio.to_thread(worker.stop, True)  # kill -9: whatever it held unacknowledged is redelivered
+    await wait_until_published(publisher, 0.6)
+    worker = await start_worker(env, "fault-worker", tmp_path)  # same client id: same persistent session
+    try:
+        await eventually(lambda: all_stored(url), timeout=60)
+    finally:
+        await asyncio.to_thread(worker.stop)
+    await asyncio.to_thread(publisher.join, 30)
+    assert publisher.acknowledged == COUNT
+
+
+async def test_broker_restarted_mid_stream(
+    fleet_db: tuple[str, Fleet], broker: MosquittoServer, tmp_path: Path
+) -> None:
+    url, fleet = fleet_db
+    worker = await start_worker(worker_env(url, broker), "fault-worker-mq", tmp_path)
+    try:
+        await subscribed(worker)
+        publisher = Publisher(broker.endpoint, fleet)
+        publisher.start()
+        await wait_until_published(publisher, 0.4)
+        await asyncio.to_thread(broker.restart)  # sessions and queued messages persist across the restart
+        await eventually(lambda: all_stored(url), timeout=90)
+        await asyncio.to_thread(publisher.join, 30)
+    finally:
+        await asyncio.to_thread(worker.stop)
+
+
+@pytest.fixture(scope="module")
+def private_postgres() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    server.start()
+    yield server
+    server.remove()
+
+
+async def test_database_stopped_and_restarted_mid_stream(
+    private_postgres: PostgresServer, broker: MosquittoServer, tmp_path: Path
+) -> None:
+    admin = await asyncpg.connect(private_postgres.url)
+    name = f"fault_{uuid.uuid4().hex[:8]}"
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    url = private_postgres.url.rsplit("/", 1)[0] + f"/{name}"
+    store = await open_store(url)
+    fleet = await provision_fleet(store, SENSORS)
+    await store.close()
+    worker = await start_worker(worker_env(url, broker), "fault-worker-pg", tmp_path)
+    try:
+        await subscribed(worker)
+        publisher = Publisher(broker.endpoint, fleet)
+        publisher.start()
+        await wait_until_published(publisher, 0.3)
+        await asyncio.to_thread(private_postgres.stop, True)  # an immediate shutdown, as in a crash
+        await wait_until_published(publisher, 0.6)  # the stream goes on; the worker waits and acks nothing
+        await asyncio.to_thread(private_postgres.start)
+        await eventually(lambda: all_stored(url), timeout=90)
+        await asyncio.to_thread(publisher.join, 30)
+        assert worker.process is not None and worker.process.poll() is None  # it waited, it did not die
+    finally:
+        await asyncio.to_thread(worker.stop)
+
+
+async def test_redis_stopped_mid_stream(fleet_db: tuple[str, Fleet], broker: MosquittoServer, tmp_path: Path) -> None:
+    url, fleet = fleet_db
+    with RedisServer() as redis:
+        worker = await start_worker(worker_env(url, broker, redis.url), "fault-worker-redis", tmp_path)
+        try:
+            await subscribed(worker)
+            publisher = Publisher(broker.endpoint, fleet)
+            publisher.start()
+            await wait_until_published(publisher, 0.4)
+            await asyncio.to_thread(redis.stop)  # only the live view goes dark
+            await eventually(lambda: all_stored(url), timeout=60)
+            await asyncio.to_thread(publisher.join, 30)
+        finally:
+            await asyncio.to_thread(worker.stop)
+    log = (tmp_path / "fault-worker-redis.log").read_text()
+    assert "live bus: Redis unavailable" in log
+
