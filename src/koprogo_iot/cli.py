@@ -12,6 +12,7 @@ from uuid import UUID
 from pydantic import ValidationError
 
 from koprogo_iot import __version__, bootstrap, demo
+from koprogo_iot.bench import ingest as bench_ingest
 from koprogo_iot.bench.fleet import Progress, provision_fleet
 from koprogo_iot.config import Mode, Settings
 from koprogo_iot.domain.errors import KoproGoError
@@ -56,6 +57,17 @@ def _parser() -> argparse.ArgumentParser:
     load.add_argument("--sensors", type=int, default=1000, help="simulated meters, registered if missing")
     load.add_argument("--duration", type=float, default=60, help="seconds (default 60)")
     load.add_argument("--mqtt-url", help="broker to publish to (KOPROGO_MQTT_URL; default the embedded broker)")
+
+    bench = commands.add_parser("bench", help="benchmarks (run apart from the test suite)")
+    benchmarks = bench.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
+    bench_ingest.add_arguments(
+        benchmarks.add_parser(
+            "ingest",
+            help="Mosquitto + PostgreSQL + Redis + ingest workers under a steady load: rate, latency, memory",
+            description="Starts its own Mosquitto, Redis, PostgreSQL database and ingest workers, drives a load, "
+            "and prints and writes to benchmarks/results/ what it measured.",
+        )
+    )
 
     letters = command("dead-letters", "list the messages ingestion refused, newest first, and counts by reason")
     letters.add_argument("--reason", help="only this reason, e.g. invalid_json, unknown_sensor")
@@ -173,6 +185,8 @@ async def _create_admin(settings: Settings, args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "bench":
+        return bench_ingest.execute(args)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",

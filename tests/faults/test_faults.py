@@ -234,4 +234,3 @@ async def test_redis_stopped_mid_stream(fleet_db: tuple[str, Fleet], broker: Mos
             await asyncio.to_thread(worker.stop)
     log = (tmp_path / "fault-worker-redis.log").read_text()
     assert "live bus: Redis unavailable" in log
-

@@ -29,8 +29,10 @@ def conversion_factor(source: str, target: str) -> float | None:
 
     An empty source unit (a LoRaWAN codec that does not say) is taken to be the target unit.
     """
+    if not source:
+        return 1.0
     source, target = canonical(source), canonical(target)
-    if not source or source == target:
+    if source == target:
         return 1.0
     if source in _SCALE and target in _SCALE and _SCALE[source][0] == _SCALE[target][0]:
         return _SCALE[source][1] / _SCALE[target][1]

@@ -94,6 +94,7 @@ class Pipeline:
         self._rate = RateLimiter(self.limits.rate_per_sensor, self.limits.burst_per_sensor)
         self._letters: dict[tuple[str, str], tuple[float, int]] = {}
         self._organizations: dict[UUID, bool] = {}
+        self._topics: dict[str, ParsedTopic] = {}
 
     async def handle(self, messages: Sequence[Message]) -> list[Reason | None]:
         """Store what is valid, and dead-letter the rest, in one transaction.
@@ -139,7 +140,7 @@ class Pipeline:
                     Reason.PAYLOAD_TOO_LARGE,
                     f"{len(message.payload)} bytes > {self.limits.max_payload_bytes} allowed",
                 )
-            topic = ParsedTopic.parse(message.topic)
+            topic = self._topic(message.topic)
             values = await (self._native(topic, message) if topic.device_format is DeviceFormat.NATIVE
                             else self._device(topic, message))  # fmt: skip
         except Rejected as rejection:
@@ -157,6 +158,16 @@ class Pipeline:
             except Rejected as rejection:
                 failures.append(rejection)
         return readings, failures
+
+    def _topic(self, name: str) -> ParsedTopic:
+        """Parsed once per topic: a fleet repeats the same few thousand topics (parsing costs two UUIDs)."""
+        topic = self._topics.get(name)
+        if topic is None:
+            topic = ParsedTopic.parse(name)
+            if len(self._topics) >= 100_000:  # bounded: topics are chosen by whoever publishes
+                self._topics.clear()
+            self._topics[name] = topic
+        return topic
 
     async def _native(self, topic: ParsedTopic, message: Message) -> list[_Value]:
         try:

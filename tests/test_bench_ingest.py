@@ -1,0 +1,34 @@
+"""The ingest benchmark, run tiny against real Mosquitto, Redis, PostgreSQL and worker processes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from koprogo_iot.bench import ingest
+from tests.conftest import POSTGRES_ADMIN_URL
+
+pytestmark = [pytest.mark.postgres, pytest.mark.mosquitto]
+
+
+async def test_tiny_benchmark_stores_every_reading_once_and_writes_results(tmp_path: Path) -> None:
+    parser = argparse.ArgumentParser()
+    ingest.add_arguments(parser)
+    options = parser.parse_args(
+        ["--rate", "500", "--duration", "2", "--warmup", "0.5", "--sensors", "50", "--workers", "1",
+         "--drain-timeout", "10", "--postgres-url", POSTGRES_ADMIN_URL, "--results-dir", str(tmp_path)]
+    )  # fmt: skip
+
+    result = await ingest.run(options)
+
+    assert result["published"] == result["acknowledged"] == result["stored"] == 500 * 2 + 500 * 0.5
+    assert result["duplicates"] == 0
+    assert result["acceptance"]["published_equals_stored"] and result["acceptance"]["no_duplicates"]
+    assert result["latency_seconds"]["p50"] is not None
+    written = list(tmp_path.glob("ingest-*.json"))
+    assert [str(p) for p in written] == [result["results_file"]]
+    assert json.loads(written[0].read_text())["stored"] == result["stored"]
+    assert result["markdown"] in (tmp_path / "ingest.md").read_text()
