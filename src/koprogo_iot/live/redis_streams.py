@@ -23,7 +23,7 @@ from koprogo_iot.live.bus import LiveReading
 
 log = logging.getLogger(__name__)
 
-STREAM_MAXLEN = 10_000  # entries (batches) kept per organization, trimmed approximately (cheap)
+STREAM_MAXLEN = 1_000  # entries (one per stored batch) kept per organization, trimmed approximately (cheap)
 RETRY_AFTER = 5.0  # seconds without trying after Redis failed
 
 
