@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -17,6 +18,7 @@ from koprogo_iot.bench.services import MosquittoServer, RedisServer, free_port
 from koprogo_iot.bootstrap import open_store
 from koprogo_iot.domain.sensors import IoTSensor, SensorType
 from koprogo_iot.domain.tenancy import Building, Organization, Role, Unit, User
+from koprogo_iot.ingest.mqtt_worker import MqttIngestWorker
 from koprogo_iot.mqtt_url import MqttEndpoint
 from koprogo_iot.services.accounts import hash_password
 from koprogo_iot.storage.sql_store import SqlStore
@@ -125,6 +127,19 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
     """One broker for the session (each test uses its own organization, hence its own topics)."""
     with MosquittoServer(tmp_path_factory.mktemp("mosquitto")) as server:
         yield Mosquitto(server.endpoint, server)
+
+
+@contextlib.asynccontextmanager
+async def running(worker: MqttIngestWorker) -> AsyncIterator[MqttIngestWorker]:
+    """The worker ingesting in the background, subscribed, until the block ends."""
+    task = asyncio.create_task(worker.run())
+    await asyncio.wait_for(worker.subscribed.wait(), timeout=10)
+    try:
+        yield worker
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def mosquitto_pub(endpoint: MqttEndpoint, topic: str, payload: str | bytes, qos: int = 1) -> None:

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from koprogo_iot.mqtt_codec import connect_packet, encode_string, encode_varint
 from koprogo_iot.mqtt_url import MqttEndpoint
 
 # Measured on the 2-core dev machine at 10,000 msg/s (see the PR notes): paho's QoS 1 publisher costs ~45 µs CPU per
@@ -155,7 +156,9 @@ async def _connect(endpoint: MqttEndpoint, client_id: str) -> tuple[asyncio.Tran
         )
     except (OSError, TimeoutError) as exc:
         raise ConnectionError(f"cannot connect to {endpoint}: {exc or type(exc).__name__}") from exc
-    transport.write(_connect_packet(client_id, endpoint.username, endpoint.password))
+    # A clean session: a load generator has nothing to resume.
+    packet = connect_packet(client_id, endpoint.username, endpoint.password, keepalive=KEEPALIVE, clean_session=True)
+    transport.write(packet)
     try:
         code = await publisher.wait_connack(CONNECT_TIMEOUT)
     except BaseException:
@@ -171,39 +174,11 @@ async def _connect(endpoint: MqttEndpoint, client_id: str) -> tuple[asyncio.Tran
     return transport, publisher
 
 
-def _connect_packet(client_id: str, username: str | None, password: str | None) -> bytes:
-    flags = 0x02  # clean session: a load generator has nothing to resume
-    payload = _string(client_id)
-    if username is not None or password is not None:
-        flags |= 0x80  # MQTT 3.1.1 forbids a password without a user name, so an empty one goes with it
-        payload += _string(username or "")
-    if password is not None:
-        flags |= 0x40
-        payload += _string(password)
-    variable = _string("MQTT") + bytes([4, flags]) + KEEPALIVE.to_bytes(2, "big")
-    return bytes([0x10]) + _varint(len(variable) + len(payload)) + variable + payload
-
-
-def _string(text: str) -> bytes:
-    raw = text.encode()
-    return len(raw).to_bytes(2, "big") + raw
-
-
-def _varint(length: int) -> bytes:
-    """MQTT's remaining-length encoding: 7 bits per byte, high bit set when more bytes follow."""
-    out = bytearray()
-    while True:
-        length, digit = divmod(length, 128)
-        out.append(digit | 0x80 if length else digit)
-        if not length:
-            return bytes(out)
-
-
 class _Encoder:
     """Builds batches of PUBLISH packets; the per-message work is one bytes formatting and a few appends."""
 
     def __init__(self, topics: Sequence[str]) -> None:
-        self._topics = [_string(topic) for topic in topics]
+        self._topics = [encode_string(topic) for topic in topics]
         # Fixed per topic, so formatted once: a plausible battery (41-100 %) and signal (-50 to -109 dBm).
         self._tails = [
             b',"battery_level":%d,"signal_strength":%d}' % (100 - i % 60, -50 - i % 60) for i in range(len(topics))
@@ -236,7 +211,7 @@ class _Encoder:
             remaining = len(topic) + 2 + len(payload)
             header = headers.get(remaining)
             if header is None:
-                header = headers[remaining] = bytes([_PUBLISH_QOS1]) + _varint(remaining)
+                header = headers[remaining] = bytes([_PUBLISH_QOS1]) + encode_varint(remaining)
             packet_id = packet_id + 1 if packet_id < MAX_PACKET_ID else 1
             append(header)
             append(topic)

@@ -1,10 +1,8 @@
 """Each rejection reason, sent through a real broker, ends up listed as a dead letter; ingestion goes on."""
 
-import asyncio
-import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -17,7 +15,7 @@ from koprogo_iot.domain.sensors import DeviceFormat, IoTSensor, SensorType
 from koprogo_iot.ingest.mqtt_worker import MqttIngestWorker
 from koprogo_iot.ingest.pipeline import IngestLimits, Pipeline
 from koprogo_iot.storage.sql_store import SqlStore
-from tests.conftest import Mosquitto, Tenant, eventually, make_tenant, mosquitto_pub
+from tests.conftest import Mosquitto, Tenant, eventually, make_tenant, mosquitto_pub, running
 
 pytestmark = pytest.mark.mosquitto
 
@@ -78,20 +76,11 @@ CASES: dict[str, Case] = {
 }
 
 
-@contextlib.asynccontextmanager
-async def worker(store: SqlStore, mosquitto: Mosquitto) -> AsyncIterator[MqttIngestWorker]:
+def worker(store: SqlStore, mosquitto: Mosquitto) -> MqttIngestWorker:
     formats = {DeviceFormat(k): v for k, v in decoders().items()} | {DeviceFormat.TASMOTA: _Broken()}
-    # One message per second per sensor, no burst: the second message of the rate case is refused.
+    # A token every 100 s and no burst: the second message of the rate case is refused.
     limits = IngestLimits(rate_per_sensor=0.01, burst_per_sensor=1)
-    w = MqttIngestWorker(Pipeline(store, limits, decoders=formats), mosquitto.endpoint, f"dl-{uuid.uuid4().hex[:8]}")
-    task = asyncio.create_task(w.run())
-    await asyncio.wait_for(w.subscribed.wait(), timeout=10)
-    try:
-        yield w
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    return MqttIngestWorker(Pipeline(store, limits, decoders=formats), mosquitto.endpoint, f"dl-{uuid.uuid4().hex[:8]}")
 
 
 @pytest.mark.parametrize("reason", CASES)
@@ -104,7 +93,7 @@ async def test_rejected_message_is_listed_with_its_reason(store: SqlStore, mosqu
     )  # fmt: skip
     await store.add_sensor(shelly)
     setup = Setup(store, tenant, shelly)
-    async with worker(store, mosquitto) as w:
+    async with running(worker(store, mosquitto)) as w:
         sent = CASES[reason](setup)
         for topic, body in sent:
             await mosquitto_pub(mosquitto.endpoint, topic, body)

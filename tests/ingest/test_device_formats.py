@@ -1,10 +1,7 @@
 """Field device formats through a real broker, mapped to registered sensors by (device id, field)."""
 
-import asyncio
-import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -14,23 +11,14 @@ from koprogo_iot.domain.sensors import DeviceFormat, IoTSensor, SensorType
 from koprogo_iot.ingest.mqtt_worker import MqttIngestWorker
 from koprogo_iot.ingest.pipeline import Pipeline
 from koprogo_iot.storage.sql_store import SqlStore
-from tests.conftest import Mosquitto, Tenant, eventually, make_tenant, mosquitto_pub
+from tests.conftest import Mosquitto, Tenant, eventually, make_tenant, mosquitto_pub, running
 
 pytestmark = pytest.mark.mosquitto
 
 
-@contextlib.asynccontextmanager
-async def running(store: SqlStore, mosquitto: Mosquitto) -> AsyncIterator[MqttIngestWorker]:
+def worker(store: SqlStore, mosquitto: Mosquitto) -> MqttIngestWorker:
     formats = {DeviceFormat(k): v for k, v in decoders().items()}
-    w = MqttIngestWorker(Pipeline(store, decoders=formats), mosquitto.endpoint, f"fmt-{uuid.uuid4().hex[:8]}")
-    task = asyncio.create_task(w.run())
-    await asyncio.wait_for(w.subscribed.wait(), timeout=10)
-    try:
-        yield w
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    return MqttIngestWorker(Pipeline(store, decoders=formats), mosquitto.endpoint, f"fmt-{uuid.uuid4().hex[:8]}")
 
 
 def device_sensor(t: Tenant, device: str, fmt: str, field: str, kind: SensorType, unit: str) -> IoTSensor:
@@ -59,14 +47,14 @@ async def test_shelly_energy_in_wh_is_stored_in_the_sensors_kwh(store: SqlStore,
         },
     }  # fmt: skip
     topic = f"koprogo/{t.organization.id}/{t.building.id}/shelly/{device}/events/rpc"
-    async with running(store, mosquitto) as worker:
+    async with running(worker(store, mosquitto)) as w:
         await mosquitto_pub(mosquitto.endpoint, topic, json.dumps(message))
         [stored_energy] = await eventually(lambda: store.list_readings(t.organization.id, energy.id))
         [stored_power] = await eventually(lambda: store.list_readings(t.organization.id, power.id))
     assert stored_energy.value == pytest.approx(123.456) and stored_energy.unit_of_measure == "kWh"
     assert stored_power.value == pytest.approx(1.53)
     assert stored_energy.timestamp.timestamp() == pytest.approx(ts, abs=1e-3)
-    assert worker.pipeline.stats.rejected == {}  # the unregistered phase values are ignored, not errors
+    assert w.pipeline.stats.rejected == {}  # the unregistered phase values are ignored, not errors
 
 
 async def test_wmbus_water_meter_with_status_flags(store: SqlStore, mosquitto: Mosquitto) -> None:
@@ -78,7 +66,7 @@ async def test_wmbus_water_meter_with_status_flags(store: SqlStore, mosquitto: M
         "total_m3": 6.408, "target_m3": 6.408, "max_flow_m3h": 0, "flow_temperature_c": 127,
         "external_temperature_c": 19, "status": "DRY", "timestamp": utcnow().isoformat(), "rssi_dbm": -82,
     }  # fmt: skip
-    async with running(store, mosquitto):
+    async with running(worker(store, mosquitto)):
         await mosquitto_pub(mosquitto.endpoint, f"koprogo/{t.organization.id}/{t.building.id}/wmbus/App1Water",
                             json.dumps(telegram))  # fmt: skip
         [reading] = await eventually(lambda: store.list_readings(t.organization.id, meter.id))
@@ -89,7 +77,7 @@ async def test_a_device_no_sensor_reads_is_an_unknown_sensor(store: SqlStore, mo
     t = await make_tenant(store)
     topic = f"koprogo/{t.organization.id}/{t.building.id}/tasmota/tele/unknown-plug/SENSOR"
     body = json.dumps({"Time": "2026-11-28T10:00:00", "ENERGY": {"Total": 1.5, "Power": 20}})
-    async with running(store, mosquitto):
+    async with running(worker(store, mosquitto)):
         await mosquitto_pub(mosquitto.endpoint, topic, body)
         [letter] = await eventually(lambda: store.list_dead_letters(t.organization.id))
     assert letter.reason == "unknown_sensor" and "unknown-plug" in letter.detail

@@ -1,10 +1,9 @@
 """The asyncio MQTT ingest worker: its frame parser, then ingestion through a real Mosquitto, restarts included."""
 
 import asyncio
-import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from koprogo_iot.ingest.pipeline import IngestLimits, Message, Pipeline
 from koprogo_iot.ingest.rejections import Reason
 from koprogo_iot.mqtt_url import MqttEndpoint
 from koprogo_iot.storage.sql_store import SqlStore
-from tests.conftest import Mosquitto, Tenant, eventually, make_tenant, mosquitto_pub
+from tests.conftest import Mosquitto, Tenant, eventually, make_tenant, mosquitto_pub, running
 
 pytestmark = pytest.mark.mosquitto
 # Several hundred readings of one sensor within a second: beyond the default per-sensor rate limit.
@@ -103,18 +102,6 @@ def test_parser_refuses_a_remaining_length_longer_than_four_bytes() -> None:
 
 
 # --- through a real broker
-
-
-@contextlib.asynccontextmanager
-async def running(worker: MqttIngestWorker) -> AsyncIterator[MqttIngestWorker]:
-    task = asyncio.create_task(worker.run())
-    await asyncio.wait_for(worker.subscribed.wait(), timeout=10)
-    try:
-        yield worker
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 def new_worker(

@@ -20,11 +20,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from koprogo_iot import mqtt_codec
 from koprogo_iot.domain.clock import utcnow
 from koprogo_iot.domain.errors import StorageUnavailable
 from koprogo_iot.ingest import metrics
 from koprogo_iot.ingest.pipeline import Message, Pipeline
 from koprogo_iot.ingest.topics import SUBSCRIPTION
+from koprogo_iot.mqtt_codec import encode_string, encode_varint
 from koprogo_iot.mqtt_url import MqttEndpoint
 
 log = logging.getLogger(__name__)
@@ -42,7 +44,7 @@ CLOSE_TIMEOUT = 2.0
 HIGH_WATER = 20_000
 LOW_WATER = HIGH_WATER // 2
 
-_CONNECT, _CONNACK, _PUBLISH, _PUBACK, _SUBSCRIBE, _SUBACK = 0x10, 0x20, 0x30, 0x40, 0x80, 0x90
+_CONNACK, _PUBLISH, _PUBACK, _SUBSCRIBE, _SUBACK = 0x20, 0x30, 0x40, 0x80, 0x90
 _PINGRESP = 0xD0
 _PINGREQ = b"\xc0\x00"
 _DISCONNECT = b"\xe0\x00"
@@ -145,22 +147,13 @@ def _long_length(data: bytes, start: int) -> tuple[int, int] | None:
 
 def connect_packet(client_id: str, username: str | None, password: str | None) -> bytes:
     """CONNECT for a persistent session (clean session off): what was not acknowledged comes again on reconnect."""
-    flags = 0x00
-    payload = _string(client_id)
-    if username is not None or password is not None:
-        flags |= 0x80  # MQTT 3.1.1 forbids a password without a user name, so an empty one goes with it
-        payload += _string(username or "")
-    if password is not None:
-        flags |= 0x40
-        payload += _string(password)
-    variable = _string("MQTT") + bytes([4, flags]) + KEEPALIVE.to_bytes(2, "big")
-    return bytes([_CONNECT]) + _varint(len(variable) + len(payload)) + variable + payload
+    return mqtt_codec.connect_packet(client_id, username, password, keepalive=KEEPALIVE, clean_session=False)
 
 
 def subscribe_packet(topic_filter: str, packet_id: int = _SUBSCRIBE_ID) -> bytes:
     """SUBSCRIBE to one filter at QoS 1."""
-    body = packet_id.to_bytes(2, "big") + _string(topic_filter) + b"\x01"
-    return bytes([_SUBSCRIBE | 0x02]) + _varint(len(body)) + body
+    body = packet_id.to_bytes(2, "big") + encode_string(topic_filter) + b"\x01"
+    return bytes([_SUBSCRIBE | 0x02]) + encode_varint(len(body)) + body
 
 
 def puback_packets(acks: list[int]) -> bytes:
@@ -171,21 +164,6 @@ def puback_packets(acks: list[int]) -> bytes:
     if sys.byteorder == "little":
         words.byteswap()
     return words.tobytes()
-
-
-def _string(text: str) -> bytes:
-    raw = text.encode()
-    return len(raw).to_bytes(2, "big") + raw
-
-
-def _varint(length: int) -> bytes:
-    """MQTT's remaining-length encoding: 7 bits per byte, high bit set when more bytes follow."""
-    out = bytearray()
-    while True:
-        length, digit = divmod(length, 128)
-        out.append(digit | 0x80 if length else digit)
-        if not length:
-            return bytes(out)
 
 
 @dataclass(slots=True)
