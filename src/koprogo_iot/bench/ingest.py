@@ -13,10 +13,8 @@ import contextlib
 import json
 import math
 import os
-import platform
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,12 +27,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import asyncpg
 from prometheus_client.parser import text_string_to_metric_families
 
 from koprogo_iot.bench.fleet import Progress, provision_fleet
+from koprogo_iot.bench.machine import cpu_count, create_database, describe_machine, drop_database, sibling_url
 from koprogo_iot.bench.services import IngestWorker, MosquittoServer, RedisServer, peak_rss_mib
 from koprogo_iot.bootstrap import open_store
 from koprogo_iot.loadgen import LoadResult, run_load
@@ -283,10 +282,10 @@ async def _start_rig(stack: contextlib.AsyncExitStack, options: argparse.Namespa
     folder = Path(tempfile.mkdtemp(prefix="koprogo-bench-"))
     stack.push(_remove_unless_failed(folder))
     name = f"koprogo_bench_{uuid.uuid4().hex[:10]}"
-    postgres_version = await _create_database(options.postgres_url, name)
+    postgres_version = await create_database(options.postgres_url, name)
     if not options.keep_database:
-        stack.push_async_callback(_drop_database, options.postgres_url, name)
-    database_url = _sibling_url(options.postgres_url, name)
+        stack.push_async_callback(drop_database, options.postgres_url, name)
+    database_url = sibling_url(options.postgres_url, name)
     topics = await _provision(database_url, options.sensors)
     mosquitto = MosquittoServer(folder / "mosquitto")
     redis = RedisServer()
@@ -313,30 +312,6 @@ def _remove_unless_failed(folder: Path) -> ExitCallback:
         return False
 
     return cleanup
-
-
-def _sibling_url(url: str, database: str) -> str:
-    """`url` pointing at another database of the same server."""
-    return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
-
-
-async def _create_database(admin_url: str, name: str) -> str:
-    """Create the database; return the server's version."""
-    admin = await asyncpg.connect(admin_url)
-    try:
-        version = str(await admin.fetchval("SHOW server_version"))
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    return version
-
-
-async def _drop_database(admin_url: str, name: str) -> None:
-    admin = await asyncpg.connect(admin_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 async def _provision(database_url: str, sensors: int) -> list[str]:
@@ -516,7 +491,7 @@ async def run(options: argparse.Namespace) -> dict[str, Any]:
         rig = await _start_rig(stack, options)
         measurement = await _measure(rig, options)
         rows = await _count_rows(rig.database_url, measurement.window_start, options.duration)
-        machine = _machine(rig.postgres_version) | {"load_average_before": load_before}
+        machine = describe_machine(rig.postgres_version) | {"load_average_before": load_before}
     result = _result(options, started, machine, measurement, rows)
     if options.keep_database:
         result["database"] = urlsplit(rig.database_url).path.lstrip("/")
@@ -616,7 +591,7 @@ def _processes(m: _Measurement) -> dict[str, dict[str, Any]]:
             entry["cpu_us_per_stored"] = used / stored * 1e6 if used is not None and stored else None
         table[name] = entry
     busy = (m.after.machine[0] - m.before.machine[0]) / max(m.after.machine[1] - m.before.machine[1], 1)
-    table["machine"] = {"cpu_busy_share_measured": busy, "cores_measured": busy * _cpu_count()}
+    table["machine"] = {"cpu_busy_share_measured": busy, "cores_measured": busy * cpu_count()}
     return table
 
 
@@ -636,52 +611,6 @@ def _acceptance(options: argparse.Namespace, result: dict[str, Any]) -> dict[str
         "p99_under_500_ms": p99 is not None and p99 < TARGET_P99,
     }
     return checks | {"verdict": "PASS" if all(checks.values()) else "FAIL"}
-
-
-# --- the machine
-
-
-def _machine(postgres_version: str) -> dict[str, Any]:
-    return {
-        "hostname": socket.gethostname(),
-        "nproc": _cpu_count(),
-        "cpu_model": _cpu_model(),
-        "ram_gib": round(_ram_kib() / 1024**2, 1),
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "mosquitto": _command_version([shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-h"]),
-        "postgresql": postgres_version,
-        "redis": _command_version(["redis-server", "--version"]),
-        "load_average_at_end": os.getloadavg(),
-    }
-
-
-def _cpu_count() -> int:
-    return len(os.sched_getaffinity(0))  # what `nproc` reports
-
-
-def _cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-def _ram_kib() -> int:
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemTotal:"):
-            return int(line.split()[1])
-    return 0
-
-
-def _command_version(command: list[str]) -> str:
-    """The first line a program prints about itself, e.g. `mosquitto version 2.0.11`."""
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    lines = (done.stdout or done.stderr).splitlines()
-    return lines[0].strip() if lines else "unknown"
 
 
 # --- output

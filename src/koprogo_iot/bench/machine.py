@@ -1,0 +1,83 @@
+"""What a benchmark records about where it ran, and the throwaway databases it runs in."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+
+def describe_machine(postgres_version: str) -> dict[str, Any]:
+    """Host, CPU, memory and the versions of what the benchmark ran against."""
+    return {
+        "hostname": socket.gethostname(),
+        "nproc": cpu_count(),
+        "cpu_model": _cpu_model(),
+        "ram_gib": round(_ram_kib() / 1024**2, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "mosquitto": _command_version([shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-h"]),
+        "postgresql": postgres_version,
+        "redis": _command_version(["redis-server", "--version"]),
+        "load_average_at_end": os.getloadavg(),
+    }
+
+
+def cpu_count() -> int:
+    """CPUs this process may use."""
+    return len(os.sched_getaffinity(0))  # what `nproc` reports
+
+
+def _cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def _ram_kib() -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _command_version(command: list[str]) -> str:
+    """The first line a program prints about itself, e.g. `mosquitto version 2.0.11`."""
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    lines = (done.stdout or done.stderr).splitlines()
+    return lines[0].strip() if lines else "unknown"
+
+
+def sibling_url(url: str, database: str) -> str:
+    """`url` pointing at another database of the same server."""
+    return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
+
+
+async def create_database(admin_url: str, name: str) -> str:
+    """Create the database; return the server's version."""
+    admin = await asyncpg.connect(admin_url)
+    try:
+        version = str(await admin.fetchval("SHOW server_version"))
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return version
+
+
+async def drop_database(admin_url: str, name: str) -> None:
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
