@@ -1,5 +1,6 @@
 """The command line: migrations, first administrator, clear errors."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ def test_migrate_then_create_admin_on_sqlite(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'k.db'}"
     first = cli("migrate", "--database-url", url)
     assert first.returncode == 0, first.stderr
-    assert "applied 1 migration(s)" in first.stdout
+    assert re.search(r"applied \d+ migration\(s\)", first.stdout)
     assert "schema is up to date" in cli("migrate", "--database-url", url).stdout
     created = cli("create-admin", "--database-url", url, "--organization", "Op", "--email", "op@example.org",
                   "--password", "long enough")  # fmt: skip

@@ -17,6 +17,7 @@ from koprogo_iot.bench.fleet import Progress, provision_fleet
 from koprogo_iot.config import Mode, Settings
 from koprogo_iot.domain.errors import KoproGoError
 from koprogo_iot.domain.tenancy import Organization, Role, User
+from koprogo_iot.ista import cli as ista_cli
 from koprogo_iot.loadgen import run_load
 from koprogo_iot.mqtt_url import MqttEndpoint
 from koprogo_iot.services.accounts import MIN_PASSWORD_LENGTH, hash_password
@@ -68,6 +69,8 @@ def _parser() -> argparse.ArgumentParser:
             "and prints and writes to benchmarks/results/ what it measured.",
         )
     )
+
+    ista_cli.register(commands)
 
     letters = command("dead-letters", "list the messages ingestion refused, newest first, and counts by reason")
     letters.add_argument("--reason", help="only this reason, e.g. invalid_json, unknown_sensor")
@@ -204,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(_migrate(settings))
         elif args.command == "loadgen":
             asyncio.run(_loadgen(settings, args))
+        elif args.command == "ista":
+            return asyncio.run(ista_cli.execute(settings, args))
         elif args.command == "dead-letters":
             asyncio.run(_dead_letters(settings, args))
         elif args.command == "create-admin":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from enum import Enum
 from typing import Any
@@ -60,7 +60,7 @@ class PgExecutor(Executor):
     async def executescript(self, sql: str) -> None:
         await self._call("execute", sql, ())
 
-    async def copy_records(self, table: str, columns: list[str], records: list[tuple[object, ...]]) -> None:
+    async def copy_records(self, table: str, columns: list[str], records: Sequence[tuple[object, ...]]) -> None:
         """Binary COPY: the fastest way to load rows (~95,000 rows/s on one connection here)."""
         try:
             await self._conn.copy_records_to_table(table, records=records, columns=columns)

@@ -10,7 +10,7 @@ from koprogo_iot.domain.alerts import ClearAlert
 from koprogo_iot.domain.readings import IoTReading
 from koprogo_iot.storage.database import Executor
 from koprogo_iot.storage.postgres import PgExecutor
-from koprogo_iot.storage.sql_store import READING_COLUMNS, SqlStore, reading_values
+from koprogo_iot.storage.sql_store import MARK_CONFLICT, READING_COLUMNS, SqlStore, reading_values
 
 _COLUMNS = [c.strip() for c in READING_COLUMNS.split(",")]
 
@@ -30,6 +30,15 @@ class PostgresStore(SqlStore):
             "ON CONFLICT (sensor_id, ts) DO NOTHING RETURNING sensor_id, ts"
         )
         return {(r["sensor_id"], r["ts"]) for r in rows}
+
+    async def _mark_rollups_dirty(self, tx: Executor, marks: list[tuple[UUID, datetime]]) -> None:
+        # WITH ORDINALITY keeps the sorted order, in which concurrent batches lock existing marks.
+        await tx.execute(
+            "INSERT INTO iot_rollup_dirty (sensor_id, hour) SELECT m.sensor_id, m.hour "
+            "FROM unnest($1::uuid[], $2::timestamptz[]) WITH ORDINALITY AS m(sensor_id, hour, n) ORDER BY m.n "
+            f"{MARK_CONFLICT}",
+            [sensor_id for sensor_id, _ in marks], [hour for _, hour in marks],
+        )  # fmt: skip
 
     async def _update_last_readings(self, tx: Executor, latest: list[IoTReading]) -> None:
         await tx.execute(

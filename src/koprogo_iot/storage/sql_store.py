@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -64,6 +64,18 @@ _RAISE_ALERT = (
     "message = excluded.message, severity = CASE WHEN iot_alerts.severity = 'critical' THEN 'critical' "
     "WHEN excluded.severity = 'info' THEN iot_alerts.severity ELSE excluded.severity END"
 )
+
+
+# A mark that already exists is locked, not skipped: a refresher claims marks with SKIP LOCKED, so it cannot take
+# this one and read the hour's readings before this transaction's reading is committed (and then lose it).
+# The update never happens (WHERE false) but PostgreSQL locks the row anyway; SQLite has one writer at a time.
+MARK_CONFLICT = "ON CONFLICT (sensor_id, hour) DO UPDATE SET hour = excluded.hour WHERE false"
+
+
+def dirty_hours(readings: Iterable[IoTReading]) -> list[tuple[UUID, datetime]]:
+    """The distinct (sensor, UTC hour) pairs of `readings`, sorted so concurrent batches lock marks in one order."""
+    marks = {(r.sensor_id, r.timestamp.astimezone(UTC).replace(minute=0, second=0, microsecond=0)) for r in readings}
+    return sorted(marks)
 
 
 def _placeholders(columns: str, start: int = 1) -> str:
@@ -393,6 +405,7 @@ class SqlStore:
                         latest[item.reading.sensor_id] = item.reading
                 await self._update_last_readings(tx, list(latest.values()))
                 await self._apply_decisions(tx, new)
+                await self._mark_rollups_dirty(tx, dirty_hours(item.reading for item in new))
             for letter in rejected:
                 await tx.execute(
                     f"INSERT INTO dead_letters ({_DEAD_LETTER_COLUMNS}) VALUES ({_placeholders(_DEAD_LETTER_COLUMNS)})",
@@ -418,6 +431,16 @@ class SqlStore:
             )
             inserted.update((_uuid(r["sensor_id"]), _time(r["ts"])) for r in rows)
         return inserted
+
+    async def _mark_rollups_dirty(self, tx: Executor, marks: list[tuple[UUID, datetime]]) -> None:
+        """Record the (sensor, UTC hour) pairs whose rollups the new readings change, for the refresher."""
+        for start in range(0, len(marks), _ROWS_PER_STATEMENT):
+            chunk = marks[start : start + _ROWS_PER_STATEMENT]
+            values = ", ".join(f"(${2 * i + 1}, ${2 * i + 2})" for i in range(len(chunk)))
+            await tx.execute(
+                f"INSERT INTO iot_rollup_dirty (sensor_id, hour) VALUES {values} {MARK_CONFLICT}",
+                *[value for mark in chunk for value in mark],
+            )
 
     async def _update_last_readings(self, tx: Executor, latest: list[IoTReading]) -> None:
         """Move each sensor's last reading forward (never back: readings may arrive out of order)."""

@@ -74,7 +74,9 @@ CREATE TABLE iot_sensors (
 CREATE INDEX iot_sensors_org_building ON iot_sensors(organization_id, building_id);
 
 -- (sensor, time) is a reading's identity: a redelivered reading is stored once. The time column is part of
--- the key so the table can later be partitioned (or made a TimescaleDB hypertable) by time.
+-- the key because a partitioned table's unique keys must include the partition key.
+-- Without TimescaleDB the table is range-partitioned by month, managed by the application
+-- (storage/partitions.py creates months ahead, moves rows out of the default partition, drops old months).
 CREATE TABLE iot_readings (
     sensor_id UUID NOT NULL REFERENCES iot_sensors(id) ON DELETE CASCADE,
     ts TIMESTAMPTZ NOT NULL,
@@ -90,7 +92,9 @@ CREATE TABLE iot_readings (
     anomaly_reason TEXT,
     received_at TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (sensor_id, ts)
-);
+) PARTITION BY RANGE (ts);
+-- Catches readings of months that have no partition yet, so ingestion never fails on a missing one.
+CREATE TABLE iot_readings_default PARTITION OF iot_readings DEFAULT;
 
 CREATE TABLE iot_alerts (
     id UUID PRIMARY KEY,

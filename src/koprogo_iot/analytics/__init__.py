@@ -1,0 +1,1 @@
+"""Analytics: rollups, time series, consumption aggregates and comparisons, ISTA cross-validation, insights."""

@@ -1,0 +1,352 @@
+"""Consumption of counters summed by sensor, unit, building or type, per hour, day or month, and its comparisons.
+
+Only cumulative sensors are counted, only those the caller may see (`Provisioning.list_sensors` applies the owner
+scope), and a sum only adds sensors measuring in the same unit: every group is split by unit of measure.
+Days and months are calendar buckets in Europe/Brussels; a bucket's figure is `None` when no sensor of the group
+has readings around any part of it, and it is not `complete` when some sensor's readings cover only part of it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from koprogo_iot.analytics.series import MAX_POINTS, aligned_buckets, bucket_count, resolve_period
+from koprogo_iot.analytics.sources import ReadingSource
+from koprogo_iot.domain.access import Principal
+from koprogo_iot.domain.clock import utcnow
+from koprogo_iot.domain.consumption import (
+    DEFAULT_ZONE,
+    Bucket,
+    CounterResult,
+    calendar_buckets,
+    consumption_by_bucket,
+    median,
+    relative_change,
+)
+from koprogo_iot.domain.errors import InvalidValue, NotFound
+from koprogo_iot.domain.sensors import IoTSensor, MeasurementKind, SensorType
+from koprogo_iot.services.provisioning import Provisioning
+
+UNIT_NOTE = "sums only add sensors with the same unit of measure: each group is split by unit_of_measure"
+COMPARISON_SPAN = timedelta(days=30)  # default period of the comparisons: the last 30 days
+
+
+class GroupBy(StrEnum):
+    SENSOR = "sensor"
+    UNIT = "unit"  # a building's common meters form one group of their own
+    BUILDING = "building"
+    SENSOR_TYPE = "sensor_type"
+
+
+class Period(StrEnum):
+    HOUR = "hour"
+    DAY = "day"  # local calendar day in Europe/Brussels: 23 or 25 hours on DST days
+    MONTH = "month"
+
+    @property
+    def default_span(self) -> timedelta:
+        """How far back a query without a start looks: a day of hours, a month of days, a year of months."""
+        return _DEFAULT_SPANS[self]
+
+
+_DEFAULT_SPANS = {Period.HOUR: timedelta(hours=24), Period.DAY: timedelta(days=30), Period.MONTH: timedelta(days=365)}
+
+
+@dataclass(frozen=True, slots=True)
+class SensorScope:
+    """Which counters to count, among those the caller may see."""
+
+    building_id: UUID | None = None
+    unit_id: UUID | None = None
+    sensor_type: SensorType | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BucketTotal:
+    """A group's consumption over one bucket."""
+
+    start: datetime
+    end: datetime
+    consumption: float | None  # None: no sensor of the group has readings around any part of the bucket
+    sensors: int  # sensors of the group with a figure for the bucket
+    complete: bool  # every sensor of the group has readings on or before the start and on or after the end
+
+
+@dataclass(frozen=True, slots=True)
+class GroupTotals:
+    """The consumption of one group of sensors sharing a unit of measure."""
+
+    key: str  # the sensor, unit or building id; "common:<building id>" for common meters by unit; the type
+    label: str
+    unit_of_measure: str
+    sensor_ids: tuple[UUID, ...]
+    buckets: list[BucketTotal]
+    total: float | None = field(init=False)
+    complete: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "total", _sum(b.consumption for b in self.buckets))
+        object.__setattr__(self, "complete", all(b.complete for b in self.buckets))
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumptionReport:
+    group_by: GroupBy
+    period: Period
+    start: datetime
+    end: datetime
+    groups: list[GroupTotals]
+    timezone: str = DEFAULT_ZONE
+    note: str = UNIT_NOTE
+
+
+@dataclass(frozen=True, slots=True)
+class UnitVsMedian:
+    """A unit's consumption against the median of the building's units measured in the same unit."""
+
+    unit_id: UUID
+    unit_name: str
+    unit_of_measure: str
+    consumption: float | None
+    median: float | None
+    deviation_percent: float | None  # (consumption - median) / median x 100; None without both or when median is 0
+    complete: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MedianReport:
+    building_id: UUID
+    sensor_type: SensorType
+    start: datetime
+    end: datetime
+    units: list[UnitVsMedian]
+    note: str = UNIT_NOTE
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodChange:
+    """A group's consumption over a period and over the previous period of the same length."""
+
+    key: str
+    label: str
+    unit_of_measure: str
+    current: float | None
+    previous: float | None
+    change_percent: float | None  # (current - previous) / previous x 100; None without both or when previous is 0
+    complete: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ComparisonReport:
+    group_by: GroupBy
+    start: datetime
+    end: datetime
+    previous_start: datetime
+    previous_end: datetime
+    groups: list[PeriodChange]
+    note: str = UNIT_NOTE
+
+
+async def consumption_report(
+    provisioning: Provisioning,
+    source: ReadingSource,
+    principal: Principal,
+    scope: SensorScope,
+    group_by: GroupBy = GroupBy.BUILDING,
+    period: Period = Period.DAY,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> ConsumptionReport:
+    """The visible counters' consumption per `period` bucket over [start, end), summed per group."""
+    if start is None:
+        start = period_floor((end or utcnow()) - period.default_span, period)
+    start, end = resolve_period(start, end, period.default_span)
+    grid = period_buckets(start, end, period)
+    groups = await _totals(provisioning, source, principal, scope, group_by, grid)
+    return ConsumptionReport(group_by, period, start, end, groups)
+
+
+async def units_vs_median(
+    provisioning: Provisioning,
+    source: ReadingSource,
+    principal: Principal,
+    building_id: UUID,
+    sensor_type: SensorType,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> MedianReport:
+    """Each unit's consumption of `sensor_type` against the building's median; for managers only.
+
+    An owner sees only their own units, so a median over what they may see would compare them with themselves.
+    """
+    principal.require_manager()
+    start, end = resolve_period(start, end, COMPARISON_SPAN)
+    scope = SensorScope(building_id=building_id, sensor_type=sensor_type)
+    groups = await _totals(provisioning, source, principal, scope, GroupBy.UNIT, [(start, end)])
+    units = [g for g in groups if not g.key.startswith(_COMMON)]
+    medians = {
+        uom: median(g.total for g in units if g.unit_of_measure == uom) for uom in {g.unit_of_measure for g in units}
+    }
+    rows = [
+        UnitVsMedian(
+            unit_id=UUID(g.key),
+            unit_name=g.label,
+            unit_of_measure=g.unit_of_measure,
+            consumption=g.total,
+            median=(middle := medians[g.unit_of_measure]),
+            deviation_percent=_percent(relative_change(g.total, middle)),
+            complete=g.complete,
+        )  # fmt: skip
+        for g in units
+    ]
+    return MedianReport(building_id, sensor_type, start, end, rows)
+
+
+async def period_comparison(
+    provisioning: Provisioning,
+    source: ReadingSource,
+    principal: Principal,
+    scope: SensorScope,
+    group_by: GroupBy = GroupBy.BUILDING,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> ComparisonReport:
+    """Each group's consumption over [start, end) against the period of the same length just before it."""
+    start, end = resolve_period(start, end, COMPARISON_SPAN)
+    previous = (start - (end - start), start)
+    groups = await _totals(provisioning, source, principal, scope, group_by, [previous, (start, end)])
+    rows = [
+        PeriodChange(
+            key=g.key,
+            label=g.label,
+            unit_of_measure=g.unit_of_measure,
+            current=g.buckets[1].consumption,
+            previous=g.buckets[0].consumption,
+            change_percent=_percent(relative_change(g.buckets[1].consumption, g.buckets[0].consumption)),
+            complete=g.complete,
+        )  # fmt: skip
+        for g in groups
+    ]
+    return ComparisonReport(group_by, start, end, previous[0], previous[1], rows)
+
+
+def period_buckets(start: datetime, end: datetime, period: Period, limit: int = MAX_POINTS) -> list[Bucket]:
+    """Whole hours, or calendar days or months in Brussels, the first cut at `start` and the last at `end`."""
+    if period is Period.HOUR:
+        _check_count(bucket_count(start, end, _HOUR), period, limit)
+        # Brussels is a whole number of hours from UTC: UTC hours are its local hours.
+        return aligned_buckets(start, end, _HOUR, limit)
+    grid = calendar_buckets(start, end, period.value, DEFAULT_ZONE)
+    _check_count(len(grid), period, limit)
+    return grid
+
+
+def _check_count(count: int, period: Period, limit: int) -> None:
+    if count > limit:
+        raise InvalidValue(f"{count} {period.value} buckets is more than {limit}: choose a coarser period or less time")
+
+
+def period_floor(moment: datetime, period: Period) -> datetime:
+    """The start of the hour, Brussels day or Brussels month holding `moment`, in UTC."""
+    if period is Period.HOUR:
+        return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    local = moment.astimezone(ZoneInfo(DEFAULT_ZONE))
+    day = local.date().replace(day=1) if period is Period.MONTH else local.date()
+    return datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(DEFAULT_ZONE)).astimezone(UTC)
+
+
+_COMMON = "common:"
+_HOUR = timedelta(hours=1)
+
+
+async def _totals(
+    provisioning: Provisioning,
+    source: ReadingSource,
+    principal: Principal,
+    scope: SensorScope,
+    group_by: GroupBy,
+    grid: Sequence[Bucket],
+) -> list[GroupTotals]:
+    sensors = await _visible_counters(provisioning, principal, scope)
+    labels = await _labels(provisioning, principal, group_by)
+    start, end = min(b[0] for b in grid), max(b[1] for b in grid)
+    points = await source.points(principal.organization_id, [s.id for s in sensors], start, end)
+    results = {s.id: [r for _, r in consumption_by_bucket(points[s.id], grid)] for s in sensors}
+    members: dict[tuple[str, str], list[IoTSensor]] = {}
+    for sensor in sensors:
+        members.setdefault((_group_key(sensor, group_by), sensor.unit_of_measure), []).append(sensor)
+    groups = [
+        GroupTotals(
+            key=key,
+            label=_label(key, group, group_by, labels),
+            unit_of_measure=uom,
+            sensor_ids=tuple(sorted(s.id for s in group)),
+            buckets=[_bucket_total(bucket, [results[s.id][i] for s in group]) for i, bucket in enumerate(grid)],
+        )  # fmt: skip
+        for (key, uom), group in members.items()
+    ]
+    return sorted(groups, key=lambda g: (g.label, g.unit_of_measure, g.key))
+
+
+async def _visible_counters(provisioning: Provisioning, principal: Principal, scope: SensorScope) -> list[IoTSensor]:
+    if scope.building_id is not None:
+        await provisioning.get_building(principal, scope.building_id)  # another organization's building: 404
+    if scope.unit_id is not None and scope.unit_id not in {u.id for u in await provisioning.list_units(principal)}:
+        raise NotFound(f"unit {scope.unit_id} not found")
+    sensors = await provisioning.list_sensors(principal, scope.building_id, scope.unit_id)
+    return [
+        s
+        for s in sensors
+        if s.measurement_kind is MeasurementKind.CUMULATIVE and scope.sensor_type in (None, s.sensor_type)
+    ]
+
+
+async def _labels(provisioning: Provisioning, principal: Principal, group_by: GroupBy) -> dict[UUID, str]:
+    """Names of the buildings and units the caller may see, by id."""
+    if group_by not in (GroupBy.UNIT, GroupBy.BUILDING):
+        return {}
+    names = {b.id: b.name for b in await provisioning.list_buildings(principal)}
+    if group_by is GroupBy.UNIT:
+        names |= {u.id: u.name for u in await provisioning.list_units(principal)}
+    return names
+
+
+def _group_key(sensor: IoTSensor, group_by: GroupBy) -> str:
+    if group_by is GroupBy.SENSOR:
+        return str(sensor.id)
+    if group_by is GroupBy.UNIT:
+        return str(sensor.unit_id) if sensor.unit_id is not None else f"{_COMMON}{sensor.building_id}"
+    if group_by is GroupBy.BUILDING:
+        return str(sensor.building_id)
+    return sensor.sensor_type.value
+
+
+def _label(key: str, group: list[IoTSensor], group_by: GroupBy, names: dict[UUID, str]) -> str:
+    first = group[0]
+    if group_by is GroupBy.SENSOR:
+        return f"{first.location} ({first.sensor_id})"
+    if group_by is GroupBy.UNIT and key.startswith(_COMMON):
+        return f"{names.get(first.building_id, str(first.building_id))} common meters"
+    if group_by in (GroupBy.UNIT, GroupBy.BUILDING):
+        return names.get(UUID(key), key)
+    return key
+
+
+def _bucket_total(bucket: Bucket, results: list[CounterResult]) -> BucketTotal:
+    known = [r.consumption for r in results if r.consumption is not None]
+    return BucketTotal(bucket[0], bucket[1], _sum(known), len(known), all(r.complete for r in results))
+
+
+def _sum(values: Iterable[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return math.fsum(known) if known else None
+
+
+def _percent(fraction: float | None) -> float | None:
+    return None if fraction is None else fraction * 100

@@ -1,0 +1,162 @@
+"""One sensor's time series in fixed buckets: gauge statistics, or a counter's consumption per bucket."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from koprogo_iot.analytics.sources import ReadingSource
+from koprogo_iot.domain.access import Principal
+from koprogo_iot.domain.clock import require_aware, utcnow
+from koprogo_iot.domain.consumption import (
+    Bucket,
+    Point,
+    bucket_floor,
+    bucketed_gauge_stats,
+    consumption_by_bucket,
+    fixed_buckets,
+)
+from koprogo_iot.domain.errors import InvalidValue
+from koprogo_iot.domain.sensors import IoTSensor, MeasurementKind
+from koprogo_iot.services.provisioning import Provisioning
+
+DEFAULT_INTERVAL = 300  # seconds: the usual sampling interval, so a day shows every reading's bucket
+DEFAULT_SPAN = timedelta(hours=24)
+MAX_POINTS = 10_000  # a chart has no use for more, and it keeps one response well under a few MB
+# A counter step longer than this many sampling intervals means readings were lost: its share is flagged estimated.
+GAP_FACTOR = 3
+
+
+@dataclass(frozen=True, slots=True)
+class GaugePoint:
+    """A gauge's readings in one bucket."""
+
+    start: datetime
+    end: datetime
+    avg: float
+    min: float
+    max: float
+    last: float
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class CounterPoint:
+    """A counter's consumption in one bucket, interpolated at the bucket's bounds."""
+
+    start: datetime
+    end: datetime
+    consumption: float | None  # None: no reading on either side of any part of the bucket
+    last_index: float | None  # the last index read in the bucket
+    readings: int
+    resets: int
+    complete: bool  # readings on or before the start and on or after the end
+    estimated: bool  # part of the figure spreads a gap of more than GAP_FACTOR sampling intervals
+
+
+@dataclass(frozen=True, slots=True)
+class TimeSeries:
+    """A sensor's buckets over [start, end); gauges omit buckets without readings, counters list every bucket."""
+
+    sensor: IoTSensor
+    start: datetime
+    end: datetime
+    interval: int  # seconds
+    points: list[GaugePoint] | list[CounterPoint]
+
+
+def resolve_period(
+    start: datetime | None, end: datetime | None, default_span: timedelta, now: datetime | None = None
+) -> Bucket:
+    """[start, end) with the defaults: end is now, start is `default_span` before end."""
+    end = require_aware(end, "end") if end is not None else (now or utcnow())
+    start = require_aware(start, "start") if start is not None else end - default_span
+    if end <= start:
+        raise InvalidValue(f"end {end.isoformat()} must be after start {start.isoformat()}")
+    return start, end
+
+
+def aligned_buckets(start: datetime, end: datetime, step: timedelta, limit: int = MAX_POINTS) -> list[Bucket]:
+    """Buckets on the epoch grid of `step` (whole hours stay whole hours), the first cut at `start`, the last at `end`.
+
+    More than `limit` buckets is refused, naming the smallest step that fits.
+    """
+    if step <= timedelta(0):
+        raise InvalidValue("aggregation interval must be positive")
+    if bucket_count(start, end, step) > limit:
+        smallest = math.ceil((end - start) / timedelta(seconds=limit))
+        while bucket_count(start, end, timedelta(seconds=smallest)) > limit:
+            smallest += 1
+        raise InvalidValue(
+            f"{bucket_count(start, end, step)} buckets of {int(step.total_seconds())} s is more than {limit}: "
+            f"use an aggregation interval of at least {smallest} s for this period"
+        )
+    floor = bucket_floor(start, step)
+    regular = floor + step if floor < start else start  # where the grid's whole buckets begin
+    if regular >= end:
+        return [(start, end)]
+    return ([(start, regular)] if floor < start else []) + fixed_buckets(regular, end, step)
+
+
+def bucket_count(start: datetime, end: datetime, step: timedelta) -> int:
+    """How many buckets `aligned_buckets` makes of [start, end)."""
+    return -((bucket_floor(start, step) - end) // step)  # ceiling division
+
+
+async def time_series(
+    provisioning: Provisioning,
+    source: ReadingSource,
+    principal: Principal,
+    sensor_id: UUID,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    interval: int = DEFAULT_INTERVAL,
+) -> TimeSeries:
+    """The sensor's series; another organization's sensor, or a neighbour's for an owner, is NotFound."""
+    sensor = await provisioning.get_sensor(principal, sensor_id)
+    if interval < 1:
+        raise InvalidValue("aggregation interval must be at least 1 second")
+    start, end = resolve_period(start, end, DEFAULT_SPAN)
+    grid = aligned_buckets(start, end, timedelta(seconds=interval))
+    points = (await source.points(principal.organization_id, [sensor.id], start, end))[sensor.id]
+    if sensor.measurement_kind is MeasurementKind.CUMULATIVE:
+        series: list[GaugePoint] | list[CounterPoint] = counter_points(sensor, points, grid)
+    else:
+        series = gauge_points(points, grid)
+    return TimeSeries(sensor, start, end, interval, series)
+
+
+def counter_points(sensor: IoTSensor, points: list[Point], grid: list[Bucket]) -> list[CounterPoint]:
+    """Every bucket of the grid with the counter's interpolated consumption."""
+    max_gap = timedelta(seconds=GAP_FACTOR * sensor.sampling_interval)
+    results = consumption_by_bucket(points, grid, max_gap=max_gap)
+    return [
+        CounterPoint(
+            start=bucket_start,
+            end=bucket_end,
+            consumption=result.consumption,
+            last_index=result.last[1] if result.last else None,
+            readings=result.readings,
+            resets=result.resets,
+            complete=result.complete,
+            estimated=result.estimated,
+        )  # fmt: skip
+        for (bucket_start, bucket_end), (_, result) in zip(grid, results, strict=True)
+    ]
+
+
+def gauge_points(points: list[Point], grid: list[Bucket]) -> list[GaugePoint]:
+    """The buckets of the grid holding readings, with their statistics."""
+    ends = dict(grid)
+    # After its first bucket, which may be cut at the start, the grid is regular: two runs of fixed steps cover it.
+    (head_start, head_end), rest = grid[0], grid[1:]
+    runs = [(head_start, head_end, head_end - head_start)]
+    if rest:
+        runs.append((rest[0][0], rest[-1][1], rest[0][1] - rest[0][0]))
+    return [
+        GaugePoint(bucket_start, ends[bucket_start], stats.avg, stats.min, stats.max, stats.last, stats.count)
+        for run_start, run_end, step in runs
+        for bucket_start, stats in bucketed_gauge_stats(points, run_start, run_end, step)
+    ]

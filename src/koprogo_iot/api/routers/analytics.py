@@ -1,0 +1,249 @@
+"""Time series, consumption aggregates and comparisons, as JSON or as CSV (`format=csv`)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Response
+from pydantic import BaseModel, ConfigDict
+
+from koprogo_iot.analytics import aggregates, series
+from koprogo_iot.analytics.aggregates import GroupBy, Period, SensorScope
+from koprogo_iot.analytics.export import AnalyticsResult, to_csv
+from koprogo_iot.analytics.sources import RawReadings, ReadingSource
+from koprogo_iot.api.deps import PrincipalDep, ServicesDep
+from koprogo_iot.domain.sensors import MeasurementKind, SensorType
+from koprogo_iot.storage.sql_store import SqlStore
+
+router = APIRouter(prefix="/iot", tags=["analytics"])
+
+
+class Format(StrEnum):
+    JSON = "json"
+    CSV = "csv"
+
+
+def reading_source(services: ServicesDep) -> ReadingSource:
+    """Where the analytics read: the raw readings of the store's database."""
+    if not isinstance(services.store, SqlStore):
+        raise TypeError(f"analytics need an SQL store, not {type(services.store).__name__}")
+    return RawReadings(services.store.db)
+
+
+SourceDep = Annotated[ReadingSource, Depends(reading_source)]
+FormatQuery = Annotated[Format, Query(alias="format", description="json, or csv for a spreadsheet")]
+StartQuery = Annotated[datetime | None, Query(description="included, RFC 3339 with a zone")]
+EndQuery = Annotated[datetime | None, Query(description="excluded, RFC 3339 with a zone; default now")]
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class GaugePointOut(_Out):
+    start: datetime
+    end: datetime
+    avg: float
+    min: float
+    max: float
+    last: float
+    count: int
+
+
+class CounterPointOut(_Out):
+    start: datetime
+    end: datetime
+    consumption: float | None
+    last_index: float | None
+    readings: int
+    resets: int
+    complete: bool
+    estimated: bool
+
+
+class TimeSeriesOut(BaseModel):
+    sensor_id: UUID
+    sensor_type: SensorType
+    kind: MeasurementKind
+    unit_of_measure: str
+    start: datetime
+    end: datetime
+    aggregation_interval: int
+    points: list[GaugePointOut] | list[CounterPointOut]
+
+    @classmethod
+    def of(cls, result: series.TimeSeries) -> TimeSeriesOut:
+        model = CounterPointOut if result.sensor.measurement_kind is MeasurementKind.CUMULATIVE else GaugePointOut
+        sensor = result.sensor
+        return cls(
+            sensor_id=sensor.id, sensor_type=sensor.sensor_type, kind=sensor.measurement_kind,
+            unit_of_measure=sensor.unit_of_measure, start=result.start, end=result.end,
+            aggregation_interval=result.interval, points=[model.model_validate(p) for p in result.points],
+        )  # fmt: skip
+
+
+class BucketTotalOut(_Out):
+    start: datetime
+    end: datetime
+    consumption: float | None
+    sensors: int
+    complete: bool
+
+
+class GroupTotalsOut(_Out):
+    key: str
+    label: str
+    unit_of_measure: str
+    sensor_ids: list[UUID]
+    total: float | None
+    complete: bool
+    buckets: list[BucketTotalOut]
+
+
+class ConsumptionOut(_Out):
+    group_by: GroupBy
+    period: Period
+    start: datetime
+    end: datetime
+    timezone: str
+    note: str
+    groups: list[GroupTotalsOut]
+
+
+class UnitVsMedianOut(_Out):
+    unit_id: UUID
+    unit_name: str
+    unit_of_measure: str
+    consumption: float | None
+    median: float | None
+    deviation_percent: float | None
+    complete: bool
+
+
+class MedianOut(_Out):
+    building_id: UUID
+    sensor_type: SensorType
+    start: datetime
+    end: datetime
+    note: str
+    units: list[UnitVsMedianOut]
+
+
+class PeriodChangeOut(_Out):
+    key: str
+    label: str
+    unit_of_measure: str
+    current: float | None
+    previous: float | None
+    change_percent: float | None
+    complete: bool
+
+
+class ComparisonOut(_Out):
+    group_by: GroupBy
+    start: datetime
+    end: datetime
+    previous_start: datetime
+    previous_end: datetime
+    note: str
+    groups: list[PeriodChangeOut]
+
+
+@router.get("/sensors/{sensor_id}/time-series", response_model=TimeSeriesOut)
+async def time_series(
+    sensor_id: UUID,
+    principal: PrincipalDep,
+    services: ServicesDep,
+    source: SourceDep,
+    start: StartQuery = None,
+    end: EndQuery = None,
+    aggregation_interval: Annotated[int, Query(description="bucket length in seconds")] = series.DEFAULT_INTERVAL,
+    output: FormatQuery = Format.JSON,
+) -> object:
+    """A gauge's avg/min/max/last/count or a counter's consumption per bucket; default: the last 24 h by 5 min."""
+    result = await series.time_series(
+        services.provisioning, source, principal, sensor_id, start, end, aggregation_interval
+    )
+    if output is Format.CSV:
+        return _csv(result, f"time-series-{result.sensor.sensor_id}", result.start, result.end)
+    return TimeSeriesOut.of(result)
+
+
+@router.get("/consumption", response_model=ConsumptionOut)
+async def consumption(
+    principal: PrincipalDep,
+    services: ServicesDep,
+    source: SourceDep,
+    group_by: GroupBy = GroupBy.BUILDING,
+    period: Annotated[Period, Query(description="hour, or day and month in Europe/Brussels")] = Period.DAY,
+    start: StartQuery = None,
+    end: EndQuery = None,
+    building_id: UUID | None = None,
+    unit_id: UUID | None = None,
+    sensor_type: SensorType | None = None,
+    output: FormatQuery = Format.JSON,
+) -> object:
+    """Counters' consumption per period, summed per group and unit of measure."""
+    scope = SensorScope(building_id, unit_id, sensor_type)
+    result = await aggregates.consumption_report(
+        services.provisioning, source, principal, scope, group_by, period, start, end
+    )
+    if output is Format.CSV:
+        return _csv(result, f"consumption-by-{group_by.value}-per-{period.value}", result.start, result.end)
+    return ConsumptionOut.model_validate(result)
+
+
+@router.get("/consumption/units-vs-median", response_model=MedianOut)
+async def units_vs_median(
+    principal: PrincipalDep,
+    services: ServicesDep,
+    source: SourceDep,
+    building_id: UUID,
+    sensor_type: SensorType,
+    start: StartQuery = None,
+    end: EndQuery = None,
+    output: FormatQuery = Format.JSON,
+) -> object:
+    """Each unit's consumption against the building's median (syndics); default: the last 30 days."""
+    result = await aggregates.units_vs_median(
+        services.provisioning, source, principal, building_id, sensor_type, start, end
+    )
+    if output is Format.CSV:
+        return _csv(result, f"units-vs-median-{sensor_type.value}", result.start, result.end)
+    return MedianOut.model_validate(result)
+
+
+@router.get("/consumption/period-comparison", response_model=ComparisonOut)
+async def period_comparison(
+    principal: PrincipalDep,
+    services: ServicesDep,
+    source: SourceDep,
+    group_by: GroupBy = GroupBy.BUILDING,
+    start: StartQuery = None,
+    end: EndQuery = None,
+    building_id: UUID | None = None,
+    unit_id: UUID | None = None,
+    sensor_type: SensorType | None = None,
+    output: FormatQuery = Format.JSON,
+) -> object:
+    """Consumption over [start, end) against the period of the same length before it; default: the last 30 days."""
+    scope = SensorScope(building_id, unit_id, sensor_type)
+    result = await aggregates.period_comparison(services.provisioning, source, principal, scope, group_by, start, end)
+    if output is Format.CSV:
+        return _csv(result, f"period-comparison-by-{group_by.value}", result.start, result.end)
+    return ComparisonOut.model_validate(result)
+
+
+def _csv(result: AnalyticsResult, name: str, start: datetime, end: datetime) -> Response:
+    stamp = "%Y%m%dT%H%M%SZ"
+    span = f"{start.astimezone(UTC):{stamp}}-{end.astimezone(UTC):{stamp}}"
+    filename = re.sub(r"[^A-Za-z0-9._-]", "_", f"{name}-{span}.csv")  # device ids may hold quotes or non-ASCII
+    return Response(
+        to_csv(result),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
