@@ -14,10 +14,13 @@ import prometheus_client
 import uvicorn
 
 from koprogo_iot import demo
+from koprogo_iot.analytics.rollups import run_refresher
 from koprogo_iot.api.app import create_app
 from koprogo_iot.broker.embedded import EmbeddedBroker
 from koprogo_iot.config import Settings
 from koprogo_iot.devices import registry
+from koprogo_iot.domain.clock import utcnow
+from koprogo_iot.domain.errors import StorageUnavailable
 from koprogo_iot.domain.sensors import DeviceFormat
 from koprogo_iot.ingest.mqtt_worker import MqttIngestWorker
 from koprogo_iot.ingest.pipeline import IngestLimits, Pipeline
@@ -26,7 +29,9 @@ from koprogo_iot.live.memory import MemoryBus
 from koprogo_iot.live.redis_streams import RedisStreamBus
 from koprogo_iot.mqtt_url import MqttEndpoint
 from koprogo_iot.services.container import Services
+from koprogo_iot.storage.database import Database
 from koprogo_iot.storage.migrations import migrate
+from koprogo_iot.storage.partitions import maintain_partitions
 from koprogo_iot.storage.postgres import PostgresDatabase
 from koprogo_iot.storage.postgres_store import PostgresStore
 from koprogo_iot.storage.sql_store import SqlStore
@@ -74,6 +79,24 @@ def build_worker(settings: Settings, pipeline: Pipeline, endpoint: MqttEndpoint,
     """`shared`: one of several workers behind a shared subscription (the embedded broker has none)."""
     group = settings.mqtt.share_group or None if shared else None
     return MqttIngestWorker(pipeline, endpoint, settings.mqtt.client_id, group)
+
+
+async def housekeeping(db: Database) -> None:
+    """Background jobs of a process that writes readings: rollups every 5 s, partitions once a day."""
+    refresher = asyncio.create_task(run_refresher(db), name="rollups")
+    try:
+        while True:
+            try:
+                await maintain_partitions(db, utcnow())
+            except StorageUnavailable as exc:
+                log.warning("partition maintenance failed, retrying in an hour: %s", exc)
+                await asyncio.sleep(3600)
+                continue
+            await asyncio.sleep(86_400)
+    finally:
+        refresher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await refresher
 
 
 def _http_server(settings: Settings, services: Services) -> uvicorn.Server:
@@ -134,7 +157,10 @@ async def run_embedded(
             pipeline = build_pipeline(settings, store, bus)
             services.provisioning.sensor_listeners.append(pipeline.directory.forget)
             worker = build_worker(settings, pipeline, endpoint, shared=False)
-            tasks = [asyncio.create_task(worker.run(), name="ingest")]
+            tasks = [
+                asyncio.create_task(worker.run(), name="ingest"),
+                asyncio.create_task(housekeeping(store.db), name="housekeeping"),
+            ]
             await asyncio.wait_for(worker.subscribed.wait(), timeout=30)
             if provisioned is not None:
                 tasks.append(asyncio.create_task(demo.simulate(provisioned.sensors, endpoint), name="simulator"))
@@ -182,11 +208,16 @@ async def run_ingest(settings: Settings) -> None:
         if settings.ingest.metrics_port:
             prometheus_client.start_http_server(settings.ingest.metrics_port, addr=settings.http.host)
         task = asyncio.create_task(worker.run())
+        # Every worker refreshes rollups: dirty marks are claimed with SKIP LOCKED, so they share the work.
+        jobs = asyncio.create_task(housekeeping(store.db))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, task.cancel)
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        jobs.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await jobs
         await bus.close()
     finally:
         await store.close()

@@ -12,6 +12,7 @@ from uuid import UUID
 from pydantic import ValidationError
 
 from koprogo_iot import __version__, bootstrap, demo
+from koprogo_iot.bench import analytics as bench_analytics
 from koprogo_iot.bench import ingest as bench_ingest
 from koprogo_iot.bench.fleet import Progress, provision_fleet
 from koprogo_iot.config import Mode, Settings
@@ -61,6 +62,14 @@ def _parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="benchmarks (run apart from the test suite)")
     benchmarks = bench.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
+    bench_analytics.add_arguments(
+        benchmarks.add_parser(
+            "analytics",
+            help="a year of 5-minute readings for 100 sensors in PostgreSQL: query latency",
+            description="Loads ~10 M readings (or reuses them with --reuse), builds the rollups, and times the "
+            "time-series and consumption queries through the API.",
+        )
+    )
     bench_ingest.add_arguments(
         benchmarks.add_parser(
             "ingest",
@@ -189,7 +198,7 @@ async def _create_admin(settings: Settings, args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "bench":
-        return bench_ingest.execute(args)
+        return bench_ingest.execute(args) if args.benchmark == "ingest" else bench_analytics.execute(args)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",

@@ -77,12 +77,15 @@ async def test_gauge_buckets_hold_avg_min_max_last_count(store: SqlStore) -> Non
         GaugePoint(at(10), at(11), avg=20.0, min=10.0, max=30.0, last=20.0, count=3),
         GaugePoint(at(11), at(12), avg=40.0, min=40.0, max=40.0, last=40.0, count=1),
     ]
-    # A start inside an hour: the first bucket is cut at the start, the next ones stay on whole hours.
+    # A start inside an hour, with hourly buckets: the period widens to whole hours (the rollups' bounds).
     points = await series_of(store, syndic(t), t.common_sensor, 10.5, 12, 3600)
     assert points == [
-        GaugePoint(at(10.5), at(11), avg=20.0, min=20.0, max=20.0, last=20.0, count=1),
+        GaugePoint(at(10), at(11), avg=20.0, min=10.0, max=30.0, last=20.0, count=3),
         GaugePoint(at(11), at(12), avg=40.0, min=40.0, max=40.0, last=40.0, count=1),
     ]
+    # Below an hour, buckets stay on the interval's grid and the first one is cut at the start.
+    points = await series_of(store, syndic(t), t.common_sensor, 10.5, 11, 1800)
+    assert points == [GaugePoint(at(10.5), at(11), avg=20.0, min=20.0, max=20.0, last=20.0, count=1)]
 
 
 async def test_too_many_points_names_the_smallest_interval_that_fits(store: SqlStore) -> None:

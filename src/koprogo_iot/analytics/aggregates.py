@@ -16,14 +16,16 @@ from enum import StrEnum
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
+from koprogo_iot.analytics.rollups import local_day
 from koprogo_iot.analytics.series import MAX_POINTS, aligned_buckets, bucket_count, resolve_period
-from koprogo_iot.analytics.sources import ReadingSource
+from koprogo_iot.analytics.sources import ReadingSource, Rollups, around
 from koprogo_iot.domain.access import Principal
 from koprogo_iot.domain.clock import utcnow
 from koprogo_iot.domain.consumption import (
     DEFAULT_ZONE,
     Bucket,
     CounterResult,
+    bucket_floor,
     calendar_buckets,
     consumption_by_bucket,
     median,
@@ -167,9 +169,21 @@ async def consumption_report(
     if start is None:
         start = period_floor((end or utcnow()) - period.default_span, period)
     start, end = resolve_period(start, end, period.default_span)
+    # Whole hours, or whole local days for day and month buckets: every bucket is then made of rollup rows.
+    start, end = whole(start, end, Period.HOUR if period is Period.HOUR else Period.DAY)
     grid = period_buckets(start, end, period)
-    groups = await _totals(provisioning, source, principal, scope, group_by, grid)
+    # Buckets that are whole hours, or whole local days and months, are made of rollup rows: read those.
+    rollup = Rollups.HOURLY if period is Period.HOUR else Rollups.DAILY
+    aligned = all(_on_rollup_bound(rollup, bound) for bucket in grid for bound in bucket)
+    groups = await _totals(provisioning, source, principal, scope, group_by, grid, rollup if aligned else None)
     return ConsumptionReport(group_by, period, start, end, groups)
+
+
+def _on_rollup_bound(rollup: Rollups, instant: datetime) -> bool:
+    """Whether `instant` starts a rollup bucket: a whole UTC hour, or a local midnight."""
+    if rollup is Rollups.HOURLY:
+        return instant == bucket_floor(instant, _HOUR)
+    return instant == local_day(instant, ZoneInfo(DEFAULT_ZONE))[0]
 
 
 async def units_vs_median(
@@ -186,9 +200,9 @@ async def units_vs_median(
     An owner sees only their own units, so a median over what they may see would compare them with themselves.
     """
     principal.require_manager()
-    start, end = resolve_period(start, end, COMPARISON_SPAN)
+    start, end = whole(*resolve_period(start, end, COMPARISON_SPAN), Period.HOUR)
     scope = SensorScope(building_id=building_id, sensor_type=sensor_type)
-    groups = await _totals(provisioning, source, principal, scope, GroupBy.UNIT, [(start, end)])
+    groups = await _totals(provisioning, source, principal, scope, GroupBy.UNIT, [(start, end)], Rollups.HOURLY)
     units = [g for g in groups if not g.key.startswith(_COMMON)]
     medians = {
         uom: median(g.total for g in units if g.unit_of_measure == uom) for uom in {g.unit_of_measure for g in units}
@@ -218,9 +232,9 @@ async def period_comparison(
     end: datetime | None = None,
 ) -> ComparisonReport:
     """Each group's consumption over [start, end) against the period of the same length just before it."""
-    start, end = resolve_period(start, end, COMPARISON_SPAN)
+    start, end = whole(*resolve_period(start, end, COMPARISON_SPAN), Period.HOUR)
     previous = (start - (end - start), start)
-    groups = await _totals(provisioning, source, principal, scope, group_by, [previous, (start, end)])
+    groups = await _totals(provisioning, source, principal, scope, group_by, [previous, (start, end)], Rollups.HOURLY)
     rows = [
         PeriodChange(
             key=g.key,
@@ -252,6 +266,14 @@ def _check_count(count: int, period: Period, limit: int) -> None:
         raise InvalidValue(f"{count} {period.value} buckets is more than {limit}: choose a coarser period or less time")
 
 
+def whole(start: datetime, end: datetime, unit: Period) -> Bucket:
+    """[start, end) widened to whole hours or whole local days, the bounds the rollups are kept on."""
+    floor = period_floor(end, unit)
+    if floor != end:  # the next bound: a local day lasts 23 to 25 hours, 26 h later is always the next day
+        floor = period_floor(floor + (timedelta(hours=1) if unit is Period.HOUR else timedelta(hours=26)), unit)
+    return period_floor(start, unit), floor
+
+
 def period_floor(moment: datetime, period: Period) -> datetime:
     """The start of the hour, Brussels day or Brussels month holding `moment`, in UTC."""
     if period is Period.HOUR:
@@ -272,12 +294,17 @@ async def _totals(
     scope: SensorScope,
     group_by: GroupBy,
     grid: Sequence[Bucket],
+    rollup: Rollups | None = None,
 ) -> list[GroupTotals]:
     sensors = await _visible_counters(provisioning, principal, scope)
     labels = await _labels(provisioning, principal, group_by)
     start, end = min(b[0] for b in grid), max(b[1] for b in grid)
-    points = await source.points(principal.organization_id, [s.id for s in sensors], start, end)
-    results = {s.id: [r for _, r in consumption_by_bucket(points[s.id], grid)] for s in sensors}
+    points = await source.points(principal.organization_id, [s.id for s in sensors], start, end, rollup)
+    if rollup is not None:  # a reset-free index: only the points around the grid's bounds matter
+        bounds = sorted({bound for bucket in grid for bound in bucket})
+        points = {sensor_id: around(found, bounds) for sensor_id, found in points.items()}
+    trusted = rollup is not None  # points rebuilt from rollups are sorted and unique already
+    results = {s.id: [r for _, r in consumption_by_bucket(points[s.id], grid, normalized=trusted)] for s in sensors}
     members: dict[tuple[str, str], list[IoTSensor]] = {}
     for sensor in sensors:
         members.setdefault((_group_key(sensor, group_by), sensor.unit_of_measure), []).append(sensor)

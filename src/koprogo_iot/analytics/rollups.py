@@ -41,7 +41,15 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from koprogo_iot.domain.consumption import DEFAULT_ZONE, Bucket, CounterStep, Point, StepKind, counter_steps
+from koprogo_iot.domain.consumption import (
+    DEFAULT_ZONE,
+    Bucket,
+    CounterStep,
+    Point,
+    StepKind,
+    counter_steps,
+    step_increase,
+)
 from koprogo_iot.domain.errors import StorageUnavailable
 from koprogo_iot.domain.sensors import MeasurementKind
 from koprogo_iot.storage.database import Database, Executor, Row
@@ -104,7 +112,8 @@ class Rollup:
 
 def boundary_step(previous: Rollup, following: Rollup) -> CounterStep:
     """The step from `previous`'s last reading to `following`'s first one, which neither row's increase covers."""
-    return counter_steps([previous.last, following.first])[0]
+    increase, kind, _ = step_increase(previous.last_value, following.first_value)
+    return CounterStep(previous.last_ts, following.first_ts, increase, kind)
 
 
 def local_day(instant: datetime, zone: ZoneInfo) -> Bucket:

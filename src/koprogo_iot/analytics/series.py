@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from koprogo_iot.analytics.sources import ReadingSource
+from koprogo_iot.analytics.sources import AnalyticsSource, GaugeRow, ReadingSource, Rollups
 from koprogo_iot.domain.access import Principal
 from koprogo_iot.domain.clock import require_aware, utcnow
 from koprogo_iot.domain.consumption import (
@@ -27,6 +28,7 @@ DEFAULT_SPAN = timedelta(hours=24)
 MAX_POINTS = 10_000  # a chart has no use for more, and it keeps one response well under a few MB
 # A counter step longer than this many sampling intervals means readings were lost: its share is flagged estimated.
 GAP_FACTOR = 3
+_HOUR = timedelta(hours=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,19 +121,37 @@ async def time_series(
     if interval < 1:
         raise InvalidValue("aggregation interval must be at least 1 second")
     start, end = resolve_period(start, end, DEFAULT_SPAN)
+    if interval % 3600 == 0:  # whole hours: widen to whole hours so that the hourly rollups answer
+        start = bucket_floor(start, _HOUR)
+        end = end if end == bucket_floor(end, _HOUR) else bucket_floor(end, _HOUR) + _HOUR
     grid = aligned_buckets(start, end, timedelta(seconds=interval))
-    points = (await source.points(principal.organization_id, [sensor.id], start, end))[sensor.id]
+    # Whole hours from a whole hour to a whole hour: every bucket is made of hourly rollups, read those instead
+    # of up to a year of raw readings.
+    hourly = (
+        isinstance(source, AnalyticsSource)
+        and interval % 3600 == 0
+        and start == bucket_floor(start, _HOUR)
+        and end == bucket_floor(end, _HOUR)
+    )
+    org = principal.organization_id
+    series: list[GaugePoint] | list[CounterPoint]
     if sensor.measurement_kind is MeasurementKind.CUMULATIVE:
-        series: list[GaugePoint] | list[CounterPoint] = counter_points(sensor, points, grid)
+        points = (await source.points(org, [sensor.id], start, end, Rollups.HOURLY if hourly else None))[sensor.id]
+        # Rollup points are a row's first and last readings: their spacing says nothing about lost readings.
+        series = counter_points(sensor, points, grid, gaps=not hourly)
+    elif hourly:
+        assert isinstance(source, AnalyticsSource)
+        series = gauge_points_from_rollups(await source.gauge_rows(org, sensor.id, start, end, Rollups.HOURLY), grid)
     else:
-        series = gauge_points(points, grid)
+        series = gauge_points((await source.points(org, [sensor.id], start, end))[sensor.id], grid)
     return TimeSeries(sensor, start, end, interval, series)
 
 
-def counter_points(sensor: IoTSensor, points: list[Point], grid: list[Bucket]) -> list[CounterPoint]:
-    """Every bucket of the grid with the counter's interpolated consumption."""
-    max_gap = timedelta(seconds=GAP_FACTOR * sensor.sampling_interval)
-    results = consumption_by_bucket(points, grid, max_gap=max_gap)
+def counter_points(sensor: IoTSensor, points: list[Point], grid: list[Bucket], gaps: bool = True) -> list[CounterPoint]:
+    """Every bucket of the grid with the counter's interpolated consumption (`gaps`: flag lost readings)."""
+    max_gap = timedelta(seconds=GAP_FACTOR * sensor.sampling_interval) if gaps else None
+    # Without gap flags the points come from rollups, already sorted and unique.
+    results = consumption_by_bucket(points, grid, max_gap=max_gap, normalized=not gaps)
     return [
         CounterPoint(
             start=bucket_start,
@@ -145,6 +165,25 @@ def counter_points(sensor: IoTSensor, points: list[Point], grid: list[Bucket]) -
         )  # fmt: skip
         for (bucket_start, bucket_end), (_, result) in zip(grid, results, strict=True)
     ]
+
+
+def gauge_points_from_rollups(rows: list[GaugeRow], grid: list[Bucket]) -> list[GaugePoint]:
+    """The grid's buckets holding readings, their statistics combined from ordered hourly rollup rows."""
+    starts = [bucket_start for bucket_start, _ in grid]
+    out: list[GaugePoint] = []
+    current: int | None = None
+    count = total = low = high = last = 0.0
+    for bucket, n, row_sum, row_min, row_max, row_last in rows:
+        index = bisect.bisect_right(starts, bucket) - 1
+        if index != current:
+            if current is not None:
+                out.append(GaugePoint(*grid[current], total / count, low, high, last, int(count)))
+            current, count, total, low, high = index, 0.0, 0.0, row_min, row_max
+        count, total = count + n, total + row_sum
+        low, high, last = min(low, row_min), max(high, row_max), row_last  # rows are in time order
+    if current is not None:
+        out.append(GaugePoint(*grid[current], total / count, low, high, last, int(count)))
+    return out
 
 
 def gauge_points(points: list[Point], grid: list[Bucket]) -> list[GaugePoint]:
