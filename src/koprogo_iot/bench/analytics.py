@@ -10,7 +10,6 @@ them to `benchmarks/results/analytics-<time>.json`.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import math
 import statistics
@@ -27,7 +26,7 @@ import httpx
 
 from koprogo_iot.api.app import create_app
 from koprogo_iot.bench.fleet import Progress
-from koprogo_iot.bench.machine import create_database, describe_machine, sibling_url
+from koprogo_iot.bench.machine import create_database, describe_machine, run_benchmark, sibling_url
 from koprogo_iot.bootstrap import open_store
 from koprogo_iot.domain.errors import NotFound
 from koprogo_iot.domain.sensors import IoTSensor, MeasurementKind, SensorType
@@ -68,15 +67,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def execute(options: argparse.Namespace) -> int:
-    try:
-        asyncio.run(run(options))
-    except KeyboardInterrupt:
-        print("bench analytics: interrupted", file=sys.stderr)
-        return 130
-    except (OSError, RuntimeError, ValueError, asyncpg.PostgresError) as exc:
-        print(f"bench analytics: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    """Run with parsed options (`koprogo-iot bench analytics` parses them itself)."""
+    return run_benchmark("analytics", run, options)
 
 
 async def run(options: argparse.Namespace) -> dict[str, Any]:

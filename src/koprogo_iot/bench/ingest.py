@@ -33,7 +33,14 @@ import asyncpg
 from prometheus_client.parser import text_string_to_metric_families
 
 from koprogo_iot.bench.fleet import Progress, provision_fleet
-from koprogo_iot.bench.machine import cpu_count, create_database, describe_machine, drop_database, sibling_url
+from koprogo_iot.bench.machine import (
+    cpu_count,
+    create_database,
+    describe_machine,
+    drop_database,
+    run_benchmark,
+    sibling_url,
+)
 from koprogo_iot.bench.services import IngestWorker, MosquittoServer, RedisServer, peak_rss_mib
 from koprogo_iot.bootstrap import open_store
 from koprogo_iot.loadgen import LoadResult, run_load
@@ -119,15 +126,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def execute(options: argparse.Namespace) -> int:
     """Run with parsed options (`koprogo-iot bench ingest` parses them itself)."""
-    try:
-        asyncio.run(run(options))
-    except KeyboardInterrupt:
-        print("bench ingest: interrupted; everything it started was stopped", file=sys.stderr)
-        return 130
-    except (OSError, RuntimeError, ValueError, asyncpg.PostgresError) as exc:
-        print(f"bench ingest: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run_benchmark("ingest", run, options)
 
 
 # --- Prometheus samples of the workers

@@ -1,12 +1,16 @@
-"""What a benchmark records about where it ran, and the throwaway databases it runs in."""
+"""What a benchmark records about where it ran, the throwaway databases it runs in, and how it is run."""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import os
 import platform
 import shutil
 import socket
 import subprocess
+import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -81,3 +85,18 @@ async def drop_database(admin_url: str, name: str) -> None:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+def run_benchmark(
+    name: str, run: Callable[[argparse.Namespace], Coroutine[Any, Any, object]], options: argparse.Namespace
+) -> int:
+    """Run a benchmark: 0 once it ran (whatever the verdict), 2 on an error, 130 on Ctrl-C."""
+    try:
+        asyncio.run(run(options))
+    except KeyboardInterrupt:
+        print(f"bench {name}: interrupted; everything it started was stopped", file=sys.stderr)
+        return 130
+    except (OSError, RuntimeError, ValueError, asyncpg.PostgresError) as exc:
+        print(f"bench {name}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
