@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from koprogo_iot.analytics.rollups import local_day
 from koprogo_iot.analytics.series import MAX_POINTS, aligned_buckets, bucket_count, resolve_period
-from koprogo_iot.analytics.sources import ReadingSource, Rollups, around
+from koprogo_iot.analytics.sources import AnalyticsSource, ReadingSource, Rollups, index_results
 from koprogo_iot.domain.access import Principal
 from koprogo_iot.domain.clock import utcnow
 from koprogo_iot.domain.consumption import (
@@ -299,12 +299,13 @@ async def _totals(
     sensors = await _visible_counters(provisioning, principal, scope)
     labels = await _labels(provisioning, principal, group_by)
     start, end = min(b[0] for b in grid), max(b[1] for b in grid)
+    # Only AnalyticsSource answers from rollups, with a reset-free index; other sources give raw readings.
+    rollup = rollup if isinstance(source, AnalyticsSource) else None
     points = await source.points(principal.organization_id, [s.id for s in sensors], start, end, rollup)
-    if rollup is not None:  # a reset-free index: only the points around the grid's bounds matter
-        bounds = sorted({bound for bucket in grid for bound in bucket})
-        points = {sensor_id: around(found, bounds) for sensor_id, found in points.items()}
-    trusted = rollup is not None  # points rebuilt from rollups are sorted and unique already
-    results = {s.id: [r for _, r in consumption_by_bucket(points[s.id], grid, normalized=trusted)] for s in sensors}
+    if rollup is not None:  # a reset-free index rebuilt from rollups: its difference across each bucket
+        results = {s.id: index_results(points[s.id], grid) for s in sensors}
+    else:
+        results = {s.id: [r for _, r in consumption_by_bucket(points[s.id], grid)] for s in sensors}
     members: dict[tuple[str, str], list[IoTSensor]] = {}
     for sensor in sensors:
         members.setdefault((_group_key(sensor, group_by), sensor.unit_of_measure), []).append(sensor)

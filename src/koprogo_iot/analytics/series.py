@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from koprogo_iot.analytics.sources import AnalyticsSource, GaugeRow, ReadingSource, Rollups
+from koprogo_iot.analytics.sources import AnalyticsSource, GaugeRow, ReadingSource, Rollups, index_results
 from koprogo_iot.domain.access import Principal
 from koprogo_iot.domain.clock import require_aware, utcnow
 from koprogo_iot.domain.consumption import (
@@ -149,9 +149,11 @@ async def time_series(
 
 def counter_points(sensor: IoTSensor, points: list[Point], grid: list[Bucket], gaps: bool = True) -> list[CounterPoint]:
     """Every bucket of the grid with the counter's interpolated consumption (`gaps`: flag lost readings)."""
-    max_gap = timedelta(seconds=GAP_FACTOR * sensor.sampling_interval) if gaps else None
-    # Without gap flags the points come from rollups, already sorted and unique.
-    results = consumption_by_bucket(points, grid, max_gap=max_gap, normalized=not gaps)
+    if gaps:
+        max_gap = timedelta(seconds=GAP_FACTOR * sensor.sampling_interval)
+        results = [r for _, r in consumption_by_bucket(points, grid, max_gap=max_gap)]
+    else:  # a reset-free index rebuilt from rollups
+        results = index_results(points, grid)
     return [
         CounterPoint(
             start=bucket_start,
@@ -163,7 +165,7 @@ def counter_points(sensor: IoTSensor, points: list[Point], grid: list[Bucket], g
             complete=result.complete,
             estimated=result.estimated,
         )  # fmt: skip
-        for (bucket_start, bucket_end), (_, result) in zip(grid, results, strict=True)
+        for (bucket_start, bucket_end), result in zip(grid, results, strict=True)
     ]
 
 

@@ -13,7 +13,7 @@ from koprogo_iot.analytics.rollups import DAILY as DAILY_TABLE
 from koprogo_iot.analytics.rollups import DEFAULT_LIMIT as REFRESH_LIMIT
 from koprogo_iot.analytics.rollups import HOURLY as HOURLY_TABLE
 from koprogo_iot.analytics.rollups import refresh_rollups
-from koprogo_iot.domain.consumption import Point, step_increase
+from koprogo_iot.domain.consumption import Bucket, CounterResult, Point, step_increase
 from koprogo_iot.storage.database import Database, Executor, Row
 from koprogo_iot.storage.sql_store import _time, _uuid  # the row decoding SqlStore uses
 
@@ -136,19 +136,50 @@ def virtual_index(rows: Sequence[CounterRow]) -> list[Point]:
     return points
 
 
-def around(points: list[Point], bounds: Sequence[datetime]) -> list[Point]:
-    """Only the points bracketing each bound: enough for a reset-free (virtual) index on a coarse grid.
+def index_results(points: list[Point], grid: Sequence[Bucket]) -> list[CounterResult]:
+    """Consumption per bucket of a reset-free (virtual) index: its interpolated value at the end minus at the start.
 
-    On a monotonic piecewise-linear index, a bucket's consumption depends only on the index at its bounds, so the
-    points between two bounds can go; a year of daily rows shrinks to a few dozen points for a monthly grid.
-    Not for raw readings: a reset between two dropped points would vanish.
+    For a monotonic index this is exactly what `domain.consumption.consumption_by_bucket` computes (each step's
+    increase spread linearly over its span), in one cheap pass: a year of hourly buckets costs milliseconds.
     """
-    times = [t for t, _ in points]
-    keep = {0, len(points) - 1} if points else set()
-    for bound in bounds:
-        index = bisect.bisect_left(times, bound)
-        keep.update(i for i in (index - 1, index) if 0 <= i < len(points))
-    return [points[i] for i in sorted(keep)]
+    if len(points) < 2:
+        return [_UNKNOWN] * len(grid)
+    times = [t.timestamp() for t, _ in points]
+    values = [v for _, v in points]
+    first, last = times[0], times[-1]
+
+    def at(moment: float) -> float:
+        i = bisect.bisect_right(times, moment)
+        if i >= len(times):
+            return values[-1]
+        t0, t1 = times[i - 1], times[i]
+        return values[i - 1] + (values[i] - values[i - 1]) * (moment - t0) / (t1 - t0)
+
+    results = []
+    for start, end in grid:
+        s, e = start.timestamp(), end.timestamp()
+        low, high = max(s, first), min(e, last)
+        if low >= high:
+            results.append(_UNKNOWN)
+            continue
+        low_index, high_index = bisect.bisect_left(times, s), bisect.bisect_left(times, e)
+        any_inside = high_index > low_index
+        results.append(
+            CounterResult(
+                consumption=at(high) - at(low),
+                first=points[low_index] if any_inside else None,
+                last=points[high_index - 1] if any_inside else None,
+                readings=high_index - low_index,
+                resets=0,
+                rollovers=0,
+                gaps=(),
+                complete=first <= s and last >= e,
+            )  # fmt: skip
+        )
+    return results
+
+
+_UNKNOWN = CounterResult(None, None, None, 0, 0, 0, (), False)
 
 
 class AnalyticsSource:

@@ -193,16 +193,11 @@ def consumption_by_bucket(
     rollover: float | None = None,
     max_gap: timedelta | None = None,
     reset_threshold: float = RESET_THRESHOLD,
-    normalized: bool = False,
 ) -> list[tuple[datetime, CounterResult]]:
-    """The counter's increase over each of the given periods (any periods, overlapping or not).
-
-    `normalized`: the caller vouches that `points` are already sorted, unique, finite and in UTC (rebuilt from
-    rollups), which skips the checks: they cost more than the computation on a year of hourly points.
-    """
+    """The counter's increase over each of the given periods (any periods, overlapping or not)."""
     periods = [_period(bucket_start, bucket_end) for bucket_start, bucket_end in grid]
     _check_counter_options(rollover, reset_threshold, max_gap)
-    series = _CounterSeries(list(points) if normalized else normalize(points), rollover, reset_threshold)
+    series = _CounterSeries(normalize(points), rollover, reset_threshold)
     return [(period[0], series.result(period, max_gap)) for period in periods]
 
 
