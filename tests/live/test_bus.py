@@ -31,8 +31,9 @@ async def receive_while_publishing(bus: LiveBus, t: Tenant) -> list[LiveReading]
     consumer = asyncio.create_task(consume())
 
     async def published() -> bool:
-        await bus.publish(t.organization.id, readings(t, 3))
-        await asyncio.sleep(0.05)
+        # Checked before publishing again: `eventually` leaves the consumer its polling interval to receive.
+        if not received:
+            await bus.publish(t.organization.id, readings(t, 3))
         return bool(received)
 
     await eventually(published, timeout=10)
@@ -48,19 +49,26 @@ async def test_memory_bus_delivers_to_the_organizations_subscribers_only(store: 
     received = await receive_while_publishing(bus, a)
     assert [r.value for r in received] == [0.0, 1.0, 2.0]
     assert received[0].sensor_id == a.unit_sensor.id and received[0].unit_of_measure == "m³"
-    leaked: list[LiveReading] = []
+    # B's subscriber gets B's batch, and nothing of A's published just before it.
+    heard_by_b: list[LiveReading] = []
 
     async def listen_b() -> None:
         async for batch in bus.subscribe(b.organization.id):
-            leaked.extend(batch)
+            heard_by_b.extend(batch)
 
     listener = asyncio.create_task(listen_b())
-    await asyncio.sleep(0)
-    await bus.publish(a.organization.id, readings(a, 2))
+
+    async def b_heard_its_own() -> bool:
+        if not heard_by_b:
+            await bus.publish(a.organization.id, readings(a, 2))
+            await bus.publish(b.organization.id, readings(b, 1))
+        return bool(heard_by_b)
+
+    await eventually(b_heard_its_own, timeout=10)
     listener.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await listener
-    assert leaked == []
+    assert {r.sensor_id for r in heard_by_b} == {b.unit_sensor.id}
 
 
 async def test_redis_stream_bus_round_trip(store: SqlStore, redis_server: RedisServer) -> None:

@@ -53,7 +53,7 @@ from koprogo_iot.domain.consumption import (
 from koprogo_iot.domain.errors import StorageUnavailable
 from koprogo_iot.domain.sensors import MeasurementKind
 from koprogo_iot.storage.database import Database, Executor, Row
-from koprogo_iot.storage.sql_store import SqlStore, _time, _uuid, _uuid_or_none  # the row decoding SqlStore uses
+from koprogo_iot.storage.sql_store import SqlStore, as_time, as_uuid, as_uuid_or_none
 
 log = logging.getLogger(__name__)
 
@@ -101,11 +101,11 @@ class Rollup:
     @classmethod
     def from_row(cls, row: Row) -> Rollup:
         return cls(
-            sensor_id=_uuid(row["sensor_id"]), bucket=_time(row["bucket"]),
-            organization_id=_uuid(row["organization_id"]), building_id=_uuid(row["building_id"]),
-            unit_id=_uuid_or_none(row["unit_id"]), count=row["count"], sum=row["sum"], min=row["min"],
-            max=row["max"], first_ts=_time(row["first_ts"]), first_value=row["first_value"],
-            last_ts=_time(row["last_ts"]), last_value=row["last_value"], increase=row["increase"],
+            sensor_id=as_uuid(row["sensor_id"]), bucket=as_time(row["bucket"]),
+            organization_id=as_uuid(row["organization_id"]), building_id=as_uuid(row["building_id"]),
+            unit_id=as_uuid_or_none(row["unit_id"]), count=row["count"], sum=row["sum"], min=row["min"],
+            max=row["max"], first_ts=as_time(row["first_ts"]), first_value=row["first_value"],
+            last_ts=as_time(row["last_ts"]), last_value=row["last_value"], increase=row["increase"],
             resets=row["resets"], rollovers=row["rollovers"],
         )  # fmt: skip
 
@@ -176,7 +176,7 @@ async def refresh_rollups(
         )
         hours: dict[UUID, list[datetime]] = {}
         for row in claimed:
-            hours.setdefault(_uuid(row["sensor_id"]), []).append(_time(row["hour"]))
+            hours.setdefault(as_uuid(row["sensor_id"]), []).append(as_time(row["hour"]))
         kinds = await _lock_sensors(tx, sorted(hours))
         for sensor_id, kind in kinds.items():
             await _refresh_sensor(tx, sensor_id, sorted(hours[sensor_id]), kind is MeasurementKind.CUMULATIVE, tz)
@@ -192,7 +192,7 @@ async def rebuild_rollups(db: Database, organization_id: UUID | None = None, *, 
         sensors = await db.fetch("SELECT id FROM iot_sensors WHERE organization_id = $1 ORDER BY id", organization_id)
     written = 0
     for sensor in sensors:  # one transaction per sensor: a long rebuild does not hold one huge transaction
-        sensor_id = _uuid(sensor["id"])
+        sensor_id = as_uuid(sensor["id"])
         async with db.transaction() as tx:
             kinds = await _lock_sensors(tx, [sensor_id])
             if sensor_id not in kinds:
@@ -235,7 +235,7 @@ async def _lock_sensors(tx: Executor, sensor_ids: list[UUID]) -> dict[UUID, Meas
         )
     placeholders = ", ".join(f"${i}" for i in range(1, len(sensor_ids) + 1))
     rows = await tx.fetch(f"SELECT id, kind FROM iot_sensors WHERE id IN ({placeholders})", *sensor_ids)
-    return {_uuid(r["id"]): MeasurementKind(r["kind"]) for r in rows}
+    return {as_uuid(r["id"]): MeasurementKind(r["kind"]) for r in rows}
 
 
 async def _refresh_sensor(
@@ -248,8 +248,8 @@ async def _refresh_sensor(
     )
     by_hour: dict[datetime, list[_Reading]] = {}
     for row in readings:
-        ts = _time(row["ts"])
-        tenancy = (_uuid(row["organization_id"]), _uuid(row["building_id"]), _uuid_or_none(row["unit_id"]))
+        ts = as_time(row["ts"])
+        tenancy = (as_uuid(row["organization_id"]), as_uuid(row["building_id"]), as_uuid_or_none(row["unit_id"]))
         by_hour.setdefault(ts.replace(minute=0, second=0, microsecond=0), []).append(
             _Reading(ts, row["value"], tenancy)
         )

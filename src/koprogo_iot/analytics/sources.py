@@ -15,7 +15,7 @@ from koprogo_iot.analytics.rollups import HOURLY as HOURLY_TABLE
 from koprogo_iot.analytics.rollups import refresh_rollups
 from koprogo_iot.domain.consumption import Bucket, CounterResult, Point, step_increase
 from koprogo_iot.storage.database import Database, Executor, Row
-from koprogo_iot.storage.sql_store import _time, _uuid  # the row decoding SqlStore uses
+from koprogo_iot.storage.sql_store import as_time, as_uuid
 
 
 class ReadingSource(Protocol):
@@ -83,7 +83,7 @@ class RawReadings:
         placeholders = ", ".join(f"${i}" for i in range(4, 4 + len(ids)))
         rows = await self.db.fetch(_POINTS.format(ids=placeholders), organization_id, start, end, *ids)
         for row in rows:
-            found[_uuid(row["sensor_id"])].append((_time(row["ts"]), float(row["value"])))
+            found[as_uuid(row["sensor_id"])].append((as_time(row["ts"]), float(row["value"])))
         for points in found.values():
             points.sort()
         return found
@@ -205,7 +205,9 @@ class AnalyticsSource:
         for sensor_id, _, count, first_ts, first_value, last_ts, last_value, increase in cast(
             list[Sequence[Any]], rows
         ):
-            found[_uuid(sensor_id)].append((count, _time(first_ts), first_value, _time(last_ts), last_value, increase))
+            found[as_uuid(sensor_id)].append(
+                (count, as_time(first_ts), first_value, as_time(last_ts), last_value, increase)
+            )
         return {sensor_id: virtual_index(rolled) for sensor_id, rolled in found.items()}
 
     async def gauge_rows(
@@ -214,9 +216,9 @@ class AnalyticsSource:
         """The sensor's rollup rows in [start, end), ordered: (bucket, count, sum, min, max, last value)."""
         rows = await self._fetch(organization_id, [sensor_id], start, end, rollup, _GAUGE_COLUMNS)
         return [
-            (_time(bucket), count, total, low, high, last)
+            (as_time(bucket), count, total, low, high, last)
             for _, bucket, count, total, low, high, last in cast(list[Sequence[Any]], rows)
-            if start <= _time(bucket) < end  # the edge rows are for counters
+            if start <= as_time(bucket) < end  # the edge rows are for counters
         ]
 
     async def _fetch(

@@ -7,42 +7,26 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
-from typing import Any
 from uuid import UUID
 
+from koprogo_iot.analytics.sources import RawReadings
 from koprogo_iot.domain.clock import utcnow
 from koprogo_iot.domain.consumption import Point
 from koprogo_iot.domain.errors import NotFound
 from koprogo_iot.ista.csv_format import IstaRow, RowError
 from koprogo_iot.ista.model import IstaMeter, IstaReading, MeterType, ReadingKind
 from koprogo_iot.storage.database import Database, Row
+from koprogo_iot.storage.sql_store import as_uuid, as_uuid_or_none
 
 _METER_COLUMNS = "organization_id, meter_number, building_id, unit_id, meter_type, sensor_id"
-# The readings inside [start, end), plus the last one before and the first one after, so that consumption()
-# can interpolate the steps that straddle the period's edges.
-_SENSOR_POINTS = (
-    "SELECT ts, value FROM iot_readings WHERE organization_id = $1 AND sensor_id = $2 AND ts >= $3 AND ts < $4 "
-    "UNION ALL SELECT ts, value FROM (SELECT ts, value FROM iot_readings "
-    "WHERE organization_id = $1 AND sensor_id = $2 AND ts < $3 ORDER BY ts DESC LIMIT 1) AS before_start "
-    "UNION ALL SELECT ts, value FROM (SELECT ts, value FROM iot_readings "
-    "WHERE organization_id = $1 AND sensor_id = $2 AND ts >= $4 ORDER BY ts LIMIT 1) AS after_end"
-)
-
-
-def _uuid(value: Any) -> UUID:
-    return value if isinstance(value, UUID) else UUID(value)
-
-
-def _uuid_or_none(value: Any) -> UUID | None:
-    return None if value is None else _uuid(value)
 
 
 def _meter(row: Row) -> IstaMeter:
     return IstaMeter(
-        organization_id=_uuid(row["organization_id"]), meter_number=row["meter_number"],
-        building_id=_uuid(row["building_id"]),
-        unit_id=_uuid_or_none(row["unit_id"]), meter_type=MeterType(row["meter_type"]),
-        sensor_id=_uuid_or_none(row["sensor_id"]),
+        organization_id=as_uuid(row["organization_id"]), meter_number=row["meter_number"],
+        building_id=as_uuid(row["building_id"]),
+        unit_id=as_uuid_or_none(row["unit_id"]), meter_type=MeterType(row["meter_type"]),
+        sensor_id=as_uuid_or_none(row["sensor_id"]),
     )  # fmt: skip
 
 
@@ -154,7 +138,4 @@ class IstaRepository:
         self, organization_id: UUID, sensor_id: UUID, start: datetime, end: datetime
     ) -> list[Point]:
         """The sensor's readings in [start, end) and the nearest one on each side."""
-        rows = await self.db.fetch(_SENSOR_POINTS, organization_id, sensor_id, start, end)
-        return [
-            (r["ts"] if isinstance(r["ts"], datetime) else datetime.fromisoformat(r["ts"]), r["value"]) for r in rows
-        ]
+        return (await RawReadings(self.db).points(organization_id, [sensor_id], start, end))[sensor_id]

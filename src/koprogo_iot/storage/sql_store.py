@@ -16,21 +16,23 @@ from koprogo_iot.domain.tenancy import Building, Organization, Role, Unit, User
 from koprogo_iot.storage.database import Database, Executor, Row
 from koprogo_iot.storage.ports import AlertFilter, Ingested, SensorFilter
 
+# Row decoding shared by every module reading rows: SQLite gives text, PostgreSQL gives typed values.
 
-def _uuid(value: Any) -> UUID:
+
+def as_uuid(value: Any) -> UUID:
     return value if isinstance(value, UUID) else UUID(value)
 
 
-def _uuid_or_none(value: Any) -> UUID | None:
-    return None if value is None else _uuid(value)
+def as_uuid_or_none(value: Any) -> UUID | None:
+    return None if value is None else as_uuid(value)
 
 
-def _time(value: Any) -> datetime:
+def as_time(value: Any) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(value)
 
 
-def _time_or_none(value: Any) -> datetime | None:
-    return None if value is None else _time(value)
+def as_time_or_none(value: Any) -> datetime | None:
+    return None if value is None else as_time(value)
 
 
 _SENSOR_COLUMNS = (
@@ -87,10 +89,10 @@ _RAISE_ALERT = _RAISE_ALERT.format(placeholders=_placeholders(_ALERT_COLUMNS))
 
 def _sensor(row: Row) -> IoTSensor:
     return IoTSensor(
-        id=_uuid(row["id"]),
-        organization_id=_uuid(row["organization_id"]),
-        building_id=_uuid(row["building_id"]),
-        unit_id=_uuid_or_none(row["unit_id"]),
+        id=as_uuid(row["id"]),
+        organization_id=as_uuid(row["organization_id"]),
+        building_id=as_uuid(row["building_id"]),
+        unit_id=as_uuid_or_none(row["unit_id"]),
         sensor_id=row["sensor_id"],
         device_format=row["device_format"],
         device_field=row["device_field"],
@@ -107,12 +109,12 @@ def _sensor(row: Row) -> IoTSensor:
         alert_threshold_min=row["alert_threshold_min"],
         alert_threshold_max=row["alert_threshold_max"],
         status=row["status"],
-        last_reading_at=_time_or_none(row["last_reading_at"]),
+        last_reading_at=as_time_or_none(row["last_reading_at"]),
         last_value=row["last_value"],
         last_battery_level=row["last_battery_level"],
-        installed_at=_time(row["installed_at"]),
-        created_at=_time(row["created_at"]),
-        updated_at=_time(row["updated_at"]),
+        installed_at=as_time(row["installed_at"]),
+        created_at=as_time(row["created_at"]),
+        updated_at=as_time(row["updated_at"]),
     )
 
 
@@ -128,11 +130,11 @@ def _sensor_values(s: IoTSensor) -> tuple[object, ...]:
 
 def _reading(row: Row) -> IoTReading:
     return IoTReading(
-        sensor_id=_uuid(row["sensor_id"]),
-        timestamp=_time(row["ts"]),
-        organization_id=_uuid(row["organization_id"]),
-        building_id=_uuid(row["building_id"]),
-        unit_id=_uuid_or_none(row["unit_id"]),
+        sensor_id=as_uuid(row["sensor_id"]),
+        timestamp=as_time(row["ts"]),
+        organization_id=as_uuid(row["organization_id"]),
+        building_id=as_uuid(row["building_id"]),
+        unit_id=as_uuid_or_none(row["unit_id"]),
         value=row["value"],
         unit_of_measure=row["unit_of_measure"],
         battery_level=row["battery_level"],
@@ -140,7 +142,7 @@ def _reading(row: Row) -> IoTReading:
         quality=ReadingQuality(row["quality"]),
         is_anomaly=bool(row["is_anomaly"]),
         anomaly_reason=row["anomaly_reason"],
-        received_at=_time(row["received_at"]),
+        received_at=as_time(row["received_at"]),
     )
 
 
@@ -153,27 +155,27 @@ def reading_values(r: IoTReading) -> tuple[object, ...]:
 
 def _alert(row: Row) -> IoTAlert:
     return IoTAlert(
-        id=_uuid(row["id"]),
-        organization_id=_uuid(row["organization_id"]),
-        sensor_id=_uuid(row["sensor_id"]),
-        building_id=_uuid(row["building_id"]),
-        unit_id=_uuid_or_none(row["unit_id"]),
+        id=as_uuid(row["id"]),
+        organization_id=as_uuid(row["organization_id"]),
+        sensor_id=as_uuid(row["sensor_id"]),
+        building_id=as_uuid(row["building_id"]),
+        unit_id=as_uuid_or_none(row["unit_id"]),
         alert_type=AlertType(row["alert_type"]),
         severity=AlertSeverity(row["severity"]),
         message=row["message"],
-        triggered_at=_time(row["triggered_at"]),
-        last_triggered_at=_time_or_none(row["last_triggered_at"]),
+        triggered_at=as_time(row["triggered_at"]),
+        last_triggered_at=as_time_or_none(row["last_triggered_at"]),
         occurrences=row["occurrences"],
         reading_value=row["reading_value"],
         threshold_value=row["threshold_value"],
-        cleared_at=_time_or_none(row["cleared_at"]),
+        cleared_at=as_time_or_none(row["cleared_at"]),
         email_sent=bool(row["email_sent"]),
         sms_sent=bool(row["sms_sent"]),
         push_sent=bool(row["push_sent"]),
-        acknowledged_by=_uuid_or_none(row["acknowledged_by"]),
-        acknowledged_at=_time_or_none(row["acknowledged_at"]),
+        acknowledged_by=as_uuid_or_none(row["acknowledged_by"]),
+        acknowledged_at=as_time_or_none(row["acknowledged_at"]),
         resolution_note=row["resolution_note"],
-        created_at=_time(row["created_at"]),
+        created_at=as_time(row["created_at"]),
     )
 
 
@@ -213,11 +215,11 @@ class SqlStore:
             await self.db.fetchrow("SELECT * FROM organizations WHERE id = $1", organization_id),
             "organization", organization_id,
         )  # fmt: skip
-        return Organization(id=_uuid(row["id"]), name=row["name"], created_at=_time(row["created_at"]))
+        return Organization(id=as_uuid(row["id"]), name=row["name"], created_at=as_time(row["created_at"]))
 
     async def list_organizations(self) -> list[Organization]:
         rows = await self.db.fetch("SELECT * FROM organizations ORDER BY name")
-        return [Organization(id=_uuid(r["id"]), name=r["name"], created_at=_time(r["created_at"])) for r in rows]
+        return [Organization(id=as_uuid(r["id"]), name=r["name"], created_at=as_time(r["created_at"])) for r in rows]
 
     async def add_building(self, building: Building) -> None:
         await self.db.execute(
@@ -228,8 +230,8 @@ class SqlStore:
     @staticmethod
     def _building(row: Row) -> Building:
         return Building(
-            id=_uuid(row["id"]), organization_id=_uuid(row["organization_id"]), name=row["name"],
-            address=row["address"], created_at=_time(row["created_at"]),
+            id=as_uuid(row["id"]), organization_id=as_uuid(row["organization_id"]), name=row["name"],
+            address=row["address"], created_at=as_time(row["created_at"]),
         )  # fmt: skip
 
     async def get_building(self, organization_id: UUID, building_id: UUID) -> Building:
@@ -252,9 +254,9 @@ class SqlStore:
     @staticmethod
     def _unit(row: Row) -> Unit:
         return Unit(
-            id=_uuid(row["id"]), organization_id=_uuid(row["organization_id"]),
-            building_id=_uuid(row["building_id"]), name=row["name"], floor=row["floor"],
-            created_at=_time(row["created_at"]),
+            id=as_uuid(row["id"]), organization_id=as_uuid(row["organization_id"]),
+            building_id=as_uuid(row["building_id"]), name=row["name"], floor=row["floor"],
+            created_at=as_time(row["created_at"]),
         )  # fmt: skip
 
     async def get_unit(self, organization_id: UUID, unit_id: UUID) -> Unit:
@@ -289,9 +291,9 @@ class SqlStore:
             return None
         units = await self.db.fetch("SELECT unit_id FROM user_units WHERE user_id = $1", row["id"])
         return User(
-            id=_uuid(row["id"]), organization_id=_uuid(row["organization_id"]), email=row["email"],
+            id=as_uuid(row["id"]), organization_id=as_uuid(row["organization_id"]), email=row["email"],
             full_name=row["full_name"], role=Role(row["role"]), password_hash=row["password_hash"],
-            unit_ids=frozenset(_uuid(u["unit_id"]) for u in units), created_at=_time(row["created_at"]),
+            unit_ids=frozenset(as_uuid(u["unit_id"]) for u in units), created_at=as_time(row["created_at"]),
         )  # fmt: skip
 
     async def get_user(self, organization_id: UUID, user_id: UUID) -> User:
@@ -429,7 +431,7 @@ class SqlStore:
                 "ON CONFLICT (sensor_id, ts) DO NOTHING RETURNING sensor_id, ts",
                 *[value for reading in chunk for value in reading_values(reading)],
             )
-            inserted.update((_uuid(r["sensor_id"]), _time(r["ts"])) for r in rows)
+            inserted.update((as_uuid(r["sensor_id"]), as_time(r["ts"])) for r in rows)
         return inserted
 
     async def _mark_rollups_dirty(self, tx: Executor, marks: list[tuple[UUID, datetime]]) -> None:
@@ -535,13 +537,13 @@ class SqlStore:
         return [
             DeadLetter(
                 id=r["id"],
-                organization_id=_uuid_or_none(r["organization_id"]),
+                organization_id=as_uuid_or_none(r["organization_id"]),
                 topic=r["topic"],
                 payload_excerpt=r["payload_excerpt"],
                 payload_size=r["payload_size"],
                 reason=r["reason"],
                 detail=r["detail"],
-                received_at=_time(r["received_at"]),
+                received_at=as_time(r["received_at"]),
             )  # fmt: skip
             for r in rows
         ]
