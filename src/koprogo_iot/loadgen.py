@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from koprogo_iot.mqtt_codec import connect_packet, encode_string, encode_varint
+from koprogo_iot.mqtt_codec import DISCONNECT, PINGREQ, connack_reason, connect_packet, encode_string, encode_varint
 from koprogo_iot.mqtt_url import MqttEndpoint
 
 # Measured on the 2-core dev machine at 10,000 msg/s (see the PR notes): paho's QoS 1 publisher costs ~45 µs CPU per
@@ -33,15 +33,6 @@ _NANO = 1_000_000_000
 
 _PUBLISH_QOS1 = 0x32
 _CONNACK, _PUBACK, _PINGRESP = 0x20, 0x40, 0xD0
-_PINGREQ = b"\xc0\x00"
-_DISCONNECT = b"\xe0\x00"
-_CONNACK_REASONS = {
-    1: "unacceptable protocol version",
-    2: "client identifier rejected",
-    3: "server unavailable",
-    4: "bad user name or password",
-    5: "not authorized",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +85,7 @@ async def run_load(
                 if first_publish_at is None:
                     first_publish_at = now
             elif now - last_write >= KEEPALIVE / 2:
-                transport.write(_PINGREQ)
+                transport.write(PINGREQ)
                 last_write = now
             if on_progress is not None and now >= next_progress:
                 on_progress(published, publisher.acknowledged)
@@ -115,7 +106,7 @@ async def run_load(
         if on_progress is not None:
             on_progress(published, acknowledged)
         if not publisher.lost:
-            transport.write(_DISCONNECT)
+            transport.write(DISCONNECT)
         elapsed = finished_at - first_publish_at if first_publish_at is not None else 0.0
         return LoadResult(published, acknowledged, max(elapsed, 0.0), cpu_seconds)
     finally:
@@ -169,7 +160,7 @@ async def _connect(endpoint: MqttEndpoint, client_id: str) -> tuple[asyncio.Tran
         raise ConnectionError(f"{endpoint} did not accept the MQTT connection (no CONNACK)")
     if code != 0:
         await publisher.close()
-        why = _CONNACK_REASONS.get(code, f"return code {code}")
+        why = connack_reason(code)
         raise ConnectionError(f"{endpoint} refused the MQTT connection: {why}")
     return transport, publisher
 

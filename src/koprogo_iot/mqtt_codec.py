@@ -4,6 +4,20 @@ from __future__ import annotations
 
 CONNECT = 0x10
 PROTOCOL_LEVEL = 4  # MQTT 3.1.1
+PINGREQ = b"\xc0\x00"
+DISCONNECT = b"\xe0\x00"
+CONNACK_REASONS = {
+    1: "unacceptable protocol version",
+    2: "client identifier rejected",
+    3: "server unavailable",
+    4: "bad user name or password",
+    5: "not authorized",
+}
+
+
+def connack_reason(code: int) -> str:
+    """Why a broker refused a connection, from its CONNACK return code."""
+    return CONNACK_REASONS.get(code, f"return code {code}")
 
 
 def encode_string(text: str) -> bytes:

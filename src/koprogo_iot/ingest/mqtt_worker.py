@@ -26,7 +26,7 @@ from koprogo_iot.domain.errors import StorageUnavailable
 from koprogo_iot.ingest import metrics
 from koprogo_iot.ingest.pipeline import Message, Pipeline
 from koprogo_iot.ingest.topics import SUBSCRIPTION
-from koprogo_iot.mqtt_codec import encode_string, encode_varint
+from koprogo_iot.mqtt_codec import DISCONNECT, PINGREQ, connack_reason, encode_string, encode_varint
 from koprogo_iot.mqtt_url import MqttEndpoint
 
 log = logging.getLogger(__name__)
@@ -46,17 +46,8 @@ LOW_WATER = HIGH_WATER // 2
 
 _CONNACK, _PUBLISH, _PUBACK, _SUBSCRIBE, _SUBACK = 0x20, 0x30, 0x40, 0x80, 0x90
 _PINGRESP = 0xD0
-_PINGREQ = b"\xc0\x00"
-_DISCONNECT = b"\xe0\x00"
 _SUBSCRIBE_ID = 1
 _PUBACK_HEADER = 0x4002_0000  # a PUBACK as one big-endian 32-bit word: 0x40, remaining length 2, packet id
-_CONNACK_REASONS = {
-    1: "unacceptable protocol version",
-    2: "client identifier rejected",
-    3: "server unavailable",
-    4: "bad user name or password",
-    5: "not authorized",
-}
 
 
 class ProtocolError(ConnectionError):
@@ -260,7 +251,7 @@ class _Connection(asyncio.Protocol):
         if self.transport is None:
             return
         if graceful:
-            self.write(_DISCONNECT)
+            self.write(DISCONNECT)
         self.transport.close()
         try:
             await asyncio.wait_for(asyncio.shield(self.closed), CLOSE_TIMEOUT)
@@ -340,7 +331,7 @@ class MqttIngestWorker:
             connection.write(connect_packet(self.client_id, self.endpoint.username, self.endpoint.password))
             session_present, code = await asyncio.wait_for(connection.connack, CONNECT_TIMEOUT)
             if code != 0:
-                raise ConnectionError(f"connection refused: {_CONNACK_REASONS.get(code, f'return code {code}')}")
+                raise ConnectionError(f"connection refused: {connack_reason(code)}")
             # Messages may arrive before the SUBACK (a resumed session): they are queued for this connection.
             self._connection = connection
             # Subscribing again when the session was kept is harmless (idempotent) and covers a changed filter.
@@ -372,7 +363,7 @@ class MqttIngestWorker:
             if connection.ping_sent_at is not None and now - connection.ping_sent_at > KEEPALIVE and connection.reading:
                 log.warning("no answer from %s for %d s; dropping the connection", self.endpoint, KEEPALIVE)
                 connection.abort()
-            elif now - connection.last_write >= KEEPALIVE / 2 and connection.write(_PINGREQ):
+            elif now - connection.last_write >= KEEPALIVE / 2 and connection.write(PINGREQ):
                 connection.ping_sent_at = connection.ping_sent_at or now  # the first unanswered one counts
 
     def _lost(self) -> None:
