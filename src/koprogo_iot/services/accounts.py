@@ -73,5 +73,7 @@ class Accounts:
             raise AuthenticationFailed("token expired") from None
         except (jwt.InvalidTokenError, ValueError, NotFound):
             raise AuthenticationFailed("invalid token") from None
+        if not user.unit_ids:  # only owners have units; the others need no look-up on every request
+            return Principal.of(user)
         buildings = {u.building_id for u in await self.store.list_units(user.organization_id) if u.id in user.unit_ids}
         return Principal.of(user, buildings)
