@@ -6,7 +6,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from koprogo_iot.analytics.rollups import DAILY, HOURLY, Rollup, boundary_step, rebuild_rollups, refresh_rollups
+from koprogo_iot.analytics.rollups import (
+    DAILY,
+    HOURLY,
+    MONTHLY,
+    Rollup,
+    boundary_step,
+    rebuild_rollups,
+    refresh_rollups,
+)
 from koprogo_iot.domain.consumption import consumption
 from koprogo_iot.domain.readings import IoTReading
 from koprogo_iot.domain.sensors import IoTSensor
@@ -111,12 +119,12 @@ async def test_refreshing_twice_changes_nothing_and_matches_a_rebuild(store: Sql
     t = await make_tenant(store)
     await ingest(store, t.unit_sensor, COUNTER)
     await refresh_rollups(store)
-    before = (await rollups(store, HOURLY, t.unit_sensor), await rollups(store, DAILY, t.unit_sensor))
+    before = [await rollups(store, table, t.unit_sensor) for table in (HOURLY, DAILY, MONTHLY)]
     assert await refresh_rollups(store) == 0
     await store.ingest([Ingested(IoTReading.measured(t.unit_sensor, at(COUNTER[0][0]), 1.0))])  # a redelivery
     assert await refresh_rollups(store) == 0
     assert await rebuild_rollups(store.db, t.organization.id) == 2
-    after = (await rollups(store, HOURLY, t.unit_sensor), await rollups(store, DAILY, t.unit_sensor))
+    after = [await rollups(store, table, t.unit_sensor) for table in (HOURLY, DAILY, MONTHLY)]
     assert after == before
 
 

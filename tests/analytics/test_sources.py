@@ -48,3 +48,30 @@ def test_index_results_leave_uncovered_buckets_unknown() -> None:
     assert [r.consumption for r in got] == [None, 2.0, 2.0, None, None]
     assert [r.complete for r in got] == [False, True, True, False, False]
     assert index_results(points[:1], grid) == [got[0]] * 5
+
+
+async def test_monthly_rollups_give_the_raw_answer_with_partial_months_at_the_edges(store: SqlStore) -> None:
+    t = await make_tenant(store)
+    sensor = t.unit_sensor
+    origin = datetime(2026, 1, 20, 5, tzinfo=UTC)
+    readings, index = [], 100.0
+    for i in range(75 * 4):  # every 6 hours for 75 days, a meter replacement (reset) in February
+        index = 1.0 if i == 110 else index + 0.5 + (i % 3) * 0.1
+        readings.append(Ingested(IoTReading.measured(sensor, origin + timedelta(hours=6 * i, minutes=7), index)))
+    # Two ingestions, so that the second refresh recomputes only some days of a month and reads the others back.
+    await store.ingest(readings[:150])
+    rolled, raw = AnalyticsSource(store.db), RawReadings(store.db)
+    org = t.organization.id
+    await rolled.points(org, [sensor.id], origin, origin + timedelta(days=1), Rollups.DAILY)  # refreshes
+    await store.ingest(readings[150:])
+    # 25 January to 25 March, local days: a partial January, whole February, a partial March (and DST on 29 March).
+    start, end = datetime(2026, 1, 24, 23, tzinfo=UTC), datetime(2026, 3, 30, 22, tzinfo=UTC)
+    grid = calendar_buckets(start, end, "month", "Europe/Brussels")
+    assert len(grid) == 3
+    via_months = (await rolled.points(org, [sensor.id], start, end, Rollups.MONTHLY))[sensor.id]
+    via_days = (await rolled.points(org, [sensor.id], start, end, Rollups.DAILY))[sensor.id]
+    via_raw = (await raw.points(org, [sensor.id], start, end))[sensor.id]
+    assert len(via_months) < len(via_days) < len(via_raw)
+    expected = [r.consumption for _, r in consumption_by_bucket(via_raw, grid)]
+    assert [r.consumption for r in index_results(via_months, grid)] == pytest.approx(expected, abs=1e-9)
+    assert [r.consumption for r in index_results(via_days, grid)] == pytest.approx(expected, abs=1e-9)

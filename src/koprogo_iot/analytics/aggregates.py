@@ -175,6 +175,8 @@ async def consumption_report(
     # Buckets that are whole hours, or whole local days and months, are made of rollup rows: read those.
     rollup = Rollups.HOURLY if period is Period.HOUR else Rollups.DAILY
     aligned = all(_on_rollup_bound(rollup, bound) for bucket in grid for bound in bucket)
+    if aligned and period is Period.MONTH:
+        rollup = Rollups.MONTHLY  # whole months from monthly rows, the partial ones at the edges from daily rows
     groups = await _totals(provisioning, source, principal, scope, group_by, grid, rollup if aligned else None)
     return ConsumptionReport(group_by, period, start, end, groups)
 

@@ -1,13 +1,15 @@
-"""Hourly and daily rollups of the readings, refreshed incrementally from the dirty marks ingestion leaves.
+"""Hourly, daily and monthly rollups of the readings, refreshed incrementally from the dirty marks ingestion leaves.
 
-Tables (migration 0002): `iot_rollups_hourly` (UTC hours) and `iot_rollups_daily` (local days in Europe/Brussels,
-`bucket` = the UTC instant of local midnight: 23 or 25 hours on DST days). One row per sensor and bucket that holds
-at least one reading, with count, sum, min, max of the values, the first and last reading, and for counters:
+Tables (migrations 0002, 0005): `iot_rollups_hourly` (UTC hours), `iot_rollups_daily` (local days in
+Europe/Brussels, `bucket` = the UTC instant of local midnight: 23 or 25 hours on DST days) and `iot_rollups_monthly`
+(local months). One row per sensor and bucket that holds at least one reading, with count, sum, min, max of the
+values, the first and last reading, and for counters:
 - `increase`: the sum of `counter_steps` increases of the steps *between the bucket's own readings* (its first to
   its last one), the counter rules starting afresh at the bucket's first reading; NULL for gauges.
 - `resets`, `rollovers`: how many of those steps were resets or rollovers.
 A daily row is built from its hourly rows: their increases plus the steps between consecutive hours' last and first
-readings (`boundary_step`), so a daily row is exactly what an hourly row would be over the whole day.
+readings (`boundary_step`), so a daily row is exactly what an hourly row would be over the whole day; a monthly row
+is built from its daily rows the same way.
 
 Combining rows into interpolated consumption (what `domain.consumption` gives on the raw readings)
 ------------------------------------------------------------------------------------------------------
@@ -24,8 +26,9 @@ higher baseline across it, the rollup restarts at the bucket's first reading and
 the drop) again. Grids not aligned to hours (15 minutes) must use the raw readings.
 
 Refreshing: `refresh_rollups` claims dirty (sensor, hour) marks, recomputes those hours from the raw readings and
-the local days holding them from the hourly rows. Any number of processes may run it on PostgreSQL (marks are
-claimed with SKIP LOCKED; a per-sensor advisory lock orders their daily recomputations). Rollover moduli are not
+the local days holding them from the hourly rows, then those days' months from the daily rows. Any number of
+processes may run it on PostgreSQL (marks are claimed with SKIP LOCKED; a per-sensor advisory lock orders their
+daily recomputations). Rollover moduli are not
 known per sensor yet: counters are computed without one, so a wrap counts as a reset.
 """
 
@@ -66,7 +69,7 @@ ROLLUP_COLUMNS = (
 _COLUMNS = [c.strip() for c in ROLLUP_COLUMNS.split(",")]
 _UPDATE = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS[2:])
 _ROWS_PER_STATEMENT = 1_000  # 16 columns: 16,000 parameters, under SQLite's 32,766 and asyncpg's 32,767
-HOURLY, DAILY = "iot_rollups_hourly", "iot_rollups_daily"
+HOURLY, DAILY, MONTHLY = "iot_rollups_hourly", "iot_rollups_daily", "iot_rollups_monthly"
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +117,16 @@ def boundary_step(previous: Rollup, following: Rollup) -> CounterStep:
     """The step from `previous`'s last reading to `following`'s first one, which neither row's increase covers."""
     increase, kind, _ = step_increase(previous.last_value, following.first_value)
     return CounterStep(previous.last_ts, following.first_ts, increase, kind)
+
+
+def local_month(instant: datetime, zone: ZoneInfo) -> Bucket:
+    """The local month in `zone` holding `instant`, as UTC instants of its first and the next month's midnight."""
+    day = instant.astimezone(zone).date().replace(day=1)
+    following = (day + timedelta(days=32)).replace(day=1)
+    return (
+        datetime(day.year, day.month, 1, tzinfo=zone).astimezone(UTC),
+        datetime(following.year, following.month, 1, tzinfo=zone).astimezone(UTC),
+    )
 
 
 def local_day(instant: datetime, zone: ZoneInfo) -> Bucket:
@@ -198,7 +211,7 @@ async def rebuild_rollups(db: Database, organization_id: UUID | None = None, *, 
             if sensor_id not in kinds:
                 continue  # deleted meanwhile
             await tx.execute("DELETE FROM iot_rollup_dirty WHERE sensor_id = $1", sensor_id)
-            for table in (HOURLY, DAILY):
+            for table in (HOURLY, DAILY, MONTHLY):
                 await tx.execute(f"DELETE FROM {table} WHERE sensor_id = $1", sensor_id)
             written += await _refresh_sensor(tx, sensor_id, None, kinds[sensor_id] is MeasurementKind.CUMULATIVE, tz)
     return written
@@ -264,8 +277,19 @@ async def _refresh_sensor(
     by_day: dict[datetime, list[Rollup]] = {}
     for rollup in hourly:
         by_day.setdefault(local_day(rollup.bucket, zone)[0], []).append(rollup)
-    await _upsert(tx, DAILY, [combine(day, rows, cumulative) for day, rows in by_day.items()])
+    daily = [combine(day, rows, cumulative) for day, rows in by_day.items()]
+    await _upsert(tx, DAILY, daily)
     await _delete(tx, DAILY, sensor_id, [start for start, _ in days if start not in by_day])
+    # Months from their days, the same way: read back the months' other days when only some were recomputed.
+    months = _merge(local_month(start, zone) for start, _ in days)
+    if hours is not None:
+        rows = await _fetch_sensor(tx, f"SELECT {ROLLUP_COLUMNS} FROM {DAILY}", "bucket", sensor_id, months)
+        daily = [Rollup.from_row(row) for row in rows]
+    by_month: dict[datetime, list[Rollup]] = {}
+    for rollup in sorted(daily, key=lambda r: r.bucket):
+        by_month.setdefault(local_month(rollup.bucket, zone)[0], []).append(rollup)
+    await _upsert(tx, MONTHLY, [combine(month, rows, cumulative) for month, rows in by_month.items()])
+    await _delete(tx, MONTHLY, sensor_id, [start for start, _ in months if start not in by_month])
     return len(hourly)
 
 

@@ -8,12 +8,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol, cast
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from koprogo_iot.analytics.rollups import DAILY as DAILY_TABLE
 from koprogo_iot.analytics.rollups import DEFAULT_LIMIT as REFRESH_LIMIT
 from koprogo_iot.analytics.rollups import HOURLY as HOURLY_TABLE
-from koprogo_iot.analytics.rollups import refresh_rollups
-from koprogo_iot.domain.consumption import Bucket, CounterResult, Point, step_increase
+from koprogo_iot.analytics.rollups import MONTHLY as MONTHLY_TABLE
+from koprogo_iot.analytics.rollups import local_month, refresh_rollups
+from koprogo_iot.domain.consumption import DEFAULT_ZONE, Bucket, CounterResult, Point, step_increase
 from koprogo_iot.storage.database import Database, Executor, Row
 from koprogo_iot.storage.sql_store import as_time, as_uuid
 
@@ -60,6 +62,7 @@ WHERE r.organization_id = $1 AND (r.ts = e.before_ts OR r.ts = e.after_ts)
 class Rollups(StrEnum):
     HOURLY = "hourly"  # UTC hours
     DAILY = "daily"  # local days (Europe/Brussels)
+    MONTHLY = "monthly"  # local months, with daily rows for the partial months at the period's edges
 
 
 class RawReadings:
@@ -103,6 +106,28 @@ SELECT {columns} FROM {table} r JOIN wanted w ON r.sensor_id = w.id
 WHERE r.organization_id = $1 AND r.bucket >= $2 AND r.bucket < $3
 UNION ALL
 SELECT {columns} FROM edges e JOIN {table} r ON r.sensor_id = e.sensor_id
+WHERE r.organization_id = $1 AND (r.bucket = e.before_bucket OR r.bucket = e.after_bucket)
+ORDER BY sensor_id, bucket
+"""
+
+# The whole months [$4, $5) of the period from monthly rows, its partial months at either edge from daily rows:
+# rows of different lengths in a row still make one virtual index (`virtual_index` only needs them in order).
+_MONTHS_AND_DAYS = """
+WITH wanted AS (
+    SELECT id FROM iot_sensors WHERE organization_id = $1 AND id IN ({ids})
+), edges AS (
+    SELECT w.id AS sensor_id,
+        (SELECT MAX(r.bucket) FROM {daily} r WHERE r.sensor_id = w.id AND r.bucket < $2) AS before_bucket,
+        (SELECT MIN(r.bucket) FROM {daily} r WHERE r.sensor_id = w.id AND r.bucket >= $3) AS after_bucket
+    FROM wanted w
+)
+SELECT {columns} FROM {daily} r JOIN wanted w ON r.sensor_id = w.id
+WHERE r.organization_id = $1 AND ((r.bucket >= $2 AND r.bucket < $4) OR (r.bucket >= $5 AND r.bucket < $3))
+UNION ALL
+SELECT {columns} FROM {monthly} r JOIN wanted w ON r.sensor_id = w.id
+WHERE r.organization_id = $1 AND r.bucket >= $4 AND r.bucket < $5
+UNION ALL
+SELECT {columns} FROM edges e JOIN {daily} r ON r.sensor_id = e.sensor_id
 WHERE r.organization_id = $1 AND (r.bucket = e.before_bucket OR r.bucket = e.after_bucket)
 ORDER BY sensor_id, bucket
 """
@@ -236,6 +261,16 @@ class AnalyticsSource:
         # readings (a no-op when nothing is dirty).
         while await refresh_rollups(self.db) >= REFRESH_LIMIT:
             pass
+        if rollup is Rollups.MONTHLY:
+            zone = ZoneInfo(DEFAULT_ZONE)
+            first = local_month(start, zone)
+            months = (start if first[0] == start else first[1], local_month(end, zone)[0])
+            if months[0] < months[1]:
+                placeholders = ", ".join(f"${i}" for i in range(6, 6 + len(sensor_ids)))
+                tables = {"daily": DAILY_TABLE, "monthly": MONTHLY_TABLE}
+                sql = _MONTHS_AND_DAYS.format(ids=placeholders, columns=columns, **tables)
+                return await self.db.fetch(sql, organization_id, start, end, *months, *sensor_ids)
+            rollup = Rollups.DAILY  # no whole month in the period
         placeholders = ", ".join(f"${i}" for i in range(4, 4 + len(sensor_ids)))
         table = HOURLY_TABLE if rollup is Rollups.HOURLY else DAILY_TABLE
         sql = _ROLLUPS.format(ids=placeholders, table=table, columns=columns)
