@@ -14,6 +14,7 @@ import prometheus_client
 import uvicorn
 
 from koprogo_iot import demo
+from koprogo_iot.alerting.evaluator import WindowRules
 from koprogo_iot.analytics.rollups import run_refresher
 from koprogo_iot.api.app import create_app
 from koprogo_iot.broker.embedded import EmbeddedBroker
@@ -28,8 +29,9 @@ from koprogo_iot.live.bus import LiveBus
 from koprogo_iot.live.memory import MemoryBus
 from koprogo_iot.live.redis_streams import RedisStreamBus
 from koprogo_iot.mqtt_url import MqttEndpoint
+from koprogo_iot.notify.notifier import Notifier
 from koprogo_iot.services.container import Services
-from koprogo_iot.storage.database import Database
+from koprogo_iot.storage.alert_rules import AlertRulesRepository
 from koprogo_iot.storage.migrations import migrate
 from koprogo_iot.storage.partitions import maintain_partitions
 from koprogo_iot.storage.postgres import PostgresDatabase
@@ -72,7 +74,7 @@ def build_pipeline(settings: Settings, store: SqlStore, bus: LiveBus | None) -> 
         dead_letters_per_minute=cfg.dead_letters_per_minute,
     )
     decoders = {DeviceFormat(name): decoder for name, decoder in registry.decoders().items()}
-    return Pipeline(store, limits, bus, decoders)
+    return Pipeline(store, limits, bus, decoders, rules=AlertRulesRepository(store.db).rules_for)
 
 
 def build_worker(settings: Settings, pipeline: Pipeline, endpoint: MqttEndpoint, shared: bool) -> MqttIngestWorker:
@@ -87,9 +89,17 @@ def build_worker(settings: Settings, pipeline: Pipeline, endpoint: MqttEndpoint,
 REFRESH_INTERVAL = 60.0
 
 
-async def housekeeping(db: Database) -> None:
-    """Background jobs of the API process: rollups every minute, partitions once a day."""
+def build_notifier(settings: Settings, store: SqlStore, bus: LiveBus) -> Notifier | None:
+    return Notifier.configured(store.db, settings.notify, bus) if settings.notify.enabled else None
+
+
+async def housekeeping(store: SqlStore, notifier: Notifier | None = None) -> None:
+    """Background jobs of the API process: rollups and window alert rules every minute, notifications every few
+    seconds, partitions once a day."""
+    db = store.db
     refresher = asyncio.create_task(run_refresher(db, interval=REFRESH_INTERVAL), name="rollups")
+    judging = asyncio.create_task(WindowRules(store).run(), name="window-rules")
+    notifying = asyncio.create_task(notifier.run(), name="notifier") if notifier is not None else None
     try:
         while True:
             try:
@@ -100,9 +110,11 @@ async def housekeeping(db: Database) -> None:
                 continue
             await asyncio.sleep(86_400)
     finally:
-        refresher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await refresher
+        for task in (refresher, judging, notifying):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
 
 def _http_server(settings: Settings, services: Services) -> uvicorn.Server:
@@ -162,10 +174,11 @@ async def run_embedded(
             stack.push_async_callback(bus.close)
             pipeline = build_pipeline(settings, store, bus)
             services.provisioning.sensor_listeners.append(pipeline.directory.forget)
+            services.alert_rules.listeners.append(pipeline.directory.forget)
             worker = build_worker(settings, pipeline, endpoint, shared=False)
             tasks = [
                 asyncio.create_task(worker.run(), name="ingest"),
-                asyncio.create_task(housekeeping(store.db), name="housekeeping"),
+                asyncio.create_task(housekeeping(store, build_notifier(settings, store, bus)), name="housekeeping"),
             ]
             await asyncio.wait_for(worker.subscribed.wait(), timeout=30)
             if provisioned is not None:
@@ -195,7 +208,7 @@ async def run_api(settings: Settings) -> None:
     store = await open_store(settings.resolved_database_url, apply_migrations=False)
     try:
         bus = build_bus(settings)
-        jobs = asyncio.create_task(housekeeping(store.db))
+        jobs = asyncio.create_task(housekeeping(store, build_notifier(settings, store, bus)))
         try:
             await _http_server(settings, build_services(settings, store, bus)).serve()
         finally:

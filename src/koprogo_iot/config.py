@@ -49,6 +49,26 @@ class IngestSettings(BaseSettings):
     metrics_port: int | None = Field(None, description="`ingest`: serve Prometheus metrics on this port")
 
 
+class NotifySettings(BaseSettings):
+    """The platform's alert notifications; an organization may set its own provider URLs through the API."""
+
+    model_config = SettingsConfigDict(env_prefix="KOPROGO_NOTIFY_")
+
+    enabled: bool = Field(True, description="run the notifier in the `up` and `api` processes")
+    # apprise URL templates, `{to}` replaced by the recipient's address; unset: the channel is off unless an
+    # organization configures its own provider.
+    email_url: str | None = Field(
+        None, description="e.g. mailtos://user:pass@smtp.example.com?from=alerts@example.com&to={to}"
+    )
+    sms_url: str | None = Field(None, description="e.g. twilio://SID:token@+3228887766/{to} or smseagle://t@host/{to}")
+    push_url: str | None = Field(None, description="e.g. ntfys://ntfy.example.com/{to} ({to}: the user's topic)")
+    public_url: str = Field("http://127.0.0.1:8000", description="where people open an alert: {public_url}/alerts/{id}")
+    interval: float = Field(10.0, description="seconds between two rounds of finding alerts and delivering messages")
+    reminder_interval_s: int = Field(
+        4 * 3600, ge=60, description="default time between reminders of an unacknowledged, repeating alert"
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KOPROGO_")
 
@@ -62,6 +82,7 @@ class Settings(BaseSettings):
     mqtt: MqttSettings = Field(default_factory=lambda: MqttSettings())
     http: HttpSettings = Field(default_factory=lambda: HttpSettings())
     ingest: IngestSettings = Field(default_factory=lambda: IngestSettings())
+    notify: NotifySettings = Field(default_factory=lambda: NotifySettings())
 
     @model_validator(mode="after")
     def _production_needs_real_services(self) -> Settings:

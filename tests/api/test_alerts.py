@@ -12,7 +12,7 @@ from tests.api.conftest import Api
 async def ingest(api: Api, value: float, minutes_ago: int) -> None:
     sensor = api.a.common_sensor
     reading = IoTReading.measured(sensor, utcnow() - timedelta(minutes=minutes_ago), value)
-    await api.store.ingest([Ingested(reading, threshold_decision(sensor, reading))])
+    await api.store.ingest([Ingested(reading, (threshold_decision(sensor, reading),))])
 
 
 async def test_list_filter_and_acknowledge(api: Api) -> None:

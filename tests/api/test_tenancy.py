@@ -12,7 +12,7 @@ from tests.api.conftest import Api
 async def raise_alert(api: Api) -> str:
     sensor = api.a.common_sensor
     reading = IoTReading.measured(sensor, utcnow() - timedelta(minutes=1), 75.0)
-    await api.store.ingest([Ingested(reading, threshold_decision(sensor, reading))])
+    await api.store.ingest([Ingested(reading, (threshold_decision(sensor, reading),))])
     [alert] = await api.store.list_alerts(api.a.organization.id)
     return str(alert.id)
 

@@ -20,7 +20,8 @@ T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 
 def reading(sensor: IoTSensor, minutes: int, value: float, battery: float | None = None) -> Ingested:
     r = IoTReading.measured(sensor, T0 + timedelta(minutes=minutes), value, battery_level=battery)
-    return Ingested(r, threshold_decision(sensor, r))
+    decision = threshold_decision(sensor, r)
+    return Ingested(r, (decision,) if decision else ())
 
 
 async def test_migrations_are_recorded_and_not_applied_twice(store: SqlStore) -> None:
@@ -161,7 +162,7 @@ async def test_concurrent_raise_decisions_in_one_batch_keep_one_active_alert(sto
     t = await make_tenant(store)
     flow = t.common_sensor
     batch = [reading(flow, m, 90.0) for m in range(5)]
-    assert all(isinstance(i.decision, RaiseAlert) for i in batch)
+    assert all(isinstance(d, RaiseAlert) for i in batch for d in i.decisions)
     await store.ingest(batch)
     assert [a.occurrences for a in await store.list_alerts(t.organization.id)] == [5]
 
@@ -169,7 +170,7 @@ async def test_concurrent_raise_decisions_in_one_batch_keep_one_active_alert(sto
 async def test_clear_without_active_alert_is_harmless(store: SqlStore) -> None:
     t = await make_tenant(store)
     r = IoTReading.measured(t.common_sensor, T0, 10.0)
-    await store.ingest([Ingested(r, ClearAlert(t.common_sensor.id, AlertType.THRESHOLD_EXCEEDED, T0))])
+    await store.ingest([Ingested(r, (ClearAlert(t.common_sensor.id, AlertType.THRESHOLD_EXCEEDED, T0),))])
     assert await store.list_alerts(t.organization.id) == []
 
 

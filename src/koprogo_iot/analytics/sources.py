@@ -171,30 +171,44 @@ def index_results(points: list[Point], grid: Sequence[Bucket]) -> list[CounterRe
         return [_UNKNOWN] * len(grid)
     times = [t.timestamp() for t, _ in points]
     values = [v for _, v in points]
-    first, last = times[0], times[-1]
+    first, last, n = times[0], times[-1], len(times)
 
-    def at(moment: float) -> float:
-        i = bisect.bisect_right(times, moment)
-        if i >= len(times):
-            return values[-1]
-        t0, t1 = times[i - 1], times[i]
-        return values[i - 1] + (values[i] - values[i - 1]) * (moment - t0) / (t1 - t0)
+    def bound(moment: float, low: int) -> tuple[int, float]:
+        """The first point at or after `moment` (searched from `low`), and the index interpolated there."""
+        i = bisect.bisect_left(times, moment, low)
+        if i < n and times[i] == moment:
+            return i, values[i]
+        if i == 0:
+            return 0, values[0]
+        if i == n:
+            return n, values[-1]
+        t0 = times[i - 1]
+        return i, values[i - 1] + (values[i] - values[i - 1]) * (moment - t0) / (times[i] - t0)
 
     results = []
+    # Grids are sorted and usually contiguous: each bucket's start is the previous one's end, found once.
+    previous_end: datetime | None = None
+    end_position, end_index = 0, values[0]
     for start, end in grid:
-        s, e = start.timestamp(), end.timestamp()
-        low, high = max(s, first), min(e, last)
-        if low >= high:
+        s = start.timestamp()
+        if start == previous_end:
+            low_position, low_index = end_position, end_index
+        else:
+            low_position, low_index = bound(s, 0)
+        e = end.timestamp()
+        end_position, end_index = bound(e, low_position)
+        previous_end = end
+        if max(s, first) >= min(e, last):
             results.append(_UNKNOWN)
             continue
-        low_index, high_index = bisect.bisect_left(times, s), bisect.bisect_left(times, e)
-        any_inside = high_index > low_index
+        # Before the first point or after the last, the index is flat: the bounds clamp to the covered part.
+        any_inside = end_position > low_position
         results.append(
             CounterResult(
-                consumption=at(high) - at(low),
-                first=points[low_index] if any_inside else None,
-                last=points[high_index - 1] if any_inside else None,
-                readings=high_index - low_index,
+                consumption=end_index - low_index,
+                first=points[low_position] if any_inside else None,
+                last=points[end_position - 1] if any_inside else None,
+                readings=end_position - low_position,
                 resets=0,
                 rollovers=0,
                 gaps=(),

@@ -7,7 +7,19 @@ from fastapi import FastAPI, Response
 
 from koprogo_iot import __version__
 from koprogo_iot.api import errors
-from koprogo_iot.api.routers import alerts, analytics, auth, ingest, insights, ista, sensors, stream, tenancy
+from koprogo_iot.api.routers import (
+    alert_rules,
+    alerts,
+    analytics,
+    auth,
+    ingest,
+    insights,
+    ista,
+    notifications,
+    sensors,
+    stream,
+    tenancy,
+)
 from koprogo_iot.services.container import Services
 
 API_PREFIX = "/api/v1"
@@ -21,7 +33,19 @@ def create_app(services: Services) -> FastAPI:
     )
     app.state.services = services
     errors.install(app)
-    for module in (auth, tenancy, sensors, alerts, ingest, stream, analytics, ista, insights):
+    for module in (
+        auth,
+        tenancy,
+        sensors,
+        alerts,
+        alert_rules,
+        notifications,
+        ingest,
+        stream,
+        analytics,
+        ista,
+        insights,
+    ):
         app.include_router(module.router, prefix=API_PREFIX)
 
     @app.get("/metrics", tags=["operations"], include_in_schema=False)

@@ -34,12 +34,14 @@ class UserOut(_Out):
     full_name: str
     role: Role
     unit_ids: list[UUID]
+    phone: str | None = None
+    push_topic: str | None = None
 
     @classmethod
     def of(cls, user: User) -> UserOut:
         return cls(
             id=user.id, organization_id=user.organization_id, email=user.email, full_name=user.full_name,
-            role=user.role, unit_ids=sorted(user.unit_ids, key=str),
+            role=user.role, unit_ids=sorted(user.unit_ids, key=str), phone=user.phone, push_topic=user.push_topic,
         )  # fmt: skip
 
 
@@ -95,6 +97,15 @@ class UserIn(_In):
     role: Role
     unit_ids: list[UUID] = []
     organization_id: UUID | None = Field(None, description="superadmin only: create the user in this organization")
+    phone: str | None = Field(None, description="for SMS alerts, e.g. +32 470 12 34 56")
+    push_topic: str | None = Field(None, description="for push alerts: the user's topic on the push server (ntfy)")
+
+
+class ContactsIn(_In):
+    """A user's SMS and push contacts (email is the login); null or empty removes one."""
+
+    phone: str | None = Field(None, description="for SMS alerts, e.g. +32 470 12 34 56")
+    push_topic: str | None = Field(None, description="for push alerts: the user's topic on the push server (ntfy)")
 
 
 class SensorUpdate(_In):
@@ -206,11 +217,25 @@ class AlertOut(_Out):
     acknowledged_by: UUID | None
     acknowledged_at: datetime | None
     resolution_note: str | None
+    rule: str | None = Field(description="the rule that raised it: threshold, night_flow, stuck, offline...")
     created_at: datetime
 
     @classmethod
     def of(cls, alert: IoTAlert) -> AlertOut:
         return cls.model_validate(alert)
+
+
+class AlertStatisticsOut(_Out):
+    total: int
+    by_type: dict[AlertType, int]
+    by_severity: dict[AlertSeverity, int]
+    by_building: dict[UUID, int]
+    active: int
+    active_unacknowledged: int
+    acknowledged: int
+    mean_time_to_acknowledge_s: float | None = Field(
+        description="mean of acknowledged_at - triggered_at over the acknowledged alerts, in seconds"
+    )
 
 
 class AcknowledgeIn(_In):

@@ -35,7 +35,8 @@ class DeviceReading:
     time_source: TimeSource
     battery_level: float | None = None  # percent
     signal_strength: int | None = None  # dBm
-    status_flags: frozenset[str] = frozenset()  # device-reported conditions, e.g. {"LEAK"} from a wM-Bus meter
+    # Device-reported conditions, e.g. {"LEAK"} from a wM-Bus meter; None: the device reports no status at all.
+    status_flags: frozenset[str] | None = None
 
 
 class DecodeError(ValueError):

@@ -48,11 +48,11 @@ def _is_date(value: object) -> bool:
     return True
 
 
-def _status_flags(telegram: dict[str, Any]) -> frozenset[str]:
+def _status_flags(telegram: dict[str, Any]) -> frozenset[str] | None:
     # Newer releases send `status`, older ones only `current_status`; flags are space-separated, "OK" means none.
     status = telegram.get("status", telegram.get("current_status"))
     if status is None:
-        return frozenset()
+        return None  # this meter driver reports no status: nothing to raise or clear
     if not isinstance(status, str):
         raise DecodeError("schema_violation", "status must be a string")
     return frozenset(flag for flag in status.replace(",", " ").split() if flag != "OK")

@@ -60,6 +60,9 @@ class IoTAlert:
     acknowledged_by: UUID | None = None
     acknowledged_at: datetime | None = None
     resolution_note: str | None = None
+    rule: str | None = None  # which rule raised it ("threshold", "night_flow", "stuck"...)
+    notified_at: datetime | None = None  # when people were last told (first notice, escalation or reminder)
+    notified_severity: AlertSeverity | None = None
     id: UUID = field(default_factory=uuid.uuid4)
     created_at: datetime = field(default_factory=utcnow)
 
@@ -81,11 +84,12 @@ class RaiseAlert:
 
 @dataclass(frozen=True, slots=True)
 class ClearAlert:
-    """End the active alert of this type on the sensor, if there is one."""
+    """End the active alert of this type on the sensor, if there is one (and `rule` raised it, when given)."""
 
     sensor_id: UUID
     alert_type: AlertType
     at: datetime
+    rule: str | None = None
 
 
 AlertDecision = RaiseAlert | ClearAlert

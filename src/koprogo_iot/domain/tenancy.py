@@ -14,6 +14,11 @@ from koprogo_iot.domain.errors import InvalidValue
 
 # Deliberately loose: real validation happens when a message is delivered; this only catches typos.
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# International or national numbers as people type them: "+32 470 12.34.56", "0470/123456".
+_PHONE = re.compile(r"^\+?[0-9][0-9 ./()-]{5,24}$")
+_PHONE_SEPARATORS = re.compile(r"[ ./()-]")
+# A push topic is a path segment of the push server's URL (ntfy: letters, digits, `_` and `-`).
+_PUSH_TOPIC = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 def _require_text(value: str, name: str, max_length: int = 200) -> str:
@@ -23,6 +28,30 @@ def _require_text(value: str, name: str, max_length: int = 200) -> str:
     if len(value) > max_length:
         raise InvalidValue(f"{name} cannot be longer than {max_length} characters")
     return value
+
+
+def check_email(value: str) -> str:
+    email = value.strip().lower()
+    if not _EMAIL.match(email):
+        raise InvalidValue(f"{value!r} is not an email address")
+    return email
+
+
+def check_phone(value: str | None) -> str | None:
+    """The number without separators ("+32470123456"), or None when empty; SMS gateways want digits only."""
+    if value is None or not value.strip():
+        return None
+    if not _PHONE.match(value.strip()):
+        raise InvalidValue(f"{value!r} is not a phone number")
+    return _PHONE_SEPARATORS.sub("", value.strip())
+
+
+def check_push_topic(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None
+    if not _PUSH_TOPIC.match(value.strip()):
+        raise InvalidValue(f"{value!r} is not a push topic: 1 to 64 letters, digits, '_' or '-'")
+    return value.strip()
 
 
 class Role(StrEnum):
@@ -83,12 +112,14 @@ class User:
     unit_ids: frozenset[UUID] = frozenset()
     id: UUID = field(default_factory=uuid.uuid4)
     created_at: datetime = field(default_factory=utcnow)
+    # Where alerts reach the user besides their email (the login): SMS and push notifications.
+    phone: str | None = None
+    push_topic: str | None = None
 
     def __post_init__(self) -> None:
-        email = self.email.strip().lower()
-        if not _EMAIL.match(email):
-            raise InvalidValue(f"{self.email!r} is not an email address")
-        object.__setattr__(self, "email", email)
+        object.__setattr__(self, "email", check_email(self.email))
+        object.__setattr__(self, "phone", check_phone(self.phone))
+        object.__setattr__(self, "push_topic", check_push_topic(self.push_topic))
         object.__setattr__(self, "full_name", _require_text(self.full_name, "full name"))
         object.__setattr__(self, "role", Role(self.role))
         object.__setattr__(self, "unit_ids", frozenset(self.unit_ids))

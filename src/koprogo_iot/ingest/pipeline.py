@@ -15,15 +15,16 @@ from uuid import UUID
 
 from koprogo_iot.devices import native
 from koprogo_iot.devices.base import DecodeError, Decoder
-from koprogo_iot.domain.alerts import threshold_decision
 from koprogo_iot.domain.clock import utcnow
 from koprogo_iot.domain.dead_letters import DeadLetter
+from koprogo_iot.domain.detection import reading_decisions
 from koprogo_iot.domain.errors import NotFound, StorageUnavailable
 from koprogo_iot.domain.readings import IoTReading
+from koprogo_iot.domain.rules import AlertRules
 from koprogo_iot.domain.sensors import DeviceFormat, IoTSensor, SensorStatus
 from koprogo_iot.domain.units import conversion_factor
 from koprogo_iot.ingest import metrics
-from koprogo_iot.ingest.directory import SensorDirectory
+from koprogo_iot.ingest.directory import RulesLoader, SensorDirectory
 from koprogo_iot.ingest.rate_limit import RateLimiter
 from koprogo_iot.ingest.rejections import Reason, Rejected
 from koprogo_iot.ingest.topics import ParsedTopic
@@ -73,6 +74,8 @@ class _Value:
     unit: str  # the device's unit; "" when it states none (native: the sensor's own)
     battery_level: float | None
     signal_strength: int | None
+    rules: AlertRules
+    flags: frozenset[str] | None = None  # None: the device reports no status flags
 
 
 class Pipeline:
@@ -84,12 +87,13 @@ class Pipeline:
         limits: IngestLimits | None = None,
         bus: LiveBus | None = None,
         decoders: Mapping[DeviceFormat, Decoder] | None = None,
+        rules: RulesLoader | None = None,
     ) -> None:
         self.store = store
         self.limits = limits or IngestLimits()
         self.bus = bus
         self.decoders = dict(decoders or {})
-        self.directory = SensorDirectory(store)
+        self.directory = SensorDirectory(store, rules=rules)
         self.stats = IngestStats()
         self._rate = RateLimiter(self.limits.rate_per_sensor, self.limits.burst_per_sensor)
         self._letters: dict[tuple[str, str], tuple[float, int]] = {}
@@ -182,7 +186,10 @@ class Pipeline:
         if sensor is None:
             raise await self._why_unknown(topic, topic.rest)
         self._check_placement(sensor, topic)
-        return [_Value(sensor, payload.timestamp, payload.value, "", payload.battery_level, payload.signal_strength)]
+        rules = await self.directory.rules(sensor)
+        return [
+            _Value(sensor, payload.timestamp, payload.value, "", payload.battery_level, payload.signal_strength, rules)
+        ]
 
     async def _device(self, topic: ParsedTopic, message: Message) -> list[_Value]:
         decoder = self.decoders.get(topic.device_format)
@@ -201,7 +208,7 @@ class Pipeline:
             self._check_placement(sensor, topic)
             values.append(
                 _Value(sensor, reading.timestamp, reading.value, reading.unit, reading.battery_level,
-                       reading.signal_strength)
+                       reading.signal_strength, await self.directory.rules(sensor), reading.status_flags)
             )  # fmt: skip
         metrics.DEVICE_VALUES_IGNORED.inc(len(unread))
         if decoded and not values:
@@ -260,7 +267,7 @@ class Pipeline:
         reading = IoTReading.measured(
             v.sensor, v.timestamp, v.value * factor, v.battery_level, v.signal_strength, received_at
         )
-        return Ingested(reading, threshold_decision(v.sensor, reading))
+        return Ingested(reading, reading_decisions(v.sensor, v.rules, reading, v.flags))
 
     async def _organization_exists(self, organization_id: UUID) -> bool:
         if organization_id not in self._organizations:

@@ -1,4 +1,4 @@
-"""The live bus port and what travels on it."""
+"""The live bus port and what travels on it: stored readings, and critical alerts as people are told of them."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from uuid import UUID
 
 import msgspec
 
+from koprogo_iot.domain.alerts import IoTAlert
 from koprogo_iot.domain.readings import IoTReading
 
 
@@ -30,6 +31,28 @@ class LiveReading(msgspec.Struct, frozen=True):
                    r.is_anomaly)  # fmt: skip
 
 
+class LiveAlert(msgspec.Struct, frozen=True):
+    """An alert as dashboards receive it, published once when people are first told (or told it escalated)."""
+
+    id: UUID
+    sensor_id: UUID
+    building_id: UUID
+    unit_id: UUID | None
+    alert_type: str
+    severity: str
+    message: str
+    triggered_at: datetime
+    occurrences: int
+    reading_value: float | None
+    threshold_value: float | None
+    purpose: str  # "opened" or "escalated"
+
+    @classmethod
+    def of(cls, a: IoTAlert, purpose: str) -> LiveAlert:
+        return cls(a.id, a.sensor_id, a.building_id, a.unit_id, a.alert_type.value, a.severity.value, a.message,
+                   a.triggered_at, a.occurrences, a.reading_value, a.threshold_value, purpose)  # fmt: skip
+
+
 class LiveBus(Protocol):
     """One stream per organization. Publishing never raises: a live view that lags must not stop storage."""
 
@@ -37,6 +60,12 @@ class LiveBus(Protocol):
 
     def subscribe(self, organization_id: UUID) -> AsyncIterator[list[LiveReading]]:
         """Batches of readings published from now on, until the consumer stops iterating."""
+        ...
+
+    async def publish_alert(self, organization_id: UUID, alert: LiveAlert) -> None: ...
+
+    def subscribe_alerts(self, organization_id: UUID) -> AsyncIterator[LiveAlert]:
+        """Alerts published from now on, until the consumer stops iterating."""
         ...
 
     async def close(self) -> None: ...

@@ -6,29 +6,33 @@ import asyncio
 import contextlib
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
+from typing import Generic, TypeVar
 from uuid import UUID
 
 from koprogo_iot.domain.readings import IoTReading
-from koprogo_iot.live.bus import LiveReading
+from koprogo_iot.live.bus import LiveAlert, LiveReading
 
 SUBSCRIBER_BACKLOG = 1000  # batches; a subscriber this far behind loses the oldest (a dashboard wants the latest)
+T = TypeVar("T")
 
 
-class MemoryBus:
+class _Topic(Generic[T]):
+    """The subscribers of one kind of message, per organization."""
+
     def __init__(self) -> None:
-        self._subscribers: defaultdict[UUID, set[asyncio.Queue[list[LiveReading]]]] = defaultdict(set)
+        self._subscribers: defaultdict[UUID, set[asyncio.Queue[T]]] = defaultdict(set)
 
-    async def publish(self, organization_id: UUID, readings: Sequence[IoTReading]) -> None:
-        if not readings or not self._subscribers.get(organization_id):
-            return
-        batch = [LiveReading.of(r) for r in readings]
-        for queue in self._subscribers[organization_id]:
+    def listened(self, organization_id: UUID) -> bool:
+        return bool(self._subscribers.get(organization_id))
+
+    def put(self, organization_id: UUID, message: T) -> None:
+        for queue in self._subscribers.get(organization_id, ()):
             if queue.full():
                 queue.get_nowait()
-            queue.put_nowait(batch)
+            queue.put_nowait(message)
 
-    async def subscribe(self, organization_id: UUID) -> AsyncIterator[list[LiveReading]]:
-        queue: asyncio.Queue[list[LiveReading]] = asyncio.Queue(SUBSCRIBER_BACKLOG)
+    async def subscribe(self, organization_id: UUID) -> AsyncIterator[T]:
+        queue: asyncio.Queue[T] = asyncio.Queue(SUBSCRIBER_BACKLOG)
         self._subscribers[organization_id].add(queue)
         try:
             while True:
@@ -37,5 +41,28 @@ class MemoryBus:
             with contextlib.suppress(KeyError):
                 self._subscribers[organization_id].remove(queue)
 
-    async def close(self) -> None:
+    def clear(self) -> None:
         self._subscribers.clear()
+
+
+class MemoryBus:
+    def __init__(self) -> None:
+        self._readings: _Topic[list[LiveReading]] = _Topic()
+        self._alerts: _Topic[LiveAlert] = _Topic()
+
+    async def publish(self, organization_id: UUID, readings: Sequence[IoTReading]) -> None:
+        if readings and self._readings.listened(organization_id):
+            self._readings.put(organization_id, [LiveReading.of(r) for r in readings])
+
+    def subscribe(self, organization_id: UUID) -> AsyncIterator[list[LiveReading]]:
+        return self._readings.subscribe(organization_id)
+
+    async def publish_alert(self, organization_id: UUID, alert: LiveAlert) -> None:
+        self._alerts.put(organization_id, alert)
+
+    def subscribe_alerts(self, organization_id: UUID) -> AsyncIterator[LiveAlert]:
+        return self._alerts.subscribe(organization_id)
+
+    async def close(self) -> None:
+        self._readings.clear()
+        self._alerts.clear()

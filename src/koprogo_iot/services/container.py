@@ -8,6 +8,7 @@ from datetime import timedelta
 from koprogo_iot.live.bus import LiveBus
 from koprogo_iot.live.memory import MemoryBus
 from koprogo_iot.services.accounts import Accounts
+from koprogo_iot.services.alert_rules import AlertRuleSettings
 from koprogo_iot.services.monitoring import Monitoring
 from koprogo_iot.services.provisioning import Provisioning
 from koprogo_iot.storage.ports import Store
@@ -20,6 +21,7 @@ class Services:
     provisioning: Provisioning
     monitoring: Monitoring
     bus: LiveBus
+    alert_rules: AlertRuleSettings
 
     @classmethod
     def over(
@@ -27,5 +29,6 @@ class Services:
     ) -> Services:
         provisioning = Provisioning(store)
         return cls(
-            store, Accounts(store, secret, token_ttl), provisioning, Monitoring(store, provisioning), bus or MemoryBus()
-        )
+            store, Accounts(store, secret, token_ttl), provisioning, Monitoring(store, provisioning),
+            bus or MemoryBus(), alert_rules=AlertRuleSettings(store, provisioning),
+        )  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from uuid import UUID
 
@@ -9,11 +10,11 @@ from koprogo_iot.domain.access import Principal
 from koprogo_iot.domain.alerts import IoTAlert
 from koprogo_iot.domain.clock import utcnow
 from koprogo_iot.domain.dead_letters import DeadLetter
-from koprogo_iot.domain.errors import InvalidValue
+from koprogo_iot.domain.errors import InvalidValue, NotFound
 from koprogo_iot.domain.readings import IoTReading
 from koprogo_iot.domain.tenancy import Role
 from koprogo_iot.services.provisioning import Provisioning
-from koprogo_iot.storage.ports import AlertFilter, Store
+from koprogo_iot.storage.ports import AlertFilter, AlertStatistics, Store
 
 MAX_READINGS_PAGE = 10_000
 
@@ -38,14 +39,29 @@ class Monitoring:
             raise InvalidValue(f"limit must be between 1 and {MAX_READINGS_PAGE}")
         return await self.store.list_readings(principal.organization_id, sensor_id, start, end, limit)
 
+    async def _scoped(self, principal: Principal, where: AlertFilter) -> AlertFilter:
+        """`where` narrowed to the sensors the caller may read (an owner: their units' and common sensors)."""
+        if where.start is not None and where.end is not None and where.start >= where.end:
+            raise InvalidValue("start must be before end")
+        if principal.role.manages:
+            return where
+        visible = await self.provisioning.list_sensors(principal)
+        return replace(where, sensor_ids=frozenset(s.id for s in visible))
+
     async def alerts(self, principal: Principal, where: AlertFilter) -> list[IoTAlert]:
+        return await self.store.list_alerts(principal.organization_id, await self._scoped(principal, where))
+
+    async def alert(self, principal: Principal, alert_id: UUID) -> IoTAlert:
+        """One alert the caller may see; another organization's, or an owner's neighbour's, looks absent."""
+        alert = await self.store.get_alert(principal.organization_id, alert_id)
         if not principal.role.manages:
-            visible = await self.provisioning.list_sensors(principal)
-            where = AlertFilter(
-                where.status, where.acknowledged, where.sensor_id, where.building_id,
-                frozenset(s.id for s in visible), where.limit,
-            )  # fmt: skip
-        return await self.store.list_alerts(principal.organization_id, where)
+            sensor = await self.store.get_sensor(principal.organization_id, alert.sensor_id)
+            if not principal.can_read(sensor):
+                raise NotFound(f"alert {alert_id} not found")
+        return alert
+
+    async def alert_statistics(self, principal: Principal, where: AlertFilter) -> AlertStatistics:
+        return await self.store.alert_statistics(principal.organization_id, await self._scoped(principal, where))
 
     async def dead_letters(self, principal: Principal, reason: str | None, limit: int) -> list[DeadLetter]:
         """A syndic sees their organization's; a superadmin operates the platform and sees everyone's."""

@@ -83,6 +83,8 @@ class Provisioning:
         role: Role,
         unit_ids: frozenset[UUID] = frozenset(),
         organization_id: UUID | None = None,
+        phone: str | None = None,
+        push_topic: str | None = None,
     ) -> User:
         """Syndics add users to their organization; a superadmin may add them to any organization."""
         principal.require_manager()
@@ -101,6 +103,8 @@ class Provisioning:
             role=role,
             password_hash=hash_password(password),
             unit_ids=unit_ids,
+            phone=phone,
+            push_topic=push_topic,
         )
         if await self.store.find_user_by_email(user.email) is not None:
             raise Conflict(f"a user with email {user.email} already exists")

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
-from koprogo_iot.domain.alerts import AlertDecision, AlertStatus, IoTAlert
+from koprogo_iot.domain.alerts import AlertDecision, AlertSeverity, AlertStatus, AlertType, IoTAlert
 from koprogo_iot.domain.dead_letters import DeadLetter
 from koprogo_iot.domain.readings import IoTReading
 from koprogo_iot.domain.sensors import IoTSensor
@@ -20,7 +20,7 @@ class Ingested:
     """A reading to store with what it decided about alerts (applied only if the reading is new)."""
 
     reading: IoTReading
-    decision: AlertDecision | None = None
+    decisions: tuple[AlertDecision, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +42,24 @@ class AlertFilter:
     building_id: UUID | None = None
     sensor_ids: frozenset[UUID] | None = None  # owner scope: alerts of the sensors they may read
     limit: int = 100
+    alert_type: AlertType | None = None
+    severity: AlertSeverity | None = None
+    start: datetime | None = None  # period on `triggered_at`: start included, end excluded
+    end: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertStatistics:
+    """Counts over the alerts a filter selects (triggered in its period), and how fast people acknowledge them."""
+
+    total: int
+    by_type: dict[AlertType, int]
+    by_severity: dict[AlertSeverity, int]
+    by_building: dict[UUID, int]
+    active: int
+    active_unacknowledged: int
+    acknowledged: int
+    mean_time_to_acknowledge_s: float | None  # None: nothing acknowledged; to the millisecond
 
 
 class Store(Protocol):
@@ -104,8 +122,16 @@ class Store(Protocol):
     async def count_dead_letters(self, organization_id: UUID | None) -> dict[str, int]: ...
 
     # --- alerts
+    async def apply_alert_decisions(self, organization_id: UUID, decisions: Sequence[AlertDecision]) -> None:
+        """Apply decisions taken outside ingestion (window rules), in order, in one transaction."""
+        ...
+
     async def get_alert(self, organization_id: UUID, alert_id: UUID) -> IoTAlert: ...
     async def list_alerts(self, organization_id: UUID, where: AlertFilter = AlertFilter()) -> list[IoTAlert]: ...
+    async def alert_statistics(self, organization_id: UUID, where: AlertFilter = AlertFilter()) -> AlertStatistics:
+        """Statistics over the alerts `where` selects (its limit aside)."""
+        ...
+
     async def acknowledge_alert(
         self, organization_id: UUID, alert_id: UUID, user_id: UUID, note: str | None, at: datetime
     ) -> IoTAlert: ...

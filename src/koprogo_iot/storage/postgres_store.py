@@ -53,9 +53,9 @@ class PostgresStore(SqlStore):
     async def _clear_alerts(self, tx: Executor, organization_id: UUID, clears: list[ClearAlert]) -> None:
         await tx.execute(
             "UPDATE iot_alerts a SET cleared_at = v.at "
-            "FROM unnest($2::uuid[], $3::text[], $4::timestamptz[]) AS v(sensor_id, alert_type, at) "
+            "FROM unnest($2::uuid[], $3::text[], $4::timestamptz[], $5::text[]) AS v(sensor_id, alert_type, at, rule) "
             "WHERE a.organization_id = $1 AND a.sensor_id = v.sensor_id AND a.alert_type = v.alert_type "
-            "AND a.cleared_at IS NULL",
+            "AND a.cleared_at IS NULL AND (v.rule IS NULL OR a.rule = v.rule)",
             organization_id, [c.sensor_id for c in clears], [c.alert_type.value for c in clears],
-            [c.at for c in clears],
+            [c.at for c in clears], [c.rule for c in clears],
         )  # fmt: skip

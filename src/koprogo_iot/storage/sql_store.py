@@ -7,14 +7,21 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from koprogo_iot.domain.alerts import AlertSeverity, AlertStatus, AlertType, ClearAlert, IoTAlert, RaiseAlert
+from koprogo_iot.domain.alerts import (
+    AlertDecision,
+    AlertSeverity,
+    AlertStatus,
+    AlertType,
+    ClearAlert,
+    IoTAlert,
+)
 from koprogo_iot.domain.dead_letters import DeadLetter
 from koprogo_iot.domain.errors import NotFound
 from koprogo_iot.domain.readings import IoTReading, ReadingQuality
 from koprogo_iot.domain.sensors import IoTSensor
 from koprogo_iot.domain.tenancy import Building, Organization, Role, Unit, User
 from koprogo_iot.storage.database import Database, Executor, Row
-from koprogo_iot.storage.ports import AlertFilter, Ingested, SensorFilter
+from koprogo_iot.storage.ports import AlertFilter, AlertStatistics, Ingested, SensorFilter
 
 # Row decoding shared by every module reading rows: SQLite gives text, PostgreSQL gives typed values.
 
@@ -35,7 +42,7 @@ def as_time_or_none(value: Any) -> datetime | None:
     return None if value is None else as_time(value)
 
 
-_SENSOR_COLUMNS = (
+SENSOR_COLUMNS = (
     "id, organization_id, building_id, unit_id, sensor_id, device_format, device_field, sensor_type, kind, "
     "manufacturer, model, "
     "firmware_version, location, floor, unit_of_measure, sampling_interval, calibration_factor, "
@@ -46,24 +53,29 @@ READING_COLUMNS = (
     "sensor_id, ts, organization_id, building_id, unit_id, value, unit_of_measure, battery_level, "
     "signal_strength, quality, is_anomaly, anomaly_reason, received_at"
 )
-_ALERT_COLUMNS = (
+ALERT_COLUMNS = (
     "id, organization_id, sensor_id, building_id, unit_id, alert_type, severity, message, triggered_at, "
     "last_triggered_at, occurrences, reading_value, threshold_value, cleared_at, email_sent, sms_sent, push_sent, "
-    "acknowledged_by, acknowledged_at, resolution_note, created_at"
+    "acknowledged_by, acknowledged_at, resolution_note, rule, notified_at, notified_severity, created_at"
 )
 
 
 _DEAD_LETTER_COLUMNS = "organization_id, topic, payload_excerpt, payload_size, reason, detail, received_at"
 # SQLite accepts 32,766 parameters per statement (since 3.32): 13 columns x 2,000 rows stays below.
 _ROWS_PER_STATEMENT = 2_000
-# The partial unique index keeps one active alert per (sensor, type): a repeat updates it, and its severity
-# only ever rises while it is active.
+# The partial unique index keeps one active alert per (sensor, type), also against concurrent workers: a repeat
+# updates it, and its severity only ever rises while it is active. Evidence already counted (a window rule judging
+# the same readings again) is not a repeat; a reading arriving out of order is, but does not move the last value.
+_OTHER = "(iot_alerts.last_triggered_at IS NULL OR excluded.last_triggered_at <> iot_alerts.last_triggered_at)"
+_NEWER = "(iot_alerts.last_triggered_at IS NULL OR excluded.last_triggered_at > iot_alerts.last_triggered_at)"
 _RAISE_ALERT = (
-    f"INSERT INTO iot_alerts ({_ALERT_COLUMNS}) VALUES ({{placeholders}}) "
+    f"INSERT INTO iot_alerts ({ALERT_COLUMNS}) VALUES ({{placeholders}}) "
     "ON CONFLICT (sensor_id, alert_type) WHERE cleared_at IS NULL DO UPDATE SET "
-    "occurrences = iot_alerts.occurrences + 1, last_triggered_at = excluded.last_triggered_at, "
-    "reading_value = excluded.reading_value, threshold_value = excluded.threshold_value, "
-    "message = excluded.message, severity = CASE WHEN iot_alerts.severity = 'critical' THEN 'critical' "
+    f"occurrences = iot_alerts.occurrences + CASE WHEN {_OTHER} THEN 1 ELSE 0 END, "
+    f"last_triggered_at = CASE WHEN {_NEWER} THEN excluded.last_triggered_at ELSE iot_alerts.last_triggered_at END, "
+    f"reading_value = CASE WHEN {_NEWER} THEN excluded.reading_value ELSE iot_alerts.reading_value END, "
+    "threshold_value = excluded.threshold_value, message = excluded.message, rule = excluded.rule, "
+    "severity = CASE WHEN iot_alerts.severity = 'critical' THEN 'critical' "
     "WHEN excluded.severity = 'info' THEN iot_alerts.severity ELSE excluded.severity END"
 )
 
@@ -84,10 +96,10 @@ def _placeholders(columns: str, start: int = 1) -> str:
     return ", ".join(f"${i}" for i in range(start, start + columns.count(",") + 1))
 
 
-_RAISE_ALERT = _RAISE_ALERT.format(placeholders=_placeholders(_ALERT_COLUMNS))
+_RAISE_ALERT = _RAISE_ALERT.format(placeholders=_placeholders(ALERT_COLUMNS))
 
 
-def _sensor(row: Row) -> IoTSensor:
+def sensor_from_row(row: Row) -> IoTSensor:
     return IoTSensor(
         id=as_uuid(row["id"]),
         organization_id=as_uuid(row["organization_id"]),
@@ -153,7 +165,7 @@ def reading_values(r: IoTReading) -> tuple[object, ...]:
     )  # fmt: skip
 
 
-def _alert(row: Row) -> IoTAlert:
+def alert_from_row(row: Row) -> IoTAlert:
     return IoTAlert(
         id=as_uuid(row["id"]),
         organization_id=as_uuid(row["organization_id"]),
@@ -175,6 +187,9 @@ def _alert(row: Row) -> IoTAlert:
         acknowledged_by=as_uuid_or_none(row["acknowledged_by"]),
         acknowledged_at=as_time_or_none(row["acknowledged_at"]),
         resolution_note=row["resolution_note"],
+        rule=row["rule"],
+        notified_at=as_time_or_none(row["notified_at"]),
+        notified_severity=None if row["notified_severity"] is None else AlertSeverity(row["notified_severity"]),
         created_at=as_time(row["created_at"]),
     )
 
@@ -183,7 +198,8 @@ def _alert_values(a: IoTAlert) -> tuple[object, ...]:
     return (
         a.id, a.organization_id, a.sensor_id, a.building_id, a.unit_id, a.alert_type, a.severity, a.message,
         a.triggered_at, a.last_triggered_at, a.occurrences, a.reading_value, a.threshold_value, a.cleared_at,
-        a.email_sent, a.sms_sent, a.push_sent, a.acknowledged_by, a.acknowledged_at, a.resolution_note, a.created_at,
+        a.email_sent, a.sms_sent, a.push_sent, a.acknowledged_by, a.acknowledged_at, a.resolution_note, a.rule,
+        a.notified_at, a.notified_severity, a.created_at,
     )  # fmt: skip
 
 
@@ -228,7 +244,7 @@ class SqlStore:
         )  # fmt: skip
 
     @staticmethod
-    def _building(row: Row) -> Building:
+    def building_from_row(row: Row) -> Building:
         return Building(
             id=as_uuid(row["id"]), organization_id=as_uuid(row["organization_id"]), name=row["name"],
             address=row["address"], created_at=as_time(row["created_at"]),
@@ -238,11 +254,11 @@ class SqlStore:
         row = await self.db.fetchrow(
             "SELECT * FROM buildings WHERE organization_id = $1 AND id = $2", organization_id, building_id
         )
-        return self._building(_found(row, "building", building_id))
+        return self.building_from_row(_found(row, "building", building_id))
 
     async def list_buildings(self, organization_id: UUID) -> list[Building]:
         rows = await self.db.fetch("SELECT * FROM buildings WHERE organization_id = $1 ORDER BY name", organization_id)
-        return [self._building(r) for r in rows]
+        return [self.building_from_row(r) for r in rows]
 
     async def add_unit(self, unit: Unit) -> None:
         await self.db.execute(
@@ -252,7 +268,7 @@ class SqlStore:
         )  # fmt: skip
 
     @staticmethod
-    def _unit(row: Row) -> Unit:
+    def unit_from_row(row: Row) -> Unit:
         return Unit(
             id=as_uuid(row["id"]), organization_id=as_uuid(row["organization_id"]),
             building_id=as_uuid(row["building_id"]), name=row["name"], floor=row["floor"],
@@ -263,7 +279,7 @@ class SqlStore:
         row = await self.db.fetchrow(
             "SELECT * FROM units WHERE organization_id = $1 AND id = $2", organization_id, unit_id
         )
-        return self._unit(_found(row, "unit", unit_id))
+        return self.unit_from_row(_found(row, "unit", unit_id))
 
     async def list_units(self, organization_id: UUID, building_id: UUID | None = None) -> list[Unit]:
         if building_id is None:
@@ -273,15 +289,15 @@ class SqlStore:
                 "SELECT * FROM units WHERE organization_id = $1 AND building_id = $2 ORDER BY name",
                 organization_id, building_id,
             )  # fmt: skip
-        return [self._unit(r) for r in rows]
+        return [self.unit_from_row(r) for r in rows]
 
     async def add_user(self, user: User) -> None:
         async with self.db.transaction() as tx:
             await tx.execute(
-                "INSERT INTO users (id, organization_id, email, full_name, role, password_hash, created_at) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                "INSERT INTO users (id, organization_id, email, full_name, role, password_hash, created_at, phone, "
+                "push_topic) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 user.id, user.organization_id, user.email, user.full_name, user.role, user.password_hash,
-                user.created_at,
+                user.created_at, user.phone, user.push_topic,
             )  # fmt: skip
             for unit_id in sorted(user.unit_ids):
                 await tx.execute("INSERT INTO user_units (user_id, unit_id) VALUES ($1, $2)", user.id, unit_id)
@@ -294,6 +310,7 @@ class SqlStore:
             id=as_uuid(row["id"]), organization_id=as_uuid(row["organization_id"]), email=row["email"],
             full_name=row["full_name"], role=Role(row["role"]), password_hash=row["password_hash"],
             unit_ids=frozenset(as_uuid(u["unit_id"]) for u in units), created_at=as_time(row["created_at"]),
+            phone=row["phone"], push_topic=row["push_topic"],
         )  # fmt: skip
 
     async def get_user(self, organization_id: UUID, user_id: UUID) -> User:
@@ -316,31 +333,31 @@ class SqlStore:
 
     async def add_sensor(self, sensor: IoTSensor) -> None:
         await self.db.execute(
-            f"INSERT INTO iot_sensors ({_SENSOR_COLUMNS}) VALUES ({_placeholders(_SENSOR_COLUMNS)})",
+            f"INSERT INTO iot_sensors ({SENSOR_COLUMNS}) VALUES ({_placeholders(SENSOR_COLUMNS)})",
             *_sensor_values(sensor),
         )
 
     async def get_sensor(self, organization_id: UUID, sensor_id: UUID) -> IoTSensor:
         row = await self.db.fetchrow(
-            f"SELECT {_SENSOR_COLUMNS} FROM iot_sensors WHERE organization_id = $1 AND id = $2",
+            f"SELECT {SENSOR_COLUMNS} FROM iot_sensors WHERE organization_id = $1 AND id = $2",
             organization_id, sensor_id,
         )  # fmt: skip
-        return _sensor(_found(row, "sensor", sensor_id))
+        return sensor_from_row(_found(row, "sensor", sensor_id))
 
     async def find_sensor(self, organization_id: UUID, device_id: str, device_field: str = "") -> IoTSensor | None:
         row = await self.db.fetchrow(
-            f"SELECT {_SENSOR_COLUMNS} FROM iot_sensors "
+            f"SELECT {SENSOR_COLUMNS} FROM iot_sensors "
             "WHERE organization_id = $1 AND sensor_id = $2 AND device_field = $3",
             organization_id, device_id, device_field,
         )  # fmt: skip
-        return None if row is None else _sensor(row)
+        return None if row is None else sensor_from_row(row)
 
     async def list_sensors(self, organization_id: UUID, where: SensorFilter = SensorFilter()) -> list[IoTSensor]:
         rows = await self.db.fetch(
-            f"SELECT {_SENSOR_COLUMNS} FROM iot_sensors WHERE organization_id = $1 ORDER BY location, sensor_id",
+            f"SELECT {SENSOR_COLUMNS} FROM iot_sensors WHERE organization_id = $1 ORDER BY location, sensor_id",
             organization_id,
         )
-        sensors = [_sensor(r) for r in rows]
+        sensors = [sensor_from_row(r) for r in rows]
         # Filters are applied here: an organization has hundreds of sensors, not millions.
         if where.building_id is not None:
             sensors = [s for s in sensors if s.building_id == where.building_id]
@@ -457,32 +474,37 @@ class SqlStore:
     async def _clear_alerts(self, tx: Executor, organization_id: UUID, clears: list[ClearAlert]) -> None:
         for clear in clears:
             await tx.execute(
-                "UPDATE iot_alerts SET cleared_at = $4 "
-                "WHERE organization_id = $1 AND sensor_id = $2 AND alert_type = $3 AND cleared_at IS NULL",
-                organization_id, clear.sensor_id, clear.alert_type, clear.at,
+                "UPDATE iot_alerts SET cleared_at = $4 WHERE organization_id = $1 AND sensor_id = $2 "
+                "AND alert_type = $3 AND cleared_at IS NULL AND ($5 IS NULL OR rule = $5)",
+                organization_id, clear.sensor_id, clear.alert_type, clear.at, clear.rule,
             )  # fmt: skip
 
+    async def apply_alert_decisions(self, organization_id: UUID, decisions: Sequence[AlertDecision]) -> None:
+        """Apply decisions taken outside ingestion (the periodic window rules), in order, in one transaction."""
+        async with self.db.transaction() as tx:
+            await self._apply(tx, [(organization_id, d) for d in decisions])
+
     async def _apply_decisions(self, tx: Executor, new: list[Ingested]) -> None:
+        await self._apply(tx, [(item.reading.organization_id, d) for item in new for d in item.decisions])
+
+    async def _apply(self, tx: Executor, decisions: list[tuple[UUID, AlertDecision]]) -> None:
         """Apply alert decisions in arrival order, with a run of clears collapsed into its first one.
 
-        Most readings of a sensor with thresholds say "clear" (nothing is wrong): those are applied in one
-        bulk statement per organization instead of one per reading.
+        Most readings of a sensor with rules say "clear" (nothing is wrong): those are applied in one bulk
+        statement per organization at the end instead of one per reading.
         """
-        clears: dict[tuple[UUID, UUID, AlertType], ClearAlert] = {}
-        for item in new:
-            decision, org = item.decision, item.reading.organization_id
-            if decision is None:
-                continue
-            key = (org, item.reading.sensor_id, decision.alert.alert_type if isinstance(decision, RaiseAlert) else
-                   decision.alert_type)  # fmt: skip
+        clears: dict[tuple[UUID, UUID, AlertType, str | None], ClearAlert] = {}
+        for org, decision in decisions:
             if isinstance(decision, ClearAlert):
-                clears.setdefault(key, decision)
+                clears.setdefault((org, decision.sensor_id, decision.alert_type, decision.rule), decision)
                 continue
-            if key in clears:  # the alert cleared before this new occurrence: close it first
+            alert = decision.alert
+            # The alert cleared before this new occurrence: close it first, so that this one opens a new alert.
+            for key in [k for k in clears if k[:3] == (org, alert.sensor_id, alert.alert_type)]:
                 await self._clear_alerts(tx, org, [clears.pop(key)])
-            await tx.execute(_RAISE_ALERT, *_alert_values(decision.alert))
+            await tx.execute(_RAISE_ALERT, *_alert_values(alert))
         by_org: dict[UUID, list[ClearAlert]] = {}
-        for (org, _, _), clear in clears.items():
+        for (org, *_), clear in clears.items():
             by_org.setdefault(org, []).append(clear)
         for org, pending in by_org.items():
             await self._clear_alerts(tx, org, pending)
@@ -562,35 +584,92 @@ class SqlStore:
 
     async def get_alert(self, organization_id: UUID, alert_id: UUID) -> IoTAlert:
         row = await self.db.fetchrow(
-            f"SELECT {_ALERT_COLUMNS} FROM iot_alerts WHERE organization_id = $1 AND id = $2",
+            f"SELECT {ALERT_COLUMNS} FROM iot_alerts WHERE organization_id = $1 AND id = $2",
             organization_id,
             alert_id,
         )
-        return _alert(_found(row, "alert", alert_id))
+        return alert_from_row(_found(row, "alert", alert_id))
 
-    async def list_alerts(self, organization_id: UUID, where: AlertFilter = AlertFilter()) -> list[IoTAlert]:
+    @staticmethod
+    def _alert_scope(organization_id: UUID, where: AlertFilter) -> tuple[str, list[object]]:
+        """The WHERE condition selecting the alerts of `where` (its limit aside), and its arguments."""
         clauses = ["organization_id = $1"]
         args: list[object] = [organization_id]
+
+        def bind(value: object) -> str:
+            args.append(value)
+            return f"${len(args)}"
+
         if where.status is AlertStatus.ACTIVE:
             clauses.append("cleared_at IS NULL")
         elif where.status is AlertStatus.CLEARED:
             clauses.append("cleared_at IS NOT NULL")
         if where.acknowledged is not None:
             clauses.append("acknowledged_at IS NOT NULL" if where.acknowledged else "acknowledged_at IS NULL")
-        for column, value in (("sensor_id", where.sensor_id), ("building_id", where.building_id)):
-            if value is not None:
-                args.append(value)
-                clauses.append(f"{column} = ${len(args)}")
+        equal = (
+            ("sensor_id", where.sensor_id), ("building_id", where.building_id),
+            ("alert_type", where.alert_type), ("severity", where.severity),
+        )  # fmt: skip
+        clauses.extend(f"{column} = {bind(value)}" for column, value in equal if value is not None)
+        if where.start is not None:
+            clauses.append(f"triggered_at >= {bind(where.start)}")
+        if where.end is not None:
+            clauses.append(f"triggered_at < {bind(where.end)}")
+        if where.sensor_ids is not None:
+            # Owner scope, in SQL so that the limit and the statistics count only what the owner may see:
+            # an owner reads a handful of sensors (their units' and the common ones), bound one by one.
+            ids = sorted(where.sensor_ids, key=str)
+            clauses.append(f"sensor_id IN ({', '.join(bind(i) for i in ids)})" if ids else "1 = 0")
+        return " AND ".join(clauses), args
+
+    async def list_alerts(self, organization_id: UUID, where: AlertFilter = AlertFilter()) -> list[IoTAlert]:
+        condition, args = self._alert_scope(organization_id, where)
         args.append(where.limit)
         rows = await self.db.fetch(
-            f"SELECT {_ALERT_COLUMNS} FROM iot_alerts WHERE {' AND '.join(clauses)} "
-            f"ORDER BY triggered_at DESC LIMIT ${len(args)}",
+            f"SELECT {ALERT_COLUMNS} FROM iot_alerts WHERE {condition} "
+            f"ORDER BY triggered_at DESC, id LIMIT ${len(args)}",
             *args,
         )
-        alerts = [_alert(r) for r in rows]
-        if where.sensor_ids is not None:
-            alerts = [a for a in alerts if a.sensor_id in where.sensor_ids]
-        return alerts
+        return [alert_from_row(r) for r in rows]
+
+    async def alert_statistics(self, organization_id: UUID, where: AlertFilter = AlertFilter()) -> AlertStatistics:
+        condition, args = self._alert_scope(organization_id, where)
+        # Whole milliseconds per alert on both dialects, so both give the same mean (SQLite's julianday() has
+        # millisecond precision; the float difference is rounded back to it).
+        if self.db.dialect == "postgres":
+            ack_ms = "ROUND(EXTRACT(EPOCH FROM (acknowledged_at - triggered_at)) * 1000)"
+        else:
+            ack_ms = "ROUND((julianday(acknowledged_at) - julianday(triggered_at)) * 86400000)"
+        totals = await self.db.fetchrow(
+            "SELECT COUNT(*) AS total, "
+            "COALESCE(SUM(CASE WHEN cleared_at IS NULL THEN 1 ELSE 0 END), 0) AS active, "
+            "COALESCE(SUM(CASE WHEN cleared_at IS NULL AND acknowledged_at IS NULL THEN 1 ELSE 0 END), 0) "
+            "AS active_unacknowledged, COUNT(acknowledged_at) AS acknowledged, "
+            f"CAST(AVG({ack_ms}) AS DOUBLE PRECISION) AS mean_ack_ms FROM iot_alerts WHERE {condition}",
+            *args,
+        )
+        groups = await self.db.fetch(
+            f"WITH scoped AS (SELECT alert_type, severity, building_id FROM iot_alerts WHERE {condition}) "
+            "SELECT 'type' AS dimension, alert_type AS value, COUNT(*) AS n FROM scoped GROUP BY alert_type "
+            "UNION ALL SELECT 'severity', severity, COUNT(*) FROM scoped GROUP BY severity "
+            "UNION ALL SELECT 'building', CAST(building_id AS TEXT), COUNT(*) FROM scoped GROUP BY building_id",
+            *args,
+        )
+        assert totals is not None  # an aggregate without GROUP BY always returns one row
+        counts: dict[str, dict[str, int]] = {"type": {}, "severity": {}, "building": {}}
+        for g in groups:
+            counts[g["dimension"]][g["value"]] = int(g["n"])
+        mean_ms = totals["mean_ack_ms"]
+        return AlertStatistics(
+            total=int(totals["total"]),
+            by_type={AlertType(k): n for k, n in counts["type"].items()},
+            by_severity={AlertSeverity(k): n for k, n in counts["severity"].items()},
+            by_building={UUID(k): n for k, n in counts["building"].items()},
+            active=int(totals["active"]),
+            active_unacknowledged=int(totals["active_unacknowledged"]),
+            acknowledged=int(totals["acknowledged"]),
+            mean_time_to_acknowledge_s=None if mean_ms is None else round(float(mean_ms) / 1000, 3),
+        )
 
     async def acknowledge_alert(
         self, organization_id: UUID, alert_id: UUID, user_id: UUID, note: str | None, at: datetime

@@ -2,7 +2,8 @@
 
 Authenticate with `?access_token=<token>` (browsers cannot set headers on a WebSocket), then send
 `{"action": "subscribe", "sensor_ids": [...]}` and/or `"building_ids": [...]`; an empty subscription means
-every sensor the caller may read. Messages out are `{"type": "readings", "readings": [...]}`.
+every sensor the caller may read. Messages out are `{"type": "readings", "readings": [...]}`, and
+`{"type": "alert", "alert": {...}}` when people are told of a critical alert on a subscribed sensor.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import msgspec
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 
 from koprogo_iot.domain.errors import AuthenticationFailed
-from koprogo_iot.live.bus import LiveReading
+from koprogo_iot.live.bus import LiveAlert, LiveReading
 from koprogo_iot.services.container import Services
 
 router = APIRouter(prefix="/iot", tags=["live"])
@@ -45,6 +46,8 @@ async def stream(websocket: WebSocket, access_token: str = "") -> None:
     wanted: set[UUID] = set(visible)
     subscription = services.bus.subscribe(principal.organization_id)
     forward = asyncio.create_task(_forward(websocket, subscription, wanted))
+    alert_subscription = services.bus.subscribe_alerts(principal.organization_id)
+    alerts = asyncio.create_task(_forward_alerts(websocket, alert_subscription, wanted))
     try:
         while True:
             try:
@@ -64,9 +67,10 @@ async def stream(websocket: WebSocket, access_token: str = "") -> None:
     except WebSocketDisconnect:
         pass
     finally:
-        forward.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await forward
+        for task in (forward, alerts):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 async def _forward(websocket: WebSocket, subscription: AsyncIterator[list[LiveReading]], wanted: set[UUID]) -> None:
@@ -74,3 +78,9 @@ async def _forward(websocket: WebSocket, subscription: AsyncIterator[list[LiveRe
         chosen = [r for r in batch if r.sensor_id in wanted]
         if chosen:  # text frames: what a browser's WebSocket hands over as a string
             await websocket.send_text(_encoder.encode({"type": "readings", "readings": chosen}).decode())
+
+
+async def _forward_alerts(websocket: WebSocket, subscription: AsyncIterator[LiveAlert], wanted: set[UUID]) -> None:
+    async for alert in subscription:
+        if alert.sensor_id in wanted:
+            await websocket.send_text(_encoder.encode({"type": "alert", "alert": alert}).decode())

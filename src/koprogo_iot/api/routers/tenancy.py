@@ -8,6 +8,7 @@ from koprogo_iot.api.deps import PrincipalDep, ServicesDep
 from koprogo_iot.api.schemas import (
     BuildingIn,
     BuildingOut,
+    ContactsIn,
     OrganizationIn,
     OrganizationOut,
     UnitIn,
@@ -15,6 +16,7 @@ from koprogo_iot.api.schemas import (
     UserIn,
     UserOut,
 )
+from koprogo_iot.notify.repository import NotifyRepository
 
 router = APIRouter(tags=["tenancy"])
 
@@ -66,6 +68,8 @@ async def create_user(body: UserIn, principal: PrincipalDep, services: ServicesD
         role=body.role,
         unit_ids=frozenset(body.unit_ids),
         organization_id=body.organization_id,
+        phone=body.phone,
+        push_topic=body.push_topic,
     )
     return UserOut.of(user)
 
@@ -73,3 +77,14 @@ async def create_user(body: UserIn, principal: PrincipalDep, services: ServicesD
 @router.get("/users")
 async def list_users(principal: PrincipalDep, services: ServicesDep) -> list[UserOut]:
     return [UserOut.of(u) for u in await services.provisioning.list_users(principal)]
+
+
+@router.put("/users/{user_id}/contacts")
+async def set_contacts(user_id: UUID, body: ContactsIn, principal: PrincipalDep, services: ServicesDep) -> UserOut:
+    """Where alerts reach the user by SMS and push; users set their own, managers anyone's in their organization."""
+    if user_id != principal.user_id:
+        principal.require_manager()
+    await NotifyRepository.over(services.store).set_contacts(
+        principal.organization_id, user_id, body.phone, body.push_topic
+    )
+    return UserOut.of(await services.store.get_user(principal.organization_id, user_id))

@@ -1,0 +1,180 @@
+"""The periodic window rules: offline sensors, leaks, stuck or lying meters, sustained thresholds, outliers.
+
+Ingest workers decide only per-reading rules; these need a stretch of history and several workers each see a
+part of it, so one process at a time (the holder of the `window-rules` lease) judges the stored readings.
+Each run judges the short rules (offline, threshold with duration, spike, continuous flow, stuck); the first run
+of each hour also the long ones (night leak, counters going backwards or jumping over the last day, the
+statistical outlier of the hour that just ended). Decisions go through the store like ingestion's: one active
+alert per (sensor, type), and evidence already judged is not counted as a repeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from msgspec.structs import replace
+
+from koprogo_iot.alerting.leases import Lease
+from koprogo_iot.analytics.sources import AnalyticsSource, RawReadings, Rollups, index_results
+from koprogo_iot.domain.alerts import AlertDecision
+from koprogo_iot.domain.clock import utcnow
+from koprogo_iot.domain.consumption import DEFAULT_ZONE, Point
+from koprogo_iot.domain.detection import (
+    baseline_hours,
+    continuous_flow_leak,
+    faulty_window,
+    lookback,
+    night_leak,
+    offline_decision,
+    spike_decisions,
+    statistical_decision,
+    threshold_window,
+)
+from koprogo_iot.domain.errors import StorageUnavailable
+from koprogo_iot.domain.rules import AlertRules
+from koprogo_iot.domain.sensors import IoTSensor, MeasurementKind, SensorStatus
+from koprogo_iot.storage.alert_rules import AlertRulesRepository
+from koprogo_iot.storage.sql_store import SqlStore
+
+log = logging.getLogger(__name__)
+
+HOUR = timedelta(hours=1)
+
+
+def short_rules(sensor: IoTSensor, rules: AlertRules) -> AlertRules:
+    """The rules judged on every run: the long ones (a counter's night, a day of counter steps) switched off."""
+    if sensor.measurement_kind is not MeasurementKind.CUMULATIVE:
+        return rules
+    return replace(
+        rules,
+        leak=replace(rules.leak, enabled=False),
+        faulty=replace(rules.faulty, detect_backwards=False, max_increase_per_hour=None),
+    )
+
+
+class WindowRules:
+    """Judges every sensor's window rules each `interval` seconds, in the process holding the lease."""
+
+    def __init__(
+        self, store: SqlStore, interval: float = 60.0, zone: str = DEFAULT_ZONE, holder: str | None = None
+    ) -> None:
+        self.store = store
+        self.interval = interval
+        self.zone = zone
+        self.rules = AlertRulesRepository(store.db)
+        self.raw = RawReadings(store.db)
+        self.rollups = AnalyticsSource(store.db)
+        holder = holder or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+        # A holder that dies is replaced once its lease expires: a few runs missed, never two judges at once.
+        self.lease = Lease(store.db, "window-rules", holder, ttl=timedelta(seconds=max(5 * interval, 60)))
+
+    async def run(self) -> None:
+        """Run until cancelled; storage outages are logged and retried at the next interval."""
+        while True:
+            try:
+                await self.run_once(utcnow())
+            except StorageUnavailable as exc:
+                log.warning("window rules skipped, retrying in %.0f s: %s", self.interval, exc)
+            except Exception:  # a bug in one run must not end the job
+                log.exception("window rules failed")
+            await asyncio.sleep(self.interval)
+
+    async def run_once(self, now: datetime) -> int | None:
+        """Judge all sensors as of `now`; the number of decisions applied, or None when another process holds
+        the lease."""
+        held, last_run = await self.lease.acquire(now)
+        if not held:
+            return None
+        # The long rules once an hour: on the first run after an hour starts (or the first run ever).
+        hourly = last_run is None or last_run.replace(minute=0, second=0, microsecond=0) < now.replace(
+            minute=0, second=0, microsecond=0
+        )
+        applied = 0
+        for organization in await self.store.list_organizations():
+            sensors = [
+                s for s in await self.store.list_sensors(organization.id) if s.status is not SensorStatus.INACTIVE
+            ]
+            if not sensors:
+                continue
+            rules = await self.rules.rules_for(organization.id, sensors)
+            decisions = await self._judge(organization.id, sensors, rules, now, hourly)
+            if decisions:
+                await self.store.apply_alert_decisions(organization.id, decisions)
+                applied += len(decisions)
+        await self.lease.completed(now)
+        return applied
+
+    async def _judge(
+        self,
+        organization_id: UUID,
+        sensors: list[IoTSensor],
+        rules: dict[UUID, AlertRules],
+        now: datetime,
+        hourly: bool,
+    ) -> list[AlertDecision]:
+        decisions: list[AlertDecision] = []
+        judged = {s.id: rules[s.id] if hourly else short_rules(s, rules[s.id]) for s in sensors}
+        for sensor in sensors:
+            offline = offline_decision(sensor, judged[sensor.id], now)
+            if offline is not None:
+                decisions.append(offline)
+        # One query per distinct look-back (sensors of a type share their rules, hence their look-back).
+        by_span: defaultdict[timedelta, list[IoTSensor]] = defaultdict(list)
+        for sensor in sensors:
+            span = lookback(sensor, judged[sensor.id])
+            if span > timedelta(0):
+                by_span[span].append(sensor)
+        for span, group in by_span.items():
+            points = await self.raw.points(organization_id, [s.id for s in group], now - span, now)
+            for sensor in group:
+                decisions += self._points_rules(sensor, judged[sensor.id], points[sensor.id], now, hourly)
+        if hourly:
+            decisions += await self._statistical(organization_id, sensors, rules, now)
+        return decisions
+
+    def _points_rules(
+        self, sensor: IoTSensor, rules: AlertRules, points: Sequence[Point], now: datetime, hourly: bool
+    ) -> list[AlertDecision]:
+        found = [p for p in points if p[0] <= now]
+        decisions = threshold_window(sensor, rules, found, now) + spike_decisions(sensor, rules, found, now)
+        decisions += continuous_flow_leak(sensor, rules, found, now) + faulty_window(sensor, rules, found, now)
+        if hourly:
+            decisions += night_leak(sensor, rules, found, now, self.zone)
+        return decisions
+
+    async def _statistical(
+        self, organization_id: UUID, sensors: list[IoTSensor], rules: dict[UUID, AlertRules], now: datetime
+    ) -> list[AlertDecision]:
+        """The hour that just ended against the same hour of the previous weeks, from the hourly rollups."""
+        hour = now.replace(minute=0, second=0, microsecond=0) - HOUR
+        decisions: list[AlertDecision] = []
+        for sensor in sensors:
+            rule = rules[sensor.id].statistical
+            if not rule.enabled:
+                continue
+            hours = [hour, *baseline_hours(hour, rule.baseline_weeks, self.zone)]
+            start, end = min(hours), hour + HOUR
+            values: dict[datetime, float] = {}
+            if sensor.measurement_kind is MeasurementKind.CUMULATIVE:
+                grid = sorted((h, h + HOUR) for h in hours)
+                index = (await self.rollups.points(organization_id, [sensor.id], start, end, Rollups.HOURLY))[sensor.id]
+                for (h, _), result in zip(grid, index_results(index, grid), strict=True):
+                    if result.consumption is not None:
+                        values[h] = result.consumption
+            else:
+                for bucket, count, total, *_ in await self.rollups.gauge_rows(
+                    organization_id, sensor.id, start, end, Rollups.HOURLY
+                ):
+                    if bucket in hours and count:
+                        values[bucket] = total / count
+            decision = statistical_decision(sensor, rules[sensor.id], values, hour, now, self.zone)
+            if decision is not None:
+                decisions.append(decision)
+        return decisions

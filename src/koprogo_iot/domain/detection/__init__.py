@@ -1,0 +1,44 @@
+"""Anomaly detection: pure functions that turn a sensor, its rules and its readings into alert decisions.
+
+- Per reading (ingestion, stateless): `reading_decisions` — threshold without duration, low battery, device flags.
+- Per window (the periodic evaluator, one process at a time): `threshold_window`, `spike_decisions`, `night_leak`,
+  `continuous_flow_leak`, `offline_decision`, `faulty_window`, `statistical_decision`; `lookback` says how much
+  history the point-based ones need, `baseline_hours` which hourly values the statistical one needs.
+Nothing here reads the clock or does I/O: `now` is a parameter, points are (time, calibrated value), sorted.
+A raise's `last_triggered_at` is the time of its evidence, so judging the same evidence twice is not a repeat.
+"""
+
+from koprogo_iot.domain.detection.leaks import LEAK_CRITICAL_L_PER_H, continuous_flow_leak, night_leak, night_window
+from koprogo_iot.domain.detection.outliers import baseline_hours, robust_z, statistical_decision
+from koprogo_iot.domain.detection.per_reading import reading_decisions
+from koprogo_iot.domain.detection.threshold import threshold_window
+from koprogo_iot.domain.detection.windows import (
+    FAULT_WINDOW,
+    NEAR_ZERO,
+    SPIKE_HOLD,
+    faulty_window,
+    lookback,
+    offline_decision,
+    spike_decisions,
+    spike_hold,
+)
+
+__all__ = [
+    "FAULT_WINDOW",
+    "LEAK_CRITICAL_L_PER_H",
+    "NEAR_ZERO",
+    "SPIKE_HOLD",
+    "baseline_hours",
+    "continuous_flow_leak",
+    "faulty_window",
+    "lookback",
+    "night_leak",
+    "night_window",
+    "offline_decision",
+    "reading_decisions",
+    "robust_z",
+    "spike_decisions",
+    "spike_hold",
+    "statistical_decision",
+    "threshold_window",
+]

@@ -1,0 +1,186 @@
+"""Alert rules in the database: an organization's defaults per sensor type and per-sensor overrides.
+
+Both are stored as the *partial* documents people wrote (only the fields they change, validated with
+`domain.rules.parse_partial`), so that a later change of a built-in default reaches every sensor that did not
+choose otherwise. `rules_for` layers them into the effective rules of many sensors in two queries.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from koprogo_iot.domain.clock import utcnow
+from koprogo_iot.domain.errors import InvalidValue, NotFound
+from koprogo_iot.domain.rules import AlertRules, effective_rules, parse_partial
+from koprogo_iot.domain.sensors import IoTSensor, SensorType
+from koprogo_iot.storage.database import Database, Executor
+from koprogo_iot.storage.sql_store import as_uuid
+
+log = logging.getLogger(__name__)
+
+Partial = dict[str, Any]
+
+# Above this many sensors, `rules_for` reads every override of the organization rather than binding each id:
+# overrides are exceptions, a few per building, and SQLite limits the parameters of one statement.
+_MAX_BOUND_IDS = 500
+
+
+def _encode(document: object) -> str:
+    """The validated partial document as JSON text."""
+    partial = parse_partial(document)
+    try:
+        return json.dumps(partial, sort_keys=True, allow_nan=False)
+    except ValueError:
+        raise InvalidValue("alert rules cannot hold NaN or infinite numbers") from None
+
+
+def _decode(text: str) -> Partial:
+    document: Partial = json.loads(text)
+    return document
+
+
+def layered(
+    sensor: IoTSensor, type_defaults: Mapping[str, Any] | None, override: Mapping[str, Any] | None
+) -> AlertRules:
+    """`effective_rules`, degraded rather than failing when stored layers contradict each other.
+
+    Each layer is validated when it is written, but a later change of another layer (the type's defaults, the
+    sensor's thresholds) can make the combination invalid (say a minimum above the maximum). Detection must go on:
+    the sensor then gets its rules without its override, and if need be without its type's defaults too.
+    """
+    for defaults, own in ((type_defaults, override), (type_defaults, None)):
+        try:
+            return effective_rules(sensor, defaults, own)
+        except InvalidValue as exc:
+            log.warning("alert rules of sensor %s do not combine (%s): leaving a layer out", sensor.id, exc)
+    return effective_rules(sensor)  # the built-in defaults and the sensor's own thresholds (checked by IoTSensor)
+
+
+class AlertRulesRepository:
+    """`iot_alert_rules` over any `Database`; every statement is scoped by organization."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # --- an organization's defaults per sensor type
+
+    async def all_type_defaults(self, organization_id: UUID) -> dict[SensorType, Partial]:
+        rows = await self.db.fetch(
+            "SELECT sensor_type, rules FROM iot_alert_rules WHERE organization_id = $1 AND sensor_id IS NULL",
+            organization_id,
+        )
+        return {SensorType(r["sensor_type"]): _decode(r["rules"]) for r in rows}
+
+    async def get_type_defaults(self, organization_id: UUID, sensor_type: SensorType) -> Partial | None:
+        row = await self.db.fetchrow(
+            "SELECT rules FROM iot_alert_rules WHERE organization_id = $1 AND sensor_type = $2 AND sensor_id IS NULL",
+            organization_id, sensor_type,
+        )  # fmt: skip
+        return None if row is None else _decode(row["rules"])
+
+    async def put_type_defaults(
+        self, organization_id: UUID, sensor_type: SensorType, document: object, at: datetime | None = None
+    ) -> Partial:
+        """Replace the type's defaults with `document` (raises `InvalidValue` naming the faulty field)."""
+        text = _encode(document)
+        await self.db.execute(
+            "INSERT INTO iot_alert_rules (organization_id, sensor_type, sensor_id, rules, updated_at) "
+            "VALUES ($1, $2, NULL, $3, $4) "
+            "ON CONFLICT (organization_id, sensor_type) WHERE sensor_id IS NULL "
+            "DO UPDATE SET rules = excluded.rules, updated_at = excluded.updated_at",
+            organization_id, sensor_type, text, at or utcnow(),
+        )  # fmt: skip
+        return _decode(text)
+
+    async def delete_type_defaults(self, organization_id: UUID, sensor_type: SensorType) -> bool:
+        """Back to the built-in defaults; False when there were none."""
+        deleted = await self.db.execute(
+            "DELETE FROM iot_alert_rules WHERE organization_id = $1 AND sensor_type = $2 AND sensor_id IS NULL",
+            organization_id, sensor_type,
+        )  # fmt: skip
+        return deleted > 0
+
+    # --- one sensor's override
+
+    @staticmethod
+    async def _require_sensor(tx: Executor, organization_id: UUID, sensor_id: UUID) -> None:
+        row = await tx.fetchrow(
+            "SELECT id FROM iot_sensors WHERE organization_id = $1 AND id = $2", organization_id, sensor_id
+        )
+        if row is None:
+            raise NotFound(f"sensor {sensor_id} not found")
+
+    async def get_override(self, organization_id: UUID, sensor_id: UUID) -> Partial | None:
+        """The sensor's override, None if it has none; `NotFound` if the organization has no such sensor."""
+        row = await self.db.fetchrow(
+            "SELECT s.id, r.rules FROM iot_sensors s "
+            "LEFT JOIN iot_alert_rules r ON r.sensor_id = s.id AND r.organization_id = s.organization_id "
+            "WHERE s.organization_id = $1 AND s.id = $2",
+            organization_id, sensor_id,
+        )  # fmt: skip
+        if row is None:
+            raise NotFound(f"sensor {sensor_id} not found")
+        return None if row["rules"] is None else _decode(row["rules"])
+
+    async def put_override(
+        self, organization_id: UUID, sensor_id: UUID, document: object, at: datetime | None = None
+    ) -> Partial:
+        text = _encode(document)
+        async with self.db.transaction() as tx:
+            await self._require_sensor(tx, organization_id, sensor_id)
+            await tx.execute(
+                "INSERT INTO iot_alert_rules (organization_id, sensor_type, sensor_id, rules, updated_at) "
+                "VALUES ($1, NULL, $2, $3, $4) "
+                "ON CONFLICT (sensor_id) WHERE sensor_id IS NOT NULL "
+                "DO UPDATE SET rules = excluded.rules, updated_at = excluded.updated_at",
+                organization_id, sensor_id, text, at or utcnow(),
+            )  # fmt: skip
+        return _decode(text)
+
+    async def delete_override(self, organization_id: UUID, sensor_id: UUID) -> bool:
+        """Back to the type's defaults; False when there was no override. `NotFound` for a foreign sensor."""
+        async with self.db.transaction() as tx:
+            await self._require_sensor(tx, organization_id, sensor_id)
+            deleted = await tx.execute(
+                "DELETE FROM iot_alert_rules WHERE organization_id = $1 AND sensor_id = $2",
+                organization_id, sensor_id,
+            )  # fmt: skip
+        return deleted > 0
+
+    async def overrides(self, organization_id: UUID, sensor_ids: Iterable[UUID] | None = None) -> dict[UUID, Partial]:
+        """The overrides of these sensors (all of the organization's when None), by sensor."""
+        ids = None if sensor_ids is None else sorted(set(sensor_ids), key=str)
+        if ids is not None and not ids:
+            return {}
+        sql = "SELECT sensor_id, rules FROM iot_alert_rules WHERE organization_id = $1 AND sensor_id IS NOT NULL"
+        if ids is not None and len(ids) <= _MAX_BOUND_IDS:
+            sql += f" AND sensor_id IN ({', '.join(f'${i + 2}' for i in range(len(ids)))})"
+            rows = await self.db.fetch(sql, organization_id, *ids)
+        else:
+            rows = await self.db.fetch(sql, organization_id)
+        wanted = None if ids is None else set(ids)
+        found: dict[UUID, Partial] = {}
+        for r in rows:
+            sensor_id = as_uuid(r["sensor_id"])
+            if wanted is None or sensor_id in wanted:
+                found[sensor_id] = _decode(r["rules"])
+        return found
+
+    # --- what applies
+
+    async def rules_for(self, organization_id: UUID, sensors: Iterable[IoTSensor]) -> dict[UUID, AlertRules]:
+        """The effective rules of each of `sensors` (all of `organization_id`), by sensor id, in two queries."""
+        chosen = list(sensors)
+        foreign = [s.id for s in chosen if s.organization_id != organization_id]
+        if foreign:
+            raise ValueError(f"sensors {foreign} are not in organization {organization_id}")
+        if not chosen:
+            return {}
+        defaults = await self.all_type_defaults(organization_id)
+        overrides = await self.overrides(organization_id, (s.id for s in chosen))
+        return {s.id: layered(s, defaults.get(s.sensor_type), overrides.get(s.id)) for s in chosen}

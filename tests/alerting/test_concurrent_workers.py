@@ -1,0 +1,60 @@
+"""Two ingest workers on a shared subscription, each with its own connections, one sensor's burst: one alert."""
+
+import asyncio
+import json
+from datetime import timedelta
+from uuid import UUID
+
+import pytest
+
+from koprogo_iot.bootstrap import open_store
+from koprogo_iot.domain.alerts import AlertSeverity, AlertStatus, AlertType
+from koprogo_iot.domain.clock import utcnow
+from koprogo_iot.ingest.mqtt_worker import MqttIngestWorker
+from koprogo_iot.ingest.pipeline import IngestLimits, Pipeline
+from koprogo_iot.storage.ports import AlertFilter
+from koprogo_iot.storage.sql_store import SqlStore
+from tests.conftest import Mosquitto, eventually, make_tenant, running
+
+pytestmark = pytest.mark.postgres
+BURST = 200
+
+
+async def test_two_workers_on_one_sensors_burst_keep_one_active_alert(postgres_url: str, mosquitto: Mosquitto) -> None:
+    first, second = await open_store(postgres_url), await open_store(postgres_url)
+    try:
+        t = await make_tenant(first)
+        flow = t.common_sensor  # max 50 L/h
+        limits = IngestLimits(rate_per_sensor=10_000, burst_per_sensor=10_000)  # the burst itself is the test
+        workers = [
+            MqttIngestWorker(Pipeline(store, limits), mosquitto.endpoint, f"alert-race-{i}-{t.organization.id}", "race")
+            for i, store in enumerate((first, second))
+        ]
+        start = utcnow() - timedelta(seconds=BURST)
+        lines = "\n".join(
+            json.dumps({"timestamp": (start + timedelta(seconds=i)).isoformat(), "value": 75.0}) for i in range(BURST)
+        )
+        async with running(workers[0]), running(workers[1]):
+            # One mosquitto_pub sending a line per message: the broker spreads them over the two workers.
+            proc = await asyncio.create_subprocess_exec(
+                "mosquitto_pub", "-h", mosquitto.endpoint.host, "-p", str(mosquitto.endpoint.port), "-q", "1",
+                "-t", flow.mqtt_topic, "-l", stdin=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            await proc.communicate(lines.encode() + b"\n")
+            assert proc.returncode == 0
+            await eventually(lambda: _count(first, t.organization.id, flow.id, BURST), timeout=30)
+        handled = [w.pipeline.stats.stored for w in workers]
+        assert sum(handled) == BURST and all(handled), handled  # both workers took part
+        alerts = await first.list_alerts(t.organization.id, AlertFilter(status=AlertStatus.ACTIVE))
+        assert len(alerts) == 1
+        (alert,) = alerts
+        assert alert.alert_type is AlertType.THRESHOLD_EXCEEDED and alert.severity is AlertSeverity.CRITICAL
+        assert alert.occurrences == BURST  # every reading counted once, whichever worker stored it
+        assert alert.last_triggered_at == start + timedelta(seconds=BURST - 1)
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def _count(store: SqlStore, organization_id: UUID, sensor_id: UUID, expected: int) -> bool:
+    return await store.count_readings(organization_id, sensor_id) >= expected
