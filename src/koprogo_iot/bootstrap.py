@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -74,7 +75,7 @@ def build_pipeline(settings: Settings, store: SqlStore, bus: LiveBus | None) -> 
         dead_letters_per_minute=cfg.dead_letters_per_minute,
     )
     decoders = {DeviceFormat(name): decoder for name, decoder in registry.decoders().items()}
-    return Pipeline(store, limits, bus, decoders, rules=AlertRulesRepository(store.db).rules_for)
+    return Pipeline(store, limits, bus, decoders, rules=AlertRulesRepository(store.db).organization_rules)
 
 
 def build_worker(settings: Settings, pipeline: Pipeline, endpoint: MqttEndpoint, shared: bool) -> MqttIngestWorker:
@@ -184,6 +185,7 @@ async def run_embedded(
             if provisioned is not None:
                 tasks.append(asyncio.create_task(demo.simulate(provisioned.sensors, endpoint), name="simulator"))
             server = _http_server(settings, services)
+            settle_garbage_collector()
             running = Running(f"http://{settings.http.host}:{settings.http.port}", endpoint, provisioned)
             tasks.append(asyncio.create_task(_announce(server, running, on_ready), name="announce"))
             await _until_stopped(server, *tasks)
@@ -203,14 +205,28 @@ async def _announce(
     await asyncio.Event().wait()  # stay pending: finishing would stop the platform
 
 
+def settle_garbage_collector() -> None:
+    """Once a server process has started: keep what it holds for good out of the collector's full passes.
+
+    A year of hourly rows allocates some 100,000 objects per request; the full collections this triggered walked
+    every object of the process (modules, the app, caches) and paused requests for 60-70 ms, one in ten
+    (measured on `bench analytics`). Frozen start-up objects are no longer walked; young collections run less often.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+
+
 async def run_api(settings: Settings) -> None:
     """The API alone (production: several replicas behind a load balancer)."""
     store = await open_store(settings.resolved_database_url, apply_migrations=False)
     try:
         bus = build_bus(settings)
         jobs = asyncio.create_task(housekeeping(store, build_notifier(settings, store, bus)))
+        server = _http_server(settings, build_services(settings, store, bus))
+        settle_garbage_collector()
         try:
-            await _http_server(settings, build_services(settings, store, bus)).serve()
+            await server.serve()
         finally:
             jobs.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -232,6 +248,7 @@ async def run_ingest(settings: Settings) -> None:
         )
         if settings.ingest.metrics_port:
             prometheus_client.start_http_server(settings.ingest.metrics_port, addr=settings.http.host)
+        settle_garbage_collector()
         task = asyncio.create_task(worker.run())
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

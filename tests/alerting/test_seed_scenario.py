@@ -30,7 +30,7 @@ async def test_seed_scenario_one_critical_alert_one_email_then_cleared(
     )
     assert response.status_code == 200, response.text
     rules = AlertRulesRepository(store.db)
-    pipeline = Pipeline(store, IngestLimits(rate_per_sensor=100, burst_per_sensor=100), rules=rules.rules_for)
+    pipeline = Pipeline(store, IngestLimits(rate_per_sensor=100, burst_per_sensor=100), rules=rules.organization_rules)
     worker = MqttIngestWorker(pipeline, mosquitto.endpoint, f"seed-{t.organization.id}")
     notifier = make_notifier(store, smtp)
     start = utcnow() - timedelta(minutes=10)

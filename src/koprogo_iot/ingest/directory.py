@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from uuid import UUID
 
 from koprogo_iot.domain.rules import AlertRules, effective_rules
 from koprogo_iot.domain.sensors import IoTSensor
+from koprogo_iot.storage.alert_rules import OrganizationRules
 from koprogo_iot.storage.ports import Store
 
 Key = tuple[UUID, str, str]  # organization, device id, device field
-# The effective alert rules of some sensors of one organization (storage.alert_rules.AlertRulesRepository.rules_for).
-RulesLoader = Callable[[UUID, Iterable[IoTSensor]], Awaitable[dict[UUID, AlertRules]]]
+# An organization's stored rule layers (storage.alert_rules.AlertRulesRepository.organization_rules).
+RulesLoader = Callable[[UUID], Awaitable[OrganizationRules]]
 
 
 class SensorDirectory:
@@ -31,8 +33,11 @@ class SensorDirectory:
         self.negative_ttl = negative_ttl
         self.loader = rules
         self._entries: dict[Key, tuple[float, IoTSensor | None]] = {}
-        # Keyed by the sensor's version too: a sensor reloaded with new thresholds gets its rules recomputed.
-        self._rules: dict[tuple[UUID, object], tuple[float, AlertRules]] = {}
+        # Rule layers are loaded per organization (two queries), not per sensor: a fleet's sensors were all seen
+        # at once and would all expire at once, stalling ingestion on thousands of look-ups.
+        self._layers: dict[UUID, tuple[float, OrganizationRules]] = {}
+        # A sensor's effective rules, for its version and the layers they came from.
+        self._rules: dict[tuple[UUID, datetime], tuple[OrganizationRules | None, AlertRules]] = {}
 
     async def find(self, organization_id: UUID, device_id: str, device_field: str = "") -> IoTSensor | None:
         key = (organization_id, device_id, device_field)
@@ -45,22 +50,31 @@ class SensorDirectory:
         return sensor
 
     async def rules(self, sensor: IoTSensor) -> AlertRules:
-        """The sensor's effective alert rules (organization defaults and overrides when a loader is set)."""
-        key, now = (sensor.id, sensor.updated_at), time.monotonic()
+        """The sensor's effective alert rules (with its organization's defaults and overrides when loadable)."""
+        layers = await self._organization_rules(sensor.organization_id)
+        key = (sensor.id, sensor.updated_at)
         cached = self._rules.get(key)
-        if cached is not None and cached[0] > now:
+        if cached is not None and cached[0] is layers:
             return cached[1]
-        if self.loader is None:
-            rules = effective_rules(sensor)
-        else:
-            rules = (await self.loader(sensor.organization_id, [sensor]))[sensor.id]
+        rules = effective_rules(sensor) if layers is None else layers.for_sensor(sensor)
         if len(self._rules) >= 100_000:
             self._rules.clear()
-        self._rules[key] = (now + self.ttl, rules)
+        self._rules[key] = (layers, rules)
         return rules
+
+    async def _organization_rules(self, organization_id: UUID) -> OrganizationRules | None:
+        if self.loader is None:
+            return None
+        now = time.monotonic()
+        cached = self._layers.get(organization_id)
+        if cached is None or cached[0] <= now:
+            if len(self._layers) >= 10_000:
+                self._layers.clear()
+            cached = (now + self.ttl, await self.loader(organization_id))
+            self._layers[organization_id] = cached
+        return cached[1]
 
     def forget(self, sensor: IoTSensor) -> None:
         """Drop a sensor (or its rules) changed in this process (embedded mode), so the change applies at once."""
         self._entries.pop((sensor.organization_id, sensor.sensor_id, sensor.device_field), None)
-        for key in [k for k in self._rules if k[0] == sensor.id]:
-            del self._rules[key]
+        self._layers.pop(sensor.organization_id, None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -59,6 +60,17 @@ def layered(
         except InvalidValue as exc:
             log.warning("alert rules of sensor %s do not combine (%s): leaving a layer out", sensor.id, exc)
     return effective_rules(sensor)  # the built-in defaults and the sensor's own thresholds (checked by IoTSensor)
+
+
+@dataclass(frozen=True, slots=True)
+class OrganizationRules:
+    """An organization's stored rule layers, from which any of its sensors' effective rules are computed."""
+
+    defaults: Mapping[SensorType, Partial]
+    overrides: Mapping[UUID, Partial]
+
+    def for_sensor(self, sensor: IoTSensor) -> AlertRules:
+        return layered(sensor, self.defaults.get(sensor.sensor_type), self.overrides.get(sensor.id))
 
 
 class AlertRulesRepository:
@@ -172,6 +184,10 @@ class AlertRulesRepository:
         return found
 
     # --- what applies
+
+    async def organization_rules(self, organization_id: UUID) -> OrganizationRules:
+        """All of the organization's layers in two queries: ingestion caches them per organization."""
+        return OrganizationRules(await self.all_type_defaults(organization_id), await self.overrides(organization_id))
 
     async def rules_for(self, organization_id: UUID, sensors: Iterable[IoTSensor]) -> dict[UUID, AlertRules]:
         """The effective rules of each of `sensors` (all of `organization_id`), by sensor id, in two queries."""
