@@ -2,9 +2,10 @@
 
 from datetime import timedelta
 
-from koprogo_iot.domain.alerts import threshold_decision
 from koprogo_iot.domain.clock import utcnow
+from koprogo_iot.domain.detection import reading_decisions
 from koprogo_iot.domain.readings import IoTReading
+from koprogo_iot.domain.rules import effective_rules
 from koprogo_iot.storage.ports import Ingested
 from tests.api.conftest import Api
 
@@ -12,7 +13,7 @@ from tests.api.conftest import Api
 async def raise_alert(api: Api) -> str:
     sensor = api.a.common_sensor
     reading = IoTReading.measured(sensor, utcnow() - timedelta(minutes=1), 75.0)
-    await api.store.ingest([Ingested(reading, (threshold_decision(sensor, reading),))])
+    await api.store.ingest([Ingested(reading, reading_decisions(sensor, effective_rules(sensor), reading, None))])
     [alert] = await api.store.list_alerts(api.a.organization.id)
     return str(alert.id)
 

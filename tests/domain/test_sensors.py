@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 
 import pytest
 
-from koprogo_iot.domain.alerts import AlertSeverity, AlertType, ClearAlert, RaiseAlert, threshold_decision
 from koprogo_iot.domain.errors import InvalidValue
 from koprogo_iot.domain.readings import IoTReading, ReadingQuality, evaluate_quality
 from koprogo_iot.domain.sensors import IoTSensor, MeasurementKind, SensorStatus, SensorType, ThresholdSide
@@ -123,21 +122,3 @@ def test_measured_reading_applies_calibration_and_flags_anomalies() -> None:
 def test_naive_timestamps_are_refused() -> None:
     with pytest.raises(InvalidValue, match="time zone"):
         IoTReading.measured(make(), datetime(2026, 1, 1), 1.0)
-
-
-def test_threshold_decision_severity_and_clear() -> None:
-    sensor = make(kind="instantaneous", unit_of_measure="L/h", alert_threshold_max=50.0)
-    critical = threshold_decision(sensor, IoTReading.measured(sensor, NOON, 75.0))
-    warning = threshold_decision(sensor, IoTReading.measured(sensor, NOON, 55.0))
-    clear = threshold_decision(sensor, IoTReading.measured(sensor, NOON, 20.0))
-    assert isinstance(critical, RaiseAlert) and critical.alert.severity is AlertSeverity.CRITICAL
-    assert critical.alert.alert_type is AlertType.THRESHOLD_EXCEEDED
-    assert critical.alert.reading_value == 75.0 and critical.alert.threshold_value == 50.0
-    assert isinstance(warning, RaiseAlert) and warning.alert.severity is AlertSeverity.WARNING
-    assert clear == ClearAlert(sensor.id, AlertType.THRESHOLD_EXCEEDED, NOON)
-
-
-def test_no_threshold_decision_without_thresholds_or_in_maintenance() -> None:
-    assert threshold_decision(make(), IoTReading.measured(make(), NOON, 1e6)) is None
-    muted = make(alert_threshold_max=1.0, status=SensorStatus.MAINTENANCE)
-    assert threshold_decision(muted, IoTReading.measured(muted, NOON, 5.0)) is None

@@ -5,9 +5,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from koprogo_iot.domain.alerts import AlertStatus, AlertType, ClearAlert, RaiseAlert, threshold_decision
+from koprogo_iot.domain.alerts import AlertStatus, AlertType, ClearAlert, RaiseAlert
+from koprogo_iot.domain.detection import reading_decisions
 from koprogo_iot.domain.errors import Conflict, NotFound
 from koprogo_iot.domain.readings import IoTReading
+from koprogo_iot.domain.rules import effective_rules
 from koprogo_iot.domain.sensors import IoTSensor, SensorStatus
 from koprogo_iot.domain.tenancy import Organization
 from koprogo_iot.storage.migrations import available, migrate
@@ -20,8 +22,7 @@ T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 
 def reading(sensor: IoTSensor, minutes: int, value: float, battery: float | None = None) -> Ingested:
     r = IoTReading.measured(sensor, T0 + timedelta(minutes=minutes), value, battery_level=battery)
-    decision = threshold_decision(sensor, r)
-    return Ingested(r, (decision,) if decision else ())
+    return Ingested(r, reading_decisions(sensor, effective_rules(sensor), r, None))
 
 
 async def test_migrations_are_recorded_and_not_applied_twice(store: SqlStore) -> None:

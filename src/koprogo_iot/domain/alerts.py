@@ -9,12 +9,6 @@ from enum import StrEnum
 from uuid import UUID
 
 from koprogo_iot.domain.clock import utcnow
-from koprogo_iot.domain.readings import IoTReading
-from koprogo_iot.domain.sensors import IoTSensor, SensorStatus, ThresholdSide
-
-# A value this far past its threshold (as a fraction of the threshold) is critical rather than a warning:
-# the specification's example, 75 L/h against a 50 L/h maximum, is critical.
-CRITICAL_EXCESS = 0.25
 
 
 class AlertType(StrEnum):
@@ -93,32 +87,3 @@ class ClearAlert:
 
 
 AlertDecision = RaiseAlert | ClearAlert
-
-
-def threshold_decision(sensor: IoTSensor, reading: IoTReading) -> AlertDecision | None:
-    """What `reading` means for the sensor's threshold alert; None when thresholds are off or muted."""
-    if not sensor.alert_enabled or sensor.status is SensorStatus.MAINTENANCE:
-        return None
-    reason = sensor.check_alert(reading.value)
-    if reason is None:
-        return ClearAlert(sensor.id, AlertType.THRESHOLD_EXCEEDED, reading.timestamp)
-    excess = abs(reason.value - reason.threshold) / max(abs(reason.threshold), 1e-9)
-    severity = AlertSeverity.CRITICAL if excess >= CRITICAL_EXCESS else AlertSeverity.WARNING
-    where = sensor.location or sensor.sensor_id
-    word = "maximum" if reason.side is ThresholdSide.ABOVE else "minimum"
-    return RaiseAlert(
-        IoTAlert(
-            organization_id=sensor.organization_id,
-            sensor_id=sensor.id,
-            building_id=sensor.building_id,
-            unit_id=sensor.unit_id,
-            alert_type=AlertType.THRESHOLD_EXCEEDED,
-            severity=severity,
-            message=f"Sensor {sensor.sensor_id} ({where}): {reason.value:g} {sensor.unit_of_measure}, "
-            f"{word} {reason.threshold:g} {sensor.unit_of_measure}",
-            triggered_at=reading.timestamp,
-            last_triggered_at=reading.timestamp,
-            reading_value=reason.value,
-            threshold_value=reason.threshold,
-        )
-    )

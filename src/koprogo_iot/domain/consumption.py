@@ -243,13 +243,13 @@ def calendar_buckets(start: datetime, end: datetime, unit: str, tz: tzinfo | str
     except ValueError:
         allowed = ", ".join(u.value for u in CalendarUnit)
         raise InvalidValue(f"calendar unit must be one of {allowed}, not {unit!r}") from None
-    zone = _zone(tz)
-    day = _unit_start(start.astimezone(zone).date(), calendar_unit)
+    local_zone = zone(tz)
+    day = _unit_start(start.astimezone(local_zone).date(), calendar_unit)
     bounds = [start]
     while True:
         day = _next_unit(day, calendar_unit)
         # fold=0 picks the first of two ambiguous local midnights; Brussels changes hour at 02:00/03:00 anyway.
-        boundary = datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)
+        boundary = datetime(day.year, day.month, day.day, tzinfo=local_zone).astimezone(UTC)
         if boundary >= end:
             break
         if boundary > start:
@@ -389,7 +389,8 @@ def _utc(timestamp: datetime, name: str) -> datetime:
     return timestamp if timestamp.tzinfo is UTC else require_aware(timestamp, name)
 
 
-def _zone(tz: tzinfo | str) -> tzinfo:
+def zone(tz: tzinfo | str) -> tzinfo:
+    """A time zone from its name (or itself); an unknown name is an `InvalidValue`."""
     if not isinstance(tz, str):
         return tz
     try:

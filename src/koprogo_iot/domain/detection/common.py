@@ -6,12 +6,10 @@ from __future__ import annotations
 import bisect
 import itertools
 from collections.abc import Sequence
-from datetime import datetime, timedelta, tzinfo
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import datetime, timedelta
 
 from koprogo_iot.domain.alerts import AlertSeverity, AlertType, ClearAlert, IoTAlert, RaiseAlert
 from koprogo_iot.domain.consumption import Point
-from koprogo_iot.domain.errors import InvalidValue
 from koprogo_iot.domain.sensors import IoTSensor, MeasurementKind, SensorStatus, SensorType
 
 WATER = frozenset({SensorType.COLD_WATER, SensorType.HOT_WATER})
@@ -35,7 +33,7 @@ def interval(sensor: IoTSensor) -> timedelta:
 
 
 def label(sensor: IoTSensor) -> str:
-    """How messages name the sensor: "Sensor KAM-123 (Basement)", as `threshold_decision` always did."""
+    """How messages name the sensor: "Sensor KAM-123 (Basement)"."""
     return f"Sensor {sensor.sensor_id} ({sensor.location or sensor.sensor_id})"
 
 
@@ -53,15 +51,6 @@ def duration_text(span: timedelta) -> str:
     if not hours:
         return f"{rest} min"
     return f"{hours} h {rest} min" if rest else f"{hours} h"
-
-
-def zone(tz: tzinfo | str) -> tzinfo:
-    if not isinstance(tz, str):
-        return tz
-    try:
-        return ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidValue(f"unknown time zone {tz!r}") from None
 
 
 def between(points: Sequence[Point], start: datetime, end: datetime) -> Sequence[Point]:

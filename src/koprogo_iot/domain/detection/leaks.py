@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta, tzinfo
 
 from koprogo_iot.domain.alerts import AlertDecision, AlertSeverity, AlertType
-from koprogo_iot.domain.consumption import DEFAULT_ZONE, Point, StepKind, counter_steps
+from koprogo_iot.domain.consumption import DEFAULT_ZONE, Point, StepKind, counter_steps, zone
 from koprogo_iot.domain.detection.common import (
     HOUR,
     MAX_GAP_INTERVALS,
@@ -29,7 +29,6 @@ from koprogo_iot.domain.detection.common import (
     muted,
     raise_alert,
     up_to,
-    zone,
 )
 from koprogo_iot.domain.rules import AlertRules
 from koprogo_iot.domain.sensors import IoTSensor

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, tzinfo
 
 from koprogo_iot.domain.alerts import AlertDecision, AlertSeverity, AlertType
-from koprogo_iot.domain.consumption import DEFAULT_ZONE
-from koprogo_iot.domain.detection.common import HOUR, amount, clear, label, muted, raise_alert, zone
+from koprogo_iot.domain.consumption import DEFAULT_ZONE, zone
+from koprogo_iot.domain.detection.common import HOUR, amount, clear, label, muted, raise_alert
 from koprogo_iot.domain.errors import InvalidValue
 from koprogo_iot.domain.rules import AlertRules
 from koprogo_iot.domain.sensors import IoTSensor
