@@ -71,6 +71,10 @@ async def test_wmbus_water_meter_with_status_flags(store: SqlStore, mosquitto: M
                             json.dumps(telegram))  # fmt: skip
         [reading] = await eventually(lambda: store.list_readings(t.organization.id, meter.id))
     assert reading.value == 6.408 and reading.signal_strength == -82 and reading.quality == "warning"
+    # The meter's own status flag is a fault to look at (LEAK or BURST would be critical).
+    [alert] = await store.list_alerts(t.organization.id)
+    assert (alert.alert_type, alert.rule, alert.severity) == ("sensor_faulty", "device_flag", "warning")
+    assert "DRY" in alert.message and alert.status == "active"
 
 
 async def test_a_device_no_sensor_reads_is_an_unknown_sensor(store: SqlStore, mosquitto: Mosquitto) -> None:
