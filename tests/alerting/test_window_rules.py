@@ -5,7 +5,9 @@ from datetime import UTC, datetime, timedelta
 
 from koprogo_iot.alerting.evaluator import WindowRules
 from koprogo_iot.domain.alerts import AlertSeverity, AlertStatus, AlertType, IoTAlert
+from koprogo_iot.domain.detection import reading_decisions
 from koprogo_iot.domain.readings import IoTReading
+from koprogo_iot.domain.rules import effective_rules
 from koprogo_iot.domain.sensors import IoTSensor
 from koprogo_iot.storage.ports import AlertFilter, Ingested
 from koprogo_iot.storage.sql_store import SqlStore
@@ -93,3 +95,17 @@ async def test_one_judge_at_a_time(store: SqlStore) -> None:
     assert await first.run_once(now + timedelta(seconds=60)) is not None
     # a stopped: once its lease has expired, b takes over.
     assert await second.run_once(now + timedelta(seconds=60) + first.lease.ttl + timedelta(seconds=1)) is not None
+
+
+async def test_an_alert_whose_rule_was_switched_off_is_cleared(store: SqlStore) -> None:
+    t = await make_tenant(store)
+    flow = t.common_sensor  # maximum 50 L/h
+    at = datetime(2026, 2, 1, 9, 0, tzinfo=UTC)
+    reading = IoTReading.measured(flow, at, 75.0)
+    await store.ingest([Ingested(reading, reading_decisions(flow, effective_rules(flow), reading, None))])
+    judge = WindowRules(store)
+    await judge.run_once(at + timedelta(seconds=10))
+    assert len(await active(store, flow, AlertType.THRESHOLD_EXCEEDED)) == 1  # its rule still holds
+    await store.update_sensor(flow.with_thresholds(None, None))  # nothing would judge it any more
+    await judge.run_once(at + timedelta(seconds=20))
+    assert await active(store, flow, AlertType.THRESHOLD_EXCEEDED) == []

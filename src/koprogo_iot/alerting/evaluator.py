@@ -23,7 +23,7 @@ from msgspec.structs import replace
 
 from koprogo_iot.alerting.leases import Lease
 from koprogo_iot.analytics.sources import AnalyticsSource, RawReadings, Rollups, index_results
-from koprogo_iot.domain.alerts import AlertDecision
+from koprogo_iot.domain.alerts import AlertDecision, AlertStatus
 from koprogo_iot.domain.clock import utcnow
 from koprogo_iot.domain.consumption import DEFAULT_ZONE, Point
 from koprogo_iot.domain.detection import (
@@ -33,6 +33,7 @@ from koprogo_iot.domain.detection import (
     lookback,
     night_leak,
     offline_decision,
+    retired_rule,
     spike_decisions,
     statistical_decision,
     threshold_window,
@@ -41,6 +42,7 @@ from koprogo_iot.domain.errors import StorageUnavailable
 from koprogo_iot.domain.rules import AlertRules
 from koprogo_iot.domain.sensors import IoTSensor, MeasurementKind, SensorStatus
 from koprogo_iot.storage.alert_rules import AlertRulesRepository
+from koprogo_iot.storage.ports import AlertFilter
 from koprogo_iot.storage.sql_store import SqlStore
 
 log = logging.getLogger(__name__)
@@ -105,6 +107,7 @@ class WindowRules:
                 continue
             rules = await self.rules.rules_for(organization.id, sensors)
             decisions = await self._judge(organization.id, sensors, rules, now, hourly)
+            decisions += await self._retired(organization.id, rules, now)
             if decisions:
                 await self.store.apply_alert_decisions(organization.id, decisions)
                 applied += len(decisions)
@@ -138,6 +141,14 @@ class WindowRules:
         if hourly:
             decisions += await self._statistical(organization_id, sensors, rules, now)
         return decisions
+
+    async def _retired(
+        self, organization_id: UUID, rules: dict[UUID, AlertRules], now: datetime
+    ) -> list[AlertDecision]:
+        """Clears for the active alerts whose rule was switched off (or threshold removed) since they were raised."""
+        active = await self.store.list_alerts(organization_id, AlertFilter(status=AlertStatus.ACTIVE, limit=10_000))
+        found = (retired_rule(a, rules[a.sensor_id], now) for a in active if a.sensor_id in rules)
+        return [clear for clear in found if clear is not None]
 
     def _points_rules(
         self, sensor: IoTSensor, rules: AlertRules, points: Sequence[Point], now: datetime, hourly: bool

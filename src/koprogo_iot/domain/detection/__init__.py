@@ -3,7 +3,8 @@
 - Per reading (ingestion, stateless): `reading_decisions` — threshold without duration, low battery, device flags.
 - Per window (the periodic evaluator, one process at a time): `threshold_window`, `spike_decisions`, `night_leak`,
   `continuous_flow_leak`, `offline_decision`, `faulty_window`, `statistical_decision`; `lookback` says how much
-  history the point-based ones need, `baseline_hours` which hourly values the statistical one needs.
+  history the point-based ones need, `baseline_hours` which hourly values the statistical one needs;
+  `retired_rule` clears an alert whose rule was switched off since.
 Nothing here reads the clock or does I/O: `now` is a parameter, points are (time, calibrated value), sorted.
 A raise's `last_triggered_at` is the time of its evidence, so judging the same evidence twice is not a repeat.
 """
@@ -11,6 +12,7 @@ A raise's `last_triggered_at` is the time of its evidence, so judging the same e
 from koprogo_iot.domain.detection.leaks import LEAK_CRITICAL_L_PER_H, continuous_flow_leak, night_leak, night_window
 from koprogo_iot.domain.detection.outliers import baseline_hours, robust_z, statistical_decision
 from koprogo_iot.domain.detection.per_reading import reading_decisions
+from koprogo_iot.domain.detection.retired import retired_rule
 from koprogo_iot.domain.detection.threshold import threshold_window
 from koprogo_iot.domain.detection.windows import (
     FAULT_WINDOW,
@@ -36,6 +38,7 @@ __all__ = [
     "night_window",
     "offline_decision",
     "reading_decisions",
+    "retired_rule",
     "robust_z",
     "spike_decisions",
     "spike_hold",
