@@ -41,21 +41,23 @@ class ReadingSource(Protocol):
 
 
 # The edge readings are found by one index probe per sensor (`MAX(ts) ... ts < start` on the (sensor_id, ts) key),
-# not by a GROUP BY over the sensor's whole history; the period's rows come from one range scan per sensor.
+# not by a GROUP BY over the sensor's whole history, and their values by one primary-key probe each: joining them
+# back on `ts = before OR ts = after` made PostgreSQL bitmap-scan every monthly partition by sensor (13 ms a sensor).
+# The period's rows come from one range scan per sensor.
 _POINTS = """
 WITH wanted AS (
     SELECT id FROM iot_sensors WHERE organization_id = $1 AND id IN ({ids})
 ), edges AS (
-    SELECT w.id AS sensor_id,
-        (SELECT MAX(r.ts) FROM iot_readings r WHERE r.sensor_id = w.id AND r.ts < $2) AS before_ts,
-        (SELECT MIN(r.ts) FROM iot_readings r WHERE r.sensor_id = w.id AND r.ts >= $3) AS after_ts
+    SELECT w.id AS sensor_id, (SELECT MAX(r.ts) FROM iot_readings r WHERE r.sensor_id = w.id AND r.ts < $2) AS ts
     FROM wanted w
+    UNION ALL
+    SELECT w.id, (SELECT MIN(r.ts) FROM iot_readings r WHERE r.sensor_id = w.id AND r.ts >= $3) FROM wanted w
 )
 SELECT r.sensor_id, r.ts, r.value FROM iot_readings r JOIN wanted w ON r.sensor_id = w.id
 WHERE r.organization_id = $1 AND r.ts >= $2 AND r.ts < $3
 UNION ALL
-SELECT r.sensor_id, r.ts, r.value FROM edges e JOIN iot_readings r ON r.sensor_id = e.sensor_id
-WHERE r.organization_id = $1 AND (r.ts = e.before_ts OR r.ts = e.after_ts)
+SELECT e.sensor_id, e.ts, (SELECT r.value FROM iot_readings r WHERE r.sensor_id = e.sensor_id AND r.ts = e.ts)
+FROM edges e WHERE e.ts IS NOT NULL
 """
 
 

@@ -3,8 +3,8 @@
 It creates (or with `--reuse`, keeps) a database next to `--postgres-url`'s, provisions a building of 25 units with
 four sensors each (cold and hot water, electricity counters; a temperature gauge), loads the readings with COPY,
 builds the rollups, and times through the API (in-process, no network): one sensor's year at hourly resolution, a
-building's monthly consumption over the year, and a day of raw readings of one sensor. It prints p50/p95 and writes
-them to `benchmarks/results/analytics-<time>.json`.
+building's monthly consumption over the year, and a day of raw readings of one sensor; then one run of the window
+alert rules over the building. It prints p50/p95 and writes them to `benchmarks/results/analytics-<time>.json`.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Any, cast
 import asyncpg
 import httpx
 
+from koprogo_iot.alerting.evaluator import WindowRules
 from koprogo_iot.api.app import create_app
 from koprogo_iot.bench.fleet import Progress
 from koprogo_iot.bench.machine import create_database, describe_machine, run_benchmark, sibling_url
@@ -87,6 +88,7 @@ async def run(options: argparse.Namespace) -> dict[str, Any]:
         if loaded < expected or not await store.db.fetchrow("SELECT 1 FROM iot_rollups_monthly LIMIT 1"):
             await _prepare_queries(store, start, end)  # also when reusing rows loaded before a new rollup table
         timings = await _time_queries(store, building, sensors, start, end, options.repeat)
+        timings["window_rules_hourly_run"] = await _time_window_rules(store, end, options.repeat)
     finally:
         await store.close()
     result = {
@@ -244,6 +246,19 @@ async def _time_queries(
         return {name: await _timed(call, repeat) | {"target": target} for name, (call, target) in queries.items()}
 
 
+async def _time_window_rules(store: SqlStore, end: datetime, repeat: int) -> dict[str, Any]:
+    """One run of the window alert rules over the building with the hourly rules (night leak, a day of counter
+    steps) included, as the first run of each hour does: the lease is reset before each run."""
+    judge = WindowRules(store, holder="analytics-benchmark")
+    times = []
+    for _ in range(repeat + 1):
+        await store.db.execute("DELETE FROM iot_job_leases WHERE name = $1", judge.lease.name)
+        began = time.perf_counter()
+        await judge.run_once(end - timedelta(minutes=1))
+        times.append(time.perf_counter() - began)
+    return _percentiles(times[1:]) | {"target": False}  # the first run warms caches
+
+
 async def _timed(call: Callable[[], Awaitable[httpx.Response]], repeat: int) -> dict[str, Any]:
     first = await call()  # warms caches; its status tells whether the query works at all
     if first.status_code != 200:
@@ -254,12 +269,15 @@ async def _timed(call: Callable[[], Awaitable[httpx.Response]], repeat: int) -> 
         response = await call()
         times.append(time.perf_counter() - began)
         response.raise_for_status()
-    times.sort()
+    return _percentiles(times) | {"response_bytes": len(first.content)}
+
+
+def _percentiles(times: list[float]) -> dict[str, Any]:
+    times = sorted(times)
     return {
         "p50_s": statistics.median(times),
         "p95_s": times[min(len(times) - 1, math.ceil(0.95 * len(times)) - 1)],
         "max_s": times[-1],
-        "response_bytes": len(first.content),
     }
 
 

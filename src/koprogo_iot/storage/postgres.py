@@ -76,7 +76,10 @@ class PostgresDatabase(PgExecutor):
     @classmethod
     async def open(cls, url: str, min_size: int = 1, max_size: int = 10) -> PostgresDatabase:
         try:
-            pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size)
+            # JIT compilation pays off for long analytical scans only: our queries are short, and the planner's
+            # cost estimates over many partitions made PostgreSQL compile some for half a second (measured on the
+            # window rules' look-back query: 1.8 s with JIT, see benchmarks/README.md).
+            pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, server_settings={"jit": "off"})
         except _UNAVAILABLE as exc:
             raise StorageUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
         return cls(pool)
