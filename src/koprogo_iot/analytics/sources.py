@@ -94,7 +94,8 @@ class RawReadings:
         return found
 
 
-# Rows of a rollup table in the period, plus each sensor's row before it and after it (for the edge steps).
+# Rows of a rollup table in the period ({period_rows}), plus each sensor's row before it and after it (for the
+# edge steps). `{table}` is the table the edge rows come from.
 _ROLLUPS = """
 WITH wanted AS (
     SELECT id FROM iot_sensors WHERE organization_id = $1 AND id IN ({ids})
@@ -104,35 +105,21 @@ WITH wanted AS (
         (SELECT MIN(r.bucket) FROM {table} r WHERE r.sensor_id = w.id AND r.bucket >= $3) AS after_bucket
     FROM wanted w
 )
-SELECT {columns} FROM {table} r JOIN wanted w ON r.sensor_id = w.id
-WHERE r.organization_id = $1 AND r.bucket >= $2 AND r.bucket < $3
+{period_rows}
 UNION ALL
 SELECT {columns} FROM edges e JOIN {table} r ON r.sensor_id = e.sensor_id
 WHERE r.organization_id = $1 AND (r.bucket = e.before_bucket OR r.bucket = e.after_bucket)
 ORDER BY sensor_id, bucket
 """
-
+_PERIOD_ROWS = """SELECT {columns} FROM {table} r JOIN wanted w ON r.sensor_id = w.id
+WHERE r.organization_id = $1 AND r.bucket >= $2 AND r.bucket < $3"""
 # The whole months [$4, $5) of the period from monthly rows, its partial months at either edge from daily rows:
 # rows of different lengths in a row still make one virtual index (`virtual_index` only needs them in order).
-_MONTHS_AND_DAYS = """
-WITH wanted AS (
-    SELECT id FROM iot_sensors WHERE organization_id = $1 AND id IN ({ids})
-), edges AS (
-    SELECT w.id AS sensor_id,
-        (SELECT MAX(r.bucket) FROM {daily} r WHERE r.sensor_id = w.id AND r.bucket < $2) AS before_bucket,
-        (SELECT MIN(r.bucket) FROM {daily} r WHERE r.sensor_id = w.id AND r.bucket >= $3) AS after_bucket
-    FROM wanted w
-)
-SELECT {columns} FROM {daily} r JOIN wanted w ON r.sensor_id = w.id
+_MONTHS_AND_DAYS = """SELECT {columns} FROM {table} r JOIN wanted w ON r.sensor_id = w.id
 WHERE r.organization_id = $1 AND ((r.bucket >= $2 AND r.bucket < $4) OR (r.bucket >= $5 AND r.bucket < $3))
 UNION ALL
 SELECT {columns} FROM {monthly} r JOIN wanted w ON r.sensor_id = w.id
-WHERE r.organization_id = $1 AND r.bucket >= $4 AND r.bucket < $5
-UNION ALL
-SELECT {columns} FROM edges e JOIN {daily} r ON r.sensor_id = e.sensor_id
-WHERE r.organization_id = $1 AND (r.bucket = e.before_bucket OR r.bucket = e.after_bucket)
-ORDER BY sensor_id, bucket
-"""
+WHERE r.organization_id = $1 AND r.bucket >= $4 AND r.bucket < $5"""
 
 
 _GAUGE_COLUMNS = "r.sensor_id, r.bucket, r.count, r.sum, r.min, r.max, r.last_value"
@@ -282,12 +269,17 @@ class AnalyticsSource:
             first = local_month(start, zone)
             months = (start if first[0] == start else first[1], local_month(end, zone)[0])
             if months[0] < months[1]:
-                placeholders = ", ".join(f"${i}" for i in range(6, 6 + len(sensor_ids)))
-                tables = {"daily": DAILY_TABLE, "monthly": MONTHLY_TABLE}
-                sql = _MONTHS_AND_DAYS.format(ids=placeholders, columns=columns, **tables)
-                return await self.db.fetch(sql, organization_id, start, end, *months, *sensor_ids)
+                return await self._select(
+                    _MONTHS_AND_DAYS, DAILY_TABLE, columns, [organization_id, start, end, *months], sensor_ids
+                )
             rollup = Rollups.DAILY  # no whole month in the period
-        placeholders = ", ".join(f"${i}" for i in range(4, 4 + len(sensor_ids)))
         table = HOURLY_TABLE if rollup is Rollups.HOURLY else DAILY_TABLE
-        sql = _ROLLUPS.format(ids=placeholders, table=table, columns=columns)
-        return await self.db.fetch(sql, organization_id, start, end, *sensor_ids)
+        return await self._select(_PERIOD_ROWS, table, columns, [organization_id, start, end], sensor_ids)
+
+    async def _select(
+        self, period_rows: str, table: str, columns: str, args: list[object], sensor_ids: Sequence[UUID]
+    ) -> list[Row]:
+        placeholders = ", ".join(f"${i}" for i in range(len(args) + 1, len(args) + 1 + len(sensor_ids)))
+        rows = period_rows.format(columns=columns, table=table, monthly=MONTHLY_TABLE)
+        sql = _ROLLUPS.format(ids=placeholders, table=table, columns=columns, period_rows=rows)
+        return await self.db.fetch(sql, *args, *sensor_ids)
