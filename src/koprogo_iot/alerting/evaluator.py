@@ -10,8 +10,6 @@ alert per (sensor, type), and evidence already judged is not counted as a repeat
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import socket
 import uuid
 from collections import defaultdict
@@ -38,14 +36,12 @@ from koprogo_iot.domain.detection import (
     statistical_decision,
     threshold_window,
 )
-from koprogo_iot.domain.errors import StorageUnavailable
 from koprogo_iot.domain.rules import AlertRules
 from koprogo_iot.domain.sensors import IoTSensor, MeasurementKind, SensorStatus
+from koprogo_iot.periodic import every
 from koprogo_iot.storage.alert_rules import AlertRulesRepository
 from koprogo_iot.storage.ports import AlertFilter
 from koprogo_iot.storage.sql_store import SqlStore
-
-log = logging.getLogger(__name__)
 
 HOUR = timedelta(hours=1)
 
@@ -79,14 +75,7 @@ class WindowRules:
 
     async def run(self) -> None:
         """Run until cancelled; storage outages are logged and retried at the next interval."""
-        while True:
-            try:
-                await self.run_once(utcnow())
-            except StorageUnavailable as exc:
-                log.warning("window rules skipped, retrying in %.0f s: %s", self.interval, exc)
-            except Exception:  # a bug in one run must not end the job
-                log.exception("window rules failed")
-            await asyncio.sleep(self.interval)
+        await every(self.interval, "window rules", lambda: self.run_once(utcnow()))
 
     async def run_once(self, now: datetime) -> int | None:
         """Judge all sensors as of `now`; the number of decisions applied, or None when another process holds

@@ -16,7 +16,6 @@ from uuid import UUID
 from koprogo_iot.config import NotifySettings
 from koprogo_iot.domain.alerts import AlertSeverity
 from koprogo_iot.domain.clock import utcnow
-from koprogo_iot.domain.errors import StorageUnavailable
 from koprogo_iot.domain.notices import (
     DEFAULT_REMINDER,
     MAX_ATTEMPTS,
@@ -30,6 +29,7 @@ from koprogo_iot.domain.tenancy import Role
 from koprogo_iot.live.bus import LiveAlert, LiveBus
 from koprogo_iot.notify.channels import SEND_TIMEOUT, AppriseSender, Sender, render
 from koprogo_iot.notify.repository import AlertContext, Draft, Notification, NotificationSettings, NotifyRepository
+from koprogo_iot.periodic import every
 from koprogo_iot.storage.database import Database
 
 log = logging.getLogger(__name__)
@@ -79,14 +79,7 @@ class Notifier:
 
     async def run(self) -> None:
         """Until cancelled. A database outage, a failing provider or a failed round is logged and tried again."""
-        while True:
-            try:
-                await self.run_once()
-            except StorageUnavailable as exc:
-                log.warning("notifier: database unavailable, retrying in %.0f s: %s", self.interval, exc)
-            except Exception:  # a bug must not stop the API process this runs in: log it, try again later
-                log.exception("notifier: round failed, retrying in %.0f s", self.interval)
-            await asyncio.sleep(self.interval)
+        await every(self.interval, "notifier", self.run_once)
 
     async def run_once(self, now: datetime | None = None) -> Round:
         """Plan the notices due at `now`, then deliver the messages due at `now`."""
