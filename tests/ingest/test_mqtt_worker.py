@@ -256,12 +256,18 @@ async def test_reading_pauses_while_the_database_is_slow_and_nothing_is_lost(
 ) -> None:
     monkeypatch.setattr(mqtt_worker, "MAX_BATCH", 5)
     pipeline = GatedPipeline(store)
+    topic = tenant.unit_sensor.mqtt_topic
     async with running(new_worker(store, mosquitto.endpoint, pipeline=pipeline)) as worker:
-        await publish_lines(mosquitto.endpoint, tenant.unit_sensor.mqtt_topic, [native(i, 200 - i) for i in range(100)])
         connection = worker._connection
         assert connection is not None
-        await eventually(lambda: _true(pipeline.entered > 0 and not connection.reading))
-        assert worker._queued + pipeline.entered < 100  # the rest waits in the socket buffer and at the broker
+        await publish_lines(mosquitto.endpoint, topic, [native(i, 200 - i) for i in range(10)])
+        await eventually(lambda: _true(pipeline.entered > 0))  # a batch is held: the database is "slow"
+        await publish_lines(mosquitto.endpoint, topic, [native(i, 200 - i) for i in range(10, 20)])
+        await eventually(lambda: _true(not connection.reading))  # what came meanwhile paused reading
+        held = worker._queued + pipeline.entered
+        await publish_lines(mosquitto.endpoint, topic, [native(i, 200 - i) for i in range(20, 100)])
+        # Published and acknowledged by the broker, but not read: it waits in the socket buffer and at the broker.
+        assert worker._queued + pipeline.entered == held <= 20
         pipeline.gate.set()
         await eventually(lambda: _count_is(store, tenant, 100))
         assert connection.reading and pipeline.entered == 100
