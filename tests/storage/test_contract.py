@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from koprogo_iot.domain.alerts import AlertStatus, AlertType, ClearAlert, RaiseAlert
+from koprogo_iot.domain.dead_letters import DeadLetter
 from koprogo_iot.domain.detection import reading_decisions
 from koprogo_iot.domain.errors import Conflict, NotFound
 from koprogo_iot.domain.readings import IoTReading
@@ -112,9 +113,8 @@ async def test_a_reading_is_stored_once_per_sensor_and_timestamp(storage: Storag
     assert await storage.readings.ingest([first]) == []  # redelivered
     assert await storage.readings.ingest([first, first]) == []
     later = reading(t.unit_sensor, 10, 11.0)
-    assert await storage.readings.ingest([first, later, later]) == [
-        later
-    ]  # twice in one batch: stored and counted once
+    # Twice in one batch: stored and counted once.
+    assert await storage.readings.ingest([first, later, later]) == [later]
     assert await storage.readings.count(t.organization.id, t.unit_sensor.id) == 3
 
 
@@ -214,3 +214,22 @@ async def test_duplicate_email_is_a_conflict(storage: Storage) -> None:
     await storage.tenancy.add_organization(org)
     with pytest.raises(Conflict):
         await storage.tenancy.add_user(t.syndic.__class__(org.id, t.syndic.email, "Twin", t.syndic.role, "h"))
+
+
+async def test_dead_letters_are_kept_per_organization_and_counted_by_reason(storage: Storage) -> None:
+    a, b = await make_tenant(storage, "A"), await make_tenant(storage, "B")
+    letters = [
+        DeadLetter.of("koprogo/x/y/z/readings", b"{", "invalid_json", "bad", T0, a.organization.id),
+        DeadLetter.of("koprogo/x/y/z/readings", b"{}", "schema_violation", "no value", T0, a.organization.id),
+        DeadLetter.of("koprogo/nope", b"\x00" * 2000, "invalid_topic", "no organization", T0, None),
+    ]
+    await storage.readings.ingest([], letters)
+    mine = await storage.dead_letters.recent(a.organization.id)
+    assert [letter.reason for letter in mine] == ["schema_violation", "invalid_json"]  # newest first
+    assert mine[0].id is not None and mine[0].payload_excerpt == "{}"
+    assert await storage.dead_letters.recent(b.organization.id) == []
+    assert [letter.reason for letter in await storage.dead_letters.recent(None, "invalid_topic")] == ["invalid_topic"]
+    everyone = await storage.dead_letters.recent(None)
+    assert everyone[0].payload_size == 2000 and len(everyone[0].payload_excerpt) == 1024  # an excerpt, bounded
+    assert await storage.dead_letters.counts(a.organization.id) == {"invalid_json": 1, "schema_violation": 1}
+    assert (await storage.dead_letters.counts(None))["invalid_topic"] == 1
