@@ -18,10 +18,12 @@ import uvicorn
 from koprogo_iot import demo
 from koprogo_iot.alerting.evaluator import WindowRules
 from koprogo_iot.api.app import create_app
+from koprogo_iot.broker.dynsec import DynamicSecurity
 from koprogo_iot.broker.embedded import EmbeddedBroker
 from koprogo_iot.config import Settings
 from koprogo_iot.devices import registry
 from koprogo_iot.domain.clock import utcnow
+from koprogo_iot.domain.credentials import INGEST_GROUP
 from koprogo_iot.domain.errors import StorageUnavailable
 from koprogo_iot.domain.sensors import DeviceFormat
 from koprogo_iot.ingest.integrations import IntegrationRunner
@@ -36,9 +38,11 @@ from koprogo_iot.notify.channels import check_template
 from koprogo_iot.notify.notifier import Notifier
 from koprogo_iot.periodic import every
 from koprogo_iot.services.container import Services
+from koprogo_iot.services.credentials import BrokerAccounts, DeviceLogins
 from koprogo_iot.storage.ports import Storage
 from koprogo_iot.storage.sql.alert_rules import SqlAlertRules
 from koprogo_iot.storage.sql.alerts import SqlAlerts
+from koprogo_iot.storage.sql.credentials import SqlCredentials
 from koprogo_iot.storage.sql.database import Database
 from koprogo_iot.storage.sql.dead_letters import SqlDeadLetters
 from koprogo_iot.storage.sql.devices import SqlDevices
@@ -78,6 +82,7 @@ def storage_over(db: Database, encryption_key: str) -> Storage:
         dead_letters=SqlDeadLetters(db),
         devices=SqlDevices(db),
         integrations=SqlIntegrations(db, Sealer(encryption_key)),
+        credentials=SqlCredentials(db),
         alerts=SqlAlerts(db),
         alert_rules=SqlAlertRules(db),
         notifications=SqlNotifications(db),
@@ -98,13 +103,26 @@ async def open_storage(url: str, encryption_key: str, apply_migrations: bool = T
 
 
 def build_services(
-    storage: Storage, secret: str, token_ttl: timedelta = timedelta(hours=12), bus: LiveBus | None = None
+    storage: Storage,
+    secret: str,
+    token_ttl: timedelta = timedelta(hours=12),
+    bus: LiveBus | None = None,
+    broker: BrokerAccounts | None = None,
 ) -> Services:
-    return Services.over(storage, secret, token_ttl, bus or MemoryBus(), check_template)
+    return Services.over(storage, secret, token_ttl, bus or MemoryBus(), check_template, broker)
 
 
-def _services(settings: Settings, storage: Storage, bus: LiveBus) -> Services:
-    return build_services(storage, settings.token_secret(), timedelta(minutes=settings.token_ttl_minutes), bus)
+def build_broker_accounts(settings: Settings) -> BrokerAccounts | None:
+    """Mosquitto's dynamic security when its admin login is configured (the embedded broker is its own)."""
+    if not settings.mqtt.admin_url:
+        return None
+    endpoint = MqttEndpoint.parse(settings.mqtt.admin_url)
+    return DynamicSecurity(endpoint, settings.mqtt.tls_context() if endpoint.tls else None)
+
+
+def _services(settings: Settings, storage: Storage, bus: LiveBus, broker: BrokerAccounts | None) -> Services:
+    ttl = timedelta(minutes=settings.token_ttl_minutes)
+    return build_services(storage, settings.token_secret(), ttl, bus, broker)
 
 
 def build_bus(settings: Settings) -> LiveBus:
@@ -120,6 +138,7 @@ def build_pipeline(settings: Settings, storage: Storage, bus: LiveBus | None, or
         rate_per_sensor=cfg.rate_per_sensor,
         burst_per_sensor=cfg.burst_per_sensor,
         dead_letters_per_minute=cfg.dead_letters_per_minute,
+        dead_letters_per_organization_minute=cfg.dead_letters_per_organization_minute,
     )
     decoders = {DeviceFormat(name): decoder for name, decoder in registry.decoders().items()}
     return Pipeline(storage, limits, bus, decoders, origin)
@@ -133,9 +152,11 @@ def build_integrations(settings: Settings, storage: Storage, bus: LiveBus | None
 
 
 def build_worker(settings: Settings, pipeline: Pipeline, endpoint: MqttEndpoint, shared: bool) -> MqttIngestWorker:
-    """`shared`: one of several workers behind a shared subscription (the embedded broker has none)."""
-    group = settings.mqtt.share_group or None if shared else None
-    return MqttIngestWorker(pipeline, endpoint, settings.mqtt.client_id, group)
+    """`shared`: one of several workers behind the shared subscription only they may join (the embedded broker
+    has one worker and no shared subscriptions)."""
+    group = INGEST_GROUP if shared else None
+    tls = settings.mqtt.tls_context() if endpoint.tls else None
+    return MqttIngestWorker(pipeline, endpoint, settings.mqtt.client_id, group, tls=tls)
 
 
 # Rollups are refreshed by the processes that serve queries (which also catch up before answering), not by the
@@ -158,14 +179,22 @@ async def _refresh_rollups(storage: Storage) -> None:
         pass
 
 
-async def housekeeping(storage: Storage, notifier: Notifier | None = None) -> None:
-    """Background jobs of the API process: rollups and window alert rules every minute, notifications every few
-    seconds, partitions and old device sightings once a day."""
+RECONCILE_INTERVAL = 60.0  # a revocation the broker missed (it was down) is applied within this
+
+
+async def housekeeping(storage: Storage, notifier: Notifier | None = None, logins: DeviceLogins | None = None) -> None:
+    """Background jobs of the API process: rollups, window alert rules and the broker's device logins every minute,
+    notifications every few seconds, partitions and old device sightings once a day."""
     refresher = asyncio.create_task(
         every(REFRESH_INTERVAL, "rollups", lambda: _refresh_rollups(storage)), name="rollups"
     )
     judging = asyncio.create_task(WindowRules(storage).run(), name="window-rules")
     notifying = asyncio.create_task(notifier.run(), name="notifier") if notifier is not None else None
+    reconciling = (
+        asyncio.create_task(every(RECONCILE_INTERVAL, "device logins", logins.reconcile), name="device-logins")
+        if logins is not None
+        else None
+    )
     try:
         while True:
             try:
@@ -178,7 +207,7 @@ async def housekeeping(storage: Storage, notifier: Notifier | None = None) -> No
                 continue
             await asyncio.sleep(86_400)
     finally:
-        for task in (refresher, judging, notifying):
+        for task in (refresher, judging, notifying, reconciling):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -201,8 +230,9 @@ class Running:
     """What `up` started, for the banner and for tests."""
 
     http_url: str
-    mqtt: MqttEndpoint
+    mqtt: MqttEndpoint  # the broker's address
     demo: demo.Demo | None
+    device: MqttEndpoint | None  # with the demo: a device login of its organization, to publish by hand
 
 
 async def _until_stopped(server: uvicorn.Server, *tasks: asyncio.Task[None]) -> None:
@@ -230,31 +260,41 @@ async def run_embedded(
     storage = await open_storage(settings.resolved_database_url, settings.encryption_secret())
     try:
         bus = build_bus(settings)
-        services = _services(settings, storage, bus)
         provisioned = await demo.provision(storage) if with_demo else None
         async with contextlib.AsyncExitStack() as stack:
+            accounts: BrokerAccounts | None
             if settings.mqtt.url:
-                endpoint = MqttEndpoint.parse(settings.mqtt.url)
+                endpoint, accounts = MqttEndpoint.parse(settings.mqtt.url), build_broker_accounts(settings)
             else:
-                endpoint = (
-                    await stack.enter_async_context(EmbeddedBroker(settings.mqtt.host, settings.mqtt.port))
-                ).endpoint
+                broker = EmbeddedBroker(settings.mqtt.host, settings.mqtt.port, storage.credentials)
+                accounts = await stack.enter_async_context(broker)
+                endpoint = broker.endpoint
+            address = MqttEndpoint(endpoint.host, endpoint.port, tls=endpoint.tls)
+            services = _services(settings, storage, bus, accounts)
             stack.push_async_callback(bus.close)
             pipeline = build_pipeline(settings, storage, bus)
             services.provisioning.sensor_listeners.append(pipeline.directory.forget)
             services.alert_rules.listeners.append(pipeline.directory.forget)
             worker = build_worker(settings, pipeline, endpoint, shared=False)
+            notifier = build_notifier(settings, storage, bus)
             tasks = [
                 asyncio.create_task(worker.run(), name="ingest"),
                 asyncio.create_task(build_integrations(settings, storage, bus).run(), name="integrations"),
-                asyncio.create_task(housekeeping(storage, build_notifier(settings, storage, bus)), name="housekeeping"),
+                asyncio.create_task(housekeeping(storage, notifier, services.device_logins), name="housekeeping"),
             ]
             await asyncio.wait_for(worker.subscribed.wait(), timeout=30)
+            device = None
             if provisioned is not None:
-                tasks.append(asyncio.create_task(demo.simulate(provisioned.sensors, endpoint), name="simulator"))
+                logins = services.device_logins
+                org = provisioned.organization.id
+                simulator, password = await logins.renew(org, demo.SIMULATOR_LOGIN)
+                simulating = demo.simulate(provisioned.sensors, address.with_login(simulator.username, password))
+                tasks.append(asyncio.create_task(simulating, name="simulator"))
+                trial, password = await logins.renew(org, demo.TRIAL_LOGIN)
+                device = address.with_login(trial.username, password)
             server = _http_server(settings, services)
             settle_garbage_collector()
-            running = Running(f"http://{settings.http.host}:{settings.http.port}", endpoint, provisioned)
+            running = Running(f"http://{settings.http.host}:{settings.http.port}", address, provisioned, device)
             tasks.append(asyncio.create_task(_announce(server, running, on_ready), name="announce"))
             await _until_stopped(server, *tasks)
     finally:
@@ -290,8 +330,11 @@ async def run_api(settings: Settings) -> None:
     storage = await open_storage(settings.resolved_database_url, settings.encryption_secret(), apply_migrations=False)
     try:
         bus = build_bus(settings)
-        jobs = asyncio.create_task(housekeeping(storage, build_notifier(settings, storage, bus)))
-        server = _http_server(settings, _services(settings, storage, bus))
+        services = _services(settings, storage, bus, build_broker_accounts(settings))
+        jobs = asyncio.create_task(
+            housekeeping(storage, build_notifier(settings, storage, bus), services.device_logins)
+        )
+        server = _http_server(settings, services)
         settle_garbage_collector()
         try:
             await server.serve()

@@ -15,6 +15,7 @@ _STATUS: dict[type[errors.KoproGoError], tuple[int, str]] = {
     errors.Conflict: (409, "conflict"),
     errors.AuthenticationFailed: (401, "unauthenticated"),
     errors.StorageUnavailable: (503, "storage_unavailable"),
+    errors.BrokerUnavailable: (503, "broker_unavailable"),
 }
 
 

@@ -13,6 +13,7 @@ from uuid import UUID
 from pydantic import ValidationError
 
 from koprogo_iot import __version__, bootstrap, demo
+from koprogo_iot.cli import credentials as credentials_cli
 from koprogo_iot.cli import ista as ista_cli
 from koprogo_iot.cli import sensors as sensors_cli
 from koprogo_iot.config import Mode, Settings
@@ -23,6 +24,7 @@ from koprogo_iot.loadgen.publisher import run_load
 from koprogo_iot.mqtt_url import MqttEndpoint
 from koprogo_iot.progress import Progress
 from koprogo_iot.services.accounts import MIN_PASSWORD_LENGTH, hash_password
+from koprogo_iot.services.credentials import DeviceLogins
 
 # Benchmarks are an optional extra (`pip install 'koprogo-iot[bench]'`): imported only when `bench` runs.
 BENCHMARKS = {
@@ -77,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
 
     ista_cli.register(commands)
     sensors_cli.register(commands)
+    credentials_cli.register(commands)
 
     letters = command("dead-letters", "list the messages ingestion refused, newest first, and counts by reason")
     letters.add_argument("--reason", help="only this reason, e.g. invalid_json, unknown_sensor")
@@ -127,6 +130,8 @@ def _banner(running: bootstrap.Running) -> None:
             f"                {demo.OWNER_EMAIL} / {demo.DEMO_PASSWORD}  (owner of App. 1.1)",
             f"  Publish to    koprogo/{org.id}/{building.id}/<sensor_id>/readings",
         ]
+    if running.device is not None:
+        lines.append(f"  MQTT login    {running.device.username} / {running.device.password}")
     lines.append("Press Ctrl-C to stop.")
     print("\n".join(lines), flush=True)
 
@@ -158,10 +163,15 @@ async def _dead_letters(settings: Settings, args: argparse.Namespace) -> None:
         print(f"    payload ({letter.payload_size} bytes): {letter.payload_excerpt[:160]!r}")
 
 
+LOADGEN_LOGIN = "Générateur de charge"  # the load test organization's device login, renewed at each run
+
+
 async def _loadgen(settings: Settings, args: argparse.Namespace) -> None:
     storage = await bootstrap.open_storage(settings.resolved_database_url, settings.encryption_secret())
     try:
         fleet = await provision_fleet(storage, args.sensors)
+        logins = DeviceLogins(storage.credentials, storage.tenancy, credentials_cli.accounts(settings))
+        login, password = await logins.renew(fleet.organization.id, LOADGEN_LOGIN)
     finally:
         await storage.close()
     per_sensor = args.rate / args.sensors
@@ -171,14 +181,16 @@ async def _loadgen(settings: Settings, args: argparse.Namespace) -> None:
             f"{settings.ingest.rate_per_sensor:g}/s (KOPROGO_INGEST_RATE_PER_SENSOR): use more --sensors",
             file=sys.stderr,
         )
-    endpoint = (
+    broker = (
         MqttEndpoint.parse(settings.mqtt.url)
         if settings.mqtt.url
         else MqttEndpoint(settings.mqtt.host, settings.mqtt.port)
     )
+    endpoint = broker.with_login(login.username, password)
+    tls = settings.mqtt.tls_context() if broker.tls else None
     progress = Progress(int(args.rate * args.duration), f"{args.rate:g}/s to {endpoint}")
     try:
-        result = await run_load(endpoint, fleet.topics, args.rate, args.duration, on_progress=progress)
+        result = await run_load(endpoint, fleet.topics, args.rate, args.duration, on_progress=progress, tls=tls)
     finally:
         progress.done()
     cost = result.cpu_seconds / max(result.published, 1) * 1e6
@@ -240,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(ista_cli.execute(settings, args))
         elif args.command in ("sensors", "devices"):
             return asyncio.run(sensors_cli.execute(settings, args))
+        elif args.command in ("credentials", "broker"):
+            return asyncio.run(credentials_cli.execute(settings, args))
         elif args.command == "dead-letters":
             asyncio.run(_dead_letters(settings, args))
         elif args.command == "create-admin":

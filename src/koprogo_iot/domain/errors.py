@@ -6,7 +6,8 @@ KoproGoError
  ├── Forbidden             the caller's role may not do this (HTTP 403)
  ├── Conflict              the entity would duplicate an existing one (HTTP 409)
  ├── AuthenticationFailed  unknown user, wrong password or bad token (HTTP 401)
- └── StorageUnavailable    the database cannot be reached right now (HTTP 503)
+ ├── StorageUnavailable    the database cannot be reached right now (HTTP 503)
+ └── BrokerUnavailable     the MQTT broker's administration cannot be reached or refused (HTTP 503)
 """
 
 
@@ -36,3 +37,7 @@ class AuthenticationFailed(KoproGoError):
 
 class StorageUnavailable(KoproGoError):
     """The storage backend failed for a reason outside the request (connection lost, server down)."""
+
+
+class BrokerUnavailable(KoproGoError):
+    """The MQTT broker could not apply a change of device credentials (unreachable, not configured, refused)."""

@@ -9,6 +9,7 @@ from koprogo_iot.live.bus import LiveBus
 from koprogo_iot.services.accounts import Accounts
 from koprogo_iot.services.alert_rules import AlertRuleSettings
 from koprogo_iot.services.analytics import Analytics
+from koprogo_iot.services.credentials import BrokerAccounts, DeviceLogins
 from koprogo_iot.services.devices import Devices
 from koprogo_iot.services.integrations import Integrations
 from koprogo_iot.services.ista import IstaService
@@ -27,14 +28,22 @@ class Services:
     analytics: Analytics
     devices: Devices
     integrations: Integrations
+    device_logins: DeviceLogins
     ista: IstaService
     notifications: NotificationSetup
     bus: LiveBus
 
     @classmethod
     def over(
-        cls, storage: Storage, secret: str, token_ttl: timedelta, bus: LiveBus, check_template: TemplateCheck
+        cls,
+        storage: Storage,
+        secret: str,
+        token_ttl: timedelta,
+        bus: LiveBus,
+        check_template: TemplateCheck,
+        broker: BrokerAccounts | None = None,
     ) -> Services:
+        """`broker`: where device credentials take effect (none: they cannot be changed, the error says why)."""
         provisioning = Provisioning(storage.tenancy, storage.sensors)
         return cls(
             accounts=Accounts(storage.tenancy, secret, token_ttl),
@@ -44,6 +53,7 @@ class Services:
             analytics=Analytics(provisioning, storage.source),
             devices=Devices(storage.devices, provisioning),
             integrations=Integrations(storage.integrations),
+            device_logins=DeviceLogins(storage.credentials, storage.tenancy, broker),
             ista=IstaService(storage.ista, storage.tenancy, storage.sensors, storage.source),
             notifications=NotificationSetup(storage.notifications, storage.alerts, check_template),
             bus=bus,
