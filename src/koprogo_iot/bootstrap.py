@@ -36,6 +36,7 @@ from koprogo_iot.services.container import Services
 from koprogo_iot.storage.ports import Storage
 from koprogo_iot.storage.sql.alert_rules import SqlAlertRules
 from koprogo_iot.storage.sql.alerts import SqlAlerts
+from koprogo_iot.storage.sql.bacnet import SqlBacnetPoints
 from koprogo_iot.storage.sql.database import Database
 from koprogo_iot.storage.sql.dead_letters import SqlDeadLetters
 from koprogo_iot.storage.sql.ista import SqlIsta
@@ -78,6 +79,7 @@ def storage_over(db: Database) -> Storage:
         rollups=SqlRollups(db),
         leases=SqlLeases(db),
         maintenance=SqlMaintenance(db),
+        bacnet=SqlBacnetPoints(db),
     )
 
 

@@ -12,6 +12,7 @@ from koprogo_iot.api.routers import (
     alerts,
     analytics,
     auth,
+    bacnet,
     ingest,
     insights,
     ista,
@@ -45,6 +46,7 @@ def create_app(services: Services) -> FastAPI:
         analytics,
         ista,
         insights,
+        bacnet,
     ):
         app.include_router(module.router, prefix=API_PREFIX)
 

@@ -9,6 +9,7 @@ from koprogo_iot.live.bus import LiveBus
 from koprogo_iot.services.accounts import Accounts
 from koprogo_iot.services.alert_rules import AlertRuleSettings
 from koprogo_iot.services.analytics import Analytics
+from koprogo_iot.services.bacnet import BacnetConfiguration
 from koprogo_iot.services.ista import IstaService
 from koprogo_iot.services.monitoring import Monitoring
 from koprogo_iot.services.notifications import NotificationSetup, TemplateCheck
@@ -25,6 +26,7 @@ class Services:
     analytics: Analytics
     ista: IstaService
     notifications: NotificationSetup
+    bacnet: BacnetConfiguration
     bus: LiveBus
 
     @classmethod
@@ -40,5 +42,6 @@ class Services:
             analytics=Analytics(provisioning, storage.source),
             ista=IstaService(storage.ista, storage.tenancy, storage.sensors, storage.source),
             notifications=NotificationSetup(storage.notifications, storage.alerts, check_template),
+            bacnet=BacnetConfiguration(storage.bacnet, storage.tenancy, storage.sensors),
             bus=bus,
         )
