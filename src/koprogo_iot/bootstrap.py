@@ -7,9 +7,10 @@ import contextlib
 import gc
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from uuid import UUID
 
 import prometheus_client
 import uvicorn
@@ -17,6 +18,8 @@ import uvicorn
 from koprogo_iot import demo
 from koprogo_iot.alerting.evaluator import WindowRules
 from koprogo_iot.api.app import create_app
+from koprogo_iot.bacnet.poller import BacnetPoller
+from koprogo_iot.bacnet.publisher import ReadingPublisher
 from koprogo_iot.broker.embedded import EmbeddedBroker
 from koprogo_iot.config import Settings
 from koprogo_iot.devices import registry
@@ -294,18 +297,61 @@ async def run_ingest(settings: Settings) -> None:
     storage = await open_storage(settings.resolved_database_url, apply_migrations=False)
     try:
         bus = build_bus(settings)
-        worker = build_worker(
-            settings, build_pipeline(settings, storage, bus), MqttEndpoint.parse(settings.mqtt.url), shared=True
-        )
+        worker = build_worker(settings, build_pipeline(settings, storage, bus), mqtt_endpoint(settings), shared=True)
         if settings.ingest.metrics_port:
             prometheus_client.start_http_server(settings.ingest.metrics_port, addr=settings.http.host)
         settle_garbage_collector()
-        task = asyncio.create_task(worker.run())
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await _until_signalled(worker.run())
         await bus.close()
+    finally:
+        await storage.close()
+
+
+def mqtt_endpoint(settings: Settings) -> MqttEndpoint:
+    """The configured external broker, else the embedded broker of a running `up`."""
+    mqtt = settings.mqtt
+    return MqttEndpoint.parse(mqtt.url) if mqtt.url else MqttEndpoint(mqtt.host, mqtt.port)
+
+
+async def _until_signalled(job: Awaitable[None]) -> None:
+    """Run `job` until it ends, or until SIGINT or SIGTERM cancel it."""
+    task = asyncio.ensure_future(job)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def run_bacnet(settings: Settings, organization_id: UUID, building_ids: Sequence[UUID] = ()) -> None:
+    """The BACnet poller of an organization's buildings (all of them when none is given), until SIGINT or SIGTERM."""
+    storage = await open_storage(settings.resolved_database_url, apply_migrations=False)
+    try:
+        await storage.tenancy.get_organization(organization_id)
+        for building_id in building_ids:
+            await storage.tenancy.get_building(organization_id, building_id)
+        # Imported here: bacpypes3 takes 0.4 s to import, which no other command should pay.
+        from koprogo_iot.bacnet.client import BacnetClient
+
+        cfg = settings.bacnet
+        client = await BacnetClient.open(cfg.host, cfg.port, cfg.device_instance, cfg.timeout)
+        publisher = ReadingPublisher(mqtt_endpoint(settings))
+        try:
+            publisher.start()
+            if cfg.metrics_port:
+                prometheus_client.start_http_server(cfg.metrics_port, addr=settings.http.host)
+            poller = BacnetPoller(
+                storage.bacnet,
+                storage.sensors,
+                client,
+                publisher,
+                organization_id,
+                building_ids,
+                refresh_interval=cfg.refresh_interval,
+            )
+            await _until_signalled(poller.run())
+        finally:
+            await publisher.close()
+            client.close()
     finally:
         await storage.close()
