@@ -1,0 +1,118 @@
+"""`koprogo-iot bacnet` as an operator runs it: a process reading the database, polling a controller simulated on
+loopback, publishing to a real Mosquitto (an ingest worker stores), serving its metrics, stopped by SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import socket
+import sys
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from koprogo_iot.bootstrap import open_storage
+from koprogo_iot.domain.bacnet import BacnetPoint
+from koprogo_iot.domain.sensors import SensorType
+from koprogo_iot.ingest.mqtt_worker import MqttIngestWorker
+from koprogo_iot.ingest.pipeline import Pipeline
+from tests.bacnet.conftest import native_sensor, simulated_controller
+from tests.conftest import Mosquitto, eventually, free_port, make_tenant, running
+
+pytestmark = pytest.mark.mosquitto
+
+
+async def cli(*args: str, log: Path) -> asyncio.subprocess.Process:
+    with log.open("ab") as output:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "koprogo_iot.cli", *args, stdout=output, stderr=output
+        )
+
+
+async def test_the_command_polls_publishes_serves_metrics_and_stops_on_sigterm(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    url, log = f"sqlite:///{tmp_path / 'k.db'}", tmp_path / "bacnet.log"
+    storage = await open_storage(url)
+    try:
+        t = await make_tenant(storage)
+        sensor = native_sensor(t, "outside", SensorType.TEMPERATURE, "°C")
+        await storage.sensors.add(sensor)
+        metrics_port = free_port()
+        async with simulated_controller() as pxc:
+            await storage.bacnet.add(
+                BacnetPoint(
+                    organization_id=t.organization.id,
+                    building_id=t.building.id,
+                    sensor_id=sensor.id,
+                    address=pxc.address,
+                    object_type="analog-input",
+                    object_instance=1,
+                    polling_interval=60,
+                )
+            )
+            worker = MqttIngestWorker(Pipeline(storage), mosquitto.endpoint, f"bacnet-cli-{uuid.uuid4().hex[:8]}")
+            async with running(worker):
+                poller = await cli(
+                    "bacnet",
+                    "--database-url",
+                    url,
+                    "--mqtt-url",
+                    f"mqtt://{mosquitto.endpoint.host}:{mosquitto.endpoint.port}",
+                    "--organization",
+                    str(t.organization.id),
+                    "--building",
+                    str(t.building.id),
+                    "--bacnet-host",
+                    "127.0.0.1",
+                    "--bacnet-port",
+                    "0",
+                    "--metrics-port",
+                    str(metrics_port),
+                    log=log,
+                )
+                try:
+                    [reading] = await eventually(lambda: storage.readings.recent(t.organization.id, sensor.id), 20)
+                    assert reading.value == 21.5
+                    text = await eventually(lambda: _metrics(metrics_port))
+                    assert re.search(r'^koprogo_bacnet_reads_total\{result="ok"\} [1-9]', text, re.M), text
+                    assert re.search(r"^koprogo_bacnet_points 1\.0$", text, re.M), text
+                finally:
+                    poller.send_signal(signal.SIGTERM)
+                    status = await asyncio.wait_for(poller.wait(), timeout=15)
+        assert status == 0, log.read_text()
+        assert "polling 1 BACnet point(s) of 1 controller(s)" in log.read_text()
+    finally:
+        await storage.close()
+
+
+async def test_errors_are_one_clear_line(tmp_path: Path) -> None:
+    url, log = f"sqlite:///{tmp_path / 'k.db'}", tmp_path / "bacnet.log"
+    storage = await open_storage(url)
+    try:
+        t = await make_tenant(storage)
+    finally:
+        await storage.close()
+    stranger = uuid.uuid4()
+    unknown = await cli("bacnet", "--database-url", url, "--organization", str(stranger), log=log)
+    assert await unknown.wait() == 2
+    assert f"koprogo-iot bacnet: error: organization {stranger} not found" in log.read_text()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:  # a BMS workstation on the same host
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        args = ("--organization", str(t.organization.id), "--bacnet-host", "127.0.0.1", "--bacnet-port", str(port))
+        busy = await cli("bacnet", "--database-url", url, *args, log=log)
+        assert await busy.wait() == 2
+    assert f"UDP port {port} is in use on 127.0.0.1: give the poller another BACnet port" in log.read_text()
+    assert "Traceback" not in log.read_text()
+
+
+async def _metrics(port: int) -> str | None:
+    try:
+        async with httpx.AsyncClient() as client:
+            return (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+    except httpx.ConnectError:
+        return None
