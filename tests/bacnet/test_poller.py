@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import uuid
 from collections.abc import AsyncIterator, Coroutine, Sequence
@@ -159,6 +160,8 @@ async def test_failing_points_are_logged_once_counted_and_do_not_stop_the_others
     caplog.set_level(logging.INFO, logger="koprogo_iot.bacnet")
     t = await make_tenant(storage)
     sensors = [native_sensor(t, f"s{i}", SensorType.TEMPERATURE, "°C") for i in range(5)]
+    switched_off = dataclasses.replace(native_sensor(t, "off", SensorType.TEMPERATURE, "°C"), status="inactive")
+    sensors.append(switched_off)
     for sensor in sensors:
         await storage.sensors.add(sensor)
     nobody = free_udp_port()  # no controller answers there (yet)
@@ -177,19 +180,20 @@ async def test_failing_points_are_logged_once_counted_and_do_not_stop_the_others
 
     unreachable_before = metric("koprogo_bacnet_reads_total", result="unreachable")
     async with simulated_controller(read_property_multiple=False) as pxc:
-        good, unknown, nan, wrong_device, unreachable = points = [
+        good, unknown, nan, wrong_device, unreachable, off = points = [
             point(sensors[0], pxc.address, "analog-input", 1, device_instance=PXC_INSTANCE),
             point(sensors[1], pxc.address, "analog-input", 99, device_instance=PXC_INSTANCE),
             point(sensors[2], pxc.address, "analog-value", 2, device_instance=PXC_INSTANCE),
             point(sensors[3], pxc.address, "analog-input", 1, device_instance=7),
             point(sensors[4], f"127.0.0.1:{nobody}", "analog-input", 1),
+            point(switched_off, pxc.address, "analog-input", 1),  # its messages would be refused: not polled
         ]
         for p in points:
             await storage.bacnet.add(p)
         async with polling(storage, mosquitto, t):
             # The good point goes on being read while the others fail at every poll.
             await eventually(lambda: _at_least(values_of(storage, t, sensors[0]), 4))
-            assert metric("koprogo_bacnet_points_failing") == 4
+            assert metric("koprogo_bacnet_points") == 5 and metric("koprogo_bacnet_points_failing") == 4
             assert metric("koprogo_bacnet_reads_total", result="unreachable") - unreachable_before >= 2
             warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
             assert len(warnings) == 4, warnings  # once per point, however many polls failed
@@ -200,6 +204,10 @@ async def test_failing_points_are_logged_once_counted_and_do_not_stop_the_others
             assert f"{pxc.address} is not BACnet device 7 (wrong_device)" in _one(warnings, str(wrong_device.id))
             assert "no answer" in _one(warnings, str(unreachable.id))
             assert [r for r in caplog.records if "refused ReadPropertyMultiple" in r.getMessage()]
+            assert (
+                len([r for r in caplog.records if f"{off.id} " in r.getMessage() and "not polled" in r.getMessage()])
+                == 1
+            )
             for failing in sensors[1:]:
                 assert await storage.readings.count(t.organization.id, failing.id) == 0
 

@@ -1,6 +1,6 @@
 """Native readings to the broker with QoS 1, as a device would send them (paho-mqtt, its network thread).
 
-While the broker is unreachable paho keeps the readings in memory (up to `QUEUE_LIMIT`) and sends them once it is
+While the broker is unreachable paho keeps the readings in memory (up to `queue_limit`) and sends them once it is
 back: the ingest workers store each (sensor, timestamp) once, so a reading sent twice after a reconnect is harmless.
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections import deque
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,7 +21,9 @@ from koprogo_iot.mqtt_url import MqttEndpoint
 
 log = logging.getLogger(__name__)
 
-QUEUE_LIMIT = 100_000  # readings kept while the broker is away: a day of 1,000 points at 15 minutes
+# Readings kept while the broker is away: half a day of 1,000 points read every 15 minutes. Below 65,535: paho
+# keys its queue by message id.
+QUEUE_LIMIT = 50_000
 
 
 class NativeReading(msgspec.Struct):
@@ -40,18 +41,24 @@ def rfc3339(at: datetime) -> str:
 
 
 class ReadingPublisher:
-    def __init__(self, endpoint: MqttEndpoint) -> None:
+    def __init__(self, endpoint: MqttEndpoint, queue_limit: int = QUEUE_LIMIT) -> None:
         self.endpoint = endpoint
+        self.queue_limit = queue_limit
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"koprogo-bacnet-{uuid.uuid4().hex[:8]}")
         if endpoint.username:
             self._client.username_pw_set(endpoint.username, endpoint.password)
-        self._client.max_queued_messages_set(QUEUE_LIMIT)
+        self._client.max_queued_messages_set(queue_limit)
+        # Reconnect within 30 s of the broker's return however long it was away (paho's default backoff: 2 min).
+        self._client.reconnect_delay_set(min_delay=1, max_delay=30)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
-        # Published, not yet known to be acknowledged: paho's thread marks each one published on its PUBACK.
-        self._pending: deque[mqtt.MQTTMessageInfo] = deque()
+        # Message ids published, and acknowledged (paho's thread adds to the latter, on each PUBACK, maybe before the
+        # former has the id): unacknowledged = pending - acknowledged, matched ids removed from both.
+        self._pending: set[int] = set()
+        self._acknowledged: set[int] = set()
         self._encoder = msgspec.json.Encoder()
+        self._closing = False
 
     def start(self) -> None:
         """Connect in the background (and reconnect whenever the broker goes away)."""
@@ -62,15 +69,20 @@ class ReadingPublisher:
         info = self._client.publish(topic, self._encoder.encode(NativeReading(rfc3339(at), value)), qos=1)
         if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
             metrics.DROPPED.inc()
-            log.warning("%d readings wait for broker %s: dropped one for %s", QUEUE_LIMIT, self.endpoint, topic)
+            log.warning("%d readings wait for broker %s: dropped one for %s", self.queue_limit, self.endpoint, topic)
             return
-        self._pending.append(info)
-        while self._pending and self._pending[0].is_published():  # acknowledged in order, mostly
-            self._pending.popleft()
+        self._pending.add(info.mid)
+        self._forget_acknowledged()
+
+    def _forget_acknowledged(self) -> None:
+        matched = self._pending & self._acknowledged
+        self._pending -= matched
+        self._acknowledged -= matched  # in place, in one step: safe beside paho's thread adding
 
     @property
     def unacknowledged(self) -> int:
-        return sum(1 for info in self._pending if not info.is_published())
+        self._forget_acknowledged()
+        return len(self._pending)
 
     async def close(self, timeout: float = 5.0) -> None:
         """Give the broker `timeout` seconds to acknowledge what was published, then disconnect."""
@@ -79,6 +91,7 @@ class ReadingPublisher:
             await asyncio.sleep(0.05)
         if self.unacknowledged:
             log.warning("stopping with %d reading(s) the broker has not acknowledged", self.unacknowledged)
+        self._closing = True
         self._client.disconnect()
         self._client.loop_stop()
 
@@ -91,8 +104,9 @@ class ReadingPublisher:
             log.info("connected to %s", self.endpoint)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
-        if reason.is_failure:  # not our own disconnect at the end
+        if not self._closing:
             log.warning("disconnected from %s (%s): readings wait for the reconnection", self.endpoint, reason)
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
         metrics.PUBLISHED.inc()
+        self._acknowledged.add(mid)
