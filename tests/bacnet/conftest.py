@@ -51,7 +51,8 @@ class ReadPropertyOnly(Application):
 @dataclass
 class SimulatedController:
     """A Desigo PXC as far as the poller can tell: an outside temperature, an energy accumulator (1 pulse =
-    0.01 kWh), a water meter's pulse converter, a flow temperature, and a value that is not a number."""
+    0.01 kWh), a gas accumulator without a pulse rate, a water meter's pulse converter, a flow temperature, and a
+    value that is not a number."""
 
     port: int
     device_instance: int
@@ -93,6 +94,9 @@ async def simulated_controller(
         units="cubic-meters",
         **normal,
     )
+    no_pulse_rate = LocalAccumulator(
+        objectIdentifier=("accumulator", 2), objectName="Gas index", presentValue=5, maxPresValue=99_999, **normal
+    )
     flow_temperature = AnalogValueObject(
         objectIdentifier=("analog-value", 1), objectName="Flow temperature", presentValue=65.0, **normal
     )
@@ -104,7 +108,7 @@ async def simulated_controller(
     )
     network = NetworkPortObject(f"127.0.0.1/32:{port}", objectIdentifier=("network-port", 1), objectName="NP-1")
     kind = Application if read_property_multiple else ReadPropertyOnly
-    app = kind.from_object_list([device, network, temperature, energy, water, flow_temperature, broken])
+    app = kind.from_object_list([device, network, temperature, energy, no_pulse_rate, water, flow_temperature, broken])
     try:
         yield SimulatedController(port, device_instance, temperature, energy, water, flow_temperature)
     finally:

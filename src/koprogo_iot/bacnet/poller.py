@@ -23,13 +23,11 @@ from koprogo_iot.bacnet.outcomes import Failure, Outcome, PointReader, Result
 from koprogo_iot.bacnet.publisher import ReadingPublisher
 from koprogo_iot.domain.bacnet import BacnetPoint
 from koprogo_iot.domain.clock import utcnow
-from koprogo_iot.domain.sensors import IoTSensor, SensorStatus
+from koprogo_iot.domain.sensors import SensorStatus
 from koprogo_iot.periodic import every
 from koprogo_iot.storage.ports import BacnetPointRepository, SensorFilter, SensorRepository
 
 log = logging.getLogger(__name__)
-
-REFRESH_INTERVAL = 60.0  # seconds between two reads of the configuration
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +51,8 @@ def _describe(point: BacnetPoint) -> str:
 class BacnetPoller:
     """Polls the points of one organization (of some of its buildings, or all) until cancelled.
 
-    `speed` divides every polling interval: 1 in service; the tests run faster.
+    `refresh_interval`: seconds between two reads of the configuration. `speed` divides every polling interval: 1 in
+    service; the tests run faster.
     """
 
     def __init__(
@@ -63,8 +62,8 @@ class BacnetPoller:
         client: PointReader,
         publisher: ReadingPublisher,
         organization_id: UUID,
-        building_ids: Sequence[UUID] = (),
-        refresh_interval: float = REFRESH_INTERVAL,
+        building_ids: Sequence[UUID],
+        refresh_interval: float,
         speed: float = 1.0,
     ) -> None:
         self.points = points
@@ -117,25 +116,20 @@ class BacnetPoller:
         else:
             points = await self.points.select(self.organization_id)
         sensors = {s.id: s for s in await self.sensors.select(self.organization_id, SensorFilter())}
+        self._skipped &= {p.id for p in points}
         targets: dict[Controller, list[Target]] = {}
         for point in points:
             sensor = sensors.get(point.sensor_id)
-            if not self._pollable(point, sensor):
+            # A sensor switched off has its messages refused; one deleted takes its point along (a moment later).
+            if sensor is None or sensor.status is SensorStatus.INACTIVE:
+                if point.id not in self._skipped:
+                    self._skipped.add(point.id)
+                    log.info("%s not polled: its sensor %s is inactive or gone", _describe(point), point.sensor_id)
                 continue
-            assert sensor is not None
+            self._skipped.discard(point.id)
             controller = Controller(point.address, point.device_instance)
             targets.setdefault(controller, []).append(Target(point, sensor.mqtt_topic))
         return targets
-
-    def _pollable(self, point: BacnetPoint, sensor: IoTSensor | None) -> bool:
-        """Whether to poll the point: its sensor may be gone (the point goes with it) or switched off."""
-        if sensor is not None and sensor.status is not SensorStatus.INACTIVE:
-            self._skipped.discard(point.id)
-            return True
-        if point.id not in self._skipped:
-            self._skipped.add(point.id)
-            log.info("%s not polled: its sensor %s is inactive or gone", _describe(point), point.sensor_id)
-        return False
 
     async def _poll(self, controller: Controller) -> None:
         """Read the controller's due points, publish, and wait for the next due point or a configuration change."""
