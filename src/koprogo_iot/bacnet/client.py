@@ -33,15 +33,15 @@ log = logging.getLogger(__name__)
 # Properties per ReadPropertyMultiple: about 15 bytes each in the answer, well inside the 1476-byte APDU of
 # BACnet/IP, so no controller needs to segment its answer (small controllers may not support segmentation).
 READS_PER_REQUEST = 20
-# The poller's device: vendor 999 is the identifier BACnet reserves for tests and samples ("no vendor").
+# The vendor identifier of the poller's own device object: 999, as bacpypes3's samples (no registered vendor).
 VENDOR_IDENTIFIER = 999
 
 
 def _number(value: Any) -> Result:
-    """A property value as a float: REAL, Unsigned and Integer as they are, a binary state as 0 or 1."""
+    """A property value as a float (REAL, Double, Unsigned or Integer), or why it is none."""
     if isinstance(value, ErrorType):
         return _error(str(value.errorClass), str(value.errorCode))
-    if isinstance(value, int | float):  # bacpypes3's Real, Unsigned, Integer, Boolean and enumerations subclass these
+    if isinstance(value, int | float):  # bacpypes3's Real, Double, Unsigned and Integer subclass these
         number = float(value)
         if math.isfinite(number):
             return number
@@ -184,8 +184,5 @@ class BacnetClient:
             log.info("%s refused ReadPropertyMultiple (%s): reading its points one by one", address, failure.detail)
             self._single_reads.add(address)
             return [await self._read_one(address, p) for p in points]
-        if len(answer) != len(points):
-            miscount = Failure(Outcome.REFUSED, f"{len(answer)} values answered for {len(points)} properties")
-            return [miscount] * len(points)
         # The answer lists (object, property, index, value or error) in the order of the request.
         return [_number(value) for _object, _property, _index, value in answer]
