@@ -15,12 +15,13 @@ import httpx
 import pytest
 
 from koprogo_iot.bootstrap import open_storage
+from koprogo_iot.cli import main
 from koprogo_iot.domain.bacnet import BacnetPoint
 from koprogo_iot.domain.sensors import SensorType
 from koprogo_iot.ingest.mqtt_worker import MqttIngestWorker
 from koprogo_iot.ingest.pipeline import Pipeline
 from tests.bacnet.conftest import native_sensor, simulated_controller
-from tests.conftest import Mosquitto, eventually, free_port, make_tenant, running
+from tests.conftest import Mosquitto, Tenant, eventually, free_port, make_tenant, running
 
 pytestmark = pytest.mark.mosquitto
 
@@ -89,25 +90,27 @@ async def test_the_command_polls_publishes_serves_metrics_and_stops_on_sigterm(
         await storage.close()
 
 
-async def test_errors_are_one_clear_line(tmp_path: Path) -> None:
-    url, log = f"sqlite:///{tmp_path / 'k.db'}", tmp_path / "bacnet.log"
-    storage = await open_storage(url)
-    try:
-        t = await make_tenant(storage)
-    finally:
-        await storage.close()
+def test_errors_are_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+
+    async def tenant() -> Tenant:
+        storage = await open_storage(url)
+        try:
+            return await make_tenant(storage)
+        finally:
+            await storage.close()
+
+    t = asyncio.run(tenant())
     stranger = uuid.uuid4()
-    unknown = await cli("bacnet", "--database-url", url, "--organization", str(stranger), log=log)
-    assert await unknown.wait() == 2
-    assert f"koprogo-iot bacnet: error: organization {stranger} not found" in log.read_text()
+    assert main(["bacnet", "--database-url", url, "--organization", str(stranger)]) == 2
+    assert capsys.readouterr().err == f"koprogo-iot bacnet: error: organization {stranger} not found\n"
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:  # a BMS workstation on the same host
         taken.bind(("127.0.0.1", 0))
         port = taken.getsockname()[1]
-        args = ("--organization", str(t.organization.id), "--bacnet-host", "127.0.0.1", "--bacnet-port", str(port))
-        busy = await cli("bacnet", "--database-url", url, *args, log=log)
-        assert await busy.wait() == 2
-    assert f"UDP port {port} is in use on 127.0.0.1: give the poller another BACnet port" in log.read_text()
-    assert "Traceback" not in log.read_text()
+        args = ["--organization", str(t.organization.id), "--bacnet-host", "127.0.0.1", "--bacnet-port", str(port)]
+        assert main(["bacnet", "--database-url", url, *args]) == 2
+    expected = f"UDP port {port} is in use on 127.0.0.1: give the poller another BACnet port"
+    assert capsys.readouterr().err == f"koprogo-iot bacnet: error: {expected}\n"
 
 
 async def _metrics(port: int) -> str | None:
