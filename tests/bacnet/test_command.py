@@ -21,7 +21,7 @@ from koprogo_iot.domain.sensors import SensorType
 from koprogo_iot.ingest.mqtt_worker import MqttIngestWorker
 from koprogo_iot.ingest.pipeline import Pipeline
 from tests.bacnet.conftest import native_sensor, simulated_controller
-from tests.conftest import Mosquitto, Tenant, eventually, free_port, make_tenant, running
+from tests.conftest import ENCRYPTION_KEY, Mosquitto, Tenant, eventually, free_port, make_tenant, running
 
 pytestmark = pytest.mark.mosquitto
 
@@ -37,7 +37,7 @@ async def test_the_command_polls_publishes_serves_metrics_and_stops_on_sigterm(
     tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
     url, log = f"sqlite:///{tmp_path / 'k.db'}", tmp_path / "bacnet.log"
-    storage = await open_storage(url)
+    storage = await open_storage(url, ENCRYPTION_KEY)
     try:
         t = await make_tenant(storage)
         sensor = native_sensor(t, "outside", SensorType.TEMPERATURE, "°C")
@@ -59,6 +59,8 @@ async def test_the_command_polls_publishes_serves_metrics_and_stops_on_sigterm(
             async with running(worker):
                 poller = await cli(
                     "bacnet",
+                    "--data-dir",  # where the process keeps its own encryption key
+                    str(tmp_path),
                     "--database-url",
                     url,
                     "--mqtt-url",
@@ -94,7 +96,7 @@ def test_errors_are_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture
     url = f"sqlite:///{tmp_path / 'k.db'}"
 
     async def tenant() -> Tenant:
-        storage = await open_storage(url)
+        storage = await open_storage(url, ENCRYPTION_KEY)
         try:
             return await make_tenant(storage)
         finally:
@@ -102,13 +104,13 @@ def test_errors_are_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture
 
     t = asyncio.run(tenant())
     stranger = uuid.uuid4()
-    assert main(["bacnet", "--database-url", url, "--organization", str(stranger)]) == 2
+    assert main(["bacnet", "--data-dir", str(tmp_path), "--database-url", url, "--organization", str(stranger)]) == 2
     assert capsys.readouterr().err == f"koprogo-iot bacnet: error: organization {stranger} not found\n"
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:  # a BMS workstation on the same host
         taken.bind(("127.0.0.1", 0))
         port = taken.getsockname()[1]
         args = ["--organization", str(t.organization.id), "--bacnet-host", "127.0.0.1", "--bacnet-port", str(port)]
-        assert main(["bacnet", "--database-url", url, *args]) == 2
+        assert main(["bacnet", "--data-dir", str(tmp_path), "--database-url", url, *args]) == 2
     expected = f"UDP port {port} is in use on 127.0.0.1: give the poller another BACnet port"
     assert capsys.readouterr().err == f"koprogo-iot bacnet: error: {expected}\n"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from koprogo_iot.bench.services import MosquittoServer
 from koprogo_iot.domain.clock import utcnow
 from koprogo_iot.mqtt_url import MqttEndpoint
 from tests.conftest import eventually, free_port
+from tests.support.network_server import NetworkServerBroker, make_authority
 
 pytestmark = pytest.mark.mosquitto
 
@@ -44,6 +46,23 @@ async def test_readings_wait_for_the_broker_and_the_overflow_is_counted(tmp_path
         assert metric("koprogo_bacnet_readings_published_total") - published == 3
     finally:
         await publisher.close(timeout=0)
+
+
+async def test_readings_reach_a_broker_requiring_tls_and_credentials(tmp_path: Path) -> None:
+    authority = make_authority(tmp_path / "tls")
+    with NetworkServerBroker(tmp_path / "broker", authority) as broker:
+        trusting = ssl.create_default_context(cafile=str(authority.ca_file))
+        publisher = ReadingPublisher(broker.endpoint, tls=trusting)
+        publisher.start()
+        try:
+            publisher.publish("koprogo/org/building/PXC-1/readings", utcnow(), 21.5)
+
+            async def acknowledged() -> bool:
+                return publisher.unacknowledged == 0
+
+            assert await eventually(acknowledged)
+        finally:
+            await publisher.close(timeout=0)
 
 
 def test_timestamps_are_rfc3339_utc_to_the_millisecond() -> None:

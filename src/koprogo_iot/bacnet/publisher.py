@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -41,12 +42,17 @@ def rfc3339(at: datetime) -> str:
 
 
 class ReadingPublisher:
-    def __init__(self, endpoint: MqttEndpoint, queue_limit: int = QUEUE_LIMIT) -> None:
+    def __init__(
+        self, endpoint: MqttEndpoint, queue_limit: int = QUEUE_LIMIT, tls: ssl.SSLContext | None = None
+    ) -> None:
+        """`tls`: the context of an mqtts endpoint (default: the system's trusted certificate authorities)."""
         self.endpoint = endpoint
         self.queue_limit = queue_limit
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"koprogo-bacnet-{uuid.uuid4().hex[:8]}")
         if endpoint.username:
             self._client.username_pw_set(endpoint.username, endpoint.password)
+        if endpoint.tls:
+            self._client.tls_set_context(tls or ssl.create_default_context())
         self._client.max_queued_messages_set(queue_limit)
         # Reconnect within 30 s of the broker's return however long it was away (paho's default backoff: 2 min).
         self._client.reconnect_delay_set(min_delay=1, max_delay=30)
