@@ -7,10 +7,11 @@ import contextlib
 import gc
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from uuid import UUID
 
 import prometheus_client
 import uvicorn
@@ -18,6 +19,8 @@ import uvicorn
 from koprogo_iot import demo
 from koprogo_iot.alerting.evaluator import WindowRules
 from koprogo_iot.api.app import create_app
+from koprogo_iot.bacnet.poller import BacnetPoller
+from koprogo_iot.bacnet.publisher import ReadingPublisher
 from koprogo_iot.broker.dynsec import DynamicSecurity
 from koprogo_iot.broker.embedded import EmbeddedBroker
 from koprogo_iot.config import Settings
@@ -38,10 +41,11 @@ from koprogo_iot.notify.channels import check_template
 from koprogo_iot.notify.notifier import Notifier
 from koprogo_iot.periodic import every
 from koprogo_iot.services.container import Services
-from koprogo_iot.services.credentials import BrokerAccounts, DeviceLogins
+from koprogo_iot.services.credentials import BrokerAccounts, DatabaseOnly, DeviceLogins
 from koprogo_iot.storage.ports import Storage
 from koprogo_iot.storage.sql.alert_rules import SqlAlertRules
 from koprogo_iot.storage.sql.alerts import SqlAlerts
+from koprogo_iot.storage.sql.bacnet import SqlBacnetPoints
 from koprogo_iot.storage.sql.credentials import SqlCredentials
 from koprogo_iot.storage.sql.database import Database
 from koprogo_iot.storage.sql.dead_letters import SqlDeadLetters
@@ -91,6 +95,7 @@ def storage_over(db: Database, encryption_key: str) -> Storage:
         rollups=SqlRollups(db),
         leases=SqlLeases(db),
         maintenance=SqlMaintenance(db),
+        bacnet=SqlBacnetPoints(db),
     )
 
 
@@ -118,6 +123,19 @@ def build_broker_accounts(settings: Settings) -> BrokerAccounts | None:
         return None
     endpoint = MqttEndpoint.parse(settings.mqtt.admin_url)
     return DynamicSecurity(endpoint, settings.mqtt.tls_context() if endpoint.tls else None)
+
+
+def tool_broker_accounts(settings: Settings) -> BrokerAccounts | None:
+    """For the command-line tools: Mosquitto's administration; without an external broker, the embedded one of a
+    running `up` reads the database itself at each login."""
+    return build_broker_accounts(settings) if settings.mqtt.url else DatabaseOnly()
+
+
+async def device_login(settings: Settings, storage: Storage, organization_id: UUID, name: str) -> MqttEndpoint:
+    """The broker, with the organization's device login `name` (renewed: a tool's password lives as long as it)."""
+    logins = DeviceLogins(storage.credentials, storage.tenancy, tool_broker_accounts(settings))
+    credential, password = await logins.renew(organization_id, name)
+    return mqtt_endpoint(settings).with_login(credential.username, password)
 
 
 def _services(settings: Settings, storage: Storage, bus: LiveBus, broker: BrokerAccounts | None) -> Services:
@@ -361,18 +379,65 @@ async def run_ingest(settings: Settings) -> None:
     storage = await open_storage(settings.resolved_database_url, settings.encryption_secret(), apply_migrations=False)
     try:
         bus = build_bus(settings)
-        worker = build_worker(
-            settings, build_pipeline(settings, storage, bus), MqttEndpoint.parse(settings.mqtt.url), shared=True
-        )
+        worker = build_worker(settings, build_pipeline(settings, storage, bus), mqtt_endpoint(settings), shared=True)
         if settings.ingest.metrics_port:
             prometheus_client.start_http_server(settings.ingest.metrics_port, addr=settings.http.host)
         settle_garbage_collector()
-        task = asyncio.create_task(_together(worker.run(), build_integrations(settings, storage, bus).run()))
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await _until_signalled(_together(worker.run(), build_integrations(settings, storage, bus).run()))
         await bus.close()
+    finally:
+        await storage.close()
+
+
+def mqtt_endpoint(settings: Settings) -> MqttEndpoint:
+    """The configured external broker (with the ingest workers' login), else the embedded broker of a running `up`."""
+    mqtt = settings.mqtt
+    return MqttEndpoint.parse(mqtt.url) if mqtt.url else MqttEndpoint(mqtt.host, mqtt.port)
+
+
+BACNET_LOGIN = "Passerelle BACnet"  # the device login a BACnet poller publishes with, renewed at each start
+
+
+async def _until_signalled(job: Awaitable[None]) -> None:
+    """Run `job` until it ends, or until SIGINT or SIGTERM cancel it."""
+    task = asyncio.ensure_future(job)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def run_bacnet(settings: Settings, organization_id: UUID, building_ids: Sequence[UUID] = ()) -> None:
+    """The BACnet poller of an organization's buildings (all of them when none is given), until SIGINT or SIGTERM."""
+    storage = await open_storage(settings.resolved_database_url, settings.encryption_secret(), apply_migrations=False)
+    try:
+        await storage.tenancy.get_organization(organization_id)
+        for building_id in building_ids:
+            await storage.tenancy.get_building(organization_id, building_id)
+        # Imported here: bacpypes3 takes 0.4 s to import, which no other command should pay.
+        from koprogo_iot.bacnet.client import BacnetClient
+
+        cfg = settings.bacnet
+        client = await BacnetClient.open(cfg.host, cfg.port, cfg.device_instance, cfg.timeout)
+        endpoint = await device_login(settings, storage, organization_id, BACNET_LOGIN)
+        publisher = ReadingPublisher(endpoint, tls=settings.mqtt.tls_context())
+        try:
+            publisher.start()
+            if cfg.metrics_port:
+                prometheus_client.start_http_server(cfg.metrics_port, addr=settings.http.host)
+            poller = BacnetPoller(
+                storage.bacnet,
+                storage.sensors,
+                client,
+                publisher,
+                organization_id,
+                building_ids,
+                refresh_interval=cfg.refresh_interval,
+            )
+            await _until_signalled(poller.run())
+        finally:
+            await publisher.close()
+            client.close()
     finally:
         await storage.close()

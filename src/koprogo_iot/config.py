@@ -69,6 +69,23 @@ class IngestSettings(BaseSettings):
     )
 
 
+class BacnetSettings(BaseSettings):
+    """`koprogo-iot bacnet`: the poller's own BACnet/IP device."""
+
+    model_config = SettingsConfigDict(env_prefix="KOPROGO_BACNET_")
+
+    host: str = Field("0.0.0.0", description="address the poller's BACnet/IP socket binds")
+    # 47808 is BACnet/IP's port; on a host that also runs a BMS workstation (which holds it), take another one:
+    # controllers answer a read to the port it came from.
+    port: int = Field(47808, ge=0, le=65535, description="UDP port of the poller's socket; 0: any free port")
+    device_instance: int = Field(
+        4_194_300, ge=0, le=4_194_302, description="the poller's device instance, unique on the site's BACnet network"
+    )
+    timeout: float = Field(3.0, gt=0, description="seconds a controller has to answer before it counts as unreachable")
+    refresh_interval: float = Field(60.0, gt=0, description="seconds between two reads of the points' configuration")
+    metrics_port: int | None = Field(None, description="serve Prometheus metrics on this port")
+
+
 class NotifySettings(BaseSettings):
     """The platform's alert notifications; an organization may set its own provider URLs through the API."""
 
@@ -106,6 +123,7 @@ class Settings(BaseSettings):
     http: HttpSettings = Field(default_factory=lambda: HttpSettings())
     ingest: IngestSettings = Field(default_factory=lambda: IngestSettings())
     notify: NotifySettings = Field(default_factory=lambda: NotifySettings())
+    bacnet: BacnetSettings = Field(default_factory=lambda: BacnetSettings())
 
     @model_validator(mode="after")
     def _production_needs_real_services(self) -> Settings:

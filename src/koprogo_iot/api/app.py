@@ -12,6 +12,7 @@ from koprogo_iot.api.routers import (
     alerts,
     analytics,
     auth,
+    bacnet,
     credentials,
     devices,
     ingest,
@@ -51,6 +52,7 @@ def create_app(services: Services) -> FastAPI:
         analytics,
         ista,
         insights,
+        bacnet,
     ):
         app.include_router(module.router, prefix=API_PREFIX)
 

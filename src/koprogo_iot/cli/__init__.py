@@ -21,10 +21,8 @@ from koprogo_iot.domain.errors import KoproGoError
 from koprogo_iot.domain.tenancy import Organization, Role, User
 from koprogo_iot.loadgen.fleet import provision_fleet
 from koprogo_iot.loadgen.publisher import run_load
-from koprogo_iot.mqtt_url import MqttEndpoint
 from koprogo_iot.progress import Progress
 from koprogo_iot.services.accounts import MIN_PASSWORD_LENGTH, hash_password
-from koprogo_iot.services.credentials import DeviceLogins
 
 # Benchmarks are an optional extra (`pip install 'koprogo-iot[bench]'`): imported only when `bench` runs.
 BENCHMARKS = {
@@ -68,6 +66,29 @@ def _parser() -> argparse.ArgumentParser:
     load.add_argument("--duration", type=float, default=60, help="seconds (default 60)")
     load.add_argument("--mqtt-url", help="broker to publish to (KOPROGO_MQTT_URL; default the embedded broker)")
 
+    poller = command("bacnet", "poll Siemens BMS controllers over BACnet/IP and publish native readings (QoS 1)")
+    poller.add_argument("--organization", type=UUID, required=True, help="the organization whose points to poll")
+    poller.add_argument(
+        "--building",
+        type=UUID,
+        action="append",
+        default=[],
+        help="only this building's points (repeat for several; default: every building of the organization)",
+    )
+    poller.add_argument("--mqtt-url", help="broker to publish to (KOPROGO_MQTT_URL; default the embedded broker)")
+    poller.add_argument("--bacnet-host", help="address the BACnet/IP socket binds (KOPROGO_BACNET_HOST, 0.0.0.0)")
+    poller.add_argument(
+        "--bacnet-port", type=int, help="UDP port of the poller's own socket (KOPROGO_BACNET_PORT, 47808; 0: any)"
+    )
+    poller.add_argument(
+        "--device-instance", type=int, help="the poller's own device instance (KOPROGO_BACNET_DEVICE_INSTANCE, 4194300)"
+    )
+    poller.add_argument("--timeout", type=float, help="seconds a controller has to answer (KOPROGO_BACNET_TIMEOUT, 3)")
+    poller.add_argument(
+        "--refresh-interval", type=float, help="seconds between configuration reads (KOPROGO_BACNET_REFRESH_INTERVAL)"
+    )
+    poller.add_argument("--metrics-port", type=int, help="serve Prometheus metrics (KOPROGO_BACNET_METRICS_PORT)")
+
     bench = commands.add_parser(
         "bench",
         help="benchmarks, run apart from the test suite (needs koprogo-iot[bench])",
@@ -107,8 +128,16 @@ def _settings(args: argparse.Namespace) -> Settings:
         "client_id": getattr(args, "client_id", None),
     }
     http = {"host": getattr(args, "http_host", None), "port": getattr(args, "http_port", None)}
+    bacnet = {
+        "host": getattr(args, "bacnet_host", None),
+        "port": getattr(args, "bacnet_port", None),
+        "device_instance": getattr(args, "device_instance", None),
+        "timeout": getattr(args, "timeout", None),
+        "refresh_interval": getattr(args, "refresh_interval", None),
+        "metrics_port": getattr(args, "metrics_port", None),
+    }
     updates = {k: v for k, v in top.items() if v is not None}
-    for section, values in (("mqtt", mqtt), ("http", http)):
+    for section, values in (("mqtt", mqtt), ("http", http), ("bacnet", bacnet)):
         given = {k: v for k, v in values.items() if v is not None}
         if given:
             updates[section] = getattr(settings, section).model_copy(update=given)
@@ -170,8 +199,7 @@ async def _loadgen(settings: Settings, args: argparse.Namespace) -> None:
     storage = await bootstrap.open_storage(settings.resolved_database_url, settings.encryption_secret())
     try:
         fleet = await provision_fleet(storage, args.sensors)
-        logins = DeviceLogins(storage.credentials, storage.tenancy, credentials_cli.accounts(settings))
-        login, password = await logins.renew(fleet.organization.id, LOADGEN_LOGIN)
+        endpoint = await bootstrap.device_login(settings, storage, fleet.organization.id, LOADGEN_LOGIN)
     finally:
         await storage.close()
     per_sensor = args.rate / args.sensors
@@ -181,13 +209,7 @@ async def _loadgen(settings: Settings, args: argparse.Namespace) -> None:
             f"{settings.ingest.rate_per_sensor:g}/s (KOPROGO_INGEST_RATE_PER_SENSOR): use more --sensors",
             file=sys.stderr,
         )
-    broker = (
-        MqttEndpoint.parse(settings.mqtt.url)
-        if settings.mqtt.url
-        else MqttEndpoint(settings.mqtt.host, settings.mqtt.port)
-    )
-    endpoint = broker.with_login(login.username, password)
-    tls = settings.mqtt.tls_context() if broker.tls else None
+    tls = settings.mqtt.tls_context() if endpoint.tls else None
     progress = Progress(int(args.rate * args.duration), f"{args.rate:g}/s to {endpoint}")
     try:
         result = await run_load(endpoint, fleet.topics, args.rate, args.duration, on_progress=progress, tls=tls)
@@ -246,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(bootstrap.run_ingest(settings))
         elif args.command == "migrate":
             asyncio.run(_migrate(settings))
+        elif args.command == "bacnet":
+            asyncio.run(bootstrap.run_bacnet(settings, args.organization, args.building))
         elif args.command == "loadgen":
             asyncio.run(_loadgen(settings, args))
         elif args.command == "ista":

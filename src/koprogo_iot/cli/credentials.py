@@ -16,7 +16,7 @@ from koprogo_iot.cli.ista import operator
 from koprogo_iot.config import Settings
 from koprogo_iot.domain.credentials import DeviceCredential
 from koprogo_iot.mqtt_url import MqttEndpoint
-from koprogo_iot.services.credentials import BrokerAccounts, DatabaseOnly, DeviceLogins
+from koprogo_iot.services.credentials import DeviceLogins
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -55,11 +55,6 @@ def _line(c: DeviceCredential) -> str:
     return f"{c.id}  {c.username:<16} {state:<24} {c.topic_filter:<60} {c.name}"
 
 
-def accounts(settings: Settings) -> BrokerAccounts | None:
-    """Mosquitto's administration; without an external broker, the embedded one reads the database itself."""
-    return bootstrap.build_broker_accounts(settings) if settings.mqtt.url else DatabaseOnly()
-
-
 async def execute(settings: Settings, args: argparse.Namespace) -> int:
     if args.command == "broker" and args.broker_command == "certificates":
         print(_certificates(args))
@@ -70,7 +65,7 @@ async def execute(settings: Settings, args: argparse.Namespace) -> int:
             print(await _broker_config(settings, args.output, await storage.credentials.active()))
             return 0
         await storage.tenancy.get_organization(args.organization)
-        logins = DeviceLogins(storage.credentials, storage.tenancy, accounts(settings))
+        logins = DeviceLogins(storage.credentials, storage.tenancy, bootstrap.tool_broker_accounts(settings))
         principal = operator(args.organization)
         if args.credentials_command == "list":
             print("\n".join(_line(c) for c in await logins.list(principal)) or "no credential")

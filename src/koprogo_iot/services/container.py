@@ -9,6 +9,7 @@ from koprogo_iot.live.bus import LiveBus
 from koprogo_iot.services.accounts import Accounts
 from koprogo_iot.services.alert_rules import AlertRuleSettings
 from koprogo_iot.services.analytics import Analytics
+from koprogo_iot.services.bacnet import BacnetConfiguration
 from koprogo_iot.services.credentials import BrokerAccounts, DeviceLogins
 from koprogo_iot.services.devices import Devices
 from koprogo_iot.services.integrations import Integrations
@@ -31,6 +32,7 @@ class Services:
     device_logins: DeviceLogins
     ista: IstaService
     notifications: NotificationSetup
+    bacnet: BacnetConfiguration
     bus: LiveBus
 
     @classmethod
@@ -56,5 +58,6 @@ class Services:
             device_logins=DeviceLogins(storage.credentials, storage.tenancy, broker),
             ista=IstaService(storage.ista, storage.tenancy, storage.sensors, storage.source),
             notifications=NotificationSetup(storage.notifications, storage.alerts, check_template),
+            bacnet=BacnetConfiguration(storage.bacnet, storage.tenancy, storage.sensors),
             bus=bus,
         )

@@ -14,6 +14,7 @@ from typing import Protocol
 from uuid import UUID
 
 from koprogo_iot.domain.alerts import AlertDecision, AlertSeverity, AlertStatus, AlertType, IoTAlert
+from koprogo_iot.domain.bacnet import BacnetPoint
 from koprogo_iot.domain.consumption import Point
 from koprogo_iot.domain.credentials import DeviceCredential
 from koprogo_iot.domain.dead_letters import DeadLetter
@@ -336,6 +337,22 @@ class IstaRepository(Protocol):
     async def link(self, organization_id: UUID, meter_number: str, sensor_id: UUID | None) -> None: ...
 
 
+class BacnetPointRepository(Protocol):
+    """The BACnet points the poller reads (the only writer of their table); a point goes with its sensor."""
+
+    async def add(self, point: BacnetPoint) -> None:
+        """`Conflict` when its sensor already has a point."""
+        ...
+
+    async def get(self, organization_id: UUID, point_id: UUID) -> BacnetPoint: ...
+    async def select(self, organization_id: UUID, building_id: UUID | None = None) -> list[BacnetPoint]:
+        """In the order they were created."""
+        ...
+
+    async def update(self, point: BacnetPoint) -> None: ...
+    async def delete(self, organization_id: UUID, point_id: UUID) -> None: ...
+
+
 class ReadingSource(Protocol):
     """Readings of some sensors of one organization around a period: raw, or rebuilt from rollups."""
 
@@ -414,6 +431,7 @@ class Storage:
     rollups: RollupMaintenance
     leases: LeaseRepository
     maintenance: DatabaseMaintenance
+    bacnet: BacnetPointRepository
 
     async def close(self) -> None:
         await self.maintenance.close()
