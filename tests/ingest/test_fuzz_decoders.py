@@ -210,3 +210,24 @@ async def test_every_message_is_stored_or_dead_lettered_with_a_reason(
 
 def _formats() -> dict[DeviceFormat, Any]:
     return {DeviceFormat(name): decoder for name, decoder in decoders().items()}
+
+
+@pytest.mark.parametrize(
+    "device",
+    ["shellypro3em-\x00abc", "shelly\udcffpro", "x" * 5000],
+    ids=["nul", "lone-surrogate", "huge"],
+)
+async def test_a_device_id_no_database_can_store_is_refused_not_fatal(storage: Storage, device: str) -> None:
+    """Found by the property test: a NUL in a device id (a JSON "\\u0000") broke the PostgreSQL transaction."""
+    tenant = await make_tenant(storage)
+    pipeline = Pipeline(storage, decoders=_formats())
+    body = {
+        "src": device,
+        "method": "NotifyStatus",
+        "params": {"ts": utcnow().timestamp(), "em:0": {"total_act_power": 5}},
+    }
+    topic = f"koprogo/{tenant.organization.id}/{tenant.building.id}/shelly/{SHELLY}/events/rpc"
+    payload = json.dumps(body).encode("utf-8", errors="surrogatepass")
+    [outcome] = await pipeline.handle([Message(topic, payload, utcnow())])
+    assert outcome in (Reason.SCHEMA_VIOLATION, Reason.INVALID_JSON)
+    assert await storage.devices.sightings(tenant.organization.id) == []
