@@ -231,3 +231,15 @@ async def test_a_device_id_no_database_can_store_is_refused_not_fatal(storage: S
     [outcome] = await pipeline.handle([Message(topic, payload, utcnow())])
     assert outcome in (Reason.SCHEMA_VIOLATION, Reason.INVALID_JSON)
     assert await storage.devices.sightings(tenant.organization.id) == []
+
+
+@pytest.mark.parametrize("status", ["LEAK\x00X", "DRY\udcff", "ODD " * 300])
+async def test_a_device_status_no_database_can_store_is_not_fatal(
+    registered: tuple[Storage, list[str]], status: str
+) -> None:
+    storage, topics = registered
+    pipeline = Pipeline(storage, decoders=_formats())
+    [topic] = [t for t in topics if "/wmbus/" in t]
+    body = {"id": DEVICE[:8], "media": "water", "total_m3": 1.5, "timestamp": utcnow().isoformat(), "status": status}
+    [outcome] = await pipeline.handle([Message(topic, json.dumps(body).encode("utf-8", "surrogatepass"), utcnow())])
+    assert outcome in (None, Reason.INVALID_JSON)  # stored (its alert too), or not UTF-8 at all

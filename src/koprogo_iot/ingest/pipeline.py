@@ -49,6 +49,19 @@ def _usable_name(text: str, limit: int) -> bool:
     return 0 < len(text) <= limit and text.isprintable()
 
 
+MAX_FLAG = 40
+
+
+def _printable_flags(reading: DeviceReading) -> DeviceReading:
+    """A device's status words go into alert messages: whatever is not printable is shown as U+FFFD, each word
+    bounded (a garbled status still raises its alert; it cannot fail the batch's transaction)."""
+    flags = reading.status_flags
+    if not flags or all(_usable_name(f, MAX_FLAG) for f in flags):
+        return reading
+    shown = frozenset("".join(c if c.isprintable() else "\ufffd" for c in f[:MAX_FLAG]) for f in flags)
+    return dataclasses.replace(reading, status_flags=shown)
+
+
 @dataclass(frozen=True, slots=True)
 class IngestLimits:
     max_payload_bytes: int = 16_384
@@ -252,6 +265,7 @@ class Pipeline:
                     f"device id {reading.device[:80]!r} or field {reading.quantity[:80]!r}: printable text of at most "
                     f"{MAX_DEVICE_ID} and {MAX_FIELD_NAME} characters expected",
                 )
+        decoded = [_printable_flags(r) for r in decoded]
         values, unread = [], []
         for reading in decoded:
             device = topic.device_format.device_key(reading.device)
