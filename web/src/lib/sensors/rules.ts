@@ -1,0 +1,49 @@
+/** Alert rules documents: flattening the layers into rows, and building a partial document from the edits. */
+export type RulesDoc = Record<string, Record<string, unknown>>;
+
+export interface RuleRow {
+  group: string;
+  field: string;
+  kind: 'boolean' | 'number';
+  builtin: unknown;
+  defaults: unknown;
+  override: unknown;
+  effective: unknown;
+}
+
+function at(doc: RulesDoc | null | undefined, group: string, field: string): unknown {
+  return doc?.[group]?.[field];
+}
+
+/** One row per rule field, in the built-in document's order, with each layer's value (undefined: not set). */
+export function ruleRows(builtin: RulesDoc, defaults: RulesDoc | null, override: RulesDoc | null, effective: RulesDoc): RuleRow[] {
+  return Object.entries(builtin).flatMap(([group, fields]) =>
+    Object.keys(fields).map((field) => ({
+      group,
+      field,
+      kind: typeof fields[field] === 'boolean' || typeof at(effective, group, field) === 'boolean' ? 'boolean' : 'number',
+      builtin: fields[field],
+      defaults: at(defaults, group, field),
+      override: at(override, group, field),
+      effective: at(effective, group, field),
+    })),
+  );
+}
+
+/** The partial document for PUT: only the fields given a value ('' leaves a field to the layer below). */
+export function partialRules(edits: Record<string, string>, rows: RuleRow[]): RulesDoc {
+  const doc: RulesDoc = {};
+  for (const row of rows) {
+    const text = edits[`${row.group}.${row.field}`]?.trim() ?? '';
+    if (text === '') continue;
+    const value = row.kind === 'boolean' ? text === 'true' : Number(text);
+    if (row.kind === 'number' && !Number.isFinite(value)) continue;
+    (doc[row.group] ??= {})[row.field] = value;
+  }
+  return doc;
+}
+
+/** The edit field's text for a layer value. */
+export function editText(value: unknown): string {
+  return value === undefined || value === null ? '' : String(value);
+}
