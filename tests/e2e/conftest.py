@@ -39,7 +39,9 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 AXE = ROOT / "web" / "node_modules" / "axe-core" / "axe.min.js"
 ARTIFACTS = Path(os.environ.get("KOPROGO_E2E_ARTIFACTS", ROOT / "build" / "e2e-artifacts"))
-CATALOGS = {lang: json.loads((ROOT / "web/src/lib/i18n" / f"{lang}.json").read_text("utf-8")) for lang in ("fr", "nl", "en")}
+CATALOGS = {
+    lang: json.loads((ROOT / "web/src/lib/i18n" / f"{lang}.json").read_text("utf-8")) for lang in ("fr", "nl", "en")
+}
 T = TypeVar("T")
 
 pytestmark = pytest.mark.browser
@@ -163,15 +165,24 @@ def new_page(browser: Browser, width: int = 1280, height: int = 900) -> Page:
     )
     context.set_default_timeout(15_000)
     page = context.new_page()
-    page.on("pageerror", lambda error: pytest.fail(f"error in the page: {error}"))
+    page.on("pageerror", lambda error: PAGE_ERRORS.setdefault(page, []).append(str(error)))
     return page
+
+
+PAGE_ERRORS: dict[Page, list[str]] = {}
+
+
+def close_page(page: Page) -> None:
+    """Close the page's context; an uncaught error in the page's script fails the test."""
+    page.context.close()
+    assert PAGE_ERRORS.pop(page, []) == []
 
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
     opened = new_page(browser)
     yield opened
-    opened.context.close()
+    close_page(opened)
 
 
 def log_in(page: Page, platform: Platform, email: str = demo.SYNDIC_EMAIL) -> None:
@@ -179,7 +190,7 @@ def log_in(page: Page, platform: Platform, email: str = demo.SYNDIC_EMAIL) -> No
     page.get_by_label(text("login.email")).fill(email)
     page.get_by_label(text("login.password")).fill(demo.DEMO_PASSWORD)
     page.get_by_role("button", name=text("login.submit")).click()
-    expect(page.get_by_test_id("user-name")).to_be_visible()
+    expect(page.get_by_role("button", name=text("nav.logout"))).to_be_visible()
 
 
 def screenshot(page: Page, name: str) -> Path:

@@ -115,9 +115,7 @@ def alert_created(page: Page, platform: Platform, scene: dict[str, Any], severit
 @then("I should receive an email notification")
 def email_received(platform: Platform, scene: dict[str, Any]) -> None:
     device = scene["sensor"]["sensor_id"]
-    mail = poll(
-        lambda: next((m for m in platform.smtp.received if device in m.subject + m.body), None), timeout=30
-    )
+    mail = poll(lambda: next((m for m in platform.smtp.received if device in m.subject + m.body), None), timeout=30)
     assert mail.recipients == [demo.SYNDIC_EMAIL]
     assert f"/alerts/{scene['alert']['id']}" in mail.body  # the message links to the alert in the application
 

@@ -20,6 +20,7 @@ describe('alert rules', () => {
     const doc = partialRules({ 'threshold.maximum': '45.5', 'threshold.duration_s': ' ', 'leak.enabled': 'false', 'threshold.enabled': 'x1' }, rows);
     expect(doc).toEqual({ threshold: { maximum: 45.5, enabled: false }, leak: { enabled: false } });
     expect(partialRules({ 'threshold.maximum': 'abc' }, rows)).toEqual({});
+    expect(partialRules({ 'threshold.maximum': 45, 'threshold.duration_s': null }, rows)).toEqual({ threshold: { maximum: 45 } });
   });
 
   it('show unset layers as empty fields', () => {

@@ -31,10 +31,10 @@ export function ruleRows(builtin: RulesDoc, defaults: RulesDoc | null, override:
 }
 
 /** The partial document for PUT: only the fields given a value ('' leaves a field to the layer below). */
-export function partialRules(edits: Record<string, string>, rows: RuleRow[]): RulesDoc {
+export function partialRules(edits: Record<string, string | number | null>, rows: RuleRow[]): RulesDoc {
   const doc: RulesDoc = {};
   for (const row of rows) {
-    const text = edits[`${row.group}.${row.field}`]?.trim() ?? '';
+    const text = String(edits[`${row.group}.${row.field}`] ?? '').trim(); // a number input binds a number
     if (text === '') continue;
     const value = row.kind === 'boolean' ? text === 'true' : Number(text);
     if (row.kind === 'number' && !Number.isFinite(value)) continue;
