@@ -10,13 +10,17 @@ const VENDORED: Record<string, string> = {
   'vendor/redoc/redoc.standalone.js': 'redoc/bundles/redoc.standalone.js',
 };
 
+// ReDoc's side menu shows an image from Redocly's CDN: the copy served here points at the application's icon.
+const REDOC_CDN_LOGO = 'https://cdn.redoc.ly/redoc/logo-mini.svg';
+
 function offlineDocs(): Plugin {
   return {
     name: 'koprogo-offline-docs',
     apply: 'build',
     generateBundle() {
       for (const [fileName, module] of Object.entries(VENDORED)) {
-        const source = readFileSync(new URL(`./node_modules/${module}`, import.meta.url));
+        let source: string | Buffer = readFileSync(new URL(`./node_modules/${module}`, import.meta.url));
+        if (module.startsWith('redoc/')) source = source.toString('utf8').replaceAll(REDOC_CDN_LOGO, '/favicon.svg');
         this.emitFile({ type: 'asset', fileName, source });
       }
     },

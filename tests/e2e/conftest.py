@@ -9,6 +9,7 @@ Each page test saves a screenshot into $KOPROGO_E2E_ARTIFACTS (default build/e2e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -131,10 +132,8 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
 
     async def main() -> None:
         task.append(asyncio.create_task(bootstrap.run_embedded(settings, with_demo=True, on_ready=announce)))
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await task[0]
-        except asyncio.CancelledError:
-            pass
 
     thread = threading.Thread(target=loop.run_until_complete, args=(main(),), name="platform", daemon=True)
     thread.start()
