@@ -44,7 +44,7 @@ def test_a_phone_shows_the_dashboard_and_a_sensor_history(browser: Browser, plat
         page.get_by_role("button", name=text("nav.menu")).click()
         expect(nav.get_by_role("link", name=text("nav.alerts"))).to_be_visible()
         page.get_by_role("button", name=text("nav.menu")).click()
-        expect(page.get_by_test_id("live-chart").first).to_be_visible()
+        expect(page.get_by_test_id("live-chart").first).not_to_have_attribute("data-points", "0", timeout=25_000)
         screenshot(page, "phone-dashboard")
 
         page.get_by_test_id("sensor-card").first.click()
