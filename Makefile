@@ -49,8 +49,8 @@ up: $(INSTALLED) $(WEB_BUILT)  ## run everything in one process with a simulated
 	$(VENV)/bin/koprogo-iot up --demo
 
 lint: $(INSTALLED)
-	$(VENV)/bin/ruff check src tests
-	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/ruff check src tests scripts/bench-ui
+	$(VENV)/bin/ruff format --check src tests scripts/bench-ui
 	$(VENV)/bin/mypy
 
 test: $(INSTALLED) lint web-check  ## linters, type checks and the whole test suite

@@ -109,13 +109,14 @@ class Platform:
         self.publish(topic, {"timestamp": utcnow().isoformat(), "value": value, **extra})
 
 
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+@contextlib.contextmanager
+def start_platform(data_dir: Path) -> Iterator[Platform]:
+    """`up --demo` in a thread of its own (its own event loop), until the block ends."""
     smtp = SmtpServer(free_port())
     controller = Controller(smtp, hostname="127.0.0.1", port=smtp.port)
     controller.start()
     settings = Settings(
-        data_dir=tmp_path_factory.mktemp("platform"),
+        data_dir=data_dir,
         mqtt=MqttSettings(port=free_port(), client_id="e2e-ingest"),
         http=HttpSettings(port=free_port()),
         ingest=IngestSettings(burst_per_sensor=100_000),  # the tests backfill history faster than devices would
@@ -145,6 +146,12 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
         thread.join(30)
         loop.close()
         controller.stop()
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    with start_platform(tmp_path_factory.mktemp("platform")) as started:
+        yield started
 
 
 # --- the browser
