@@ -49,9 +49,14 @@ pytestmark = pytest.mark.browser
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the browser tests, and run them last: Playwright's sync API holds an event loop in the main thread
+    from the session's browser start to its end, where pytest-asyncio's tests could not run theirs."""
+    here = Path(__file__).parent
+    browser_tests = {id(item) for item in items if Path(str(item.fspath)).is_relative_to(here)}
     for item in items:
-        if Path(str(item.fspath)).is_relative_to(Path(__file__).parent):
+        if id(item) in browser_tests:
             item.add_marker(pytest.mark.browser)
+    items.sort(key=lambda item: id(item) in browser_tests)  # stable: the order within each part is kept
 
 
 def text(key: str, lang: str = "fr") -> str:
