@@ -7,10 +7,17 @@ import base64
 import json
 import time
 
+import pytest
 from playwright.sync_api import Page, expect
 
 from koprogo_iot import demo
-from tests.e2e.conftest import Platform, assert_accessible, log_in, poll, screenshot, text
+from tests.e2e.conftest import Platform, assert_accessible, backfill_history, log_in, poll, screenshot, text
+
+
+@pytest.fixture(scope="module", autouse=True)
+def history(platform: Platform) -> None:
+    """Two weeks of hourly counter readings: the analytics pages have something to show."""
+    backfill_history(platform, days=14)
 
 
 def flow_sensor(platform: Platform) -> str:
@@ -28,24 +35,31 @@ def test_each_page_with_data_is_accessible(page: Page, platform: Platform) -> No
     sensor_id = flow_sensor(platform)
     with platform.client() as client:  # the flow meter has spoken: its history has points
         poll(lambda: client.get(f"/api/v1/iot/sensors/{sensor_id}").json()["last_value"] is not None, timeout=30)
+    # Each page, and what shows that its data has arrived.
     pages = [
-        ("dashboard-syndic", "/", "live-chart"),
-        ("sensors", "/sensors", "sensor-row"),
-        ("sensor-details", f"/sensors/{sensor_id}?range=1h", "history-chart"),
-        ("sensor-edit", f"/sensors/{sensor_id}/edit", "rules-editor"),
-        ("alert-rules-by-type", "/sensors?tab=rules", "rules-editor"),
-        ("alerts-all", "/alerts?status=all", "alert-stats"),
-        ("analytics-consumption", "/analytics", "consumption-table"),
-        ("analytics-comparison", "/analytics?tab=comparison", "period-comparison"),
-        ("analytics-insights", "/analytics?tab=insights", "insights"),
-        ("analytics-ista", "/analytics?tab=ista", "ista-report"),
-        ("settings", "/settings", "users"),
+        ("dashboard-syndic", "/", '[data-testid=live-chart]:not([data-points="0"])'),
+        ("sensors", "/sensors", "[data-testid=sensor-row]"),
+        ("sensor-details", f"/sensors/{sensor_id}?range=1h", '[data-testid=history-chart]:not([data-points="0"])'),
+        ("sensor-edit", f"/sensors/{sensor_id}/edit", "[data-testid=rules-editor] tbody tr"),
+        ("alert-rules-by-type", "/sensors?tab=rules", "[data-testid=rules-editor] tbody tr"),
+        ("alerts-all", "/alerts?status=all", "[data-testid=alert-stats]"),
+        ("analytics-consumption", "/analytics", "[data-testid=consumption-table] tbody tr"),
+        ("analytics-comparison", "/analytics?tab=comparison", "[data-testid=units-vs-median] tbody tr"),
+        ("analytics-insights", "/analytics?tab=insights", "[data-testid=insights] article"),
+        ("analytics-ista", "/analytics?tab=ista", "[data-testid=ista-report]"),
+        ("settings", "/settings", "[data-testid=users] tbody tr"),
     ]
-    for name, path, marker in pages:
+    for name, path, loaded in pages:
         page.goto(f"{platform.url}{path}")
-        expect(page.get_by_test_id(marker).first).to_be_visible()
+        expect(page.locator(loaded).first).to_be_visible(timeout=30_000)
+        if name == "analytics-comparison":
+            expect(page.locator("[data-testid=period-comparison] tbody tr").first).to_be_visible()
         screenshot(page, name)
         assert_accessible(page)
+    # Insights name the leaking unit (the history gives App. 2.1 a running toilet), with their figures.
+    page.goto(f"{platform.url}/analytics?tab=insights")
+    leak = page.locator("[data-testid=insights] article").filter(has_text="App. 2.1")
+    expect(leak.locator("dl.facts dd").first).to_be_visible()
     # The details page's history has points, and its CSV downloads.
     page.goto(f"{platform.url}/sensors/{sensor_id}?range=1h")
     expect(page.get_by_test_id("history-chart")).not_to_have_attribute("data-points", "0")
@@ -104,3 +118,25 @@ def test_api_docs_work_offline(page: Page, platform: Platform) -> None:
     page.goto(f"{platform.url}/redoc")
     expect(page.get_by_text("KoproGo IoT").first).to_be_visible()
     assert outside == []
+
+
+def test_a_sensor_override_of_the_alert_rules_shows_its_effective_result(page: Page, platform: Platform) -> None:
+    sensor_id = flow_sensor(platform)
+    log_in(page, platform)
+    page.goto(f"{platform.url}/sensors/{sensor_id}/edit")
+    editor = page.get_by_test_id("rules-editor")
+    effective = editor.get_by_test_id("effective-threshold.duration_s")
+    expect(effective).to_have_text("0")
+    editor.get_by_label(f"{text('rules.group.threshold')} {text('rules.field.duration_s')}").fill("600")
+    editor.get_by_role("button", name=text("rules.save")).click()
+    expect(effective).to_have_text("600")
+    with platform.client() as client:
+        assert client.get(f"/api/v1/iot/sensors/{sensor_id}/alert-rules").json()["override"] == {
+            "threshold": {"duration_s": 600}
+        }
+    # A contradiction is refused by the API, and the editor says why.
+    editor.get_by_label(f"{text('rules.group.battery')} {text('rules.field.clear_percent')}").fill("5")
+    editor.get_by_role("button", name=text("rules.save")).click()
+    expect(editor.locator(".message.error")).to_contain_text("clear_percent")
+    editor.get_by_role("button", name=text("rules.resetSensor")).click()
+    expect(effective).to_have_text("0")

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { editText, partialRules, ruleRows } from './rules';
 
 const builtin = { threshold: { enabled: true, maximum: null, duration_s: 0 }, leak: { enabled: true } };
+// The effective document is always complete; a layer may hold only some fields.
 const effective = { threshold: { enabled: true, maximum: 50, duration_s: 600 }, leak: { enabled: false } };
 
 describe('alert rules', () => {
@@ -13,6 +14,9 @@ describe('alert rules', () => {
     const duration = rows[2];
     expect([duration.builtin, duration.defaults, duration.override, duration.effective]).toEqual([0, undefined, 600, 600]);
     expect(rows[3].defaults).toBe(false);
+    expect(ruleRows({}, null, null, effective).map((r) => [r.builtin, r.kind])).toEqual([
+      [undefined, 'boolean'], [undefined, 'number'], [undefined, 'number'], [undefined, 'boolean'],
+    ]);
   });
 
   it('send only the fields given a value', () => {

@@ -15,17 +15,18 @@ function at(doc: RulesDoc | null | undefined, group: string, field: string): unk
   return doc?.[group]?.[field];
 }
 
-/** One row per rule field, in the built-in document's order, with each layer's value (undefined: not set). */
+/** One row per rule field, in the effective (complete) document's order, with each layer's value (undefined: not
+ * set in that layer). */
 export function ruleRows(builtin: RulesDoc, defaults: RulesDoc | null, override: RulesDoc | null, effective: RulesDoc): RuleRow[] {
-  return Object.entries(builtin).flatMap(([group, fields]) =>
+  return Object.entries(effective).flatMap(([group, fields]) =>
     Object.keys(fields).map((field) => ({
       group,
       field,
-      kind: typeof fields[field] === 'boolean' || typeof at(effective, group, field) === 'boolean' ? 'boolean' : 'number',
-      builtin: fields[field],
+      kind: typeof fields[field] === 'boolean' || typeof at(builtin, group, field) === 'boolean' ? 'boolean' : 'number',
+      builtin: at(builtin, group, field),
       defaults: at(defaults, group, field),
       override: at(override, group, field),
-      effective: at(effective, group, field),
+      effective: fields[field],
     })),
   );
 }
