@@ -27,10 +27,6 @@ export class RingBuffer<T> {
     return out;
   }
 
-  last(): T | undefined {
-    return this.size === 0 ? undefined : this.items[(this.start + this.size - 1) % this.capacity];
-  }
-
   clear(): void {
     this.items.fill(undefined);
     this.start = 0;

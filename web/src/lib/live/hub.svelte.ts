@@ -10,7 +10,6 @@ export class LiveSensor {
   at = $state<number | null>(null);
   battery = $state<number | null>(null);
   signal = $state<number | null>(null);
-  quality = $state<string | null>(null);
   activeAlerts = $state(0);
   worstSeverity = $state<string | null>(null);
 
@@ -25,7 +24,6 @@ export class LiveSensor {
     if (this.at !== null && at < this.at) return; // a late, older reading does not replace the newest
     this.value = reading.value;
     this.at = at;
-    this.quality = reading.quality;
     if (reading.battery_level !== undefined && reading.battery_level !== null) this.battery = reading.battery_level;
     if (reading.signal_strength !== undefined) this.signal = reading.signal_strength;
   }
