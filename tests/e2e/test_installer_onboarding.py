@@ -52,8 +52,11 @@ def test_a_sensor_added_in_the_form_goes_live_on_the_dashboard(page: Page, platf
     card = page.locator(f'[data-device="{device}"]')
     expect(card.get_by_test_id("value")).to_contain_text("42,5")
     expect(card.get_by_test_id("status")).to_have_text(text("health.ok"))
-    expect(card).to_contain_text("-61 dBm")  # battery and signal travel with the live reading
-    expect(card).to_contain_text("97")
+    # The next reading arrives live, without reloading, with its battery and signal.
+    platform.reading(topic, 43.5, battery_level=96, signal_strength=-58)
+    expect(card.get_by_test_id("value")).to_contain_text("43,5")
+    expect(card).to_contain_text("-58 dBm")
+    expect(card).to_contain_text("96")
 
 
 def test_the_form_shows_why_the_api_refuses_a_sensor(page: Page, platform: Platform) -> None:
