@@ -1,4 +1,4 @@
-"""Shared fixtures: real SQLite and PostgreSQL stores, a real Mosquitto broker, provisioned tenants."""
+"""Shared fixtures: real SQLite and PostgreSQL storage, a real Mosquitto broker, provisioned tenants."""
 
 from __future__ import annotations
 
@@ -15,13 +15,16 @@ import asyncpg
 import pytest
 
 from koprogo_iot.bench.services import MosquittoServer, RedisServer, free_port
-from koprogo_iot.bootstrap import open_store
+from koprogo_iot.bootstrap import open_database, open_storage, storage_over
 from koprogo_iot.domain.sensors import IoTSensor, SensorType
 from koprogo_iot.domain.tenancy import Building, Organization, Role, Unit, User
 from koprogo_iot.ingest.mqtt_worker import MqttIngestWorker
 from koprogo_iot.mqtt_url import MqttEndpoint
 from koprogo_iot.services.accounts import hash_password
-from koprogo_iot.storage.sql_store import SqlStore
+from koprogo_iot.services.analytics import Analytics
+from koprogo_iot.services.provisioning import Provisioning
+from koprogo_iot.storage.ports import Storage
+from koprogo_iot.storage.sql.database import Database
 
 # The server CI and the development machines run; override to point at another one.
 POSTGRES_ADMIN_URL = os.environ.get("KOPROGO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -55,8 +58,8 @@ def postgres_template() -> Iterator[str]:
             await admin.execute(f'CREATE DATABASE "{name}"')
         finally:
             await admin.close()
-        store = await open_store(_database_url(name))
-        await store.close()
+        storage = await open_storage(_database_url(name))
+        await storage.close()
 
     asyncio.run(create())
     yield name
@@ -107,10 +110,19 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-async def store(database_url: str) -> AsyncIterator[SqlStore]:
-    opened = await open_store(database_url)
+async def db(database_url: str) -> AsyncIterator[Database]:
+    """The test's database, migrated: for the few tests that look at rows themselves."""
+    opened = await open_database(database_url)
+    storage = storage_over(opened)
+    await storage.maintenance.migrate()
     yield opened
-    await opened.close()
+    await storage.close()
+
+
+@pytest.fixture
+def storage(db: Database) -> Storage:
+    """Every storage port over the test's database."""
+    return storage_over(db)
 
 
 # --- Mosquitto: our own instance on a free port, with the configuration ingestion needs
@@ -145,9 +157,20 @@ async def running(worker: MqttIngestWorker) -> AsyncIterator[MqttIngestWorker]:
 async def mosquitto_pub(endpoint: MqttEndpoint, topic: str, payload: str | bytes, qos: int = 1) -> None:
     """Publish like a device would, with the real command-line client (async: a broker may share this loop)."""
     proc = await asyncio.create_subprocess_exec(
-        "mosquitto_pub", "-h", endpoint.host, "-p", str(endpoint.port), "-q", str(qos), "-t", topic, "-s",
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        "mosquitto_pub",
+        "-h",
+        endpoint.host,
+        "-p",
+        str(endpoint.port),
+        "-q",
+        str(qos),
+        "-t",
+        topic,
+        "-s",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     _, err = await proc.communicate(payload if isinstance(payload, bytes) else payload.encode())
     assert proc.returncode == 0, err.decode()
 
@@ -181,7 +204,7 @@ class Tenant:
         return sensor.mqtt_topic
 
 
-async def make_tenant(store: SqlStore, name: str = "Tenant") -> Tenant:
+async def make_tenant(storage: Storage, name: str = "Tenant") -> Tenant:
     org = Organization(name=f"{name} {uuid.uuid4().hex[:6]}")
     building = Building(organization_id=org.id, name=f"{name} building")
     units = (
@@ -195,22 +218,36 @@ async def make_tenant(store: SqlStore, name: str = "Tenant") -> Tenant:
 
     def sensor(device: str, **extra: object) -> IoTSensor:
         return IoTSensor(
-            organization_id=org.id, building_id=building.id, sensor_id=f"{device}-{tag}", manufacturer="Kamstrup",
-            model="MULTICAL 21", location=device, **extra,  # type: ignore[arg-type]
-        )  # fmt: skip
+            organization_id=org.id,
+            building_id=building.id,
+            sensor_id=f"{device}-{tag}",
+            manufacturer="Kamstrup",
+            model="MULTICAL 21",
+            location=device,
+            **extra,  # type: ignore[arg-type]
+        )
 
     common = sensor(
-        "flow", sensor_type=SensorType.COLD_WATER, kind="instantaneous", unit_of_measure="L/h",
-        sampling_interval=60, alert_threshold_max=50.0,
-    )  # fmt: skip
+        "flow",
+        sensor_type=SensorType.COLD_WATER,
+        kind="instantaneous",
+        unit_of_measure="L/h",
+        sampling_interval=60,
+        alert_threshold_max=50.0,
+    )
     first = sensor("cw1", sensor_type=SensorType.COLD_WATER, unit_of_measure="m³", unit_id=units[0].id)
     second = sensor("cw2", sensor_type=SensorType.COLD_WATER, unit_of_measure="m³", unit_id=units[1].id)
-    await store.add_organization(org)
-    await store.add_building(building)
+    await storage.tenancy.add_organization(org)
+    await storage.tenancy.add_building(building)
     for unit in units:
-        await store.add_unit(unit)
-    await store.add_user(syndic)
-    await store.add_user(owner)
+        await storage.tenancy.add_unit(unit)
+    await storage.tenancy.add_user(syndic)
+    await storage.tenancy.add_user(owner)
     for s in (common, first, second):
-        await store.add_sensor(s)
+        await storage.sensors.add(s)
     return Tenant(org, building, units, syndic, owner, common, first, second)
+
+
+def analytics(storage: Storage) -> Analytics:
+    """The analytics service over `storage`, as the API wires it."""
+    return Analytics(Provisioning(storage.tenancy, storage.sensors), storage.source)

@@ -21,9 +21,21 @@ async def test_tiny_benchmark_loads_queries_and_writes_results(tmp_path: Path) -
     parser = argparse.ArgumentParser()
     analytics.add_arguments(parser)
     options = parser.parse_args(
-        ["--postgres-url", POSTGRES_ADMIN_URL, "--database", name, "--units", "1", "--days", "2", "--repeat", "2",
-         "--results-dir", str(tmp_path)]
-    )  # fmt: skip
+        [
+            "--postgres-url",
+            POSTGRES_ADMIN_URL,
+            "--database",
+            name,
+            "--units",
+            "1",
+            "--days",
+            "2",
+            "--repeat",
+            "2",
+            "--results-dir",
+            str(tmp_path),
+        ]
+    )
     try:
         result = await analytics.run(options)
     finally:
@@ -34,9 +46,12 @@ async def test_tiny_benchmark_loads_queries_and_writes_results(tmp_path: Path) -
             await admin.close()
     assert result["parameters"]["rows"] == 4 * 2 * 288  # four sensors, two days every 5 minutes
     assert set(result["queries"]) == {
-        "counter_year_hourly", "gauge_year_hourly", "building_monthly_year", "raw_day_one_sensor",
+        "counter_year_hourly",
+        "gauge_year_hourly",
+        "building_monthly_year",
+        "raw_day_one_sensor",
         "window_rules_hourly_run",
-    }  # fmt: skip
+    }
     assert all(q["p50_s"] > 0 for q in result["queries"].values())
     [written] = tmp_path.glob("analytics-*.json")
     assert json.loads(written.read_text())["parameters"] == result["parameters"]

@@ -18,9 +18,25 @@ async def test_tiny_benchmark_stores_every_reading_once_and_writes_results(tmp_p
     parser = argparse.ArgumentParser()
     ingest.add_arguments(parser)
     options = parser.parse_args(
-        ["--rate", "500", "--duration", "2", "--warmup", "0.5", "--sensors", "50", "--workers", "1",
-         "--drain-timeout", "10", "--postgres-url", POSTGRES_ADMIN_URL, "--results-dir", str(tmp_path)]
-    )  # fmt: skip
+        [
+            "--rate",
+            "500",
+            "--duration",
+            "2",
+            "--warmup",
+            "0.5",
+            "--sensors",
+            "50",
+            "--workers",
+            "1",
+            "--drain-timeout",
+            "10",
+            "--postgres-url",
+            POSTGRES_ADMIN_URL,
+            "--results-dir",
+            str(tmp_path),
+        ]
+    )
 
     result = await ingest.run(options)
 

@@ -20,8 +20,17 @@ def test_migrate_then_create_admin_on_sqlite(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr
     assert re.search(r"applied \d+ migration\(s\)", first.stdout)
     assert "schema is up to date" in cli("migrate", "--database-url", url).stdout
-    created = cli("create-admin", "--database-url", url, "--organization", "Op", "--email", "op@example.org",
-                  "--password", "long enough")  # fmt: skip
+    created = cli(
+        "create-admin",
+        "--database-url",
+        url,
+        "--organization",
+        "Op",
+        "--email",
+        "op@example.org",
+        "--password",
+        "long enough",
+    )
     assert created.returncode == 0 and "superadmin op@example.org" in created.stdout
 
 
@@ -37,8 +46,9 @@ def test_errors_are_one_clear_line(tmp_path: Path) -> None:
     assert "Traceback" not in bad_url.stderr
     no_broker = cli("ingest", "--data-dir", str(tmp_path))
     assert no_broker.returncode == 2 and "KOPROGO_MQTT_URL" in no_broker.stderr
-    weak = cli("create-admin", "--data-dir", str(tmp_path), "--organization", "O", "--email", "a@b.org",
-               "--password", "short")  # fmt: skip
+    weak = cli(
+        "create-admin", "--data-dir", str(tmp_path), "--organization", "O", "--email", "a@b.org", "--password", "short"
+    )
     assert weak.returncode == 2 and "at least 8 characters" in weak.stderr
 
 
@@ -51,16 +61,16 @@ def test_production_mode_refuses_to_start_without_secrets(tmp_path: Path) -> Non
 def test_dead_letters_are_listed_by_the_cli(tmp_path: Path) -> None:
     import asyncio
 
-    from koprogo_iot.bootstrap import open_store
+    from koprogo_iot.bootstrap import open_storage
     from koprogo_iot.domain.clock import utcnow
     from koprogo_iot.ingest.pipeline import Message, Pipeline
 
     url = f"sqlite:///{tmp_path / 'k.db'}"
 
     async def reject() -> None:
-        store = await open_store(url)
-        await Pipeline(store).handle([Message("koprogo/nope", b"{}", utcnow())])
-        await store.close()
+        storage = await open_storage(url)
+        await Pipeline(storage).handle([Message("koprogo/nope", b"{}", utcnow())])
+        await storage.close()
 
     asyncio.run(reject())
     result = cli("dead-letters", "--database-url", url)

@@ -71,10 +71,17 @@ async def test_a_device_publishing_with_mosquitto_pub_is_read_through_the_api(
     assert running.demo is not None
     headers = await login(client, demo.SYNDIC_EMAIL)
     body = {
-        "building_id": str(running.demo.building.id), "sensor_id": "FLOW-TEST-1", "sensor_type": "cold_water",
-        "kind": "instantaneous", "manufacturer": "Kamstrup", "model": "flowIQ 2200", "location": "Riser",
-        "unit_of_measure": "L/h", "sampling_interval": 60, "alert_threshold_max": 50,
-    }  # fmt: skip
+        "building_id": str(running.demo.building.id),
+        "sensor_id": "FLOW-TEST-1",
+        "sensor_type": "cold_water",
+        "kind": "instantaneous",
+        "manufacturer": "Kamstrup",
+        "model": "flowIQ 2200",
+        "location": "Riser",
+        "unit_of_measure": "L/h",
+        "sampling_interval": 60,
+        "alert_threshold_max": 50,
+    }
     sensor = (await client.post("/api/v1/iot/sensors", json=body, headers=headers)).json()
     readings_url = f"/api/v1/iot/sensors/{sensor['id']}/readings"
 
@@ -119,8 +126,9 @@ async def test_live_stream_pushes_readings_of_subscribed_sensors(
     token = (await login(client, demo.OWNER_EMAIL))["Authorization"].removeprefix("Bearer ")
     owner_sensors = (await client.get("/api/v1/iot/sensors", headers={"Authorization": f"Bearer {token}"})).json()
     mine = next(s for s in owner_sensors if s["unit_id"] is not None)
-    neighbours = [s for s in running.demo.sensors if s.unit_id is not None and str(s.id) not in
-                  {o["id"] for o in owner_sensors}]  # fmt: skip
+    neighbours = [
+        s for s in running.demo.sensors if s.unit_id is not None and str(s.id) not in {o["id"] for o in owner_sensors}
+    ]
     url = running.http_url.replace("http://", "ws://") + f"/api/v1/iot/stream?access_token={token}"
     async with websockets.connect(url) as ws:
         # A neighbour's sensor id in the request is dropped: owners only get what they may read.

@@ -16,9 +16,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from koprogo_iot import loadgen
 from koprogo_iot.devices.native import decode
-from koprogo_iot.loadgen import run_load
+from koprogo_iot.loadgen import publisher as loadgen
+from koprogo_iot.loadgen.publisher import run_load
 from koprogo_iot.mqtt_url import MqttEndpoint
 from tests.conftest import Mosquitto, eventually, free_port
 
@@ -119,9 +119,17 @@ async def test_a_refused_connection_names_the_endpoint() -> None:
 
 @pytest.mark.parametrize(
     ("topics", "rate", "duration", "max_inflight"),
-    [([], 10, 1, 10), (["a/+/b"], 10, 1, 10), (["a/#"], 10, 1, 10), (["a"], 0, 1, 10), (["a"], 10, 0, 10),
-     (["a"], 10, 1, 0), (["a"], 10, 1, 70_000), (["a"], float("nan"), 1, 10)],
-)  # fmt: skip
+    [
+        ([], 10, 1, 10),
+        (["a/+/b"], 10, 1, 10),
+        (["a/#"], 10, 1, 10),
+        (["a"], 0, 1, 10),
+        (["a"], 10, 0, 10),
+        (["a"], 10, 1, 0),
+        (["a"], 10, 1, 70_000),
+        (["a"], float("nan"), 1, 10),
+    ],
+)
 async def test_nonsensical_arguments_are_refused_before_connecting(
     topics: list[str], rate: float, duration: float, max_inflight: int
 ) -> None:

@@ -16,7 +16,6 @@ import uvicorn
 
 from koprogo_iot import demo
 from koprogo_iot.alerting.evaluator import WindowRules
-from koprogo_iot.analytics.rollups import run_refresher
 from koprogo_iot.api.app import create_app
 from koprogo_iot.broker.embedded import EmbeddedBroker
 from koprogo_iot.config import Settings
@@ -30,34 +29,74 @@ from koprogo_iot.live.bus import LiveBus
 from koprogo_iot.live.memory import MemoryBus
 from koprogo_iot.live.redis_streams import RedisStreamBus
 from koprogo_iot.mqtt_url import MqttEndpoint
+from koprogo_iot.notify.channels import check_template
 from koprogo_iot.notify.notifier import Notifier
+from koprogo_iot.periodic import every
 from koprogo_iot.services.container import Services
-from koprogo_iot.storage.alert_rules import AlertRulesRepository
-from koprogo_iot.storage.migrations import migrate
-from koprogo_iot.storage.partitions import maintain_partitions
-from koprogo_iot.storage.postgres import PostgresDatabase
-from koprogo_iot.storage.postgres_store import PostgresStore
-from koprogo_iot.storage.sql_store import SqlStore
-from koprogo_iot.storage.sqlite import SqliteDatabase
+from koprogo_iot.storage.ports import Storage
+from koprogo_iot.storage.sql.alert_rules import SqlAlertRules
+from koprogo_iot.storage.sql.alerts import SqlAlerts
+from koprogo_iot.storage.sql.database import Database
+from koprogo_iot.storage.sql.dead_letters import SqlDeadLetters
+from koprogo_iot.storage.sql.ista import SqlIsta
+from koprogo_iot.storage.sql.leases import SqlLeases
+from koprogo_iot.storage.sql.maintenance import SqlMaintenance
+from koprogo_iot.storage.sql.notifications import SqlNotifications
+from koprogo_iot.storage.sql.postgres import PostgresDatabase
+from koprogo_iot.storage.sql.readings import SqlReadings
+from koprogo_iot.storage.sql.rollups import SqlRollups
+from koprogo_iot.storage.sql.sensors import SqlSensors
+from koprogo_iot.storage.sql.sources import SqlReadingSource
+from koprogo_iot.storage.sql.sqlite import SqliteDatabase
+from koprogo_iot.storage.sql.tenancy import SqlTenancy
 
 log = logging.getLogger(__name__)
 
 
-async def open_store(url: str, apply_migrations: bool = True) -> SqlStore:
-    """A store for `sqlite:///path` or `postgresql://...`, its schema brought up to date."""
+async def open_database(url: str) -> Database:
+    """The database of `sqlite:///path` or `postgresql://...`."""
     if url.startswith("sqlite:///"):
-        store = SqlStore(await SqliteDatabase.open(url.removeprefix("sqlite:///")))
-    elif url.startswith(("postgres://", "postgresql://")):
-        store = PostgresStore(await PostgresDatabase.open(url))
-    else:
-        raise ValueError(f"unsupported database URL {url!r}: use sqlite:///path or postgresql://...")
+        return await SqliteDatabase.open(url.removeprefix("sqlite:///"))
+    if url.startswith(("postgres://", "postgresql://")):
+        return await PostgresDatabase.open(url)
+    raise ValueError(f"unsupported database URL {url!r}: use sqlite:///path or postgresql://...")
+
+
+def storage_over(db: Database) -> Storage:
+    """Every storage port over `db`: the SQL adapters serve both dialects (each module holds its PostgreSQL fast
+    paths beside the portable statements)."""
+    return Storage(
+        tenancy=SqlTenancy(db),
+        sensors=SqlSensors(db),
+        readings=SqlReadings(db),
+        dead_letters=SqlDeadLetters(db),
+        alerts=SqlAlerts(db),
+        alert_rules=SqlAlertRules(db),
+        notifications=SqlNotifications(db),
+        ista=SqlIsta(db),
+        source=SqlReadingSource(db),
+        rollups=SqlRollups(db),
+        leases=SqlLeases(db),
+        maintenance=SqlMaintenance(db),
+    )
+
+
+async def open_storage(url: str, apply_migrations: bool = True) -> Storage:
+    """The storage ports over the database of `url`, its schema brought up to date."""
+    storage = storage_over(await open_database(url))
     if apply_migrations:
-        await migrate(store.db)
-    return store
+        await storage.maintenance.migrate()
+    return storage
 
 
-def build_services(settings: Settings, store: SqlStore, bus: LiveBus) -> Services:
-    return Services.over(store, settings.token_secret(), timedelta(minutes=settings.token_ttl_minutes), bus)
+def build_services(
+    storage: Storage, secret: str, token_ttl: timedelta = timedelta(hours=12), bus: LiveBus | None = None
+) -> Services:
+    return Services.over(storage, secret, token_ttl, bus or MemoryBus(), check_template)
+
+
+def _services(settings: Settings, storage: Storage, bus: LiveBus) -> Services:
+    return build_services(storage, settings.token_secret(), timedelta(minutes=settings.token_ttl_minutes), bus)
 
 
 def build_bus(settings: Settings) -> LiveBus:
@@ -65,7 +104,7 @@ def build_bus(settings: Settings) -> LiveBus:
     return RedisStreamBus(settings.redis_url) if settings.redis_url else MemoryBus()
 
 
-def build_pipeline(settings: Settings, store: SqlStore, bus: LiveBus | None) -> Pipeline:
+def build_pipeline(settings: Settings, storage: Storage, bus: LiveBus | None) -> Pipeline:
     cfg = settings.ingest
     limits = IngestLimits(
         max_payload_bytes=cfg.max_payload_bytes,
@@ -75,7 +114,7 @@ def build_pipeline(settings: Settings, store: SqlStore, bus: LiveBus | None) -> 
         dead_letters_per_minute=cfg.dead_letters_per_minute,
     )
     decoders = {DeviceFormat(name): decoder for name, decoder in registry.decoders().items()}
-    return Pipeline(store, limits, bus, decoders, rules=AlertRulesRepository(store.db).organization_rules)
+    return Pipeline(storage, limits, bus, decoders)
 
 
 def build_worker(settings: Settings, pipeline: Pipeline, endpoint: MqttEndpoint, shared: bool) -> MqttIngestWorker:
@@ -90,21 +129,31 @@ def build_worker(settings: Settings, pipeline: Pipeline, endpoint: MqttEndpoint,
 REFRESH_INTERVAL = 60.0
 
 
-def build_notifier(settings: Settings, store: SqlStore, bus: LiveBus) -> Notifier | None:
-    return Notifier.configured(store.db, settings.notify, bus) if settings.notify.enabled else None
+def build_notifier(settings: Settings, storage: Storage, bus: LiveBus) -> Notifier | None:
+    return Notifier.configured(storage.notifications, settings.notify, bus) if settings.notify.enabled else None
 
 
-async def housekeeping(store: SqlStore, notifier: Notifier | None = None) -> None:
+REFRESH_BATCH = 5000  # stale (sensor, hour) marks per transaction
+
+
+async def _refresh_rollups(storage: Storage) -> None:
+    """Recompute stale rollups, again at once while a whole batch was found."""
+    while await storage.rollups.refresh(REFRESH_BATCH) >= REFRESH_BATCH:
+        pass
+
+
+async def housekeeping(storage: Storage, notifier: Notifier | None = None) -> None:
     """Background jobs of the API process: rollups and window alert rules every minute, notifications every few
     seconds, partitions once a day."""
-    db = store.db
-    refresher = asyncio.create_task(run_refresher(db, interval=REFRESH_INTERVAL), name="rollups")
-    judging = asyncio.create_task(WindowRules(store).run(), name="window-rules")
+    refresher = asyncio.create_task(
+        every(REFRESH_INTERVAL, "rollups", lambda: _refresh_rollups(storage)), name="rollups"
+    )
+    judging = asyncio.create_task(WindowRules(storage).run(), name="window-rules")
     notifying = asyncio.create_task(notifier.run(), name="notifier") if notifier is not None else None
     try:
         while True:
             try:
-                await maintain_partitions(db, utcnow())
+                await storage.maintenance.maintain_partitions(utcnow())
             except StorageUnavailable as exc:
                 log.warning("partition maintenance failed, retrying in an hour: %s", exc)
                 await asyncio.sleep(3600)
@@ -160,11 +209,11 @@ async def run_embedded(
     settings: Settings, with_demo: bool, on_ready: Callable[[Running], Awaitable[None] | None] | None = None
 ) -> None:
     """Everything in one process: broker (unless external), ingestion, API, and optionally the demo."""
-    store = await open_store(settings.resolved_database_url)
+    storage = await open_storage(settings.resolved_database_url)
     try:
         bus = build_bus(settings)
-        services = build_services(settings, store, bus)
-        provisioned = await demo.provision(store) if with_demo else None
+        services = _services(settings, storage, bus)
+        provisioned = await demo.provision(storage) if with_demo else None
         async with contextlib.AsyncExitStack() as stack:
             if settings.mqtt.url:
                 endpoint = MqttEndpoint.parse(settings.mqtt.url)
@@ -173,13 +222,13 @@ async def run_embedded(
                     await stack.enter_async_context(EmbeddedBroker(settings.mqtt.host, settings.mqtt.port))
                 ).endpoint
             stack.push_async_callback(bus.close)
-            pipeline = build_pipeline(settings, store, bus)
+            pipeline = build_pipeline(settings, storage, bus)
             services.provisioning.sensor_listeners.append(pipeline.directory.forget)
             services.alert_rules.listeners.append(pipeline.directory.forget)
             worker = build_worker(settings, pipeline, endpoint, shared=False)
             tasks = [
                 asyncio.create_task(worker.run(), name="ingest"),
-                asyncio.create_task(housekeeping(store, build_notifier(settings, store, bus)), name="housekeeping"),
+                asyncio.create_task(housekeeping(storage, build_notifier(settings, storage, bus)), name="housekeeping"),
             ]
             await asyncio.wait_for(worker.subscribed.wait(), timeout=30)
             if provisioned is not None:
@@ -190,7 +239,7 @@ async def run_embedded(
             tasks.append(asyncio.create_task(_announce(server, running, on_ready), name="announce"))
             await _until_stopped(server, *tasks)
     finally:
-        await store.close()
+        await storage.close()
 
 
 async def _announce(
@@ -219,11 +268,11 @@ def settle_garbage_collector() -> None:
 
 async def run_api(settings: Settings) -> None:
     """The API alone (production: several replicas behind a load balancer)."""
-    store = await open_store(settings.resolved_database_url, apply_migrations=False)
+    storage = await open_storage(settings.resolved_database_url, apply_migrations=False)
     try:
         bus = build_bus(settings)
-        jobs = asyncio.create_task(housekeeping(store, build_notifier(settings, store, bus)))
-        server = _http_server(settings, build_services(settings, store, bus))
+        jobs = asyncio.create_task(housekeeping(storage, build_notifier(settings, storage, bus)))
+        server = _http_server(settings, _services(settings, storage, bus))
         settle_garbage_collector()
         try:
             await server.serve()
@@ -233,18 +282,18 @@ async def run_api(settings: Settings) -> None:
                 await jobs
             await bus.close()
     finally:
-        await store.close()
+        await storage.close()
 
 
 async def run_ingest(settings: Settings) -> None:
     """One ingest worker against an external broker, until SIGINT or SIGTERM."""
     if not settings.mqtt.url:
         raise ValueError("ingest needs an external broker: set KOPROGO_MQTT_URL or --mqtt-url")
-    store = await open_store(settings.resolved_database_url, apply_migrations=False)
+    storage = await open_storage(settings.resolved_database_url, apply_migrations=False)
     try:
         bus = build_bus(settings)
         worker = build_worker(
-            settings, build_pipeline(settings, store, bus), MqttEndpoint.parse(settings.mqtt.url), shared=True
+            settings, build_pipeline(settings, storage, bus), MqttEndpoint.parse(settings.mqtt.url), shared=True
         )
         if settings.ingest.metrics_port:
             prometheus_client.start_http_server(settings.ingest.metrics_port, addr=settings.http.host)
@@ -257,4 +306,4 @@ async def run_ingest(settings: Settings) -> None:
             await task
         await bus.close()
     finally:
-        await store.close()
+        await storage.close()

@@ -20,7 +20,7 @@ from koprogo_iot.domain.sensors import IoTSensor, MeasurementKind, SensorType
 from koprogo_iot.domain.tenancy import Building, Organization, Role, Unit, User
 from koprogo_iot.mqtt_url import MqttEndpoint
 from koprogo_iot.services.accounts import hash_password
-from koprogo_iot.storage.ports import Store
+from koprogo_iot.storage.ports import Storage
 
 log = logging.getLogger(__name__)
 
@@ -49,56 +49,114 @@ def _demo_sensors(org: uuid.UUID, building: uuid.UUID, units: list[Unit]) -> lis
         device: str, sensor_type: SensorType, uom: str, where: str, unit: Unit | None = None, **extra: object
     ) -> IoTSensor:
         return IoTSensor(
-            id=_id(device), organization_id=org, building_id=building, unit_id=unit.id if unit else None,
-            sensor_id=device, sensor_type=sensor_type, location=where, unit_of_measure=uom,
-            sampling_interval=DEMO_INTERVAL, floor=unit.floor if unit else -1,
+            id=_id(device),
+            organization_id=org,
+            building_id=building,
+            unit_id=unit.id if unit else None,
+            sensor_id=device,
+            sensor_type=sensor_type,
+            location=where,
+            unit_of_measure=uom,
+            sampling_interval=DEMO_INTERVAL,
+            floor=unit.floor if unit else -1,
             **extra,  # type: ignore[arg-type]
-        )  # fmt: skip
+        )
 
     sensors = [
-        sensor("KAM-MC21-60011234", SensorType.COLD_WATER, "m³", "Basement, main water meter",
-               manufacturer="Kamstrup", model="MULTICAL 21"),
-        sensor("KAM-FLOWIQ-60020042", SensorType.COLD_WATER, "L/h", "Basement, main water flow",
-               manufacturer="Kamstrup", model="flowIQ 2200", kind=MeasurementKind.INSTANTANEOUS,
-               alert_threshold_max=50.0),
-        sensor("shellypro3em-a8032abe54dc", SensorType.ELECTRICITY, "kWh", "Basement, common areas board",
-               manufacturer="Shelly", model="Pro 3EM"),
-        sensor("ELSTER-BKG4-778120", SensorType.GAS, "m³", "Boiler room, gas meter",
-               manufacturer="Elster", model="BK-G4"),
-        sensor("SIEMENS-PXC-AI03", SensorType.HEATING, "°C", "Boiler room, flow temperature",
-               manufacturer="Siemens", model="Desigo PXC", alert_threshold_min=35.0, alert_threshold_max=85.0),
-    ]  # fmt: skip
+        sensor(
+            "KAM-MC21-60011234",
+            SensorType.COLD_WATER,
+            "m³",
+            "Basement, main water meter",
+            manufacturer="Kamstrup",
+            model="MULTICAL 21",
+        ),
+        sensor(
+            "KAM-FLOWIQ-60020042",
+            SensorType.COLD_WATER,
+            "L/h",
+            "Basement, main water flow",
+            manufacturer="Kamstrup",
+            model="flowIQ 2200",
+            kind=MeasurementKind.INSTANTANEOUS,
+            alert_threshold_max=50.0,
+        ),
+        sensor(
+            "shellypro3em-a8032abe54dc",
+            SensorType.ELECTRICITY,
+            "kWh",
+            "Basement, common areas board",
+            manufacturer="Shelly",
+            model="Pro 3EM",
+        ),
+        sensor(
+            "ELSTER-BKG4-778120", SensorType.GAS, "m³", "Boiler room, gas meter", manufacturer="Elster", model="BK-G4"
+        ),
+        sensor(
+            "SIEMENS-PXC-AI03",
+            SensorType.HEATING,
+            "°C",
+            "Boiler room, flow temperature",
+            manufacturer="Siemens",
+            model="Desigo PXC",
+            alert_threshold_min=35.0,
+            alert_threshold_max=85.0,
+        ),
+    ]
     for unit in units:
         tag = unit.name.replace(" ", "").replace(".", "")
         sensors += [
-            sensor(f"KAM-MC21-{tag}-CW", SensorType.COLD_WATER, "m³", f"{unit.name}, kitchen", unit,
-                   manufacturer="Kamstrup", model="MULTICAL 21"),
-            sensor(f"KAM-MC21-{tag}-HW", SensorType.HOT_WATER, "m³", f"{unit.name}, bathroom", unit,
-                   manufacturer="Kamstrup", model="MULTICAL 21"),
-            sensor(f"SHELLY-HT-{tag}", SensorType.TEMPERATURE, "°C", f"{unit.name}, living room", unit,
-                   manufacturer="Shelly", model="H&T Gen3"),
-        ]  # fmt: skip
+            sensor(
+                f"KAM-MC21-{tag}-CW",
+                SensorType.COLD_WATER,
+                "m³",
+                f"{unit.name}, kitchen",
+                unit,
+                manufacturer="Kamstrup",
+                model="MULTICAL 21",
+            ),
+            sensor(
+                f"KAM-MC21-{tag}-HW",
+                SensorType.HOT_WATER,
+                "m³",
+                f"{unit.name}, bathroom",
+                unit,
+                manufacturer="Kamstrup",
+                model="MULTICAL 21",
+            ),
+            sensor(
+                f"SHELLY-HT-{tag}",
+                SensorType.TEMPERATURE,
+                "°C",
+                f"{unit.name}, living room",
+                unit,
+                manufacturer="Shelly",
+                model="H&T Gen3",
+            ),
+        ]
     return sensors
 
 
-async def provision(store: Store) -> Demo:
+async def provision(storage: Storage) -> Demo:
     """Create the demo organization once; later calls return what exists."""
     org = Organization(id=_id("organization"), name="Résidence du Parc (demo)")
     building = Building(
-        id=_id("building"), organization_id=org.id, name="Résidence du Parc",
+        id=_id("building"),
+        organization_id=org.id,
+        name="Résidence du Parc",
         address="Avenue du Parc 12, 1060 Saint-Gilles",
-    )  # fmt: skip
+    )
     units = [
         Unit(id=_id(f"unit {name}"), organization_id=org.id, building_id=building.id, name=name, floor=floor)
         for name, floor in (("App. 0.1", 0), ("App. 1.1", 1), ("App. 1.2", 1), ("App. 2.1", 2))
     ]
     try:
-        await store.get_organization(org.id)
+        await storage.tenancy.get_organization(org.id)
     except NotFound:
-        await store.add_organization(org)
-        await store.add_building(building)
+        await storage.tenancy.add_organization(org)
+        await storage.tenancy.add_building(building)
         for unit in units:
-            await store.add_unit(unit)
+            await storage.tenancy.add_unit(unit)
         hashed = hash_password(DEMO_PASSWORD)
         people = [
             (ADMIN_EMAIL, "Platform Admin", Role.SUPERADMIN, frozenset[uuid.UUID]()),
@@ -106,11 +164,11 @@ async def provision(store: Store) -> Demo:
             (OWNER_EMAIL, "Olivier Owner", Role.OWNER, frozenset({units[1].id})),
         ]
         for email, name, role, unit_ids in people:
-            await store.add_user(User(org.id, email, name, role, hashed, unit_ids, id=_id(email)))
+            await storage.tenancy.add_user(User(org.id, email, name, role, hashed, unit_ids, id=_id(email)))
         for sensor in _demo_sensors(org.id, building.id, units):
-            await store.add_sensor(sensor)
+            await storage.sensors.add(sensor)
         log.info("provisioned the demo organization %s", org.id)
-    return Demo(org, building, await store.list_sensors(org.id))
+    return Demo(org, building, await storage.sensors.select(org.id))
 
 
 class _NativePayload(msgspec.Struct):
@@ -180,8 +238,10 @@ async def simulate(sensors: list[IoTSensor], endpoint: MqttEndpoint, speed: floa
                 device.battery = max(0.0, device.battery - 0.001)
                 payload = _NativePayload(
                     now.astimezone(UTC).replace(microsecond=now.microsecond // 1000 * 1000),
-                    device.value, round(device.battery, 1), device.rssi + random.randint(-3, 3),
-                )  # fmt: skip
+                    device.value,
+                    round(device.battery, 1),
+                    device.rssi + random.randint(-3, 3),
+                )
                 client.publish(device.sensor.mqtt_topic, encoder.encode(payload), qos=1)
             await asyncio.sleep(0.25)
     finally:

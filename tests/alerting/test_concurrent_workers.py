@@ -7,13 +7,12 @@ from uuid import UUID
 
 import pytest
 
-from koprogo_iot.bootstrap import open_store
+from koprogo_iot.bootstrap import open_storage
 from koprogo_iot.domain.alerts import AlertSeverity, AlertStatus, AlertType
 from koprogo_iot.domain.clock import utcnow
 from koprogo_iot.ingest.mqtt_worker import MqttIngestWorker
 from koprogo_iot.ingest.pipeline import IngestLimits, Pipeline
-from koprogo_iot.storage.ports import AlertFilter
-from koprogo_iot.storage.sql_store import SqlStore
+from koprogo_iot.storage.ports import AlertFilter, Storage
 from tests.conftest import Mosquitto, eventually, make_tenant, running
 
 pytestmark = pytest.mark.postgres
@@ -21,14 +20,16 @@ BURST = 200
 
 
 async def test_two_workers_on_one_sensors_burst_keep_one_active_alert(postgres_url: str, mosquitto: Mosquitto) -> None:
-    first, second = await open_store(postgres_url), await open_store(postgres_url)
+    first, second = await open_storage(postgres_url), await open_storage(postgres_url)
     try:
         t = await make_tenant(first)
         flow = t.common_sensor  # max 50 L/h
         limits = IngestLimits(rate_per_sensor=10_000, burst_per_sensor=10_000)  # the burst itself is the test
         workers = [
-            MqttIngestWorker(Pipeline(store, limits), mosquitto.endpoint, f"alert-race-{i}-{t.organization.id}", "race")
-            for i, store in enumerate((first, second))
+            MqttIngestWorker(
+                Pipeline(storage, limits), mosquitto.endpoint, f"alert-race-{i}-{t.organization.id}", "race"
+            )
+            for i, storage in enumerate((first, second))
         ]
         start = utcnow() - timedelta(seconds=BURST)
         lines = "\n".join(
@@ -37,15 +38,24 @@ async def test_two_workers_on_one_sensors_burst_keep_one_active_alert(postgres_u
         async with running(workers[0]), running(workers[1]):
             # One mosquitto_pub sending a line per message: the broker spreads them over the two workers.
             proc = await asyncio.create_subprocess_exec(
-                "mosquitto_pub", "-h", mosquitto.endpoint.host, "-p", str(mosquitto.endpoint.port), "-q", "1",
-                "-t", flow.mqtt_topic, "-l", stdin=asyncio.subprocess.PIPE,
-            )  # fmt: skip
+                "mosquitto_pub",
+                "-h",
+                mosquitto.endpoint.host,
+                "-p",
+                str(mosquitto.endpoint.port),
+                "-q",
+                "1",
+                "-t",
+                flow.mqtt_topic,
+                "-l",
+                stdin=asyncio.subprocess.PIPE,
+            )
             await proc.communicate(lines.encode() + b"\n")
             assert proc.returncode == 0
             await eventually(lambda: _count(first, t.organization.id, flow.id, BURST), timeout=30)
         handled = [w.pipeline.stats.stored for w in workers]
         assert sum(handled) == BURST and all(handled), handled  # both workers took part
-        alerts = await first.list_alerts(t.organization.id, AlertFilter(status=AlertStatus.ACTIVE))
+        alerts = await first.alerts.select(t.organization.id, AlertFilter(status=AlertStatus.ACTIVE))
         assert len(alerts) == 1
         (alert,) = alerts
         assert alert.alert_type is AlertType.THRESHOLD_EXCEEDED and alert.severity is AlertSeverity.CRITICAL
@@ -56,5 +66,5 @@ async def test_two_workers_on_one_sensors_burst_keep_one_active_alert(postgres_u
         await second.close()
 
 
-async def _count(store: SqlStore, organization_id: UUID, sensor_id: UUID, expected: int) -> bool:
-    return await store.count_readings(organization_id, sensor_id) >= expected
+async def _count(storage: Storage, organization_id: UUID, sensor_id: UUID, expected: int) -> bool:
+    return await storage.readings.count(organization_id, sensor_id) >= expected

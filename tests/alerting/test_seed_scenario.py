@@ -13,7 +13,6 @@ from datetime import timedelta
 from koprogo_iot.domain.clock import utcnow
 from koprogo_iot.ingest.mqtt_worker import MqttIngestWorker
 from koprogo_iot.ingest.pipeline import IngestLimits, Pipeline
-from koprogo_iot.storage.alert_rules import AlertRulesRepository
 from tests.api.conftest import Api
 from tests.conftest import Mosquitto, eventually, mosquitto_pub, running
 from tests.notify.conftest import PUBLIC_URL, SmtpServer, make_notifier
@@ -22,17 +21,16 @@ from tests.notify.conftest import PUBLIC_URL, SmtpServer, make_notifier
 async def test_seed_scenario_one_critical_alert_one_email_then_cleared(
     api: Api, mosquitto: Mosquitto, smtp: SmtpServer
 ) -> None:
-    store, t = api.store, api.a
+    storage, t = api.storage, api.a
     flow = t.common_sensor  # cold water, L/h, alert_threshold_max 50
     headers = await api.token(t.syndic.email)
     response = await api.client.put(
         f"/api/v1/iot/sensors/{flow.id}/alert-rules", json={"threshold": {"clear_maximum": 45}}, headers=headers
     )
     assert response.status_code == 200, response.text
-    rules = AlertRulesRepository(store.db)
-    pipeline = Pipeline(store, IngestLimits(rate_per_sensor=100, burst_per_sensor=100), rules=rules.organization_rules)
+    pipeline = Pipeline(storage, IngestLimits(rate_per_sensor=100, burst_per_sensor=100))
     worker = MqttIngestWorker(pipeline, mosquitto.endpoint, f"seed-{t.organization.id}")
-    notifier = make_notifier(store, smtp)
+    notifier = make_notifier(storage, smtp)
     start = utcnow() - timedelta(minutes=10)
 
     async def publish(second: int, value: float) -> None:
@@ -67,7 +65,7 @@ async def test_seed_scenario_one_critical_alert_one_email_then_cleared(
         assert len(smtp.received) == 1  # a repeat within the reminder interval tells nobody again
 
         await publish(21, 48.0)  # under the maximum, above the clear level: still active
-        await eventually(lambda: _at_least(store.count_readings(t.organization.id, flow.id), 22))
+        await eventually(lambda: _at_least(storage.readings.count(t.organization.id, flow.id), 22))
         assert [a["id"] for a in await alerts(status="active")] == [alert["id"]]
         await publish(22, 40.0)
         await eventually(lambda: alerts(status="cleared"))

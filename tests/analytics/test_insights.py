@@ -13,21 +13,17 @@ from koprogo_iot.analytics.insights import (
     InsightReport,
     Prices,
     Severity,
-    building_insights,
     local_windows,
     whole_hours,
 )
-from koprogo_iot.analytics.sources import AnalyticsSource
 from koprogo_iot.domain.access import Principal
 from koprogo_iot.domain.consumption import Point, consumption, median
 from koprogo_iot.domain.errors import InvalidValue, NotFound
 from koprogo_iot.domain.readings import IoTReading
 from koprogo_iot.domain.sensors import IoTSensor, SensorType
 from koprogo_iot.domain.tenancy import Unit
-from koprogo_iot.services.provisioning import Provisioning
-from koprogo_iot.storage.ports import Ingested
-from koprogo_iot.storage.sql_store import SqlStore
-from tests.conftest import Tenant, make_tenant
+from koprogo_iot.storage.ports import Ingested, Storage
+from tests.conftest import Tenant, analytics, make_tenant
 
 BRUSSELS = ZoneInfo("Europe/Brussels")
 DAYS = 4
@@ -36,7 +32,7 @@ END = START + timedelta(days=DAYS)
 
 
 async def metered(
-    store: SqlStore, sensor: IoTSensor, night: float, other: float, day: float | None = None, days: int = DAYS
+    storage: Storage, sensor: IoTSensor, night: float, other: float, day: float | None = None, days: int = DAYS
 ) -> list[Point]:
     """Hourly index readings from START for `days`: per hour `night` from 02:00 to 05:00, `day` from 08:00 to 20:00."""
     index, readings = 100.0, []
@@ -45,31 +41,30 @@ async def metered(
         readings.append((ts, index))
         local = ts.astimezone(BRUSSELS).hour
         index += night if 2 <= local < 5 else day if day is not None and 8 <= local < 20 else other
-    await store.ingest([Ingested(IoTReading.measured(sensor, ts, value)) for ts, value in readings])
+    await storage.readings.ingest([Ingested(IoTReading.measured(sensor, ts, value)) for ts, value in readings])
     return readings
 
 
 async def add_sensor(
-    store: SqlStore, t: Tenant, name: str, sensor_type: SensorType, uom: str, unit: Unit | None
+    storage: Storage, t: Tenant, name: str, sensor_type: SensorType, uom: str, unit: Unit | None
 ) -> IoTSensor:
     sensor = IoTSensor(
-        organization_id=t.organization.id, building_id=t.building.id, sensor_id=f"{name}-{t.organization.id.hex[:6]}",
-        sensor_type=sensor_type, manufacturer="Kamstrup", model="M", location=name, unit_of_measure=uom,
+        organization_id=t.organization.id,
+        building_id=t.building.id,
+        sensor_id=f"{name}-{t.organization.id.hex[:6]}",
+        sensor_type=sensor_type,
+        manufacturer="Kamstrup",
+        model="M",
+        location=name,
+        unit_of_measure=uom,
         unit_id=unit.id if unit else None,
-    )  # fmt: skip
-    await store.add_sensor(sensor)
+    )
+    await storage.sensors.add(sensor)
     return sensor
 
 
-async def run(store: SqlStore, principal: Principal, **options: object) -> InsightReport:
-    return await building_insights(
-        Provisioning(store),
-        AnalyticsSource(store.db),
-        principal,
-        start=START,
-        end=END,
-        **options,  # type: ignore[arg-type]
-    )
+async def run(storage: Storage, principal: Principal, **options: object) -> InsightReport:
+    return await analytics(storage).insights(principal, start=START, end=END, **options)  # type: ignore[arg-type]
 
 
 def syndic(t: Tenant) -> Principal:
@@ -88,11 +83,11 @@ def values(insight: Insight) -> dict[str, tuple[float, str]]:
     return {name: (f.value, f.unit) for name, f in insight.figures.items()}
 
 
-async def test_a_flow_that_never_stops_at_night_is_a_probable_leak(store: SqlStore) -> None:
-    t = await make_tenant(store)
-    await metered(store, t.unit_sensor, night=0.003, other=0.03)  # 3 L/h all night, every night
-    await metered(store, t.other_unit_sensor, night=0.0, other=0.03)  # stops at night: nothing to say
-    report = await run(store, syndic(t))
+async def test_a_flow_that_never_stops_at_night_is_a_probable_leak(storage: Storage) -> None:
+    t = await make_tenant(storage)
+    await metered(storage, t.unit_sensor, night=0.003, other=0.03)  # 3 L/h all night, every night
+    await metered(storage, t.other_unit_sensor, night=0.0, other=0.03)  # stops at night: nothing to say
+    report = await run(storage, syndic(t))
     assert (report.start, report.end) == (START, END)
     [leak] = report.insights
     assert (leak.kind, leak.severity) == (InsightKind.CONTINUOUS_FLOW, Severity.WARNING)
@@ -107,35 +102,33 @@ async def test_a_flow_that_never_stops_at_night_is_a_probable_leak(store: SqlSto
         "price": (5.0, "EUR/m³"),
     }
     assert "App. 1" in leak.title and "3.0 L/h" in leak.message and "2026-01-05 to 2026-01-08" in leak.message
-    priced = await run(store, syndic(t), prices=Prices(water_eur_per_m3=4.0))
+    priced = await run(storage, syndic(t), prices=Prices(water_eur_per_m3=4.0))
     assert priced.insights[0].figures["yearly_cost"] == Figure(105.12, "EUR")
 
 
-async def test_a_leak_of_ten_litres_an_hour_is_critical_and_too_few_nights_say_nothing(store: SqlStore) -> None:
-    t = await make_tenant(store)
-    await metered(store, t.unit_sensor, night=0.012, other=0.03)
-    [leak] = (await run(store, syndic(t))).insights
+async def test_a_leak_of_ten_litres_an_hour_is_critical_and_too_few_nights_say_nothing(storage: Storage) -> None:
+    t = await make_tenant(storage)
+    await metered(storage, t.unit_sensor, night=0.012, other=0.03)
+    [leak] = (await run(storage, syndic(t))).insights
     assert leak.severity is Severity.CRITICAL and leak.figures["min_night_flow"] == Figure(12.0, "L/h")
-    two_nights = await building_insights(
-        Provisioning(store), AnalyticsSource(store.db), syndic(t), start=START, end=START + timedelta(days=2)
-    )
+    two_nights = await analytics(storage).insights(syndic(t), start=START, end=START + timedelta(days=2))
     assert two_nights.insights == []
 
 
-async def test_a_unit_twice_the_median_of_four_units(store: SqlStore) -> None:
-    t = await make_tenant(store)
+async def test_a_unit_twice_the_median_of_four_units(storage: Storage) -> None:
+    t = await make_tenant(storage)
     more = [
         Unit(organization_id=t.organization.id, building_id=t.building.id, name=f"App. {n}", floor=n) for n in (3, 4)
     ]
     for unit in more:
-        await store.add_unit(unit)
+        await storage.tenancy.add_unit(unit)
     meters = [t.unit_sensor, t.other_unit_sensor] + [
-        await add_sensor(store, t, f"cw{n}", SensorType.COLD_WATER, "m³", unit)
+        await add_sensor(storage, t, f"cw{n}", SensorType.COLD_WATER, "m³", unit)
         for n, unit in ((3, more[0]), (4, more[1]))
     ]
     for meter, rate in zip(meters, (0.25, 0.25, 0.25, 0.5), strict=True):
-        await metered(store, meter, night=0, other=rate)
-    report = await run(store, syndic(t))
+        await metered(storage, meter, night=0, other=rate)
+    report = await run(storage, syndic(t))
     [high] = of_kind(report, InsightKind.UNIT_ABOVE_MEDIAN)
     assert (high.severity, high.unit_id, high.sensor_id) == (Severity.WARNING, more[1].id, None)
     # 21 hours a day with flow (not 02:00-05:00), 4 days: 84 h x 0.25 m³ for the median, 84 h x 0.5 m³ for App. 4.
@@ -147,27 +140,27 @@ async def test_a_unit_twice_the_median_of_four_units(store: SqlStore) -> None:
     }
     assert high.title == "App. 4 uses 100% more cold water than the building's median"
     # An owner sees only their own unit: comparing it with a median over it alone would say nothing.
-    assert of_kind(await run(store, owner(t)), InsightKind.UNIT_ABOVE_MEDIAN) == []
+    assert of_kind(await run(storage, owner(t)), InsightKind.UNIT_ABOVE_MEDIAN) == []
 
 
-async def test_a_long_period_adds_daily_and_hourly_rollups_like_the_raw_readings(store: SqlStore) -> None:
-    t = await make_tenant(store)
+async def test_a_long_period_adds_daily_and_hourly_rollups_like_the_raw_readings(storage: Storage) -> None:
+    t = await make_tenant(storage)
     more = [
         Unit(organization_id=t.organization.id, building_id=t.building.id, name=f"App. {n}", floor=n) for n in (3, 4)
     ]
     for unit in more:
-        await store.add_unit(unit)
+        await storage.tenancy.add_unit(unit)
     meters = [t.unit_sensor, t.other_unit_sensor] + [
-        await add_sensor(store, t, f"cw{n}", SensorType.COLD_WATER, "m³", unit)
+        await add_sensor(storage, t, f"cw{n}", SensorType.COLD_WATER, "m³", unit)
         for n, unit in ((3, more[0]), (4, more[1]))
     ]
     rates = (0.01, 0.02, 0.02, 0.05)
     readings = [
-        await metered(store, m, night=0, other=r, day=r * 1.5, days=45) for m, r in zip(meters, rates, strict=True)
+        await metered(storage, m, night=0, other=r, day=r * 1.5, days=45) for m, r in zip(meters, rates, strict=True)
     ]
     # 40 days from 10:30 on the second day: an hourly head and tail around 38 whole local days.
     start, end = START + timedelta(days=1, hours=10, minutes=30), START + timedelta(days=41, hours=7)
-    report = await building_insights(Provisioning(store), AnalyticsSource(store.db), syndic(t), start=start, end=end)
+    report = await analytics(storage).insights(syndic(t), start=start, end=end)
     aligned = (START + timedelta(days=1, hours=11), end)
     assert (report.start, report.end) == aligned
     raw = [consumption(points, *aligned).consumption for points in readings]
@@ -177,22 +170,22 @@ async def test_a_long_period_adds_daily_and_hourly_rollups_like_the_raw_readings
     assert high.figures["median"] == Figure(round(median(raw) or 0, 3), "m³")
 
 
-async def test_two_units_are_too_few_for_a_median(store: SqlStore) -> None:
-    t = await make_tenant(store)
-    await metered(store, t.unit_sensor, night=0, other=0.25)
-    await metered(store, t.other_unit_sensor, night=0, other=1.0)
-    assert (await run(store, syndic(t))).insights == []
+async def test_two_units_are_too_few_for_a_median(storage: Storage) -> None:
+    t = await make_tenant(storage)
+    await metered(storage, t.unit_sensor, night=0, other=0.25)
+    await metered(storage, t.other_unit_sensor, night=0, other=1.0)
+    assert (await run(storage, syndic(t))).insights == []
 
 
-async def test_hot_water_share_per_unit_and_building(store: SqlStore) -> None:
-    t = await make_tenant(store)
-    hot1 = await add_sensor(store, t, "hw1", SensorType.HOT_WATER, "m³", t.units[0])
-    hot2 = await add_sensor(store, t, "hw2", SensorType.HOT_WATER, "L", t.units[1])  # litres: converted to m³
-    await metered(store, hot1, night=0, other=0.375)
-    await metered(store, t.unit_sensor, night=0, other=0.125)
-    await metered(store, hot2, night=0, other=250)
-    await metered(store, t.other_unit_sensor, night=0, other=0.25)
-    report = await run(store, syndic(t))
+async def test_hot_water_share_per_unit_and_building(storage: Storage) -> None:
+    t = await make_tenant(storage)
+    hot1 = await add_sensor(storage, t, "hw1", SensorType.HOT_WATER, "m³", t.units[0])
+    hot2 = await add_sensor(storage, t, "hw2", SensorType.HOT_WATER, "L", t.units[1])  # litres: converted to m³
+    await metered(storage, hot1, night=0, other=0.375)
+    await metered(storage, t.unit_sensor, night=0, other=0.125)
+    await metered(storage, hot2, night=0, other=250)
+    await metered(storage, t.other_unit_sensor, night=0, other=0.25)
+    report = await run(storage, syndic(t))
     [unit] = [i for i in of_kind(report, InsightKind.HOT_COLD_RATIO) if i.unit_id is not None]
     [building] = [i for i in of_kind(report, InsightKind.HOT_COLD_RATIO) if i.unit_id is None]
     # App. 1: 84 h x 0.375 m³ hot, 84 h x 0.125 m³ cold = 75 %; App. 2: 21 and 21 m³ = 50 %, not flagged;
@@ -206,19 +199,19 @@ async def test_hot_water_share_per_unit_and_building(store: SqlStore) -> None:
     }
     assert building.unit_id is None and building.building_id == t.building.id
     assert values(building)["hot_share"] == (62.5, "%") and values(building)["hot_water"] == (52.5, "m³")
-    [mine] = of_kind(await run(store, owner(t)), InsightKind.HOT_COLD_RATIO)  # no building-wide figure for owners
+    [mine] = of_kind(await run(storage, owner(t)), InsightKind.HOT_COLD_RATIO)  # no building-wide figure for owners
     assert mine.unit_id == t.units[0].id
 
 
-async def test_standby_electricity_of_common_areas(store: SqlStore) -> None:
-    t = await make_tenant(store)
-    lifts = await add_sensor(store, t, "lifts", SensorType.ELECTRICITY, "Wh", None)
-    lights = await add_sensor(store, t, "lights", SensorType.ELECTRICITY, "kWh", None)
-    flat = await add_sensor(store, t, "el1", SensorType.ELECTRICITY, "kWh", t.units[0])
-    await metered(store, lifts, night=2000, other=2500, day=3000)  # Wh per hour: 2 kW at night, 3 kW by day
-    await metered(store, lights, night=0.125, other=1, day=4)  # 3 % of the day: fine
-    await metered(store, flat, night=2, other=2.5, day=3)  # a unit's meter: not common areas
-    [standby] = (await run(store, syndic(t))).insights
+async def test_standby_electricity_of_common_areas(storage: Storage) -> None:
+    t = await make_tenant(storage)
+    lifts = await add_sensor(storage, t, "lifts", SensorType.ELECTRICITY, "Wh", None)
+    lights = await add_sensor(storage, t, "lights", SensorType.ELECTRICITY, "kWh", None)
+    flat = await add_sensor(storage, t, "el1", SensorType.ELECTRICITY, "kWh", t.units[0])
+    await metered(storage, lifts, night=2000, other=2500, day=3000)  # Wh per hour: 2 kW at night, 3 kW by day
+    await metered(storage, lights, night=0.125, other=1, day=4)  # 3 % of the day: fine
+    await metered(storage, flat, night=2, other=2.5, day=3)  # a unit's meter: not common areas
+    [standby] = (await run(storage, syndic(t))).insights
     assert (standby.kind, standby.sensor_id, standby.unit_id) == (InsightKind.STANDBY_ELECTRICITY, lifts.id, None)
     assert standby.severity is Severity.WARNING  # a night baseload of 1 kW or more
     assert values(standby) == {
@@ -232,23 +225,23 @@ async def test_standby_electricity_of_common_areas(store: SqlStore) -> None:
         "price": (0.3, "EUR/kWh"),
     }
     # The owner of a unit sees the building's common meters, hence their insights.
-    assert [i.sensor_id for i in (await run(store, owner(t))).insights] == [lifts.id]
+    assert [i.sensor_id for i in (await run(storage, owner(t))).insights] == [lifts.id]
 
 
-async def test_owners_see_their_units_and_common_meters_never_a_neighbours(store: SqlStore) -> None:
-    t = await make_tenant(store)
-    main = await add_sensor(store, t, "main", SensorType.COLD_WATER, "m³", None)
+async def test_owners_see_their_units_and_common_meters_never_a_neighbours(storage: Storage) -> None:
+    t = await make_tenant(storage)
+    main = await add_sensor(storage, t, "main", SensorType.COLD_WATER, "m³", None)
     for meter in (t.unit_sensor, t.other_unit_sensor, main):
-        await metered(store, meter, night=0.003, other=0.03)
-    everything = await run(store, syndic(t))
+        await metered(storage, meter, night=0.003, other=0.03)
+    everything = await run(storage, syndic(t))
     assert {i.sensor_id for i in everything.insights} == {t.unit_sensor.id, t.other_unit_sensor.id, main.id}
-    mine = await run(store, owner(t), building_id=t.building.id)
+    mine = await run(storage, owner(t), building_id=t.building.id)
     assert {i.sensor_id for i in mine.insights} == {t.unit_sensor.id, main.id}
-    other = await make_tenant(store, "Other")
+    other = await make_tenant(storage, "Other")
     with pytest.raises(NotFound):
-        await run(store, syndic(t), building_id=other.building.id)
+        await run(storage, syndic(t), building_id=other.building.id)
     with pytest.raises(NotFound):
-        await run(store, owner(t), building_id=other.building.id)
+        await run(storage, owner(t), building_id=other.building.id)
 
 
 def test_period_is_trimmed_to_whole_hours() -> None:

@@ -7,17 +7,19 @@ import httpx
 import pytest
 
 from koprogo_iot.api.app import create_app
+from koprogo_iot.bootstrap import build_services
 from koprogo_iot.domain.tenancy import Role, User
 from koprogo_iot.services.accounts import hash_password
-from koprogo_iot.services.container import Services
-from koprogo_iot.storage.sql_store import SqlStore
+from koprogo_iot.storage.ports import Storage
+from koprogo_iot.storage.sql.database import Database
 from tests.conftest import PASSWORD, Tenant, make_tenant
 
 
 @dataclass
 class Api:
     client: httpx.AsyncClient
-    store: SqlStore
+    storage: Storage
+    db: Database  # for the few tests that set rows up as they could not be reached through the API
     a: Tenant
     b: Tenant
     admin: User
@@ -29,10 +31,10 @@ class Api:
 
 
 @pytest.fixture
-async def api(store: SqlStore) -> AsyncIterator[Api]:
-    a, b = await make_tenant(store, "A"), await make_tenant(store, "B")
+async def api(storage: Storage, db: Database) -> AsyncIterator[Api]:
+    a, b = await make_tenant(storage, "A"), await make_tenant(storage, "B")
     admin = User(a.organization.id, "admin@example.org", "Admin", Role.SUPERADMIN, hash_password(PASSWORD))
-    await store.add_user(admin)
-    app = create_app(Services.over(store, secret="test-secret-" + "x" * 40))
+    await storage.tenancy.add_user(admin)
+    app = create_app(build_services(storage, secret="test-secret-" + "x" * 40))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://koprogo.test") as client:
-        yield Api(client, store, a, b, admin)
+        yield Api(client, storage, db, a, b, admin)

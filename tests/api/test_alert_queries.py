@@ -12,26 +12,17 @@ import pytest
 from koprogo_iot.domain.alerts import AlertSeverity, AlertType, IoTAlert
 from koprogo_iot.domain.sensors import IoTSensor, SensorType
 from koprogo_iot.domain.tenancy import Building
-from koprogo_iot.storage.sql_store import SqlStore
+from koprogo_iot.storage.sql import alerts as alert_rows
+from koprogo_iot.storage.sql.database import Database
 from tests.api.conftest import Api
 
 ALERTS = "/api/v1/iot/alerts"
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
-_COLUMNS = (
-    "id, organization_id, sensor_id, building_id, unit_id, alert_type, severity, message, triggered_at, "
-    "last_triggered_at, cleared_at, acknowledged_by, acknowledged_at, rule, notified_at, notified_severity, created_at"
-)
 
 
-async def insert(store: SqlStore, alert: IoTAlert) -> IoTAlert:
-    """Store an alert as it stands (ingestion's decisions are tested elsewhere)."""
-    a = alert
-    await store.db.execute(
-        f"INSERT INTO iot_alerts ({_COLUMNS}) VALUES ({', '.join(f'${i}' for i in range(1, 18))})",
-        a.id, a.organization_id, a.sensor_id, a.building_id, a.unit_id, a.alert_type, a.severity, a.message,
-        a.triggered_at, a.last_triggered_at, a.cleared_at, a.acknowledged_by, a.acknowledged_at, a.rule,
-        a.notified_at, a.notified_severity, a.created_at,
-    )  # fmt: skip
+async def insert(db: Database, alert: IoTAlert) -> IoTAlert:
+    """Store an alert as it stands, acknowledged or cleared (ingestion's decisions are tested elsewhere)."""
+    await db.execute(alert_rows.ALERTS.insert(), *alert_rows.ALERTS.values(alert))
     return alert
 
 
@@ -47,12 +38,20 @@ def alert(
 ) -> IoTAlert:
     at = T0 + triggered
     return IoTAlert(
-        organization_id=sensor.organization_id, sensor_id=sensor.id, building_id=sensor.building_id,
-        unit_id=sensor.unit_id, alert_type=alert_type, severity=severity, message=f"{alert_type} on {sensor.sensor_id}",
-        triggered_at=at, last_triggered_at=at, cleared_at=None if cleared is None else T0 + cleared,
+        organization_id=sensor.organization_id,
+        sensor_id=sensor.id,
+        building_id=sensor.building_id,
+        unit_id=sensor.unit_id,
+        alert_type=alert_type,
+        severity=severity,
+        message=f"{alert_type} on {sensor.sensor_id}",
+        triggered_at=at,
+        last_triggered_at=at,
+        cleared_at=None if cleared is None else T0 + cleared,
         acknowledged_by=by if acknowledged is not None else None,
-        acknowledged_at=None if acknowledged is None else at + acknowledged, rule=rule,
-    )  # fmt: skip
+        acknowledged_at=None if acknowledged is None else at + acknowledged,
+        rule=rule,
+    )
 
 
 class Scene:
@@ -71,15 +70,36 @@ class Scene:
         self.other_building = other_building
         h = timedelta(hours=1)
         self.alerts = [
-            alert(a.common_sensor, AlertType.THRESHOLD_EXCEEDED, AlertSeverity.CRITICAL, h,
-                  acknowledged=timedelta(seconds=600.25), by=by, rule="threshold"),
-            alert(a.common_sensor, AlertType.SENSOR_OFFLINE, AlertSeverity.WARNING, 2 * h, cleared=3 * h,
-                  acknowledged=timedelta(seconds=1800), by=by, rule="offline"),
+            alert(
+                a.common_sensor,
+                AlertType.THRESHOLD_EXCEEDED,
+                AlertSeverity.CRITICAL,
+                h,
+                acknowledged=timedelta(seconds=600.25),
+                by=by,
+                rule="threshold",
+            ),
+            alert(
+                a.common_sensor,
+                AlertType.SENSOR_OFFLINE,
+                AlertSeverity.WARNING,
+                2 * h,
+                cleared=3 * h,
+                acknowledged=timedelta(seconds=1800),
+                by=by,
+                rule="offline",
+            ),
             alert(a.unit_sensor, AlertType.LEAK_DETECTED, AlertSeverity.CRITICAL, 5 * h, rule="night_flow"),
             alert(a.other_unit_sensor, AlertType.LOW_BATTERY, AlertSeverity.INFO, 24 * h, cleared=25 * h),
-            alert(other_sensor, AlertType.THRESHOLD_EXCEEDED, AlertSeverity.WARNING, 48 * h,
-                  acknowledged=timedelta(seconds=3600), by=by),
-        ]  # fmt: skip
+            alert(
+                other_sensor,
+                AlertType.THRESHOLD_EXCEEDED,
+                AlertSeverity.WARNING,
+                48 * h,
+                acknowledged=timedelta(seconds=3600),
+                by=by,
+            ),
+        ]
         self.foreign = alert(api.b.common_sensor, AlertType.THRESHOLD_EXCEEDED, AlertSeverity.CRITICAL, h)
 
     def ids(self, *numbers: int) -> list[str]:
@@ -90,16 +110,22 @@ class Scene:
 async def scene(api: Api) -> Scene:
     org = api.a.organization.id
     building = Building(organization_id=org, name="Annex")
-    await api.store.add_building(building)
+    await api.storage.tenancy.add_building(building)
     sensor = IoTSensor(
-        organization_id=org, building_id=building.id, sensor_id=f"annex-{uuid.uuid4().hex[:6]}",
-        sensor_type=SensorType.COLD_WATER, kind="instantaneous", manufacturer="Kamstrup", model="MULTICAL 21",
-        location="annex", unit_of_measure="L/h",
-    )  # fmt: skip
-    await api.store.add_sensor(sensor)
+        organization_id=org,
+        building_id=building.id,
+        sensor_id=f"annex-{uuid.uuid4().hex[:6]}",
+        sensor_type=SensorType.COLD_WATER,
+        kind="instantaneous",
+        manufacturer="Kamstrup",
+        model="MULTICAL 21",
+        location="annex",
+        unit_of_measure="L/h",
+    )
+    await api.storage.sensors.add(sensor)
     found = Scene(api, building, sensor)
     for a in [*found.alerts, found.foreign]:
-        await insert(api.store, a)
+        await insert(api.db, a)
     return found
 
 
@@ -150,8 +176,8 @@ async def test_the_store_round_trips_rule_and_notification_state(api: Api, scene
     notified = replace(
         notified, notified_at=T0 + timedelta(hours=3, minutes=1), notified_severity=AlertSeverity.WARNING
     )
-    await insert(api.store, notified)
-    stored = await api.store.get_alert(api.a.organization.id, notified.id)
+    await insert(api.db, notified)
+    stored = await api.storage.alerts.get(api.a.organization.id, notified.id)
     assert stored == notified
     assert (stored.rule, stored.notified_severity) == ("stuck", AlertSeverity.WARNING)
 
@@ -193,9 +219,15 @@ async def test_statistics(api: Api, scene: Scene) -> None:
         await api.client.get(url, params={"start": (T0 + timedelta(days=9)).isoformat()}, headers=headers)
     ).json()
     assert nothing == {
-        "total": 0, "by_type": {}, "by_severity": {}, "by_building": {}, "active": 0, "active_unacknowledged": 0,
-        "acknowledged": 0, "mean_time_to_acknowledge_s": None,
-    }  # fmt: skip
+        "total": 0,
+        "by_type": {},
+        "by_severity": {},
+        "by_building": {},
+        "active": 0,
+        "active_unacknowledged": 0,
+        "acknowledged": 0,
+        "mean_time_to_acknowledge_s": None,
+    }
 
     other = (await api.client.get(url, headers=await api.token(api.b.syndic.email))).json()
     assert (other["total"], other["by_building"]) == (1, {str(api.b.building.id): 1})

@@ -148,7 +148,7 @@ async def test_another_organizations_sensors_and_defaults_are_out_of_reach(api: 
 
 async def test_changes_are_announced_for_every_sensor_they_touch(api: Api) -> None:
     """Ingestion caches rules per sensor: each change names the sensors whose rules it changed."""
-    settings = AlertRuleSettings(api.store, Provisioning(api.store))
+    settings = AlertRuleSettings(api.storage.alert_rules, Provisioning(api.storage.tenancy, api.storage.sensors))
     told: list[uuid.UUID] = []
     settings.listeners.append(lambda sensor: told.append(sensor.id))
     syndic = Principal.of(api.a.syndic)

@@ -13,7 +13,9 @@ from tests.api.conftest import Api
 async def ingest(api: Api, value: float, minutes_ago: int) -> None:
     sensor = api.a.common_sensor
     reading = IoTReading.measured(sensor, utcnow() - timedelta(minutes=minutes_ago), value)
-    await api.store.ingest([Ingested(reading, reading_decisions(sensor, effective_rules(sensor), reading, None))])
+    await api.storage.readings.ingest(
+        [Ingested(reading, reading_decisions(sensor, effective_rules(sensor), reading, None))]
+    )
 
 
 async def test_list_filter_and_acknowledge(api: Api) -> None:

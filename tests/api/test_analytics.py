@@ -14,7 +14,7 @@ PERIOD = {"start": "2026-03-02T10:00:00Z", "end": "2026-03-02T12:00:00Z"}
 async def ingest(api: Api, sensor: IoTSensor, *values: float) -> None:
     """Readings at 10:00, 11:00, 12:00... of DAY."""
     readings = [IoTReading.measured(sensor, DAY + timedelta(hours=10 + i), v) for i, v in enumerate(values)]
-    await api.store.ingest([Ingested(r) for r in readings])
+    await api.storage.readings.ingest([Ingested(r) for r in readings])
 
 
 async def test_time_series_json_and_csv(api: Api) -> None:
@@ -52,9 +52,10 @@ async def test_time_series_errors_and_tenancy(api: Api) -> None:
     own = f"/api/v1/iot/sensors/{api.a.unit_sensor.id}/time-series"
     assert (await api.client.get(own, headers=owner)).status_code == 200
     too_fine = await api.client.get(
-        own, params={"start": "2026-01-01T00:00:00Z", "end": "2026-03-01T00:00:00Z", "aggregation_interval": 60},
+        own,
+        params={"start": "2026-01-01T00:00:00Z", "end": "2026-03-01T00:00:00Z", "aggregation_interval": 60},
         headers=owner,
-    )  # fmt: skip
+    )
     assert too_fine.status_code == 422
     assert "at least 510 s" in too_fine.json()["message"]  # 59 days = 5,097,600 s, / 10,000 rounded up
     naive = await api.client.get(own, params={"start": "2026-03-01T00:00:00"}, headers=owner)

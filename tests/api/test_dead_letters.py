@@ -6,14 +6,16 @@ from tests.api.conftest import Api
 
 
 async def test_dead_letters_are_scoped_and_counted(api: Api) -> None:
-    pipeline = Pipeline(api.store)
+    pipeline = Pipeline(api.storage)
     now = utcnow()
     valid = f'{{"timestamp": "{now.isoformat()}", "value": 1}}'.encode()
-    await pipeline.handle([
-        Message(api.a.unit_sensor.mqtt_topic, b"{broken", now),
-        Message(f"koprogo/{api.a.organization.id}/{api.a.building.id}/ghost/readings", valid, now),
-        Message(api.b.unit_sensor.mqtt_topic, b"[]", now),
-    ])  # fmt: skip
+    await pipeline.handle(
+        [
+            Message(api.a.unit_sensor.mqtt_topic, b"{broken", now),
+            Message(f"koprogo/{api.a.organization.id}/{api.a.building.id}/ghost/readings", valid, now),
+            Message(api.b.unit_sensor.mqtt_topic, b"[]", now),
+        ]
+    )
     syndic_a = await api.token(api.a.syndic.email)
     listed = (await api.client.get("/api/v1/ingest/dead-letters", headers=syndic_a)).json()
     assert {d["reason"] for d in listed} == {"invalid_json", "unknown_sensor"}

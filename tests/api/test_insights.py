@@ -20,7 +20,7 @@ async def leaking(api: Api, sensor: IoTSensor) -> None:
         ts = START + timedelta(hours=hour)
         readings.append(Ingested(IoTReading.measured(sensor, ts, index)))
         index += 0.003 if 1 <= ts.hour < 4 else 0.03  # UTC+1 in January
-    await api.store.ingest(readings)
+    await api.storage.readings.ingest(readings)
 
 
 async def test_a_probable_leak_with_its_figures(api: Api) -> None:

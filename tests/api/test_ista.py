@@ -48,7 +48,7 @@ async def test_import_link_and_report(api: Api) -> None:
             IoTReading.measured(sensor, reading_instant(d), v)
             for d, v in ((date(2025, 1, 1), 0), (date(2025, 7, 1), iot))
         ]
-        await api.store.ingest([Ingested(r) for r in readings])
+        await api.storage.readings.ingest([Ingested(r) for r in readings])
     report = await api.client.get("/api/v1/ista/report", params={"start": "2025-01-01"}, headers=syndic)
     assert report.status_code == 200, report.text
     by_meter = {m["meter_number"]: m for m in report.json()["meters"]}

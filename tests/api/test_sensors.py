@@ -7,10 +7,16 @@ from tests.api.conftest import Api
 
 def sensor_body(api: Api, **changes: Any) -> dict[str, Any]:
     return {
-        "building_id": str(api.a.building.id), "unit_id": str(api.a.units[1].id), "sensor_id": "SHELLY-PM-01",
-        "sensor_type": "electricity", "manufacturer": "Shelly", "model": "Plus PM", "location": "App. 2 board",
-        "unit_of_measure": "kWh", "sampling_interval": 60,
-    } | changes  # fmt: skip
+        "building_id": str(api.a.building.id),
+        "unit_id": str(api.a.units[1].id),
+        "sensor_id": "SHELLY-PM-01",
+        "sensor_type": "electricity",
+        "manufacturer": "Shelly",
+        "model": "Plus PM",
+        "location": "App. 2 board",
+        "unit_of_measure": "kWh",
+        "sampling_interval": 60,
+    } | changes
 
 
 async def test_sensor_lifecycle(api: Api) -> None:
@@ -82,10 +88,15 @@ async def test_provisioning_a_building_from_scratch(api: Api) -> None:
     assert unit.status_code == 201
     owner = await api.client.post(
         "/api/v1/users",
-        json={"email": "new.owner@example.org", "password": "long enough", "full_name": "New Owner", "role": "owner",
-              "unit_ids": [unit.json()["id"]]},
+        json={
+            "email": "new.owner@example.org",
+            "password": "long enough",
+            "full_name": "New Owner",
+            "role": "owner",
+            "unit_ids": [unit.json()["id"]],
+        },
         headers=headers,
-    )  # fmt: skip
+    )
     assert owner.status_code == 201 and owner.json()["unit_ids"] == [unit.json()["id"]]
     login = await api.client.post(
         "/api/v1/auth/login", json={"email": "new.owner@example.org", "password": "long enough"}

@@ -13,8 +13,10 @@ from tests.api.conftest import Api
 async def raise_alert(api: Api) -> str:
     sensor = api.a.common_sensor
     reading = IoTReading.measured(sensor, utcnow() - timedelta(minutes=1), 75.0)
-    await api.store.ingest([Ingested(reading, reading_decisions(sensor, effective_rules(sensor), reading, None))])
-    [alert] = await api.store.list_alerts(api.a.organization.id)
+    await api.storage.readings.ingest(
+        [Ingested(reading, reading_decisions(sensor, effective_rules(sensor), reading, None))]
+    )
+    [alert] = await api.storage.alerts.select(api.a.organization.id)
     return str(alert.id)
 
 
@@ -32,10 +34,20 @@ async def test_another_organizations_ids_answer_404(api: Api) -> None:
         ("GET", f"/api/v1/buildings/{a.building.id}", None),
         ("POST", f"/api/v1/iot/alerts/{alert_id}/acknowledge", {"note": "not mine"}),
         ("POST", "/api/v1/units", {"building_id": str(a.building.id), "name": "squat"}),
-        ("POST", "/api/v1/iot/sensors", {
-            "building_id": str(a.building.id), "sensor_id": "x", "sensor_type": "gas", "manufacturer": "m",
-            "model": "m", "location": "l", "unit_of_measure": "m³"}),
-    ]  # fmt: skip
+        (
+            "POST",
+            "/api/v1/iot/sensors",
+            {
+                "building_id": str(a.building.id),
+                "sensor_id": "x",
+                "sensor_type": "gas",
+                "manufacturer": "m",
+                "model": "m",
+                "location": "l",
+                "unit_of_measure": "m³",
+            },
+        ),
+    ]
     for method, url, body in attempts:
         response = await api.client.request(method, url, json=body, headers=intruder)
         assert response.status_code == 404, (method, url, response.text)
@@ -82,8 +94,13 @@ async def test_only_a_superadmin_creates_organizations_and_their_users(api: Api)
     admin = await api.token(api.admin.email)
     org = await api.client.post("/api/v1/organizations", json={"name": "Copro Nouvelle"}, headers=admin)
     assert org.status_code == 201
-    user = {"email": "first@nouvelle.example.org", "password": "long enough", "full_name": "First Syndic",
-            "role": "syndic", "organization_id": org.json()["id"]}  # fmt: skip
+    user = {
+        "email": "first@nouvelle.example.org",
+        "password": "long enough",
+        "full_name": "First Syndic",
+        "role": "syndic",
+        "organization_id": org.json()["id"],
+    }
     assert (await api.client.post("/api/v1/users", json=user, headers=syndic)).status_code == 403
     assert (await api.client.post("/api/v1/users", json=user, headers=admin)).status_code == 201
     names = [o["name"] for o in (await api.client.get("/api/v1/organizations", headers=admin)).json()]

@@ -22,10 +22,17 @@ MORNING = datetime(2026, 1, 14, 6, 0, tzinfo=UTC)  # 07:00 in Brussels
 
 def meter(**changes: Any) -> IoTSensor:
     fields: dict[str, Any] = {
-        "organization_id": uuid.uuid4(), "building_id": uuid.uuid4(), "unit_id": uuid.uuid4(), "sensor_id": "KAM-7",
-        "sensor_type": SensorType.COLD_WATER, "manufacturer": "Kamstrup", "model": "MULTICAL 21",
-        "location": "Flat 2B", "unit_of_measure": "m³", "sampling_interval": 300,
-    }  # fmt: skip
+        "organization_id": uuid.uuid4(),
+        "building_id": uuid.uuid4(),
+        "unit_id": uuid.uuid4(),
+        "sensor_id": "KAM-7",
+        "sensor_type": SensorType.COLD_WATER,
+        "manufacturer": "Kamstrup",
+        "model": "MULTICAL 21",
+        "location": "Flat 2B",
+        "unit_of_measure": "m³",
+        "sampling_interval": 300,
+    }
     return IoTSensor(**(fields | changes))
 
 
@@ -56,8 +63,10 @@ def test_constant_3_litres_an_hour_all_night_is_a_leak() -> None:
     sensor = meter()
     alert = only_raise(night_leak(sensor, RULES, counter_night(0.00025), MORNING)).alert  # 0.25 L per 5 min
     assert (alert.alert_type, alert.rule, alert.severity) == (
-        AlertType.LEAK_DETECTED, "night_flow", AlertSeverity.WARNING,
-    )  # fmt: skip
+        AlertType.LEAK_DETECTED,
+        "night_flow",
+        AlertSeverity.WARNING,
+    )
     assert (alert.triggered_at, alert.last_triggered_at) == (NIGHT_START, NIGHT_END)
     assert alert.message == "Sensor KAM-7 (Flat 2B): water ran all night (01:00-05:00): 12 L, 3 L/h on average"
     assert alert.reading_value == pytest.approx(0.012)  # the night's consumption, in the meter's unit
@@ -156,8 +165,10 @@ def flow_series(value: float, hours: float, end: datetime = MORNING) -> list[Poi
 def test_flow_that_never_stops_for_6_hours_is_a_leak() -> None:
     alert = only_raise(continuous_flow_leak(flow(), RULES, flow_series(5, 7), MORNING)).alert
     assert (alert.alert_type, alert.rule, alert.severity) == (
-        AlertType.LEAK_DETECTED, "continuous_flow", AlertSeverity.WARNING,
-    )  # fmt: skip
+        AlertType.LEAK_DETECTED,
+        "continuous_flow",
+        AlertSeverity.WARNING,
+    )
     assert (alert.triggered_at, alert.last_triggered_at) == (MORNING - timedelta(hours=6), MORNING)
     assert alert.message == (
         "Sensor KAM-7 (Flat 2B): flow above 0 L/h for 6 h without a break, lowest 5 L/h, now 5 L/h"

@@ -18,10 +18,18 @@ NOON = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
 
 def flow_sensor(**changes: Any) -> IoTSensor:
     fields: dict[str, Any] = {
-        "organization_id": ORG, "building_id": BUILDING, "unit_id": UNIT, "sensor_id": "KAM-123",
-        "sensor_type": SensorType.COLD_WATER, "kind": MeasurementKind.INSTANTANEOUS, "manufacturer": "Kamstrup",
-        "model": "MULTICAL 21", "location": "Basement", "unit_of_measure": "L/h", "alert_threshold_max": 50.0,
-    }  # fmt: skip
+        "organization_id": ORG,
+        "building_id": BUILDING,
+        "unit_id": UNIT,
+        "sensor_id": "KAM-123",
+        "sensor_type": SensorType.COLD_WATER,
+        "kind": MeasurementKind.INSTANTANEOUS,
+        "manufacturer": "Kamstrup",
+        "model": "MULTICAL 21",
+        "location": "Basement",
+        "unit_of_measure": "L/h",
+        "alert_threshold_max": 50.0,
+    }
     return IoTSensor(**(fields | changes))
 
 
@@ -44,14 +52,19 @@ def test_seed_scenario_75_raises_critical_48_holds_40_clears() -> None:
     assert isinstance(raised, RaiseAlert)
     alert = raised.alert
     assert (alert.alert_type, alert.severity, alert.rule) == (
-        AlertType.THRESHOLD_EXCEEDED, AlertSeverity.CRITICAL, "threshold",
-    )  # fmt: skip
+        AlertType.THRESHOLD_EXCEEDED,
+        AlertSeverity.CRITICAL,
+        "threshold",
+    )
     assert alert.message == "Sensor KAM-123 (Basement): 75 L/h, maximum 50 L/h"
     assert (alert.reading_value, alert.threshold_value) == (75, 50)
     assert alert.triggered_at == alert.last_triggered_at == NOON
     assert (alert.organization_id, alert.building_id, alert.unit_id, alert.sensor_id) == (
-        ORG, BUILDING, UNIT, sensor.id,
-    )  # fmt: skip
+        ORG,
+        BUILDING,
+        UNIT,
+        sensor.id,
+    )
     assert alert.created_at == NOON + timedelta(seconds=2)  # the reading's arrival, not the clock
     assert decide(sensor, rules, 48) == ()  # between the clear level (45) and the maximum (50): no decision
     assert decide(sensor, rules, 40) == (ClearAlert(sensor.id, AlertType.THRESHOLD_EXCEEDED, NOON, "threshold"),)
@@ -96,8 +109,10 @@ def test_low_battery_raises_at_low_and_clears_at_clear_percent() -> None:
     (raised,) = decide(sensor, rules, 1, battery=20)
     assert isinstance(raised, RaiseAlert)
     assert (raised.alert.alert_type, raised.alert.rule, raised.alert.severity) == (
-        AlertType.LOW_BATTERY, "battery", AlertSeverity.WARNING,
-    )  # fmt: skip
+        AlertType.LOW_BATTERY,
+        "battery",
+        AlertSeverity.WARNING,
+    )
     assert raised.alert.message == "Sensor KAM-123 (Basement): battery 20 %, low level 20 %"
     assert decide(sensor, rules, 1, battery=22) == ()
     assert decide(sensor, rules, 1, battery=25) == (ClearAlert(sensor.id, AlertType.LOW_BATTERY, NOON, "battery"),)
@@ -113,8 +128,10 @@ def test_device_flags_raise_sensor_faulty(flags: set[str], severity: AlertSeveri
     (raised,) = decide(sensor, layer(), 1, flags=frozenset(flags))
     assert isinstance(raised, RaiseAlert)
     assert (raised.alert.alert_type, raised.alert.rule, raised.alert.severity) == (
-        AlertType.SENSOR_FAULTY, "device_flag", severity,
-    )  # fmt: skip
+        AlertType.SENSOR_FAULTY,
+        "device_flag",
+        severity,
+    )
     assert all(flag.upper() in raised.alert.message for flag in flags)
 
 
@@ -131,5 +148,7 @@ def test_all_rules_of_one_reading_come_together() -> None:
     sensor = flow_sensor()
     decisions = decide(sensor, effective_rules(sensor), 75, battery=10, flags=frozenset({"LEAK"}))
     assert [d.alert.alert_type for d in decisions if isinstance(d, RaiseAlert)] == [
-        AlertType.THRESHOLD_EXCEEDED, AlertType.LOW_BATTERY, AlertType.SENSOR_FAULTY,
-    ]  # fmt: skip
+        AlertType.THRESHOLD_EXCEEDED,
+        AlertType.LOW_BATTERY,
+        AlertType.SENSOR_FAULTY,
+    ]

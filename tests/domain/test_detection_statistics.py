@@ -19,9 +19,15 @@ RULES = layer({"statistical": {"enabled": True}})  # z 4, 4 weeks, at least 3 sa
 
 def sensor() -> IoTSensor:
     return IoTSensor(
-        organization_id=uuid.uuid4(), building_id=uuid.uuid4(), sensor_id="EL-1", sensor_type=SensorType.ELECTRICITY,
-        manufacturer="Shelly", model="Pro 3EM", location="Common areas", unit_of_measure="kWh",
-    )  # fmt: skip
+        organization_id=uuid.uuid4(),
+        building_id=uuid.uuid4(),
+        sensor_id="EL-1",
+        sensor_type=SensorType.ELECTRICITY,
+        manufacturer="Shelly",
+        model="Pro 3EM",
+        location="Common areas",
+        unit_of_measure="kWh",
+    )
 
 
 def history(value: float, *weeks: float) -> dict[datetime, float]:
@@ -39,8 +45,10 @@ def test_an_outlier_hour_raises_with_its_figures() -> None:
     assert isinstance(decision, RaiseAlert)
     alert = decision.alert
     assert (alert.alert_type, alert.rule, alert.severity) == (
-        AlertType.ANOMALY_DETECTED, "statistical", AlertSeverity.WARNING,
-    )  # fmt: skip
+        AlertType.ANOMALY_DETECTED,
+        "statistical",
+        AlertSeverity.WARNING,
+    )
     assert (alert.triggered_at, alert.last_triggered_at, alert.reading_value) == (HOUR, END, 10)
     assert alert.threshold_value == pytest.approx(3.05)
     # median 3.05, MAD 0.1: z = 0.6745 * 6.95 / 0.1 = 46.9

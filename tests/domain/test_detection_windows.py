@@ -24,10 +24,16 @@ STEP = timedelta(minutes=5)
 
 def sensor(**changes: Any) -> IoTSensor:
     fields: dict[str, Any] = {
-        "organization_id": uuid.uuid4(), "building_id": uuid.uuid4(), "sensor_id": "S-1",
-        "sensor_type": SensorType.TEMPERATURE, "manufacturer": "Acme", "model": "T1", "location": "Boiler room",
-        "unit_of_measure": "°C", "sampling_interval": 300,
-    }  # fmt: skip
+        "organization_id": uuid.uuid4(),
+        "building_id": uuid.uuid4(),
+        "sensor_id": "S-1",
+        "sensor_type": SensorType.TEMPERATURE,
+        "manufacturer": "Acme",
+        "model": "T1",
+        "location": "Boiler room",
+        "unit_of_measure": "°C",
+        "sampling_interval": 300,
+    }
     return IoTSensor(**(fields | changes))
 
 
@@ -89,8 +95,10 @@ def test_spike_raises_with_the_step_end_as_evidence_then_clears() -> None:
     now = T0 + 3 * STEP
     alert = only_raise(spike_decisions(s, SPIKES, points, now)).alert
     assert (alert.alert_type, alert.rule, alert.severity) == (
-        AlertType.ANOMALY_DETECTED, "spike", AlertSeverity.WARNING,
-    )  # fmt: skip
+        AlertType.ANOMALY_DETECTED,
+        "spike",
+        AlertSeverity.WARNING,
+    )
     assert alert.last_triggered_at == T0 + 2 * STEP
     assert alert.message == "Sensor S-1 (Boiler room): 20 °C to 25 °C in 5 min (60 °C/h), maximum 10 °C/h"
     # re-judged a minute later: the same evidence, so no repeat is counted
@@ -123,8 +131,10 @@ def test_offline_after_missed_intervals_dated_when_overdue() -> None:
     later = offline_decision(s, layer(), T0 + timedelta(hours=5))
     assert isinstance(first, RaiseAlert) and isinstance(later, RaiseAlert)
     assert (first.alert.alert_type, first.alert.rule, first.alert.severity) == (
-        AlertType.SENSOR_OFFLINE, "offline", AlertSeverity.WARNING,
-    )  # fmt: skip
+        AlertType.SENSOR_OFFLINE,
+        "offline",
+        AlertSeverity.WARNING,
+    )
     assert first.alert.triggered_at == first.alert.last_triggered_at == T0 + timedelta(minutes=15)
     assert later.alert.last_triggered_at == first.alert.last_triggered_at  # still the same silence: no repeat
     assert "no reading for 5 h" in later.alert.message

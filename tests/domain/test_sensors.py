@@ -8,7 +8,8 @@ import pytest
 
 from koprogo_iot.domain.errors import InvalidValue
 from koprogo_iot.domain.readings import IoTReading, ReadingQuality, evaluate_quality
-from koprogo_iot.domain.sensors import IoTSensor, MeasurementKind, SensorStatus, SensorType, ThresholdSide
+from koprogo_iot.domain.rules import effective_rules
+from koprogo_iot.domain.sensors import IoTSensor, MeasurementKind, SensorStatus, SensorType
 
 ORG, BUILDING = uuid.uuid4(), uuid.uuid4()
 NOON = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
@@ -16,10 +17,16 @@ NOON = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
 
 def make(**changes: object) -> IoTSensor:
     fields: dict[str, object] = {
-        "organization_id": ORG, "building_id": BUILDING, "sensor_id": "KAM-123", "sensor_type": SensorType.COLD_WATER,
-        "manufacturer": "Kamstrup", "model": "MULTICAL 21", "location": "Basement", "unit_of_measure": "m³",
+        "organization_id": ORG,
+        "building_id": BUILDING,
+        "sensor_id": "KAM-123",
+        "sensor_type": SensorType.COLD_WATER,
+        "manufacturer": "Kamstrup",
+        "model": "MULTICAL 21",
+        "location": "Basement",
+        "unit_of_measure": "m³",
         "sampling_interval": 300,
-    }  # fmt: skip
+    }
     return IoTSensor(**(fields | changes))  # type: ignore[arg-type]
 
 
@@ -75,14 +82,14 @@ def test_unknown_enum_values_give_a_readable_error() -> None:
 
 
 def test_check_alert_as_in_the_specification() -> None:
+    """The seed's `check_alert` test: a sensor's own thresholds are the top layer of its alert rules."""
     sensor = make().with_thresholds(10.0, 100.0)
     assert sensor.alert_enabled
-    above = sensor.check_alert(150.0)
-    below = sensor.check_alert(5.0)
-    assert above is not None and above.side is ThresholdSide.ABOVE and above.threshold == 100.0
-    assert below is not None and below.side is ThresholdSide.BELOW and below.threshold == 10.0
-    assert sensor.check_alert(50.0) is None
-    assert sensor.check_alert(100.0) is None  # the threshold itself is allowed
+    threshold = effective_rules(sensor).threshold
+    assert threshold.crossed(150.0) == 100.0
+    assert threshold.crossed(5.0) == 10.0
+    assert threshold.crossed(50.0) is None
+    assert threshold.crossed(100.0) is None  # the threshold itself is allowed
 
 
 def test_negative_values_only_for_temperatures() -> None:

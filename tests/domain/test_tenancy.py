@@ -15,9 +15,16 @@ MY_UNIT, NEIGHBOUR_UNIT = uuid.uuid4(), uuid.uuid4()
 
 def sensor(building: uuid.UUID = BUILDING, unit: uuid.UUID | None = None, org: uuid.UUID = ORG) -> IoTSensor:
     return IoTSensor(
-        organization_id=org, building_id=building, unit_id=unit, sensor_id=uuid.uuid4().hex,
-        sensor_type=SensorType.GAS, manufacturer="Elster", model="BK-G4", location="x", unit_of_measure="m³",
-    )  # fmt: skip
+        organization_id=org,
+        building_id=building,
+        unit_id=unit,
+        sensor_id=uuid.uuid4().hex,
+        sensor_type=SensorType.GAS,
+        manufacturer="Elster",
+        model="BK-G4",
+        location="x",
+        unit_of_measure="m³",
+    )
 
 
 def test_owner_must_have_units_and_others_must_not() -> None:

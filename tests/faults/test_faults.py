@@ -20,12 +20,13 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from koprogo_iot.bench.fleet import Fleet, provision_fleet
-from koprogo_iot.bench.services import IngestWorker, MosquittoServer, PostgresServer, RedisServer
-from koprogo_iot.bootstrap import open_store
+from koprogo_iot.bench.services import IngestWorker, MosquittoServer, RedisServer
+from koprogo_iot.bootstrap import open_storage
 from koprogo_iot.domain.clock import utcnow
+from koprogo_iot.loadgen.fleet import Fleet, provision_fleet
 from koprogo_iot.mqtt_url import MqttEndpoint
 from tests.conftest import eventually
+from tests.support.postgres import PostgresServer
 
 pytestmark = [pytest.mark.mosquitto, pytest.mark.postgres]
 
@@ -46,8 +47,12 @@ class Publisher(threading.Thread):
         self.start_time = utcnow() - timedelta(minutes=10)
 
     def run(self) -> None:
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"fault-pub-{uuid.uuid4().hex[:8]}",
-                             clean_session=False, protocol=mqtt.MQTTv311)  # fmt: skip
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"fault-pub-{uuid.uuid4().hex[:8]}",
+            clean_session=False,
+            protocol=mqtt.MQTTv311,
+        )
         client.max_queued_messages_set(0)
         client.on_publish = self._acked
         # Devices back off before reconnecting (paho's default starts at 1 s); ingest workers retry after
@@ -110,9 +115,9 @@ def broker() -> Iterator[MosquittoServer]:
 
 @pytest.fixture
 async def fleet_db(postgres_url: str) -> AsyncIterator[tuple[str, Fleet]]:
-    store = await open_store(postgres_url)
-    fleet = await provision_fleet(store, SENSORS)
-    await store.close()
+    storage = await open_storage(postgres_url)
+    fleet = await provision_fleet(storage, SENSORS)
+    await storage.close()
     yield postgres_url, fleet
 
 
@@ -199,9 +204,9 @@ async def test_database_stopped_and_restarted_mid_stream(
     await admin.execute(f'CREATE DATABASE "{name}"')
     await admin.close()
     url = private_postgres.url.rsplit("/", 1)[0] + f"/{name}"
-    store = await open_store(url)
-    fleet = await provision_fleet(store, SENSORS)
-    await store.close()
+    storage = await open_storage(url)
+    fleet = await provision_fleet(storage, SENSORS)
+    await storage.close()
     worker = await start_worker(worker_env(url, broker), "fault-worker-pg", tmp_path)
     try:
         await subscribed(worker)

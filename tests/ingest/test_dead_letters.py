@@ -14,7 +14,7 @@ from koprogo_iot.domain.clock import utcnow
 from koprogo_iot.domain.sensors import DeviceFormat, IoTSensor, SensorType
 from koprogo_iot.ingest.mqtt_worker import MqttIngestWorker
 from koprogo_iot.ingest.pipeline import IngestLimits, Pipeline
-from koprogo_iot.storage.sql_store import SqlStore
+from koprogo_iot.storage.ports import Storage
 from tests.conftest import Mosquitto, Tenant, eventually, make_tenant, mosquitto_pub, running
 
 pytestmark = pytest.mark.mosquitto
@@ -36,7 +36,7 @@ class _Broken:
 
 @dataclass
 class Setup:
-    store: SqlStore
+    storage: Storage
     tenant: Tenant
     shelly: IoTSensor  # records m³: the Shelly's Wh cannot be converted
 
@@ -49,10 +49,13 @@ def _base(s: Setup) -> str:
 
 
 def _shelly_message(s: Setup) -> str:
-    return json.dumps({
-        "src": s.shelly.sensor_id, "method": "NotifyStatus",
-        "params": {"ts": utcnow().timestamp(), "switch:0": {"aenergy": {"total": 1234.5}}},
-    })  # fmt: skip
+    return json.dumps(
+        {
+            "src": s.shelly.sensor_id,
+            "method": "NotifyStatus",
+            "params": {"ts": utcnow().timestamp(), "switch:0": {"aenergy": {"total": 1234.5}}},
+        }
+    )
 
 
 CASES: dict[str, Case] = {
@@ -76,31 +79,40 @@ CASES: dict[str, Case] = {
 }
 
 
-def worker(store: SqlStore, mosquitto: Mosquitto) -> MqttIngestWorker:
+def worker(storage: Storage, mosquitto: Mosquitto) -> MqttIngestWorker:
     formats = {DeviceFormat(k): v for k, v in decoders().items()} | {DeviceFormat.TASMOTA: _Broken()}
     # A token every 100 s and no burst: the second message of the rate case is refused.
     limits = IngestLimits(rate_per_sensor=0.01, burst_per_sensor=1)
-    return MqttIngestWorker(Pipeline(store, limits, decoders=formats), mosquitto.endpoint, f"dl-{uuid.uuid4().hex[:8]}")
+    return MqttIngestWorker(
+        Pipeline(storage, limits, decoders=formats), mosquitto.endpoint, f"dl-{uuid.uuid4().hex[:8]}"
+    )
 
 
 @pytest.mark.parametrize("reason", CASES)
-async def test_rejected_message_is_listed_with_its_reason(store: SqlStore, mosquitto: Mosquitto, reason: str) -> None:
-    tenant = await make_tenant(store)
+async def test_rejected_message_is_listed_with_its_reason(storage: Storage, mosquitto: Mosquitto, reason: str) -> None:
+    tenant = await make_tenant(storage)
     shelly = IoTSensor(
-        organization_id=tenant.organization.id, building_id=tenant.building.id, sensor_id=f"shellyplus1pm-{reason}",
-        device_format="shelly", device_field="switch:0.aenergy.total", sensor_type=SensorType.ELECTRICITY,
-        manufacturer="Shelly", model="Plus 1PM", location="board", unit_of_measure="m³",
-    )  # fmt: skip
-    await store.add_sensor(shelly)
-    setup = Setup(store, tenant, shelly)
-    async with running(worker(store, mosquitto)) as w:
+        organization_id=tenant.organization.id,
+        building_id=tenant.building.id,
+        sensor_id=f"shellyplus1pm-{reason}",
+        device_format="shelly",
+        device_field="switch:0.aenergy.total",
+        sensor_type=SensorType.ELECTRICITY,
+        manufacturer="Shelly",
+        model="Plus 1PM",
+        location="board",
+        unit_of_measure="m³",
+    )
+    await storage.sensors.add(shelly)
+    setup = Setup(storage, tenant, shelly)
+    async with running(worker(storage, mosquitto)) as w:
         sent = CASES[reason](setup)
         for topic, body in sent:
             await mosquitto_pub(mosquitto.endpoint, topic, body)
-        letters = await eventually(lambda: store.list_dead_letters(None, reason))
+        letters = await eventually(lambda: storage.dead_letters.recent(None, reason))
         # Still ingesting afterwards.
         await mosquitto_pub(mosquitto.endpoint, tenant.unit_sensor.mqtt_topic, native(42.0))
-        await eventually(lambda: store.list_readings(tenant.organization.id, tenant.unit_sensor.id))
+        await eventually(lambda: storage.readings.recent(tenant.organization.id, tenant.unit_sensor.id))
     [letter] = letters
     assert letter.reason == reason and letter.detail
     assert letter.topic == sent[-1][0]
@@ -108,15 +120,15 @@ async def test_rejected_message_is_listed_with_its_reason(store: SqlStore, mosqu
     assert w.pipeline.stats.rejected[reason] == 1
     if reason not in ("invalid_topic", "unknown_organization"):
         assert letter.organization_id == tenant.organization.id
-        assert reason in await store.count_dead_letters(tenant.organization.id)
+        assert reason in await storage.dead_letters.counts(tenant.organization.id)
 
 
-async def test_a_flooding_topic_keeps_a_bounded_number_of_dead_letters(store: SqlStore) -> None:
-    tenant = await make_tenant(store)
-    pipeline = Pipeline(store, IngestLimits(dead_letters_per_minute=3))
+async def test_a_flooding_topic_keeps_a_bounded_number_of_dead_letters(storage: Storage) -> None:
+    tenant = await make_tenant(storage)
+    pipeline = Pipeline(storage, IngestLimits(dead_letters_per_minute=3))
     from koprogo_iot.ingest.pipeline import Message
 
     messages = [Message(tenant.unit_sensor.mqtt_topic, b"garbage", utcnow()) for _ in range(10)]
     assert await pipeline.handle(messages) == ["invalid_json"] * 10
-    assert len(await store.list_dead_letters(tenant.organization.id)) == 3
+    assert len(await storage.dead_letters.recent(tenant.organization.id)) == 3
     assert pipeline.stats.rejected["invalid_json"] == 10

@@ -18,7 +18,7 @@ from koprogo_iot.ingest.mqtt_worker import MqttIngestWorker, PacketParser, pubac
 from koprogo_iot.ingest.pipeline import IngestLimits, Message, Pipeline
 from koprogo_iot.ingest.rejections import Reason
 from koprogo_iot.mqtt_url import MqttEndpoint
-from koprogo_iot.storage.sql_store import SqlStore
+from koprogo_iot.storage.ports import Storage
 from tests.conftest import Mosquitto, Tenant, eventually, make_tenant, mosquitto_pub, running
 
 pytestmark = pytest.mark.mosquitto
@@ -105,23 +105,33 @@ def test_parser_refuses_a_remaining_length_longer_than_four_bytes() -> None:
 
 
 def new_worker(
-    store: SqlStore, endpoint: MqttEndpoint, client_id: str | None = None, pipeline: Pipeline | None = None
+    storage: Storage, endpoint: MqttEndpoint, client_id: str | None = None, pipeline: Pipeline | None = None
 ) -> MqttIngestWorker:
     client_id = client_id or f"test-{uuid.uuid4().hex[:10]}"
-    return MqttIngestWorker(pipeline or Pipeline(store, LIMITS), endpoint, client_id)
+    return MqttIngestWorker(pipeline or Pipeline(storage, LIMITS), endpoint, client_id)
 
 
 @pytest.fixture
-async def tenant(store: SqlStore) -> Tenant:
-    return await make_tenant(store)
+async def tenant(storage: Storage) -> Tenant:
+    return await make_tenant(storage)
 
 
 async def publish_lines(endpoint: MqttEndpoint, topic: str, bodies: Sequence[str]) -> None:
     """Many QoS 1 messages from one mosquitto_pub, which exits once the broker has acknowledged them all."""
     proc = await asyncio.create_subprocess_exec(
-        "mosquitto_pub", "-h", endpoint.host, "-p", str(endpoint.port), "-q", "1", "-t", topic, "-l",
-        stdin=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        "mosquitto_pub",
+        "-h",
+        endpoint.host,
+        "-p",
+        str(endpoint.port),
+        "-q",
+        "1",
+        "-t",
+        topic,
+        "-l",
+        stdin=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     _, err = await proc.communicate("\n".join(bodies).encode())
     assert proc.returncode == 0, err.decode()
 
@@ -130,49 +140,49 @@ async def _true(value: bool) -> bool:
     return value
 
 
-async def _count_is(store: SqlStore, tenant: Tenant, count: int) -> bool:
-    return await store.count_readings(tenant.organization.id, tenant.unit_sensor.id) == count
+async def _count_is(storage: Storage, tenant: Tenant, count: int) -> bool:
+    return await storage.readings.count(tenant.organization.id, tenant.unit_sensor.id) == count
 
 
 async def test_published_reading_is_stored_with_its_metadata(
-    store: SqlStore, mosquitto: Mosquitto, tenant: Tenant
+    storage: Storage, mosquitto: Mosquitto, tenant: Tenant
 ) -> None:
     org, sensor = tenant.organization.id, tenant.unit_sensor
-    async with running(new_worker(store, mosquitto.endpoint)):
+    async with running(new_worker(storage, mosquitto.endpoint)):
         await mosquitto_pub(mosquitto.endpoint, sensor.mqtt_topic, native(12.5, battery_level=80, signal_strength=-70))
-        [reading] = await eventually(lambda: store.list_readings(org, sensor.id))
+        [reading] = await eventually(lambda: storage.readings.recent(org, sensor.id))
     assert reading.value == 12.5 and reading.battery_level == 80 and reading.signal_strength == -70
     assert reading.quality == "good"
-    refreshed = await store.get_sensor(org, sensor.id)
+    refreshed = await storage.sensors.get(org, sensor.id)
     assert refreshed.last_value == 12.5 and refreshed.last_battery_level == 80
 
 
 async def test_value_above_maximum_raises_one_critical_alert_and_clears(
-    store: SqlStore, mosquitto: Mosquitto, tenant: Tenant
+    storage: Storage, mosquitto: Mosquitto, tenant: Tenant
 ) -> None:
     org, flow = tenant.organization.id, tenant.common_sensor  # max 50 L/h
-    async with running(new_worker(store, mosquitto.endpoint)):
+    async with running(new_worker(storage, mosquitto.endpoint)):
         for i in range(3):
             await mosquitto_pub(mosquitto.endpoint, flow.mqtt_topic, native(75.0, seconds_ago=30 - i))
-        [alert] = await eventually(lambda: _alerts_with(store, org, occurrences=3))
+        [alert] = await eventually(lambda: _alerts_with(storage, org, occurrences=3))
         assert alert.severity is AlertSeverity.CRITICAL and alert.status is AlertStatus.ACTIVE
         assert not alert.acknowledged and alert.reading_value == 75.0 and alert.threshold_value == 50.0
         await mosquitto_pub(mosquitto.endpoint, flow.mqtt_topic, native(10.0, seconds_ago=1))
-        [cleared] = await eventually(lambda: _alerts_with(store, org, status=AlertStatus.CLEARED))
+        [cleared] = await eventually(lambda: _alerts_with(storage, org, status=AlertStatus.CLEARED))
     assert cleared.id == alert.id
 
 
-async def _alerts_with(store: SqlStore, org: uuid.UUID, **expected: object) -> list[IoTAlert]:
-    alerts = await store.list_alerts(org)
+async def _alerts_with(storage: Storage, org: uuid.UUID, **expected: object) -> list[IoTAlert]:
+    alerts = await storage.alerts.select(org)
     return [a for a in alerts if all(getattr(a, k) == v for k, v in expected.items())]
 
 
 async def test_bad_messages_are_rejected_and_ingestion_goes_on(
-    store: SqlStore, mosquitto: Mosquitto, tenant: Tenant
+    storage: Storage, mosquitto: Mosquitto, tenant: Tenant
 ) -> None:
-    other = await make_tenant(store, "Other")
+    other = await make_tenant(storage, "Other")
     sensor = tenant.unit_sensor
-    async with running(new_worker(store, mosquitto.endpoint)) as worker:
+    async with running(new_worker(storage, mosquitto.endpoint)) as worker:
         bad = [
             (f"koprogo/{tenant.organization.id}/{tenant.building.id}/unregistered/readings", native(1.0)),
             # Org A's sensor published under org B's id: never stored for either.
@@ -182,42 +192,42 @@ async def test_bad_messages_are_rejected_and_ingestion_goes_on(
         for topic, body in bad:
             await mosquitto_pub(mosquitto.endpoint, topic, body)
         await mosquitto_pub(mosquitto.endpoint, sensor.mqtt_topic, native(7.0))
-        await eventually(lambda: store.list_readings(tenant.organization.id, sensor.id))
+        await eventually(lambda: storage.readings.recent(tenant.organization.id, sensor.id))
         await eventually(lambda: _true(sum(worker.pipeline.stats.rejected.values()) == 3))
         assert worker.pipeline.stats.rejected == {"unknown_sensor": 2, "invalid_json": 1}
-    assert [r.value for r in await store.list_readings(tenant.organization.id, sensor.id)] == [7.0]
+    assert [r.value for r in await storage.readings.recent(tenant.organization.id, sensor.id)] == [7.0]
     for s in (other.unit_sensor, other.common_sensor, other.other_unit_sensor):
-        assert await store.count_readings(other.organization.id, s.id) == 0
+        assert await storage.readings.count(other.organization.id, s.id) == 0
 
 
-async def test_redelivered_messages_are_stored_once(store: SqlStore, mosquitto: Mosquitto, tenant: Tenant) -> None:
+async def test_redelivered_messages_are_stored_once(storage: Storage, mosquitto: Mosquitto, tenant: Tenant) -> None:
     org, sensor = tenant.organization.id, tenant.unit_sensor
     body = native(3.25, seconds_ago=5)
-    async with running(new_worker(store, mosquitto.endpoint)) as worker:
+    async with running(new_worker(storage, mosquitto.endpoint)) as worker:
         for _ in range(3):
             await mosquitto_pub(mosquitto.endpoint, sensor.mqtt_topic, body)
         await eventually(lambda: _true(worker.pipeline.stats.received == 3))
-    assert await store.count_readings(org, sensor.id) == 1
+    assert await storage.readings.count(org, sensor.id) == 1
     assert worker.pipeline.stats.duplicates == 2
 
 
 async def test_readings_published_while_the_worker_is_down_are_ingested_when_it_returns(
-    store: SqlStore, mosquitto: Mosquitto, tenant: Tenant
+    storage: Storage, mosquitto: Mosquitto, tenant: Tenant
 ) -> None:
     client_id = f"test-{uuid.uuid4().hex[:10]}"
-    async with running(new_worker(store, mosquitto.endpoint, client_id)):
+    async with running(new_worker(storage, mosquitto.endpoint, client_id)):
         pass  # the broker now keeps a persistent session for this client id
     await publish_lines(mosquitto.endpoint, tenant.unit_sensor.mqtt_topic, [native(i, 100 - i) for i in range(50)])
-    async with running(new_worker(store, mosquitto.endpoint, client_id)):
-        await eventually(lambda: _count_is(store, tenant, 50))
-    assert await _count_is(store, tenant, 50)
+    async with running(new_worker(storage, mosquitto.endpoint, client_id)):
+        await eventually(lambda: _count_is(storage, tenant, 50))
+    assert await _count_is(storage, tenant, 50)
 
 
 class FlakyPipeline(Pipeline):
     """The real pipeline behind a database that refuses the first `failures` batches."""
 
-    def __init__(self, store: SqlStore, failures: int) -> None:
-        super().__init__(store, LIMITS)
+    def __init__(self, storage: Storage, failures: int) -> None:
+        super().__init__(storage, LIMITS)
         self.failures = failures
 
     async def handle(self, messages: Sequence[Message]) -> list[Reason | None]:
@@ -228,20 +238,20 @@ class FlakyPipeline(Pipeline):
 
 
 async def test_a_batch_the_database_refused_is_retried_until_stored(
-    store: SqlStore, mosquitto: Mosquitto, tenant: Tenant
+    storage: Storage, mosquitto: Mosquitto, tenant: Tenant
 ) -> None:
-    pipeline = FlakyPipeline(store, failures=2)
-    async with running(new_worker(store, mosquitto.endpoint, pipeline=pipeline)):
+    pipeline = FlakyPipeline(storage, failures=2)
+    async with running(new_worker(storage, mosquitto.endpoint, pipeline=pipeline)):
         await mosquitto_pub(mosquitto.endpoint, tenant.unit_sensor.mqtt_topic, native(1.5))
-        await eventually(lambda: _count_is(store, tenant, 1))
+        await eventually(lambda: _count_is(storage, tenant, 1))
     assert pipeline.failures == 0 and pipeline.stats.received == 1
 
 
 class GatedPipeline(Pipeline):
     """The real pipeline, holding every batch until the test opens the gate."""
 
-    def __init__(self, store: SqlStore) -> None:
-        super().__init__(store, LIMITS)
+    def __init__(self, storage: Storage) -> None:
+        super().__init__(storage, LIMITS)
         self.gate = asyncio.Event()
         self.entered = 0  # messages handed to `handle`, stored or not
 
@@ -252,12 +262,12 @@ class GatedPipeline(Pipeline):
 
 
 async def test_reading_pauses_while_the_database_is_slow_and_nothing_is_lost(
-    store: SqlStore, mosquitto: Mosquitto, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+    storage: Storage, mosquitto: Mosquitto, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(mqtt_worker, "MAX_BATCH", 5)
-    pipeline = GatedPipeline(store)
+    pipeline = GatedPipeline(storage)
     topic = tenant.unit_sensor.mqtt_topic
-    async with running(new_worker(store, mosquitto.endpoint, pipeline=pipeline)) as worker:
+    async with running(new_worker(storage, mosquitto.endpoint, pipeline=pipeline)) as worker:
         connection = worker._connection
         assert connection is not None
         await publish_lines(mosquitto.endpoint, topic, [native(i, 200 - i) for i in range(10)])
@@ -269,25 +279,25 @@ async def test_reading_pauses_while_the_database_is_slow_and_nothing_is_lost(
         # Published and acknowledged by the broker, but not read: it waits in the socket buffer and at the broker.
         assert worker._queued + pipeline.entered == held <= 20
         pipeline.gate.set()
-        await eventually(lambda: _count_is(store, tenant, 100))
+        await eventually(lambda: _count_is(storage, tenant, 100))
         assert connection.reading and pipeline.entered == 100
 
 
 async def test_worker_survives_a_broker_restart_and_loses_nothing(
-    store: SqlStore, tenant: Tenant, tmp_path: Path
+    storage: Storage, tenant: Tenant, tmp_path: Path
 ) -> None:
     topic = tenant.unit_sensor.mqtt_topic
-    pipeline = GatedPipeline(store)
+    pipeline = GatedPipeline(storage)
     server = MosquittoServer(tmp_path / "mq")  # our own broker: the session one is shared by other tests
     with server:
-        async with running(new_worker(store, server.endpoint, pipeline=pipeline)) as worker:
+        async with running(new_worker(storage, server.endpoint, pipeline=pipeline)) as worker:
             await publish_lines(server.endpoint, topic, [native(i, 500 - i) for i in range(200)])
             # A batch received and not stored, so not acknowledged when the broker goes: it must come again.
             await eventually(lambda: _true(pipeline.entered > 0))
             await asyncio.to_thread(server.restart)
             pipeline.gate.set()
             await publish_lines(server.endpoint, topic, [native(i, 300 - i) for i in range(200, 400)])
-            await eventually(lambda: _count_is(store, tenant, 400), timeout=20)
+            await eventually(lambda: _count_is(storage, tenant, 400), timeout=20)
             assert worker.subscribed.is_set()
     # What the old connection delivered was stored but acknowledged on no connection: delivered again, stored once.
     assert 0 < pipeline.stats.duplicates <= 200

@@ -8,7 +8,7 @@ import pytest
 from koprogo_iot.domain.clock import utcnow
 from koprogo_iot.ingest.pipeline import IngestLimits, Message, Pipeline
 from koprogo_iot.ingest.rejections import Reason
-from koprogo_iot.storage.sql_store import SqlStore
+from koprogo_iot.storage.ports import Storage
 from tests.conftest import Tenant, make_tenant
 
 
@@ -20,8 +20,8 @@ def payload(value: object = 12.5, timestamp: str | None = None, **extra: object)
 
 
 @pytest.fixture
-async def tenant(store: SqlStore) -> Tenant:
-    return await make_tenant(store)
+async def tenant(storage: Storage) -> Tenant:
+    return await make_tenant(storage)
 
 
 async def handle(pipeline: Pipeline, topic: str, body: bytes) -> Reason | None:
@@ -29,25 +29,25 @@ async def handle(pipeline: Pipeline, topic: str, body: bytes) -> Reason | None:
     return outcome
 
 
-async def test_valid_message_is_stored_calibrated_with_quality(store: SqlStore, tenant: Tenant) -> None:
+async def test_valid_message_is_stored_calibrated_with_quality(storage: Storage, tenant: Tenant) -> None:
     sensor = tenant.unit_sensor.calibrated(2.0)
-    await store.update_sensor(sensor)
-    pipeline = Pipeline(store)
+    await storage.sensors.update(sensor)
+    pipeline = Pipeline(storage)
     body = payload(12.5, "2026-01-31T12:00:00+01:00", battery_level=80, signal_strength=-85)
     assert await handle(pipeline, sensor.mqtt_topic, body) is None
-    [stored] = await store.list_readings(tenant.organization.id, sensor.id)
+    [stored] = await storage.readings.recent(tenant.organization.id, sensor.id)
     assert stored.value == 25.0
     assert stored.timestamp == datetime(2026, 1, 31, 11, 0, tzinfo=UTC)
     assert stored.quality == "warning" and stored.signal_strength == -85 and stored.battery_level == 80
     assert pipeline.stats.stored == 1 and pipeline.stats.received == 1
 
 
-async def test_a_repeated_message_is_stored_once(store: SqlStore, tenant: Tenant) -> None:
-    pipeline = Pipeline(store)
+async def test_a_repeated_message_is_stored_once(storage: Storage, tenant: Tenant) -> None:
+    pipeline = Pipeline(storage)
     body = payload(3.0, "2026-01-31T12:00:00Z")
     for _ in range(3):
         assert await handle(pipeline, tenant.unit_sensor.mqtt_topic, body) is None
-    assert await store.count_readings(tenant.organization.id, tenant.unit_sensor.id) == 1
+    assert await storage.readings.count(tenant.organization.id, tenant.unit_sensor.id) == 1
     assert pipeline.stats.stored == 1 and pipeline.stats.duplicates == 2
 
 
@@ -77,37 +77,37 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", CASES)
-async def test_bad_messages_are_rejected_with_a_named_reason(store: SqlStore, tenant: Tenant, case: str) -> None:
+async def test_bad_messages_are_rejected_with_a_named_reason(storage: Storage, tenant: Tenant, case: str) -> None:
     topic, body = CASES[case]
-    pipeline = Pipeline(store, IngestLimits(max_payload_bytes=16_384))
+    pipeline = Pipeline(storage, IngestLimits(max_payload_bytes=16_384))
     reason = await handle(pipeline, topic(tenant), body)
     expected = next(r for r in Reason if case.startswith(r.value))
     assert reason is expected
     assert pipeline.stats.rejected == {expected.value: 1}
     for sensor in (tenant.unit_sensor, tenant.common_sensor, tenant.other_unit_sensor):
-        assert await store.count_readings(tenant.organization.id, sensor.id) == 0
+        assert await storage.readings.count(tenant.organization.id, sensor.id) == 0
     # The pipeline still works after the rejection.
     assert await handle(pipeline, tenant.unit_sensor.mqtt_topic, payload(1.0)) is None
 
 
-async def test_another_organizations_building_in_the_topic_is_a_tenant_mismatch(store: SqlStore) -> None:
-    a, b = await make_tenant(store, "A"), await make_tenant(store, "B")
-    pipeline = Pipeline(store)
+async def test_another_organizations_building_in_the_topic_is_a_tenant_mismatch(storage: Storage) -> None:
+    a, b = await make_tenant(storage, "A"), await make_tenant(storage, "B")
+    pipeline = Pipeline(storage)
     # Org B's topic naming org A's building and sensor: nothing of A's may be written through B's topic.
     topic = f"koprogo/{b.organization.id}/{a.building.id}/{a.unit_sensor.sensor_id}/readings"
     assert await handle(pipeline, topic, payload()) is Reason.TENANT_MISMATCH
     topic = f"koprogo/{b.organization.id}/{b.building.id}/{a.unit_sensor.sensor_id}/readings"
     assert await handle(pipeline, topic, payload()) is Reason.UNKNOWN_SENSOR
-    assert await store.count_readings(a.organization.id, a.unit_sensor.id) == 0
+    assert await storage.readings.count(a.organization.id, a.unit_sensor.id) == 0
 
 
-async def test_inactive_sensor_is_refused(store: SqlStore, tenant: Tenant) -> None:
-    await store.update_sensor(tenant.unit_sensor.changed(status="inactive"))
-    assert await handle(Pipeline(store), tenant.unit_sensor.mqtt_topic, payload()) is Reason.SENSOR_INACTIVE
+async def test_inactive_sensor_is_refused(storage: Storage, tenant: Tenant) -> None:
+    await storage.sensors.update(tenant.unit_sensor.changed(status="inactive"))
+    assert await handle(Pipeline(storage), tenant.unit_sensor.mqtt_topic, payload()) is Reason.SENSOR_INACTIVE
 
 
-async def test_batch_mixes_rejections_and_readings(store: SqlStore, tenant: Tenant) -> None:
-    pipeline = Pipeline(store)
+async def test_batch_mixes_rejections_and_readings(storage: Storage, tenant: Tenant) -> None:
+    pipeline = Pipeline(storage)
     now = utcnow()
     messages = [
         Message(tenant.unit_sensor.mqtt_topic, payload(1.0, (now - timedelta(seconds=2)).isoformat()), now),
@@ -115,4 +115,4 @@ async def test_batch_mixes_rejections_and_readings(store: SqlStore, tenant: Tena
         Message(tenant.unit_sensor.mqtt_topic, payload(2.0, now.isoformat()), now),
     ]
     assert await pipeline.handle(messages) == [None, Reason.INVALID_JSON, None]
-    assert await store.count_readings(tenant.organization.id, tenant.unit_sensor.id) == 2
+    assert await storage.readings.count(tenant.organization.id, tenant.unit_sensor.id) == 2

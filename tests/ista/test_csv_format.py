@@ -5,8 +5,8 @@ from datetime import date
 import pytest
 
 from koprogo_iot.domain.errors import InvalidValue
+from koprogo_iot.domain.ista import MeterType, ReadingKind
 from koprogo_iot.ista.csv_format import COLUMNS, parse
-from koprogo_iot.ista.model import MeterType, ReadingKind
 
 HEADER = ";".join(COLUMNS)
 
@@ -41,8 +41,10 @@ def test_windows_1252_french_header_comma_decimals_and_european_dates() -> None:
     assert first.building == "Résidence Été"
     assert (first.reading.reading_date, first.reading.value) == (date(2025, 12, 31), 1234.5)
     assert (second.reading.reading_date, second.reading.value, second.reading.unit_of_measure) == (
-        date(2025, 7, 1), 1000.25, "MWh",
-    )  # fmt: skip
+        date(2025, 7, 1),
+        1000.25,
+        "MWh",
+    )
     assert second.reading.kind is ReadingKind.ESTIMATED
 
 

@@ -8,20 +8,19 @@ from pathlib import Path
 
 import pytest
 
+from koprogo_iot.cli import ista as ista_cli
 from koprogo_iot.config import Settings
 from koprogo_iot.domain.access import Principal
 from koprogo_iot.domain.errors import Forbidden, InvalidValue, NotFound
+from koprogo_iot.domain.ista import IstaReading, ReadingKind
 from koprogo_iot.domain.readings import IoTReading
 from koprogo_iot.domain.sensors import IoTSensor
 from koprogo_iot.domain.tenancy import User
-from koprogo_iot.ista import cli as ista_cli
 from koprogo_iot.ista.csv_format import COLUMNS
-from koprogo_iot.ista.model import IstaReading, ReadingKind
 from koprogo_iot.ista.periods import IstaPeriod, ista_periods, reading_instant
 from koprogo_iot.ista.report import IstaReport, MeterReport, PeriodStatus
-from koprogo_iot.ista.service import IstaService
-from koprogo_iot.storage.ports import Ingested
-from koprogo_iot.storage.sql_store import SqlStore
+from koprogo_iot.services.ista import IstaService
+from koprogo_iot.storage.ports import Ingested, Storage
 from tests.conftest import make_tenant
 
 JAN, JUL = date(2025, 1, 1), date(2025, 7, 1)
@@ -35,9 +34,9 @@ def principal(user: User) -> Principal:
     return Principal.of(user)
 
 
-async def record(store: SqlStore, sensor: IoTSensor, *points: tuple[date, float], hours: float = 0) -> None:
+async def record(storage: Storage, sensor: IoTSensor, *points: tuple[date, float], hours: float = 0) -> None:
     """IoT index readings at local midnight of each date, shifted by `hours`."""
-    await store.ingest(
+    await storage.readings.ingest(
         [Ingested(IoTReading.measured(sensor, reading_instant(d) + timedelta(hours=hours), v)) for d, v in points]
     )
 
@@ -46,8 +45,12 @@ def meter_report(report: IstaReport, number: str) -> MeterReport:
     return next(m for m in report.meters if m.meter.meter_number == number)
 
 
-async def test_a_7_percent_deviation_is_flagged_3_percent_is_not_and_a_bad_row_is_reported(store: SqlStore) -> None:
-    t = await make_tenant(store)
+def service(storage: Storage) -> IstaService:
+    return IstaService(storage.ista, storage.tenancy, storage.sensors, storage.source)
+
+
+async def test_a_7_percent_deviation_is_flagged_3_percent_is_not_and_a_bad_row_is_reported(storage: Storage) -> None:
+    t = await make_tenant(storage)
     one, two = t.unit_sensor.sensor_id, t.other_unit_sensor.sensor_id  # meter numbers = device ids: linked
     b = t.building.name
     data = ista_file(
@@ -57,18 +60,18 @@ async def test_a_7_percent_deviation_is_flagged_3_percent_is_not_and_a_bad_row_i
         f"{b};App. 2;{two};WATER_COLD;not a date;150000;L;ACTUAL",  # line 5: malformed
         f"{b};App. 2;{two};WATER_COLD;2025-07-01;200000;L;ACTUAL",
     )
-    result = await IstaService(store).import_csv(principal(t.syndic), data)
+    result = await service(storage).import_csv(principal(t.syndic), data)
     assert (result.imported, result.skipped_duplicates) == (4, 0)
     assert [(e.line, "reading date 'not a date'" in e.message) for e in result.errors] == [(5, True)]
 
     # Sensor 1 counts 107 m³ over the period, read exactly on its edges; the readings outside must not count.
-    await record(store, t.unit_sensor, (date(2024, 12, 1), 990), (JAN, 1000), (date(2025, 4, 1), 1050), (JUL, 1107))
-    await record(store, t.unit_sensor, (date(2025, 8, 1), 1150))
+    await record(storage, t.unit_sensor, (date(2024, 12, 1), 990), (JAN, 1000), (date(2025, 4, 1), 1050), (JUL, 1107))
+    await record(storage, t.unit_sensor, (date(2025, 8, 1), 1150))
     # Sensor 2 is read 12 h off the edges: each edge step is interpolated (half of it falls inside the period).
-    await record(store, t.other_unit_sensor, (date(2024, 12, 31), 0), (date(2025, 6, 30), 102), hours=12)
-    await record(store, t.other_unit_sensor, (JUL, 104), hours=12)
+    await record(storage, t.other_unit_sensor, (date(2024, 12, 31), 0), (date(2025, 6, 30), 102), hours=12)
+    await record(storage, t.other_unit_sensor, (JUL, 104), hours=12)
 
-    report = await IstaService(store).report(principal(t.syndic))
+    report = await service(storage).report(principal(t.syndic))
     first, second = meter_report(report, one), meter_report(report, two)
     assert first.meter.sensor_id == t.unit_sensor.id and second.meter.sensor_id == t.other_unit_sensor.id
     [p1], [p2] = first.periods, second.periods
@@ -85,17 +88,17 @@ async def test_a_7_percent_deviation_is_flagged_3_percent_is_not_and_a_bad_row_i
     assert 2.5 < p2.deviation_percent < 3.5 and not p2.flagged and p2.status is PeriodStatus.OK
     assert report.flagged == 1
 
-    stricter = await IstaService(store).report(principal(t.syndic), threshold_percent=2)
+    stricter = await service(storage).report(principal(t.syndic), threshold_percent=2)
     assert stricter.flagged == 2
-    lenient = await IstaService(store).report(principal(t.syndic), threshold_percent=10)
+    lenient = await service(storage).report(principal(t.syndic), threshold_percent=10)
     assert lenient.flagged == 0
 
 
-async def test_reimporting_is_idempotent_and_a_contradicting_value_is_refused(store: SqlStore) -> None:
-    t = await make_tenant(store)
+async def test_reimporting_is_idempotent_and_a_contradicting_value_is_refused(storage: Storage) -> None:
+    t = await make_tenant(storage)
     b = t.building.name
     rows = [f"{b};App. 1;M-1;WATER_COLD;2025-01-01;10;m³;ACTUAL", f"{b};App. 1;M-1;WATER_COLD;2025-07-01;20;m³;ACTUAL"]
-    ista = IstaService(store)
+    ista = service(storage)
     first = await ista.import_csv(principal(t.syndic), ista_file(*rows, rows[0]))  # the same row twice in a file
     assert (first.imported, first.skipped_duplicates, first.errors) == (2, 1, [])
     again = await ista.import_csv(principal(t.syndic), ista_file(*rows))
@@ -107,17 +110,15 @@ async def test_reimporting_is_idempotent_and_a_contradicting_value_is_refused(st
         error.line == 2
         and "ACTUAL reading of meter M-1 on 2025-01-01 is already stored as 10 m³, not 11 m³" in error.message
     )
-    count = await store.db.fetchrow(
-        "SELECT COUNT(*) AS n FROM ista_readings WHERE organization_id = $1", t.organization.id
-    )
-    assert count is not None and count["n"] == 2
+    stored = await storage.ista.readings(t.organization.id)
+    assert sum(len(readings) for readings in stored.values()) == 2
 
 
-async def test_rows_naming_unknown_places_or_moving_a_meter_are_refused(store: SqlStore) -> None:
-    t = await make_tenant(store)
-    other = await make_tenant(store, "Other")
+async def test_rows_naming_unknown_places_or_moving_a_meter_are_refused(storage: Storage) -> None:
+    t = await make_tenant(storage)
+    other = await make_tenant(storage, "Other")
     b = t.building.name
-    result = await IstaService(store).import_csv(
+    result = await service(storage).import_csv(
         principal(t.syndic),
         ista_file(
             f"{b};App. 1;M-1;WATER_COLD;2025-01-01;10;m³;ACTUAL",
@@ -137,16 +138,16 @@ async def test_rows_naming_unknown_places_or_moving_a_meter_are_refused(store: S
     assert f"no unit named 'App. 9' in building '{b}'" in errors[6]
     assert "no building named" in errors[7]
     assert errors[8] == f"meter M-1 is a WATER_COLD meter of {b} / App. 1" == errors[9]
-    meters = {m.meter_number: m for m in await IstaService(store).meters(principal(t.syndic))}
+    meters = {m.meter_number: m for m in await service(storage).meters(principal(t.syndic))}
     assert sorted(meters) == ["M-1", "M-2", "M-3"]
     assert meters["M-2"].unit_id == t.units[0].id and meters["M-3"].unit_id is None
 
 
-async def test_meter_replacement_counts_both_meters(store: SqlStore) -> None:
-    t = await make_tenant(store)
+async def test_meter_replacement_counts_both_meters(storage: Storage) -> None:
+    t = await make_tenant(storage)
     number, b = t.unit_sensor.sensor_id, t.building.name
     replaced = date(2025, 3, 15)
-    await IstaService(store).import_csv(
+    await service(storage).import_csv(
         principal(t.syndic),
         ista_file(
             f"{b};App. 1;{number};WATER_COLD;2025-07-01;70,5;m³;ACTUAL",  # any order in the file
@@ -156,16 +157,16 @@ async def test_meter_replacement_counts_both_meters(store: SqlStore) -> None:
         ),
     )
     # The IoT meter was not replaced: it counted 100 m³ straight.
-    await record(store, t.unit_sensor, (JAN, 5000), (replaced, 5030), (JUL, 5100))
-    [period] = meter_report(await IstaService(store).report(principal(t.syndic)), number).periods
+    await record(storage, t.unit_sensor, (JAN, 5000), (replaced, 5030), (JUL, 5100))
+    [period] = meter_report(await service(storage).report(principal(t.syndic)), number).periods
     assert period.ista_consumption == pytest.approx((530 - 500) + (70.5 - 0.5))
     assert period.iot_consumption == 100 and period.replacements == 1 and period.status is PeriodStatus.OK
 
 
-async def test_estimated_readings_are_left_out_and_listed_apart(store: SqlStore) -> None:
-    t = await make_tenant(store)
+async def test_estimated_readings_are_left_out_and_listed_apart(storage: Storage) -> None:
+    t = await make_tenant(storage)
     number, b = t.unit_sensor.sensor_id, t.building.name
-    await IstaService(store).import_csv(
+    await service(storage).import_csv(
         principal(t.syndic),
         ista_file(
             f"{b};App. 1;{number};WATER_COLD;2025-01-01;100;m³;ACTUAL",
@@ -174,8 +175,8 @@ async def test_estimated_readings_are_left_out_and_listed_apart(store: SqlStore)
             f"{b};App. 1;{number};WATER_COLD;2026-01-01;260;m³;ESTIMATED",  # closes no period
         ),
     )
-    await record(store, t.unit_sensor, (JAN, 0), (JUL, 101))
-    ista = IstaService(store)
+    await record(storage, t.unit_sensor, (JAN, 0), (JUL, 101))
+    ista = service(storage)
     meter = meter_report(await ista.report(principal(t.syndic)), number)
     [period] = meter.periods
     assert (period.start, period.end, period.ista_consumption, period.status) == (JAN, JUL, 100, PeriodStatus.OK)
@@ -184,10 +185,10 @@ async def test_estimated_readings_are_left_out_and_listed_apart(store: SqlStore)
     assert later.periods == () and [r.value for r in later.estimated] == [260]
 
 
-async def test_allocators_are_not_comparable_and_unlinked_meters_have_no_sensor(store: SqlStore) -> None:
-    t = await make_tenant(store)
+async def test_allocators_are_not_comparable_and_unlinked_meters_have_no_sensor(storage: Storage) -> None:
+    t = await make_tenant(storage)
     b = t.building.name
-    await IstaService(store).import_csv(
+    await service(storage).import_csv(
         principal(t.syndic),
         ista_file(
             f"{b};App. 1;{t.unit_sensor.sensor_id};HCA;2025-01-01;0;;ACTUAL",  # even linked to a sensor
@@ -198,7 +199,7 @@ async def test_allocators_are_not_comparable_and_unlinked_meters_have_no_sensor(
             f"{b};App. 2;W-9;WATER_HOT;2025-07-01;3;m³;ACTUAL",
         ),
     )
-    report = await IstaService(store).report(principal(t.syndic))
+    report = await service(storage).report(principal(t.syndic))
     for number, ista in ((t.unit_sensor.sensor_id, 312), ("HCA-9", 250)):
         [period] = meter_report(report, number).periods
         assert (period.ista_consumption, period.iot_consumption, period.unit_of_measure) == (ista, None, "units")
@@ -208,10 +209,10 @@ async def test_allocators_are_not_comparable_and_unlinked_meters_have_no_sensor(
     assert report.flagged == 0
 
 
-async def test_explicit_link_with_tenancy_and_incomplete_iot_data(store: SqlStore) -> None:
-    t, other = await make_tenant(store), await make_tenant(store, "Other")
+async def test_explicit_link_with_tenancy_and_incomplete_iot_data(storage: Storage) -> None:
+    t, other = await make_tenant(storage), await make_tenant(storage, "Other")
     b = t.building.name
-    ista = IstaService(store)
+    ista = service(storage)
     await ista.import_csv(
         principal(t.syndic),
         ista_file(
@@ -232,7 +233,7 @@ async def test_explicit_link_with_tenancy_and_incomplete_iot_data(store: SqlStor
     linked = await ista.link_sensor(principal(t.syndic), "ISTA-77", t.other_unit_sensor.id)
     assert linked.sensor_id == t.other_unit_sensor.id
 
-    await record(store, t.other_unit_sensor, (date(2025, 4, 1), 0), (JUL, 60))  # from April only
+    await record(storage, t.other_unit_sensor, (date(2025, 4, 1), 0), (JUL, 60))  # from April only
     [period] = meter_report(await ista.report(principal(t.syndic)), "ISTA-77").periods
     assert (period.iot_consumption, period.status, period.flagged) == (60, PeriodStatus.IOT_INCOMPLETE, False)
 
@@ -240,7 +241,7 @@ async def test_explicit_link_with_tenancy_and_incomplete_iot_data(store: SqlStor
     [period] = meter_report(await ista.report(principal(t.syndic)), "ISTA-77").periods
     assert period.status is PeriodStatus.NOT_COMPARABLE and "gauge" in (period.note or "")
 
-    await store.delete_sensor(t.organization.id, t.common_sensor.id)  # the link goes with the sensor
+    await storage.sensors.delete(t.organization.id, t.common_sensor.id)  # the link goes with the sensor
     assert (await ista.meters(principal(t.syndic)))[0].sensor_id is None
     with pytest.raises(InvalidValue):
         await ista.report(principal(t.syndic), start=JUL, end=JAN)
@@ -273,24 +274,24 @@ def test_periods_run_between_actual_readings_and_say_why_they_have_no_figure() -
     assert ista_periods([reading(d[0], n, 0), reading(d[1], a, 5)]) == []  # nothing before the first actual
 
 
-async def test_an_inconsistent_ista_period_is_reported_not_compared(store: SqlStore) -> None:
-    t = await make_tenant(store)
+async def test_an_inconsistent_ista_period_is_reported_not_compared(storage: Storage) -> None:
+    t = await make_tenant(storage)
     number, b = t.unit_sensor.sensor_id, t.building.name
-    await IstaService(store).import_csv(
+    await service(storage).import_csv(
         principal(t.syndic),
         ista_file(
             f"{b};App. 1;{number};WATER_COLD;2025-01-01;50;m³;ACTUAL",
             f"{b};App. 1;{number};WATER_COLD;2025-07-01;40;m³;ACTUAL",
         ),
     )
-    [period] = meter_report(await IstaService(store).report(principal(t.syndic)), number).periods
+    [period] = meter_report(await service(storage).report(principal(t.syndic)), number).periods
     assert (period.ista_consumption, period.status, period.flagged) == (None, PeriodStatus.ISTA_INCONSISTENT, False)
 
 
 async def test_command_line_import_and_report(
-    store: SqlStore, database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    storage: Storage, database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    t = await make_tenant(store)
+    t = await make_tenant(storage)
     number, b = t.unit_sensor.sensor_id, t.building.name
     path = tmp_path / "ista.csv"
     path.write_bytes(
@@ -300,7 +301,7 @@ async def test_command_line_import_and_report(
             f"{b};App. 1;{number};WATER_COLD;2025-07-01;oops;m³;ESTIMATED",
         )
     )
-    await record(store, t.unit_sensor, (JAN, 0), (JUL, 107))
+    await record(storage, t.unit_sensor, (JAN, 0), (JUL, 107))
     parser = argparse.ArgumentParser()
     ista_cli.register(parser.add_subparsers(dest="command"))
     settings = Settings(database_url=database_url)

@@ -10,7 +10,7 @@ from koprogo_iot.ingest.pipeline import Message, Pipeline
 from koprogo_iot.live.bus import LiveBus, LiveReading
 from koprogo_iot.live.memory import MemoryBus
 from koprogo_iot.live.redis_streams import RedisStreamBus
-from koprogo_iot.storage.sql_store import SqlStore
+from koprogo_iot.storage.ports import Storage
 from tests.conftest import RedisServer, Tenant, eventually, free_port, make_tenant
 
 
@@ -43,8 +43,8 @@ async def receive_while_publishing(bus: LiveBus, t: Tenant) -> list[LiveReading]
     return received
 
 
-async def test_memory_bus_delivers_to_the_organizations_subscribers_only(store: SqlStore) -> None:
-    a, b = await make_tenant(store, "A"), await make_tenant(store, "B")
+async def test_memory_bus_delivers_to_the_organizations_subscribers_only(storage: Storage) -> None:
+    a, b = await make_tenant(storage, "A"), await make_tenant(storage, "B")
     bus = MemoryBus()
     received = await receive_while_publishing(bus, a)
     assert [r.value for r in received] == [0.0, 1.0, 2.0]
@@ -71,8 +71,8 @@ async def test_memory_bus_delivers_to_the_organizations_subscribers_only(store: 
     assert {r.sensor_id for r in heard_by_b} == {b.unit_sensor.id}
 
 
-async def test_redis_stream_bus_round_trip(store: SqlStore, redis_server: RedisServer) -> None:
-    t = await make_tenant(store)
+async def test_redis_stream_bus_round_trip(storage: Storage, redis_server: RedisServer) -> None:
+    t = await make_tenant(storage)
     bus = RedisStreamBus(redis_server.url)
     try:
         received = await receive_while_publishing(bus, t)
@@ -82,18 +82,21 @@ async def test_redis_stream_bus_round_trip(store: SqlStore, redis_server: RedisS
     assert received[0].timestamp.tzinfo is not None
 
 
-async def test_redis_down_pauses_the_live_view_and_ingestion_goes_on(store: SqlStore) -> None:
-    t = await make_tenant(store)
+async def test_redis_down_pauses_the_live_view_and_ingestion_goes_on(storage: Storage) -> None:
+    t = await make_tenant(storage)
     bus = RedisStreamBus(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
-    pipeline = Pipeline(store, bus=bus)
+    pipeline = Pipeline(storage, bus=bus)
     now = utcnow()
     messages = [
-        Message(t.unit_sensor.mqtt_topic, f'{{"timestamp": "{(now - timedelta(seconds=i)).isoformat()}", '
-                f'"value": {i}}}'.encode(), now)
+        Message(
+            t.unit_sensor.mqtt_topic,
+            f'{{"timestamp": "{(now - timedelta(seconds=i)).isoformat()}", "value": {i}}}'.encode(),
+            now,
+        )
         for i in range(3)
-    ]  # fmt: skip
+    ]
     assert await pipeline.handle(messages[:2]) == [None, None]
     assert await pipeline.handle(messages[2:]) == [None]  # the breaker is open: no second wait for Redis
     assert bus.failures == 1
-    assert await store.count_readings(t.organization.id, t.unit_sensor.id) == 3
+    assert await storage.readings.count(t.organization.id, t.unit_sensor.id) == 3
     await bus.close()

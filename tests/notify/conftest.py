@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import email
 import email.policy
 import json
@@ -25,12 +26,11 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from koprogo_iot.domain.alerts import AlertSeverity, AlertType
+from koprogo_iot.domain.alerts import AlertSeverity, AlertType, IoTAlert, RaiseAlert
 from koprogo_iot.domain.notices import Channel
 from koprogo_iot.domain.sensors import IoTSensor
 from koprogo_iot.notify.notifier import Notifier
-from koprogo_iot.notify.repository import NotifyRepository
-from koprogo_iot.storage.sql_store import SqlStore
+from koprogo_iot.storage.ports import Storage
 from tests.api.conftest import Api, api  # noqa: F401  (the API fixture, for the API tests here)
 from tests.conftest import free_port
 
@@ -170,18 +170,18 @@ def receiver() -> Iterator[HttpReceiver]:
 
 
 def make_notifier(
-    store: SqlStore, smtp: SmtpServer | None = None, receiver: HttpReceiver | None = None, **extra: Any
+    storage: Storage, smtp: SmtpServer | None = None, receiver: HttpReceiver | None = None, **extra: Any
 ) -> Notifier:
     urls = {
         Channel.EMAIL: smtp.url if smtp else None,
         Channel.SMS: receiver.sms_url if receiver else None,
         Channel.PUSH: receiver.push_url if receiver else None,
     }
-    return Notifier(NotifyRepository(store.db), platform_urls=urls, public_url=PUBLIC_URL, **extra)
+    return Notifier(storage.notifications, platform_urls=urls, public_url=PUBLIC_URL, **extra)
 
 
 async def insert_alert(
-    store: SqlStore,
+    storage: Storage,
     sensor: IoTSensor,
     at: datetime,
     severity: AlertSeverity = AlertSeverity.CRITICAL,
@@ -189,26 +189,33 @@ async def insert_alert(
     threshold: float | None = 50.0,
     alert_type: AlertType = AlertType.THRESHOLD_EXCEEDED,
 ) -> UUID:
-    """An active alert row, as the alerting engine stores a new one."""
-    alert_id = uuid.uuid4()
-    await store.db.execute(
-        "INSERT INTO iot_alerts (id, organization_id, sensor_id, building_id, unit_id, alert_type, severity, message, "
-        "triggered_at, last_triggered_at, occurrences, reading_value, threshold_value, email_sent, sms_sent, "
-        "push_sent, rule, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, 1, $10, $11, $12, $12, $12, "
-        "'threshold', $9)",
-        alert_id, sensor.organization_id, sensor.id, sensor.building_id, sensor.unit_id, alert_type, severity,
-        f"{sensor.sensor_id}: {value} {sensor.unit_of_measure}", at, value, threshold, False,
-    )  # fmt: skip
-    return alert_id
+    """A new active alert, raised through the alerts' lifecycle as detection raises one."""
+    alert = IoTAlert(
+        organization_id=sensor.organization_id,
+        sensor_id=sensor.id,
+        building_id=sensor.building_id,
+        unit_id=sensor.unit_id,
+        alert_type=alert_type,
+        severity=severity,
+        message=f"{sensor.sensor_id}: {value} {sensor.unit_of_measure}",
+        triggered_at=at,
+        last_triggered_at=at,
+        reading_value=value,
+        threshold_value=threshold,
+        rule="threshold",
+        created_at=at,
+    )
+    await storage.alerts.apply([RaiseAlert(alert)])
+    return alert.id
 
 
-async def repeat(store: SqlStore, alert_id: UUID, at: datetime, severity: AlertSeverity | None = None) -> None:
-    """The condition occurred again (and possibly worse), as the store's raise upsert records it."""
-    await store.db.execute(
-        "UPDATE iot_alerts SET occurrences = occurrences + 1, last_triggered_at = $2, "
-        "severity = COALESCE($3, severity) WHERE id = $1",
-        alert_id, at, severity,
-    )  # fmt: skip
+async def repeat(
+    storage: Storage, sensor: IoTSensor, alert_id: UUID, at: datetime, severity: AlertSeverity | None = None
+) -> None:
+    """The condition occurred again at `at` (and possibly worse): raised again through the lifecycle."""
+    alert = await storage.alerts.get(sensor.organization_id, alert_id)
+    occurrence = dataclasses.replace(alert, id=uuid.uuid4(), last_triggered_at=at, severity=severity or alert.severity)
+    await storage.alerts.apply([RaiseAlert(occurrence)])
 
 
 def later(start: datetime, **delta: float) -> datetime:

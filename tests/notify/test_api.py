@@ -5,7 +5,6 @@ from __future__ import annotations
 from koprogo_iot.domain.clock import utcnow
 from koprogo_iot.domain.tenancy import Building
 from koprogo_iot.notify.notifier import Notifier
-from koprogo_iot.notify.repository import NotifyRepository
 from tests.api.conftest import Api
 from tests.notify.conftest import insert_alert
 
@@ -17,8 +16,13 @@ OUTBOX = "/api/v1/iot/notifications"
 async def test_settings_default_then_saved_after_apprise_checked_them(api: Api) -> None:
     syndic = await api.token(api.a.syndic.email)
     got = (await api.client.get(SETTINGS, headers=syndic)).json()
-    assert got == {"email_url": None, "sms_url": None, "push_url": None, "reminder_interval_s": None,
-                   "updated_at": None}  # fmt: skip
+    assert got == {
+        "email_url": None,
+        "sms_url": None,
+        "push_url": None,
+        "reminder_interval_s": None,
+        "updated_at": None,
+    }
     body = {
         "email_url": "mailtos://alerts:secret@smtp.example.org?from=alerts@example.org&to={to}",
         "sms_url": "smseagle://token@sms.example.org/{to}",
@@ -50,8 +54,9 @@ async def test_owners_may_neither_read_nor_change_the_setup(api: Api) -> None:
 
 async def test_routes_are_created_listed_and_deleted_per_organization(api: Api) -> None:
     syndic, other = await api.token(api.a.syndic.email), await api.token(api.b.syndic.email)
-    by_role = await api.client.post(ROUTES, json={"role": "owner", "building_id": str(api.a.building.id)},
-                                    headers=syndic)  # fmt: skip
+    by_role = await api.client.post(
+        ROUTES, json={"role": "owner", "building_id": str(api.a.building.id)}, headers=syndic
+    )
     assert by_role.status_code == 201, by_role.text
     assert by_role.json()["channels"] == {"info": [], "warning": ["email"], "critical": ["email", "push", "sms"]}
     contact = {"name": "Plumber", "phone": "+32 470 11 22 33", "channels": {"critical": ["sms"]}}
@@ -64,8 +69,9 @@ async def test_routes_are_created_listed_and_deleted_per_organization(api: Api) 
     assert (await api.client.get(ROUTES, headers=other)).json() == []
 
     # Another organization's building or route: not found.
-    elsewhere = await api.client.post(ROUTES, json={"role": "syndic", "building_id": str(api.b.building.id)},
-                                      headers=syndic)  # fmt: skip
+    elsewhere = await api.client.post(
+        ROUTES, json={"role": "syndic", "building_id": str(api.b.building.id)}, headers=syndic
+    )
     assert elsewhere.status_code == 404
     assert (await api.client.delete(f"{ROUTES}/{explicit.json()['id']}", headers=other)).status_code == 404
     assert (await api.client.delete(f"{ROUTES}/{explicit.json()['id']}", headers=syndic)).status_code == 204
@@ -88,9 +94,9 @@ async def test_a_route_names_a_role_or_a_contact(api: Api) -> None:
 
 async def test_the_outbox_lists_an_alerts_messages(api: Api) -> None:
     syndic = await api.token(api.a.syndic.email)
-    alert_id = await insert_alert(api.store, api.a.common_sensor, utcnow())
-    other_alert = await insert_alert(api.store, api.b.common_sensor, utcnow())
-    await Notifier(NotifyRepository(api.store.db)).run_once()  # no provider: recorded as failed
+    alert_id = await insert_alert(api.storage, api.a.common_sensor, utcnow())
+    other_alert = await insert_alert(api.storage, api.b.common_sensor, utcnow())
+    await Notifier(api.storage.notifications).run_once()  # no provider: recorded as failed
     [message] = (await api.client.get(OUTBOX, params={"alert_id": str(alert_id)}, headers=syndic)).json()
     assert message["recipient"] == api.a.syndic.email and message["channel"] == "email"
     assert message["status"] == "failed" and message["last_error"] == "no email provider configured"
@@ -118,9 +124,13 @@ async def test_users_have_contacts_they_set_themselves_or_a_manager_sets(api: Ap
 async def test_a_user_is_created_with_contacts(api: Api) -> None:
     syndic = await api.token(api.a.syndic.email)
     body = {
-        "email": "second-syndic@example.org", "password": "long enough password", "full_name": "Second",
-        "role": "syndic", "phone": "+32 2 555 12 34", "push_topic": "second",
-    }  # fmt: skip
+        "email": "second-syndic@example.org",
+        "password": "long enough password",
+        "full_name": "Second",
+        "role": "syndic",
+        "phone": "+32 2 555 12 34",
+        "push_topic": "second",
+    }
     created = await api.client.post("/api/v1/users", json=body, headers=syndic)
     assert created.status_code == 201, created.text
     assert (created.json()["phone"], created.json()["push_topic"]) == ("+3225551234", "second")
@@ -130,7 +140,7 @@ async def test_a_user_is_created_with_contacts(api: Api) -> None:
 
 async def test_a_route_for_a_new_building_of_the_organization(api: Api) -> None:
     building = Building(organization_id=api.a.organization.id, name="Annex")
-    await api.store.add_building(building)
+    await api.storage.tenancy.add_building(building)
     syndic = await api.token(api.a.syndic.email)
     body = {"building_id": str(building.id), "email": "annex@example.org"}
     assert (await api.client.post(ROUTES, json=body, headers=syndic)).status_code == 201

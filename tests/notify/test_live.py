@@ -14,13 +14,13 @@ import uvicorn
 import websockets
 
 from koprogo_iot.api.app import create_app
+from koprogo_iot.bootstrap import build_services
 from koprogo_iot.domain.alerts import AlertSeverity
 from koprogo_iot.domain.clock import utcnow
 from koprogo_iot.live.bus import LiveAlert, LiveBus
 from koprogo_iot.live.memory import MemoryBus
 from koprogo_iot.live.redis_streams import RedisStreamBus
-from koprogo_iot.services.container import Services
-from koprogo_iot.storage.sql_store import SqlStore
+from koprogo_iot.storage.ports import Storage
 from tests.conftest import PASSWORD, RedisServer, Tenant, eventually, free_port, make_tenant
 from tests.notify.conftest import insert_alert, later, make_notifier, repeat
 
@@ -46,25 +46,25 @@ async def heard(listener: Listener, count: int = 1) -> bool:
     return len(listener.received) >= count
 
 
-async def test_the_notifier_publishes_a_critical_alert_once_and_its_escalation(store: SqlStore) -> None:
-    a, b = await make_tenant(store, "A"), await make_tenant(store, "B")
+async def test_the_notifier_publishes_a_critical_alert_once_and_its_escalation(storage: Storage) -> None:
+    a, b = await make_tenant(storage, "A"), await make_tenant(storage, "B")
     bus = MemoryBus()
     by_a, by_b = Listener(bus, a), Listener(bus, b)
     await asyncio.sleep(0)  # a yield, not a wait: the listeners' tasks start and subscribe
-    notifier = make_notifier(store, bus=bus)
+    notifier = make_notifier(storage, bus=bus)
     start = utcnow()
-    critical = await insert_alert(store, a.common_sensor, start)
-    warning = await insert_alert(store, a.unit_sensor, start, AlertSeverity.WARNING)
-    b_critical = await insert_alert(store, b.common_sensor, start)  # B hears its own: proof that it listens
+    critical = await insert_alert(storage, a.common_sensor, start)
+    warning = await insert_alert(storage, a.unit_sensor, start, AlertSeverity.WARNING)
+    b_critical = await insert_alert(storage, b.common_sensor, start)  # B hears its own: proof that it listens
     await notifier.run_once(start)
     await eventually(lambda: heard(by_a))
     await eventually(lambda: heard(by_b))
     assert [(x.id, x.severity, x.purpose) for x in by_a.received] == [(critical, "critical", "opened")]
     assert by_a.received[0].reading_value == 75.0 and by_a.received[0].sensor_id == a.common_sensor.id
 
-    await repeat(store, critical, later(start, minutes=1))
+    await repeat(storage, a.common_sensor, critical, later(start, minutes=1))
     await notifier.run_once(later(start, hours=5))  # a reminder: not published again
-    await repeat(store, warning, later(start, hours=5, minutes=1), AlertSeverity.CRITICAL)
+    await repeat(storage, a.unit_sensor, warning, later(start, hours=5, minutes=1), AlertSeverity.CRITICAL)
     await notifier.run_once(later(start, hours=5, minutes=2))
     await eventually(lambda: heard(by_a, 2))
     assert [(x.id, x.purpose) for x in by_a.received[1:]] == [(warning, "escalated")]
@@ -73,12 +73,12 @@ async def test_the_notifier_publishes_a_critical_alert_once_and_its_escalation(s
     assert [x.id for x in by_b.received] == [b_critical]  # and nothing of A's
 
 
-async def test_redis_stream_bus_carries_alerts(store: SqlStore, redis_server: RedisServer) -> None:
-    t = await make_tenant(store)
+async def test_redis_stream_bus_carries_alerts(storage: Storage, redis_server: RedisServer) -> None:
+    t = await make_tenant(storage)
     bus = RedisStreamBus(redis_server.url)
     listener = Listener(bus, t)
-    alert_id = await insert_alert(store, t.common_sensor, utcnow())
-    alert = await store.get_alert(t.organization.id, alert_id)
+    alert_id = await insert_alert(storage, t.common_sensor, utcnow())
+    alert = await storage.alerts.get(t.organization.id, alert_id)
 
     async def published_and_heard() -> bool:
         if not listener.received:  # a subscription only sees what follows it: publish until heard
@@ -95,12 +95,17 @@ async def test_redis_stream_bus_carries_alerts(store: SqlStore, redis_server: Re
 
 
 @pytest.fixture
-async def served(store: SqlStore) -> AsyncIterator[tuple[str, MemoryBus]]:
+async def served(storage: Storage) -> AsyncIterator[tuple[str, MemoryBus]]:
     """The API on a free port (WebSockets need a real server), with an in-process bus the test publishes on."""
     bus = MemoryBus()
     port = free_port()
-    config = uvicorn.Config(create_app(Services.over(store, "test-secret-" + "x" * 40, bus=bus)), host="127.0.0.1",
-                            port=port, log_level="warning", lifespan="off")  # fmt: skip
+    config = uvicorn.Config(
+        create_app(build_services(storage, "test-secret-" + "x" * 40, bus=bus)),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="off",
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     await eventually(lambda: _started(server), timeout=10)
@@ -114,22 +119,22 @@ async def _started(server: uvicorn.Server) -> bool:
 
 
 async def test_the_stream_forwards_critical_alerts_of_subscribed_sensors(
-    store: SqlStore, served: tuple[str, MemoryBus]
+    storage: Storage, served: tuple[str, MemoryBus]
 ) -> None:
     address, bus = served
-    t = await make_tenant(store, "Stream")
+    t = await make_tenant(storage, "Stream")
     async with httpx.AsyncClient(base_url=f"http://{address}") as client:
         login = await client.post("/api/v1/auth/login", json={"email": t.owner.email, "password": PASSWORD})
         token = login.json()["access_token"]
     async with websockets.connect(f"ws://{address}/api/v1/iot/stream?access_token={token}") as ws:
         await ws.send(json.dumps({"action": "subscribe", "sensor_ids": [str(t.unit_sensor.id)]}))
         assert json.loads(await ws.recv())["type"] == "subscribed"
-        notifier = make_notifier(store, bus=bus)
+        notifier = make_notifier(storage, bus=bus)
         start = utcnow()
-        await insert_alert(store, t.other_unit_sensor, start)  # a neighbour's: not visible to this owner
-        await insert_alert(store, t.common_sensor, start)  # visible, but not subscribed
+        await insert_alert(storage, t.other_unit_sensor, start)  # a neighbour's: not visible to this owner
+        await insert_alert(storage, t.common_sensor, start)  # visible, but not subscribed
         await notifier.run_once(start)
-        mine = await insert_alert(store, t.unit_sensor, start + timedelta(seconds=1))
+        mine = await insert_alert(storage, t.unit_sensor, start + timedelta(seconds=1))
         await notifier.run_once(start + timedelta(seconds=2))
         async with asyncio.timeout(10):
             message = json.loads(await ws.recv())

@@ -29,10 +29,16 @@ ORG, BUILDING, UNIT, OTHER_UNIT = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid
 
 def alert(**changes: object) -> IoTAlert:
     base = IoTAlert(
-        organization_id=ORG, sensor_id=uuid.uuid4(), building_id=BUILDING, unit_id=UNIT,
-        alert_type=AlertType.THRESHOLD_EXCEEDED, severity=AlertSeverity.CRITICAL, message="75 L/h", triggered_at=T0,
+        organization_id=ORG,
+        sensor_id=uuid.uuid4(),
+        building_id=BUILDING,
+        unit_id=UNIT,
+        alert_type=AlertType.THRESHOLD_EXCEEDED,
+        severity=AlertSeverity.CRITICAL,
+        message="75 L/h",
+        triggered_at=T0,
         last_triggered_at=T0,
-    )  # fmt: skip
+    )
     return replace(base, **changes)  # type: ignore[arg-type]
 
 

@@ -11,19 +11,19 @@ import pytest
 from koprogo_iot.domain.errors import InvalidValue, NotFound
 from koprogo_iot.domain.rules import effective_rules
 from koprogo_iot.domain.sensors import IoTSensor, SensorType
-from koprogo_iot.storage.alert_rules import AlertRulesRepository
-from koprogo_iot.storage.database import Row
-from koprogo_iot.storage.sql_store import SqlStore
+from koprogo_iot.storage.ports import Storage
+from koprogo_iot.storage.sql.alert_rules import SqlAlertRules
+from koprogo_iot.storage.sql.database import Database, Row
 from tests.conftest import make_tenant
 
 COLD = SensorType.COLD_WATER
 
 
 class CountingDb:
-    """The store's database, counting the statements `rules_for` sends."""
+    """The test's database, counting the statements `organization_rules` sends."""
 
-    def __init__(self, store: SqlStore) -> None:
-        self.inner = store.db
+    def __init__(self, db: Database) -> None:
+        self.inner = db
         self.statements = 0
 
     async def fetch(self, sql: str, *args: object) -> list[Row]:
@@ -35,9 +35,9 @@ class CountingDb:
         return await self.inner.fetchrow(sql, *args)
 
 
-async def test_type_defaults_are_stored_replaced_and_deleted_per_organization(store: SqlStore) -> None:
-    a, b = await make_tenant(store, "A"), await make_tenant(store, "B")
-    rules = AlertRulesRepository(store.db)
+async def test_type_defaults_are_stored_replaced_and_deleted_per_organization(storage: Storage) -> None:
+    a, b = await make_tenant(storage, "A"), await make_tenant(storage, "B")
+    rules = storage.alert_rules
     org = a.organization.id
     assert await rules.get_type_defaults(org, COLD) is None
 
@@ -70,9 +70,9 @@ async def test_type_defaults_are_stored_replaced_and_deleted_per_organization(st
         (["threshold"], "JSON object"),
     ],
 )
-async def test_invalid_rules_are_refused_with_the_faulty_field(store: SqlStore, document: Any, message: str) -> None:
-    t = await make_tenant(store)
-    rules = AlertRulesRepository(store.db)
+async def test_invalid_rules_are_refused_with_the_faulty_field(storage: Storage, document: Any, message: str) -> None:
+    t = await make_tenant(storage)
+    rules = storage.alert_rules
     with pytest.raises(InvalidValue, match=re.escape(message)):
         await rules.put_type_defaults(t.organization.id, COLD, document)
     with pytest.raises(InvalidValue):
@@ -81,9 +81,9 @@ async def test_invalid_rules_are_refused_with_the_faulty_field(store: SqlStore, 
     assert await rules.get_override(t.organization.id, t.unit_sensor.id) is None
 
 
-async def test_sensor_overrides_belong_to_the_sensors_organization(store: SqlStore) -> None:
-    a, b = await make_tenant(store, "A"), await make_tenant(store, "B")
-    rules = AlertRulesRepository(store.db)
+async def test_sensor_overrides_belong_to_the_sensors_organization(storage: Storage) -> None:
+    a, b = await make_tenant(storage, "A"), await make_tenant(storage, "B")
+    rules = storage.alert_rules
     org, sensor = a.organization.id, a.unit_sensor.id
     assert await rules.get_override(org, sensor) is None
 
@@ -109,26 +109,33 @@ async def test_sensor_overrides_belong_to_the_sensors_organization(store: SqlSto
     assert await rules.get_override(org, sensor) is None
 
 
-async def test_rules_for_layers_builtin_type_override_and_thresholds_in_two_queries(store: SqlStore) -> None:
-    t = await make_tenant(store)
+async def test_organization_rules_layer_builtin_type_override_and_thresholds_in_two_queries(
+    storage: Storage, db: Database
+) -> None:
+    t = await make_tenant(storage)
     org = t.organization.id
     meter = IoTSensor(
-        organization_id=org, building_id=t.building.id, sensor_id=f"el-{uuid.uuid4().hex[:6]}",
-        sensor_type=SensorType.ELECTRICITY, manufacturer="Landis+Gyr", model="E350", location="hall",
+        organization_id=org,
+        building_id=t.building.id,
+        sensor_id=f"el-{uuid.uuid4().hex[:6]}",
+        sensor_type=SensorType.ELECTRICITY,
+        manufacturer="Landis+Gyr",
+        model="E350",
+        location="hall",
         unit_of_measure="kWh",
-    )  # fmt: skip
-    await store.add_sensor(meter)
-    rules = AlertRulesRepository(store.db)
+    )
+    await storage.sensors.add(meter)
+    rules = storage.alert_rules
     await rules.put_type_defaults(org, COLD, {"threshold": {"maximum": 80.0, "clear_maximum": 40.0}, "offline": {}})
     await rules.put_type_defaults(org, COLD, {"threshold": {"maximum": 80.0, "clear_maximum": 40.0, "duration_s": 60}})
     await rules.put_override(org, t.unit_sensor.id, {"threshold": {"maximum": 2.0, "clear_maximum": 1.5}})
     await rules.put_override(org, t.other_unit_sensor.id, {"leak": {"enabled": False}})
 
-    counting = CountingDb(store)
+    counting = CountingDb(db)
     sensors = [t.common_sensor, t.unit_sensor, t.other_unit_sensor, meter]
-    found = await AlertRulesRepository(counting).rules_for(org, sensors)  # type: ignore[arg-type]
+    layers = await SqlAlertRules(counting).organization_rules(org)  # type: ignore[arg-type]
     assert counting.statements == 2
-    assert set(found) == {s.id for s in sensors}
+    found = {s.id: layers.for_sensor(s) for s in sensors}
 
     common = found[t.common_sensor.id]  # its own maximum (50) wins over the type's, the rest of the type's stays
     assert (common.threshold.maximum, common.threshold.clear_maximum, common.threshold.duration_s) == (50.0, 40.0, 60)
@@ -141,32 +148,28 @@ async def test_rules_for_layers_builtin_type_override_and_thresholds_in_two_quer
     assert not electricity.leak.enabled and electricity.threshold.maximum is None  # built-in, nothing chosen
     assert electricity == effective_rules(meter)
 
-    assert await rules.rules_for(org, []) == {}
-    b = await make_tenant(store, "B")
-    with pytest.raises(ValueError, match="not in organization"):
-        await rules.rules_for(org, [b.common_sensor])
 
-
-async def test_rules_for_leaves_out_a_layer_that_no_longer_combines(store: SqlStore) -> None:
-    t = await make_tenant(store)
+async def test_a_layer_that_no_longer_combines_is_left_out(storage: Storage) -> None:
+    t = await make_tenant(storage)
     org = t.organization.id
-    rules = AlertRulesRepository(store.db)
+    rules = storage.alert_rules
     # Each valid alone; together the override's minimum is above the type's maximum.
     await rules.put_type_defaults(org, COLD, {"threshold": {"maximum": 10.0}})
     await rules.put_override(org, t.unit_sensor.id, {"threshold": {"minimum": 20.0}})
     # And the common sensor's own maximum (50) is below this override's minimum: both layers go.
     await rules.put_override(org, t.common_sensor.id, {"threshold": {"minimum": 60.0}})
-    found = await rules.rules_for(org, [t.unit_sensor, t.common_sensor])
+    layers = await rules.organization_rules(org)
+    found = {s.id: layers.for_sensor(s) for s in (t.unit_sensor, t.common_sensor)}
     assert (found[t.unit_sensor.id].threshold.minimum, found[t.unit_sensor.id].threshold.maximum) == (None, 10.0)
     assert (found[t.common_sensor.id].threshold.minimum, found[t.common_sensor.id].threshold.maximum) == (None, 50.0)
 
 
-async def test_an_override_goes_with_its_sensor(store: SqlStore) -> None:
-    t = await make_tenant(store)
+async def test_an_override_goes_with_its_sensor(storage: Storage) -> None:
+    t = await make_tenant(storage)
     org = t.organization.id
-    rules = AlertRulesRepository(store.db)
+    rules = storage.alert_rules
     await rules.put_override(org, t.unit_sensor.id, {"offline": {"missed_intervals": 5}})
-    await store.delete_sensor(org, t.unit_sensor.id)
+    await storage.sensors.delete(org, t.unit_sensor.id)
     assert await rules.overrides(org) == {}
     with pytest.raises(NotFound):
         await rules.get_override(org, t.unit_sensor.id)

@@ -19,8 +19,6 @@ from uuid import UUID
 
 from msgspec.structs import replace
 
-from koprogo_iot.alerting.leases import Lease
-from koprogo_iot.analytics.sources import AnalyticsSource, RawReadings, Rollups, index_results
 from koprogo_iot.domain.alerts import AlertDecision, AlertStatus
 from koprogo_iot.domain.clock import utcnow
 from koprogo_iot.domain.consumption import DEFAULT_ZONE, Point
@@ -36,12 +34,11 @@ from koprogo_iot.domain.detection import (
     statistical_decision,
     threshold_window,
 )
+from koprogo_iot.domain.rollups import Rollups, index_results
 from koprogo_iot.domain.rules import AlertRules
 from koprogo_iot.domain.sensors import IoTSensor, MeasurementKind, SensorStatus
 from koprogo_iot.periodic import every
-from koprogo_iot.storage.alert_rules import AlertRulesRepository
-from koprogo_iot.storage.ports import AlertFilter
-from koprogo_iot.storage.sql_store import SqlStore
+from koprogo_iot.storage.ports import AlertFilter, Storage
 
 HOUR = timedelta(hours=1)
 
@@ -60,18 +57,17 @@ def short_rules(sensor: IoTSensor, rules: AlertRules) -> AlertRules:
 class WindowRules:
     """Judges every sensor's window rules each `interval` seconds, in the process holding the lease."""
 
+    lease_name = "window-rules"
+
     def __init__(
-        self, store: SqlStore, interval: float = 60.0, zone: str = DEFAULT_ZONE, holder: str | None = None
+        self, storage: Storage, interval: float = 60.0, zone: str = DEFAULT_ZONE, holder: str | None = None
     ) -> None:
-        self.store = store
+        self.storage = storage
         self.interval = interval
         self.zone = zone
-        self.rules = AlertRulesRepository(store.db)
-        self.raw = RawReadings(store.db)
-        self.rollups = AnalyticsSource(store.db)
-        holder = holder or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+        self.holder = holder or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
         # A holder that dies is replaced once its lease expires: a few runs missed, never two judges at once.
-        self.lease = Lease(store.db, "window-rules", holder, ttl=timedelta(seconds=max(5 * interval, 60)))
+        self.lease_ttl = timedelta(seconds=max(5 * interval, 60))
 
     async def run(self) -> None:
         """Run until cancelled; storage outages are logged and retried at the next interval."""
@@ -80,7 +76,8 @@ class WindowRules:
     async def run_once(self, now: datetime) -> int | None:
         """Judge all sensors as of `now`; the number of decisions applied, or None when another process holds
         the lease."""
-        held, last_run = await self.lease.acquire(now)
+        leases = self.storage.leases
+        held, last_run = await leases.acquire(self.lease_name, self.holder, now, self.lease_ttl)
         if not held:
             return None
         # The long rules once an hour: on the first run after an hour starts (or the first run ever).
@@ -88,19 +85,20 @@ class WindowRules:
             minute=0, second=0, microsecond=0
         )
         applied = 0
-        for organization in await self.store.list_organizations():
+        for organization in await self.storage.tenancy.list_organizations():
             sensors = [
-                s for s in await self.store.list_sensors(organization.id) if s.status is not SensorStatus.INACTIVE
+                s for s in await self.storage.sensors.select(organization.id) if s.status is not SensorStatus.INACTIVE
             ]
             if not sensors:
                 continue
-            rules = await self.rules.rules_for(organization.id, sensors)
+            layers = await self.storage.alert_rules.organization_rules(organization.id)
+            rules = {s.id: layers.for_sensor(s) for s in sensors}
             decisions = await self._judge(organization.id, sensors, rules, now, hourly)
             decisions += await self._retired(organization.id, rules, now)
             if decisions:
-                await self.store.apply_alert_decisions(organization.id, decisions)
+                await self.storage.alerts.apply(decisions)
                 applied += len(decisions)
-        await self.lease.completed(now)
+        await leases.completed(self.lease_name, self.holder, now)
         return applied
 
     async def _judge(
@@ -124,7 +122,7 @@ class WindowRules:
             if span > timedelta(0):
                 by_span[span].append(sensor)
         for span, group in by_span.items():
-            points = await self.raw.points(organization_id, [s.id for s in group], now - span, now)
+            points = await self.storage.source.points(organization_id, [s.id for s in group], now - span, now)
             for sensor in group:
                 decisions += self._points_rules(sensor, judged[sensor.id], points[sensor.id], now, hourly)
         if hourly:
@@ -135,7 +133,7 @@ class WindowRules:
         self, organization_id: UUID, rules: dict[UUID, AlertRules], now: datetime
     ) -> list[AlertDecision]:
         """Clears for the active alerts whose rule was switched off (or threshold removed) since they were raised."""
-        active = await self.store.list_alerts(organization_id, AlertFilter(status=AlertStatus.ACTIVE, limit=10_000))
+        active = await self.storage.alerts.select(organization_id, AlertFilter(status=AlertStatus.ACTIVE, limit=10_000))
         found = (retired_rule(a, rules[a.sensor_id], now) for a in active if a.sensor_id in rules)
         return [clear for clear in found if clear is not None]
 
@@ -164,12 +162,13 @@ class WindowRules:
             values: dict[datetime, float] = {}
             if sensor.measurement_kind is MeasurementKind.CUMULATIVE:
                 grid = sorted((h, h + HOUR) for h in hours)
-                index = (await self.rollups.points(organization_id, [sensor.id], start, end, Rollups.HOURLY))[sensor.id]
+                found = await self.storage.source.points(organization_id, [sensor.id], start, end, Rollups.HOURLY)
+                index = found[sensor.id]
                 for (h, _), result in zip(grid, index_results(index, grid), strict=True):
                     if result.consumption is not None:
                         values[h] = result.consumption
             else:
-                for bucket, count, total, *_ in await self.rollups.gauge_rows(
+                for bucket, count, total, *_ in await self.storage.source.gauge_rows(
                     organization_id, sensor.id, start, end, Rollups.HOURLY
                 ):
                     if bucket in hours and count:

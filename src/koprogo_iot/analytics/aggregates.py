@@ -1,7 +1,7 @@
 """Consumption of counters summed by sensor, unit, building or type, per hour, day or month, and its comparisons.
 
-Only cumulative sensors are counted, only those the caller may see (`Provisioning.list_sensors` applies the owner
-scope), and a sum only adds sensors measuring in the same unit: every group is split by unit of measure.
+Only cumulative sensors are counted, only those the caller may see (the analytics service narrows them to the
+owner's scope), and a sum only adds sensors measuring in the same unit: every group is split by unit of measure.
 Days and months are calendar buckets in Europe/Brussels; a bucket's figure is `None` when no sensor of the group
 has readings around any part of it, and it is not `complete` when some sensor's readings cover only part of it.
 """
@@ -9,17 +9,14 @@ has readings around any part of it, and it is not `complete` when some sensor's 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from koprogo_iot.analytics.rollups import local_day
 from koprogo_iot.analytics.series import MAX_POINTS, aligned_buckets, bucket_count, resolve_period
-from koprogo_iot.analytics.sources import AnalyticsSource, ReadingSource, Rollups, index_results
-from koprogo_iot.domain.access import Principal
 from koprogo_iot.domain.clock import utcnow
 from koprogo_iot.domain.consumption import (
     DEFAULT_ZONE,
@@ -31,9 +28,10 @@ from koprogo_iot.domain.consumption import (
     median,
     relative_change,
 )
-from koprogo_iot.domain.errors import InvalidValue, NotFound
+from koprogo_iot.domain.errors import InvalidValue
+from koprogo_iot.domain.rollups import Rollups, index_results, local_day
 from koprogo_iot.domain.sensors import IoTSensor, MeasurementKind, SensorType
-from koprogo_iot.services.provisioning import Provisioning
+from koprogo_iot.storage.ports import ReadingSource
 
 UNIT_NOTE = "sums only add sensors with the same unit of measure: each group is split by unit_of_measure"
 COMPARISON_SPAN = timedelta(days=30)  # default period of the comparisons: the last 30 days
@@ -67,6 +65,20 @@ class SensorScope:
     building_id: UUID | None = None
     unit_id: UUID | None = None
     sensor_type: SensorType | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Counters:
+    """What a report counts: counters of one organization the caller may see, and their places' names by id."""
+
+    organization_id: UUID
+    sensors: Sequence[IoTSensor]
+    names: Mapping[UUID, str]
+
+    def __post_init__(self) -> None:
+        foreign = [s.id for s in self.sensors if s.organization_id != self.organization_id]
+        if foreign or any(s.measurement_kind is not MeasurementKind.CUMULATIVE for s in self.sensors):
+            raise ValueError("counters of one organization only")
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,16 +168,16 @@ class ComparisonReport:
 
 
 async def consumption_report(
-    provisioning: Provisioning,
     source: ReadingSource,
-    principal: Principal,
-    scope: SensorScope,
+    counters: Counters,
     group_by: GroupBy = GroupBy.BUILDING,
     period: Period = Period.DAY,
     start: datetime | None = None,
     end: datetime | None = None,
+    use_rollups: bool = True,
 ) -> ConsumptionReport:
-    """The visible counters' consumption per `period` bucket over [start, end), summed per group."""
+    """The counters' consumption per `period` bucket over [start, end), summed per group (`use_rollups` False:
+    from the raw readings whatever the buckets)."""
     if start is None:
         start = period_floor((end or utcnow()) - period.default_span, period)
     start, end = resolve_period(start, end, period.default_span)
@@ -177,7 +189,7 @@ async def consumption_report(
     aligned = all(_on_rollup_bound(rollup, bound) for bucket in grid for bound in bucket)
     if aligned and period is Period.MONTH:
         rollup = Rollups.MONTHLY  # whole months from monthly rows, the partial ones at the edges from daily rows
-    groups = await _totals(provisioning, source, principal, scope, group_by, grid, rollup if aligned else None)
+    groups = await _totals(source, counters, group_by, grid, rollup if aligned and use_rollups else None)
     return ConsumptionReport(group_by, period, start, end, groups)
 
 
@@ -189,22 +201,16 @@ def _on_rollup_bound(rollup: Rollups, instant: datetime) -> bool:
 
 
 async def units_vs_median(
-    provisioning: Provisioning,
     source: ReadingSource,
-    principal: Principal,
+    counters: Counters,
     building_id: UUID,
     sensor_type: SensorType,
     start: datetime | None = None,
     end: datetime | None = None,
 ) -> MedianReport:
-    """Each unit's consumption of `sensor_type` against the building's median; for managers only.
-
-    An owner sees only their own units, so a median over what they may see would compare them with themselves.
-    """
-    principal.require_manager()
+    """Each unit's consumption of `sensor_type` (the building's counters of that type) against their median."""
     start, end = whole(*resolve_period(start, end, COMPARISON_SPAN), Period.HOUR)
-    scope = SensorScope(building_id=building_id, sensor_type=sensor_type)
-    groups = await _totals(provisioning, source, principal, scope, GroupBy.UNIT, [(start, end)], Rollups.HOURLY)
+    groups = await _totals(source, counters, GroupBy.UNIT, [(start, end)], Rollups.HOURLY)
     units = [g for g in groups if not g.key.startswith(_COMMON)]
     medians = {
         uom: median(g.total for g in units if g.unit_of_measure == uom) for uom in {g.unit_of_measure for g in units}
@@ -218,17 +224,15 @@ async def units_vs_median(
             median=(middle := medians[g.unit_of_measure]),
             deviation_percent=_percent(relative_change(g.total, middle)),
             complete=g.complete,
-        )  # fmt: skip
+        )
         for g in units
     ]
     return MedianReport(building_id, sensor_type, start, end, rows)
 
 
 async def period_comparison(
-    provisioning: Provisioning,
     source: ReadingSource,
-    principal: Principal,
-    scope: SensorScope,
+    counters: Counters,
     group_by: GroupBy = GroupBy.BUILDING,
     start: datetime | None = None,
     end: datetime | None = None,
@@ -236,7 +240,7 @@ async def period_comparison(
     """Each group's consumption over [start, end) against the period of the same length just before it."""
     start, end = whole(*resolve_period(start, end, COMPARISON_SPAN), Period.HOUR)
     previous = (start - (end - start), start)
-    groups = await _totals(provisioning, source, principal, scope, group_by, [previous, (start, end)], Rollups.HOURLY)
+    groups = await _totals(source, counters, group_by, [previous, (start, end)], Rollups.HOURLY)
     rows = [
         PeriodChange(
             key=g.key,
@@ -246,7 +250,7 @@ async def period_comparison(
             previous=g.buckets[0].consumption,
             change_percent=_percent(relative_change(g.buckets[1].consumption, g.buckets[0].consumption)),
             complete=g.complete,
-        )  # fmt: skip
+        )
         for g in groups
     ]
     return ComparisonReport(group_by, start, end, previous[0], previous[1], rows)
@@ -290,20 +294,15 @@ _HOUR = timedelta(hours=1)
 
 
 async def _totals(
-    provisioning: Provisioning,
     source: ReadingSource,
-    principal: Principal,
-    scope: SensorScope,
+    counters: Counters,
     group_by: GroupBy,
     grid: Sequence[Bucket],
     rollup: Rollups | None = None,
 ) -> list[GroupTotals]:
-    sensors = await _visible_counters(provisioning, principal, scope)
-    labels = await _labels(provisioning, principal, group_by)
+    sensors = counters.sensors
     start, end = min(b[0] for b in grid), max(b[1] for b in grid)
-    # Only AnalyticsSource answers from rollups, with a reset-free index; other sources give raw readings.
-    rollup = rollup if isinstance(source, AnalyticsSource) else None
-    points = await source.points(principal.organization_id, [s.id for s in sensors], start, end, rollup)
+    points = await source.points(counters.organization_id, [s.id for s in sensors], start, end, rollup)
     if rollup is not None:  # a reset-free index rebuilt from rollups: its difference across each bucket
         results = {s.id: index_results(points[s.id], grid) for s in sensors}
     else:
@@ -314,37 +313,14 @@ async def _totals(
     groups = [
         GroupTotals(
             key=key,
-            label=_label(key, group, group_by, labels),
+            label=_label(key, group, group_by, counters.names),
             unit_of_measure=uom,
             sensor_ids=tuple(sorted(s.id for s in group)),
             buckets=[_bucket_total(bucket, [results[s.id][i] for s in group]) for i, bucket in enumerate(grid)],
-        )  # fmt: skip
+        )
         for (key, uom), group in members.items()
     ]
     return sorted(groups, key=lambda g: (g.label, g.unit_of_measure, g.key))
-
-
-async def _visible_counters(provisioning: Provisioning, principal: Principal, scope: SensorScope) -> list[IoTSensor]:
-    if scope.building_id is not None:
-        await provisioning.get_building(principal, scope.building_id)  # another organization's building: 404
-    if scope.unit_id is not None and scope.unit_id not in {u.id for u in await provisioning.list_units(principal)}:
-        raise NotFound(f"unit {scope.unit_id} not found")
-    sensors = await provisioning.list_sensors(principal, scope.building_id, scope.unit_id)
-    return [
-        s
-        for s in sensors
-        if s.measurement_kind is MeasurementKind.CUMULATIVE and scope.sensor_type in (None, s.sensor_type)
-    ]
-
-
-async def _labels(provisioning: Provisioning, principal: Principal, group_by: GroupBy) -> dict[UUID, str]:
-    """Names of the buildings and units the caller may see, by id."""
-    if group_by not in (GroupBy.UNIT, GroupBy.BUILDING):
-        return {}
-    names = {b.id: b.name for b in await provisioning.list_buildings(principal)}
-    if group_by is GroupBy.UNIT:
-        names |= {u.id: u.name for u in await provisioning.list_units(principal)}
-    return names
 
 
 def _group_key(sensor: IoTSensor, group_by: GroupBy) -> str:
@@ -357,7 +333,7 @@ def _group_key(sensor: IoTSensor, group_by: GroupBy) -> str:
     return sensor.sensor_type.value
 
 
-def _label(key: str, group: list[IoTSensor], group_by: GroupBy, names: dict[UUID, str]) -> str:
+def _label(key: str, group: list[IoTSensor], group_by: GroupBy, names: Mapping[UUID, str]) -> str:
     first = group[0]
     if group_by is GroupBy.SENSOR:
         return f"{first.location} ({first.sensor_id})"

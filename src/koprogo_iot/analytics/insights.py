@@ -8,26 +8,25 @@ Rules (thresholds are the constants below, each with its reason):
 - `hot_cold_ratio`: hot water above `HOT_SHARE` of a unit's water (hot + cold), or of the building's (managers only).
 - `standby_electricity`: a common electricity counter whose night power is at least `STANDBY_SHARE` of its daytime
   power (08:00-20:00), or above `STANDBY_NIGHT_KW`.
-Only sensors the caller may see are read (`Provisioning.list_sensors` applies the owner scope), so an owner never
-gets an insight about a neighbour's unit. The period is trimmed to whole hours so the hourly rollups answer; nights
-and days are examined over its last `RECENT_SPAN`; a longer period's whole local days come from the daily rollups.
+Only sensors the caller may see are read (the analytics service narrows them to the owner's scope), so an owner
+never gets an insight about a neighbour's unit. The period is trimmed to whole hours so the hourly rollups answer;
+nights and days are examined over its last `RECENT_SPAN`; a longer period's whole local days come from the daily
+rollups.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from koprogo_iot.analytics.rollups import local_day
+from koprogo_iot.analytics.aggregates import Counters
 from koprogo_iot.analytics.series import resolve_period
-from koprogo_iot.analytics.sources import ReadingSource, Rollups
-from koprogo_iot.domain.access import Principal
 from koprogo_iot.domain.consumption import (
     DEFAULT_ZONE,
     Bucket,
@@ -39,9 +38,10 @@ from koprogo_iot.domain.consumption import (
     relative_change,
 )
 from koprogo_iot.domain.errors import InvalidValue
-from koprogo_iot.domain.sensors import IoTSensor, MeasurementKind, SensorType
+from koprogo_iot.domain.rollups import Rollups, local_day
+from koprogo_iot.domain.sensors import IoTSensor, SensorType
 from koprogo_iot.domain.units import canonical, conversion_factor
-from koprogo_iot.services.provisioning import Provisioning
+from koprogo_iot.storage.ports import ReadingSource
 
 DEFAULT_SPAN = timedelta(days=30)  # default period: the last 30 days
 # Nights and days are examined over the period's last 30 days only: they tell today's leaks and standby, and this
@@ -166,51 +166,46 @@ class _Usage:
 
 @dataclass(frozen=True, slots=True)
 class _Names:
-    units: dict[UUID, str]
-    buildings: dict[UUID, str]
+    names: Mapping[UUID, str]  # of units and buildings
 
     def place(self, sensor: IoTSensor) -> str:
         """Where a sensor is, for a syndic: its unit (or the common areas) and its location."""
-        owner = self.units.get(sensor.unit_id, "a unit") if sensor.unit_id is not None else "common areas"
+        owner = self.names.get(sensor.unit_id, "a unit") if sensor.unit_id is not None else "common areas"
         return f"{owner}, {sensor.location}"
+
+    def building(self, building_id: UUID) -> str:
+        return self.names.get(building_id, str(building_id))
 
 
 async def building_insights(
-    provisioning: Provisioning,
     source: ReadingSource,
-    principal: Principal,
+    counters: Counters,
     building_id: UUID | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
     prices: Prices | None = None,
+    building_wide: bool = True,
 ) -> InsightReport:
-    """The insights on the counters the caller may see, in one building or the whole organization."""
+    """The insights on `counters` (one building's, or the organization's). `building_wide`: the caller sees whole
+    buildings (a manager), so building-wide ratios and comparisons between units are given too."""
     prices = prices or Prices()
     start, end = whole_hours(start, end)
-    if building_id is not None:
-        await provisioning.get_building(principal, building_id)  # another organization's, or not an owner's: 404
-    sensors = [
-        s
-        for s in await provisioning.list_sensors(principal, building_id)
-        if s.measurement_kind is MeasurementKind.CUMULATIVE
-    ]
-    names = _Names(
-        {u.id: u.name for u in await provisioning.list_units(principal, building_id)},
-        {b.id: b.name for b in await provisioning.list_buildings(principal)},
-    )
+    sensors = list(counters.sensors)
+    names = _Names(counters.names)
+    organization_id = counters.organization_id
     ids = [s.id for s in sensors]
     recent = (max(start, end - RECENT_SPAN), end)
     # Local 02:00 and 08:00 are whole UTC hours (Brussels is a whole number of hours from UTC): hourly rollups answer.
-    hourly = await source.points(principal.organization_id, ids, *recent, Rollups.HOURLY)
+    hourly = await source.points(organization_id, ids, *recent, Rollups.HOURLY)
     nights, days = local_windows(*recent, NIGHT), local_windows(*recent, DAYTIME)
     pieces = [((start, end), hourly)]
     if recent[0] > start:
         # A longer period: whole local days from the daily rollups, the hours around them from the hourly ones.
         # Consumption of adjacent pieces adds up exactly (the domain spreads each step linearly over its span).
         first, last = _midnight_on_or_after(start), local_day(end, _ZONE)[0]
-        pieces = [((first, last), await source.points(principal.organization_id, ids, first, last, Rollups.DAILY))]
+        pieces = [((first, last), await source.points(organization_id, ids, first, last, Rollups.DAILY))]
         if first > start:
-            head = await source.points(principal.organization_id, ids, start, first, Rollups.HOURLY)
+            head = await source.points(organization_id, ids, start, first, Rollups.HOURLY)
             pieces.insert(0, ((start, first), head))
         if end > last:
             pieces.append(((last, end), hourly))  # within the recent hours, already read
@@ -220,9 +215,9 @@ async def building_insights(
     found = [
         *continuous_flows(usages, names, prices),
         *standby_electricity(usages, names, prices),
-        *hot_cold_ratios(usages, names, building_wide=principal.role.manages),
+        *hot_cold_ratios(usages, names, building_wide=building_wide),
     ]
-    if principal.role.manages:
+    if building_wide:
         found += units_above_median(usages, names)
     order = list(Severity)
     found.sort(key=lambda i: (order.index(i.severity), str(i.building_id), i.kind.value, i.title))
@@ -359,12 +354,12 @@ def hot_cold_ratios(usages: Sequence[_Usage], names: _Names, *, building_wide: b
         if (cold_m3 := cold.get((building_id, unit_id))) is None:
             continue
         per_building.setdefault(building_id, []).append((hot_m3, cold_m3))
-        place = names.units.get(unit_id, str(unit_id))
+        place = names.names.get(unit_id, str(unit_id))
         found += _ratio_insight(building_id, unit_id, place, hot_m3, cold_m3)
     if building_wide:
         for building_id, pairs in per_building.items():
             if len(pairs) >= MIN_UNITS_FOR_BUILDING_RATIO:
-                place = f"all units of {names.buildings.get(building_id, str(building_id))}"
+                place = f"all units of {names.building(building_id)}"
                 found += _ratio_insight(
                     building_id, None, place, math.fsum(h for h, _ in pairs), math.fsum(c for _, c in pairs)
                 )
@@ -415,7 +410,7 @@ def units_above_median(usages: Sequence[_Usage], names: _Names) -> list[Insight]
             excess = relative_change(total, middle)
             if excess is None or excess <= MEDIAN_EXCESS:
                 continue
-            unit = names.units.get(unit_id, str(unit_id))
+            unit = names.names.get(unit_id, str(unit_id))
             what = sensor_type.value.replace("_", " ")
             found.append(
                 Insight(

@@ -6,10 +6,7 @@ import bisect
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from uuid import UUID
 
-from koprogo_iot.analytics.sources import AnalyticsSource, GaugeRow, ReadingSource, Rollups, index_results
-from koprogo_iot.domain.access import Principal
 from koprogo_iot.domain.clock import require_aware, utcnow
 from koprogo_iot.domain.consumption import (
     Bucket,
@@ -20,8 +17,9 @@ from koprogo_iot.domain.consumption import (
     fixed_buckets,
 )
 from koprogo_iot.domain.errors import InvalidValue
+from koprogo_iot.domain.rollups import GaugeRow, Rollups, index_results
 from koprogo_iot.domain.sensors import IoTSensor, MeasurementKind
-from koprogo_iot.services.provisioning import Provisioning
+from koprogo_iot.storage.ports import ReadingSource
 
 DEFAULT_INTERVAL = 300  # seconds: the usual sampling interval, so a day shows every reading's bucket
 DEFAULT_SPAN = timedelta(hours=24)
@@ -108,16 +106,14 @@ def bucket_count(start: datetime, end: datetime, step: timedelta) -> int:
 
 
 async def time_series(
-    provisioning: Provisioning,
     source: ReadingSource,
-    principal: Principal,
-    sensor_id: UUID,
+    sensor: IoTSensor,
     start: datetime | None = None,
     end: datetime | None = None,
     interval: int = DEFAULT_INTERVAL,
+    use_rollups: bool = True,
 ) -> TimeSeries:
-    """The sensor's series; another organization's sensor, or a neighbour's for an owner, is NotFound."""
-    sensor = await provisioning.get_sensor(principal, sensor_id)
+    """The sensor's series (`use_rollups` False: from the raw readings whatever the buckets)."""
     if interval < 1:
         raise InvalidValue("aggregation interval must be at least 1 second")
     start, end = resolve_period(start, end, DEFAULT_SPAN)
@@ -128,19 +124,15 @@ async def time_series(
     # Whole hours from a whole hour to a whole hour: every bucket is made of hourly rollups, read those instead
     # of up to a year of raw readings.
     hourly = (
-        isinstance(source, AnalyticsSource)
-        and interval % 3600 == 0
-        and start == bucket_floor(start, _HOUR)
-        and end == bucket_floor(end, _HOUR)
+        use_rollups and interval % 3600 == 0 and start == bucket_floor(start, _HOUR) and end == bucket_floor(end, _HOUR)
     )
-    org = principal.organization_id
+    org = sensor.organization_id
     series: list[GaugePoint] | list[CounterPoint]
     if sensor.measurement_kind is MeasurementKind.CUMULATIVE:
         points = (await source.points(org, [sensor.id], start, end, Rollups.HOURLY if hourly else None))[sensor.id]
         # Rollup points are a row's first and last readings: their spacing says nothing about lost readings.
         series = counter_points(sensor, points, grid, gaps=not hourly)
     elif hourly:
-        assert isinstance(source, AnalyticsSource)
         series = gauge_points_from_rollups(await source.gauge_rows(org, sensor.id, start, end, Rollups.HOURLY), grid)
     else:
         series = gauge_points((await source.points(org, [sensor.id], start, end))[sensor.id], grid)
@@ -164,7 +156,7 @@ def counter_points(sensor: IoTSensor, points: list[Point], grid: list[Bucket], g
             resets=result.resets,
             complete=result.complete,
             estimated=result.estimated,
-        )  # fmt: skip
+        )
         for (bucket_start, bucket_end), result in zip(grid, results, strict=True)
     ]
 

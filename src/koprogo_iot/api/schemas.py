@@ -40,9 +40,15 @@ class UserOut(_Out):
     @classmethod
     def of(cls, user: User) -> UserOut:
         return cls(
-            id=user.id, organization_id=user.organization_id, email=user.email, full_name=user.full_name,
-            role=user.role, unit_ids=sorted(user.unit_ids, key=str), phone=user.phone, push_topic=user.push_topic,
-        )  # fmt: skip
+            id=user.id,
+            organization_id=user.organization_id,
+            email=user.email,
+            full_name=user.full_name,
+            role=user.role,
+            unit_ids=sorted(user.unit_ids, key=str),
+            phone=user.phone,
+            push_topic=user.push_topic,
+        )
 
 
 class TokenOut(BaseModel):

@@ -26,19 +26,21 @@ import httpx
 
 from koprogo_iot.alerting.evaluator import WindowRules
 from koprogo_iot.api.app import create_app
-from koprogo_iot.bench.fleet import Progress
-from koprogo_iot.bench.machine import create_database, describe_machine, run_benchmark, sibling_url
-from koprogo_iot.bootstrap import open_store, settle_garbage_collector
+from koprogo_iot.bench.machine import RESULTS_DIR, create_database, describe_machine, run_benchmark, sibling_url
+from koprogo_iot.bootstrap import build_services, open_database, settle_garbage_collector, storage_over
 from koprogo_iot.domain.errors import NotFound
+from koprogo_iot.domain.readings import IoTReading
 from koprogo_iot.domain.sensors import IoTSensor, MeasurementKind, SensorType
 from koprogo_iot.domain.tenancy import Building, Organization, Role, Unit, User
+from koprogo_iot.progress import Progress
 from koprogo_iot.services.accounts import hash_password
-from koprogo_iot.services.container import Services
-from koprogo_iot.storage.postgres import PgExecutor
-from koprogo_iot.storage.sql_store import READING_COLUMNS, SqlStore
+from koprogo_iot.storage.ports import Storage
+from koprogo_iot.storage.sql.database import Database
+from koprogo_iot.storage.sql.partitions import ensure_partitions
+from koprogo_iot.storage.sql.postgres import PgExecutor
+from koprogo_iot.storage.sql.readings import READINGS
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-RESULTS_DIR = Path(__file__).parents[3] / "benchmarks" / "results"
 TARGET_P95 = 0.2  # seconds: the issue's acceptance for the year-hourly and building-monthly queries
 _NAMESPACE = uuid.UUID("0b7a5d52-2f0c-4c55-9a43-7d1f3f0f9d21")
 EMAIL, PASSWORD = "syndic@analytics.bench", "analytics-bench"
@@ -58,7 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--interval", type=int, default=300, help="seconds between readings (default 300)")
     parser.add_argument("--repeat", type=int, default=30, help="timed runs of each query (default 30)")
-    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+    parser.add_argument(
+        "--results-dir", type=Path, default=RESULTS_DIR, help=f"where results go (default ./{RESULTS_DIR})"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,30 +79,37 @@ def execute(options: argparse.Namespace) -> int:
 async def run(options: argparse.Namespace) -> dict[str, Any]:
     url = sibling_url(options.postgres_url, options.database)
     version = await _database(options, url)
-    store = await open_store(url)
+    db = await open_database(url)
+    storage = storage_over(db)
     try:
+        await storage.maintenance.migrate()
         end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         start = end - timedelta(days=options.days)
-        org, building, sensors = await _provision(store, options.units)
+        org, building, sensors = await _provision(storage, options.units)
         expected = len(sensors) * options.days * 86_400 // options.interval
-        row = await store.db.fetchrow("SELECT COUNT(*) AS n FROM iot_readings")
+        row = await db.fetchrow("SELECT COUNT(*) AS n FROM iot_readings")
         loaded = int(row["n"]) if row else 0
         if loaded < expected:
-            await _load(store, sensors, start, end, options.interval, expected)
-        if loaded < expected or not await store.db.fetchrow("SELECT 1 FROM iot_rollups_monthly LIMIT 1"):
-            await _prepare_queries(store, start, end)  # also when reusing rows loaded before a new rollup table
-        timings = await _time_queries(store, building, sensors, start, end, options.repeat)
-        timings["window_rules_hourly_run"] = await _time_window_rules(store, end, options.repeat)
+            await _load(db, sensors, start, end, options.interval, expected)
+        if loaded < expected or not await db.fetchrow("SELECT 1 FROM iot_rollups_monthly LIMIT 1"):
+            await _prepare_queries(storage, db)  # also when reusing rows loaded before a new rollup table
+        timings = await _time_queries(storage, building, sensors, start, end, options.repeat)
+        timings["window_rules_hourly_run"] = await _time_window_rules(storage, db, end, options.repeat)
     finally:
-        await store.close()
+        await storage.close()
     result = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": describe_machine(version),
-        "parameters": {"sensors": len(sensors), "days": options.days, "interval_s": options.interval,
-                       "rows": expected, "repeat": options.repeat},
+        "parameters": {
+            "sensors": len(sensors),
+            "days": options.days,
+            "interval_s": options.interval,
+            "rows": expected,
+            "repeat": options.repeat,
+        },
         "queries": timings,
         "acceptance": {name: t["p95_s"] < TARGET_P95 for name, t in timings.items() if t["target"]},
-    }  # fmt: skip
+    }
     _report(result, options.results_dir)
     return result
 
@@ -117,22 +128,27 @@ async def _database(options: argparse.Namespace, url: str) -> str:
     return version
 
 
-async def _provision(store: SqlStore, units: int) -> tuple[Organization, Building, list[IoTSensor]]:
+async def _provision(storage: Storage, units: int) -> tuple[Organization, Building, list[IoTSensor]]:
     org = Organization(id=uuid.uuid5(_NAMESPACE, "organization"), name="Analytics benchmark")
     building = Building(id=uuid.uuid5(_NAMESPACE, "building"), organization_id=org.id, name="Benchmark building")
     try:
-        await store.get_organization(org.id)
+        await storage.tenancy.get_organization(org.id)
     except NotFound:
-        await store.add_organization(org)
-        await store.add_building(building)
-        await store.add_user(User(org.id, EMAIL, "Bench Syndic", Role.SYNDIC, hash_password(PASSWORD)))
+        await storage.tenancy.add_organization(org)
+        await storage.tenancy.add_building(building)
+        await storage.tenancy.add_user(User(org.id, EMAIL, "Bench Syndic", Role.SYNDIC, hash_password(PASSWORD)))
         for u in range(units):
-            unit = Unit(id=uuid.uuid5(_NAMESPACE, f"unit {u}"), organization_id=org.id, building_id=building.id,
-                        name=f"App. {u:02d}", floor=u // 4)  # fmt: skip
-            await store.add_unit(unit)
+            unit = Unit(
+                id=uuid.uuid5(_NAMESPACE, f"unit {u}"),
+                organization_id=org.id,
+                building_id=building.id,
+                name=f"App. {u:02d}",
+                floor=u // 4,
+            )
+            await storage.tenancy.add_unit(unit)
             for kind, uom, _ in _KINDS:
                 device = f"BENCH-{u:02d}-{kind.value}"
-                await store.add_sensor(
+                await storage.sensors.add(
                     IoTSensor(
                         id=uuid.uuid5(_NAMESPACE, device),
                         organization_id=org.id,
@@ -144,9 +160,9 @@ async def _provision(store: SqlStore, units: int) -> tuple[Organization, Buildin
                         model="bench",
                         location=unit.name,
                         unit_of_measure=uom,
-                    )  # fmt: skip
+                    )
                 )
-    return org, building, await store.list_sensors(org.id)
+    return org, building, await storage.sensors.select(org.id)
 
 
 def _values(sensor: IoTSensor, start: datetime, count: int, interval: int) -> list[tuple[datetime, float]]:
@@ -166,33 +182,30 @@ def _values(sensor: IoTSensor, start: datetime, count: int, interval: int) -> li
 
 
 async def _load(
-    store: SqlStore, sensors: list[IoTSensor], start: datetime, end: datetime, interval: int, total: int
+    db: Database, sensors: list[IoTSensor], start: datetime, end: datetime, interval: int, total: int
 ) -> None:
-    from koprogo_iot.storage.partitions import ensure_partitions
-
-    await ensure_partitions(store.db, start, end)
-    columns = [c.strip() for c in READING_COLUMNS.split(",")]
+    await ensure_partitions(db, start, end)
+    columns = list(READINGS.columns)
     per_sensor = int((end - start).total_seconds()) // interval
     progress = Progress(total, f"loading {total:,} readings", words=("copied", None))
     done, began = 0, time.monotonic()
-    copier = cast(PgExecutor, store.db)  # COPY straight into the table: the fastest way to load
+    copier = cast(PgExecutor, db)  # COPY straight into the table: the fastest way to load
     for sensor in sensors:
         rows = [
-            (
-                sensor.id,
-                ts,
-                sensor.organization_id,
-                sensor.building_id,
-                sensor.unit_id,
-                value,
-                sensor.unit_of_measure,
-                80.0,
-                -70,
-                "good",
-                False,
-                None,
-                ts,
-            )  # fmt: skip
+            READINGS.values(
+                IoTReading(
+                    organization_id=sensor.organization_id,
+                    sensor_id=sensor.id,
+                    building_id=sensor.building_id,
+                    unit_id=sensor.unit_id,
+                    timestamp=ts,
+                    value=value,
+                    unit_of_measure=sensor.unit_of_measure,
+                    battery_level=80.0,
+                    signal_strength=-70,
+                    received_at=ts,
+                )
+            )
             for ts, value in _values(sensor, start, per_sensor, interval)
         ]
         await copier.copy_records("iot_readings", columns, rows)
@@ -202,23 +215,21 @@ async def _load(
     print(f"loaded {done:,} rows in {time.monotonic() - began:.0f} s", file=sys.stderr)
 
 
-async def _prepare_queries(store: SqlStore, start: datetime, end: datetime) -> None:
-    from koprogo_iot.analytics.rollups import rebuild_rollups
-
+async def _prepare_queries(storage: Storage, db: Database) -> None:
     began = time.monotonic()
     print(
         "building the hourly, daily and monthly rollups from the raw readings (a few minutes for 10 M rows)...",
         file=sys.stderr,
     )
-    await rebuild_rollups(store.db)
-    await store.db.executescript("ANALYZE")
+    await storage.rollups.rebuild()
+    await db.executescript("ANALYZE")
     print(f"rollups rebuilt and statistics updated in {time.monotonic() - began:.0f} s", file=sys.stderr)
 
 
 async def _time_queries(
-    store: SqlStore, building: Building, sensors: list[IoTSensor], start: datetime, end: datetime, repeat: int
+    storage: Storage, building: Building, sensors: list[IoTSensor], start: datetime, end: datetime, repeat: int
 ) -> dict[str, dict[str, Any]]:
-    services = Services.over(store, "analytics-benchmark-secret-" + "x" * 32)
+    services = build_services(storage, "analytics-benchmark-secret-" + "x" * 32)
     transport = httpx.ASGITransport(app=create_app(services))
     settle_garbage_collector()  # as the `api` and `up` processes do once started
     async with httpx.AsyncClient(transport=transport, base_url="http://bench", timeout=60) as client:
@@ -233,26 +244,39 @@ async def _time_queries(
             return lambda: client.get(path, params=params, headers=headers)
 
         queries = {
-            "counter_year_hourly": (get(f"/api/v1/iot/sensors/{counter.id}/time-series",
-                                        span | {"aggregation_interval": 3600}), True),
-            "gauge_year_hourly": (get(f"/api/v1/iot/sensors/{gauge.id}/time-series",
-                                      span | {"aggregation_interval": 3600}), True),
-            "building_monthly_year": (get("/api/v1/iot/consumption",
-                                          span | {"group_by": "building", "period": "month",
-                                                  "building_id": str(building.id)}), True),
-            "raw_day_one_sensor": (get(f"/api/v1/iot/sensors/{counter.id}/readings",
-                                       {"start": day.isoformat(), "end": end.isoformat(), "limit": 1000}), False),
-        }  # fmt: skip
+            "counter_year_hourly": (
+                get(f"/api/v1/iot/sensors/{counter.id}/time-series", span | {"aggregation_interval": 3600}),
+                True,
+            ),
+            "gauge_year_hourly": (
+                get(f"/api/v1/iot/sensors/{gauge.id}/time-series", span | {"aggregation_interval": 3600}),
+                True,
+            ),
+            "building_monthly_year": (
+                get(
+                    "/api/v1/iot/consumption",
+                    span | {"group_by": "building", "period": "month", "building_id": str(building.id)},
+                ),
+                True,
+            ),
+            "raw_day_one_sensor": (
+                get(
+                    f"/api/v1/iot/sensors/{counter.id}/readings",
+                    {"start": day.isoformat(), "end": end.isoformat(), "limit": 1000},
+                ),
+                False,
+            ),
+        }
         return {name: await _timed(call, repeat) | {"target": target} for name, (call, target) in queries.items()}
 
 
-async def _time_window_rules(store: SqlStore, end: datetime, repeat: int) -> dict[str, Any]:
+async def _time_window_rules(storage: Storage, db: Database, end: datetime, repeat: int) -> dict[str, Any]:
     """One run of the window alert rules over the building with the hourly rules (night leak, a day of counter
     steps) included, as the first run of each hour does: the lease is reset before each run."""
-    judge = WindowRules(store, holder="analytics-benchmark")
+    judge = WindowRules(storage, holder="analytics-benchmark")
     times = []
     for _ in range(repeat + 1):
-        await store.db.execute("DELETE FROM iot_job_leases WHERE name = $1", judge.lease.name)
+        await db.execute("DELETE FROM iot_job_leases WHERE name = $1", judge.lease_name)
         began = time.perf_counter()
         await judge.run_once(end - timedelta(minutes=1))
         times.append(time.perf_counter() - began)
@@ -287,8 +311,10 @@ def _report(result: dict[str, Any], folder: Path) -> None:
     path = folder / f"analytics-{stamp}Z.json"
     path.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
     p = result["parameters"]
-    print(f"\nKoproGo analytics benchmark  {result['date']}  {p['rows']:,} readings, {p['sensors']} sensors, "
-          f"{p['days']} days every {p['interval_s']} s")  # fmt: skip
+    print(
+        f"\nKoproGo analytics benchmark  {result['date']}  {p['rows']:,} readings, {p['sensors']} sensors, "
+        f"{p['days']} days every {p['interval_s']} s"
+    )
     for name, t in result["queries"].items():
         verdict = ("PASS" if t["p95_s"] < TARGET_P95 else "FAIL") if t["target"] else "    "
         print(f"  {name:<24} p50 {t['p50_s'] * 1000:7.1f} ms  p95 {t['p95_s'] * 1000:7.1f} ms  {verdict}")

@@ -32,8 +32,8 @@ from urllib.parse import urlsplit
 import asyncpg
 from prometheus_client.parser import text_string_to_metric_families
 
-from koprogo_iot.bench.fleet import Progress, provision_fleet
 from koprogo_iot.bench.machine import (
+    RESULTS_DIR,
     cpu_count,
     create_database,
     describe_machine,
@@ -42,11 +42,12 @@ from koprogo_iot.bench.machine import (
     sibling_url,
 )
 from koprogo_iot.bench.services import IngestWorker, MosquittoServer, RedisServer, peak_rss_mib
-from koprogo_iot.bootstrap import open_store
-from koprogo_iot.loadgen import LoadResult, run_load
+from koprogo_iot.bootstrap import open_storage
+from koprogo_iot.loadgen.fleet import provision_fleet
+from koprogo_iot.loadgen.publisher import LoadResult, run_load
+from koprogo_iot.progress import Progress
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-RESULTS_DIR = Path(__file__).parents[3] / "benchmarks" / "results"
 SHARE_GROUP = "koprogo-ingest"
 SUBSCRIBE_TIMEOUT = 30.0
 POLL_INTERVAL = 0.1
@@ -92,7 +93,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--keep-database", action="store_true", help="keep the koprogo_bench_* database afterwards")
     parser.add_argument(
-        "--results-dir", type=Path, default=RESULTS_DIR, help=f"where results go (default {RESULTS_DIR})"
+        "--results-dir", type=Path, default=RESULTS_DIR, help=f"where results go (default ./{RESULTS_DIR})"
     )
 
 
@@ -314,11 +315,11 @@ def _remove_unless_failed(folder: Path) -> ExitCallback:
 
 
 async def _provision(database_url: str, sensors: int) -> list[str]:
-    store = await open_store(database_url)
+    storage = await open_storage(database_url)
     try:
-        return (await provision_fleet(store, sensors)).topics
+        return (await provision_fleet(storage, sensors)).topics
     finally:
-        await store.close()
+        await storage.close()
 
 
 def _worker_env(

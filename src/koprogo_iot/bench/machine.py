@@ -17,6 +17,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+# Relative to where the benchmark runs (the project's checkout, normally): results are committed from there.
+RESULTS_DIR = Path("benchmarks") / "results"
+
 
 def describe_machine(postgres_version: str) -> dict[str, Any]:
     """Host, CPU, memory and the versions of what the benchmark ran against."""

@@ -1,4 +1,5 @@
-"""Start our own Mosquitto, Redis and ingest workers on free ports: for benchmarks and fault tests.
+"""Start our own Mosquitto, Redis and ingest workers on free ports: for benchmarks (and the tests, which start
+the same processes).
 
 Each runs from the machine's binaries with KoproGo's configuration, so a test or a benchmark can stop, kill
 and restart it without touching the services other programs use.
@@ -12,13 +13,14 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
+from importlib import resources
 from pathlib import Path
 
 from koprogo_iot.mqtt_url import MqttEndpoint
 
-SHIPPED_MOSQUITTO_CONF = Path(__file__).parents[3] / "deploy" / "mosquitto" / "mosquitto.conf"
+# The broker configuration ingestion needs, shipped in the package (deploy/mosquitto/mosquitto.conf links to it).
+SHIPPED_MOSQUITTO_CONF = resources.files("koprogo_iot.broker") / "mosquitto.conf"
 
 
 def free_port() -> int:
@@ -53,7 +55,7 @@ def peak_rss_mib(pid: int) -> float | None:
     return None
 
 
-class _Service:
+class Service:
     name = "service"
 
     def __init__(self, port: int | None = None) -> None:
@@ -79,7 +81,7 @@ class _Service:
         self.stop()
         self.start()
 
-    def __enter__(self) -> _Service:
+    def __enter__(self) -> Service:
         self.start()
         return self
 
@@ -87,7 +89,7 @@ class _Service:
         self.stop()
 
 
-class MosquittoServer(_Service):
+class MosquittoServer(Service):
     """Mosquitto with the shipped configuration, persisting into `folder` (so a restart keeps sessions)."""
 
     name = "mosquitto"
@@ -116,7 +118,7 @@ class MosquittoServer(_Service):
         return [binary, "-c", str(config)]
 
 
-class RedisServer(_Service):
+class RedisServer(Service):
     name = "redis-server"
 
     @property
@@ -127,7 +129,7 @@ class RedisServer(_Service):
         return ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
 
 
-class IngestWorker(_Service):
+class IngestWorker(Service):
     """`koprogo-iot ingest` in its own process, its metrics on `port`."""
 
     name = "ingest worker"
@@ -155,49 +157,3 @@ class IngestWorker(_Service):
     @property
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/metrics"
-
-
-class PostgresServer(_Service):
-    """A throwaway PostgreSQL cluster (trust auth, no fsync) in its own temporary folder: one a test may crash.
-
-    PostgreSQL refuses to run as root, so as root it runs as the `postgres` system user, in a folder of
-    its own under /tmp (pytest's folders are private to root). `remove()` deletes the cluster.
-    """
-
-    name = "postgres"
-
-    def __init__(self, port: int | None = None) -> None:
-        super().__init__(port)
-        self.folder = Path(tempfile.mkdtemp(prefix="koprogo-pg-"))
-        self.data = self.folder / "data"
-        versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: int(p.parts[-3]))
-        if not versions:
-            raise RuntimeError("PostgreSQL server binaries not found under /usr/lib/postgresql")
-        self.bin = versions[-1].parent
-        self._as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-
-    @property
-    def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-
-    def _run(self, *command: str) -> None:
-        subprocess.run([*self._as_postgres, *command], check=True, capture_output=True, timeout=120)
-
-    def start(self) -> None:
-        if not self.data.exists():
-            if self._as_postgres:
-                shutil.chown(self.folder, "postgres", "postgres")
-            self._run(str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
-        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.folder / "log"),
-                  "-w", "start")  # fmt: skip
-
-    def stop(self, kill: bool = False) -> None:
-        """Stop it; `kill` is an immediate shutdown, as after a crash (recovery runs at the next start)."""
-        if (self.data / "postmaster.pid").exists():
-            mode = "immediate" if kill else "fast"
-            self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
-
-    def remove(self) -> None:
-        self.stop()
-        shutil.rmtree(self.folder, ignore_errors=True)

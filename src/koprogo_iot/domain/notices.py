@@ -6,7 +6,7 @@ Pure: the notifier (koprogo_iot.notify) reads alerts, routes and users from the 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -30,7 +30,6 @@ class Channel(StrEnum):
 
 Purpose = Literal["opened", "escalated", "reminder"]
 
-SEVERITY_RANK = {AlertSeverity.INFO: 0, AlertSeverity.WARNING: 1, AlertSeverity.CRITICAL: 2}
 DEFAULT_REMINDER = timedelta(hours=4)  # the settings table's default too
 MIN_REMINDER = timedelta(minutes=1)
 
@@ -61,7 +60,7 @@ def notice_purpose(alert: IoTAlert, now: datetime, reminder_interval: timedelta)
     if alert.cleared_at is not None:
         return None
     told = alert.notified_severity or AlertSeverity.INFO
-    if SEVERITY_RANK[alert.severity] > SEVERITY_RANK[told]:
+    if alert.severity.rank > told.rank:
         return "escalated"
     if alert.acknowledged:
         return None
@@ -172,6 +171,79 @@ def recipients(alert: IoTAlert, routes: Iterable[NotificationRoute], users: Iter
                 if address:
                     found[Recipient(channel, address)] = None
     return list(found)
+
+
+# --- the organization's providers and the outbox
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationSettings:
+    """An organization's providers (apprise URL templates with `{to}`; None: the platform's) and reminder pace."""
+
+    organization_id: UUID
+    email_url: str | None = None
+    sms_url: str | None = None
+    push_url: str | None = None
+    reminder_interval: timedelta | None = None  # None: never configured, the platform's default applies
+    updated_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.reminder_interval is not None and self.reminder_interval < MIN_REMINDER:
+            raise InvalidValue(f"the reminder interval must be at least {MIN_REMINDER.total_seconds():.0f} s")
+
+    def url(self, channel: Channel) -> str | None:
+        return {Channel.EMAIL: self.email_url, Channel.SMS: self.sms_url, Channel.PUSH: self.push_url}[channel]
+
+
+Status = Literal["pending", "sent", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """One message to one address on one channel: a row of the outbox."""
+
+    organization_id: UUID
+    alert_id: UUID
+    channel: Channel
+    recipient: str
+    purpose: Purpose
+    subject: str
+    body: str
+    status: Status = "pending"
+    attempts: int = 0
+    next_attempt_at: datetime = field(default_factory=utcnow)
+    last_error: str | None = None
+    created_at: datetime = field(default_factory=utcnow)
+    sent_at: datetime | None = None
+    id: UUID = field(default_factory=uuid.uuid4)
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """A message the planner is to write; with `error` it is written as failed at once (e.g. no provider)."""
+
+    channel: Channel
+    recipient: str
+    subject: str
+    body: str
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertContext:
+    """What the notice about an alert is made of, read in the transaction that claimed it."""
+
+    alert: IoTAlert
+    purpose: Purpose
+    sensor: IoTSensor
+    building: Building
+    unit: Unit | None
+    routes: list[NotificationRoute]  # the organization's, every building
+    users: list[User]  # the organization's
+    settings: NotificationSettings
+
+
+Drafter = Callable[[AlertContext], Sequence[Draft]]
 
 
 # --- what they are told

@@ -10,6 +10,7 @@ from uuid import UUID
 
 from koprogo_iot.domain.clock import require_aware, utcnow
 from koprogo_iot.domain.errors import InvalidValue
+from koprogo_iot.domain.rules import AlertRules, effective_rules
 from koprogo_iot.domain.sensors import IoTSensor
 
 # Thresholds from the specification's `evaluate_quality`.
@@ -75,10 +76,19 @@ class IoTReading:
         battery_level: float | None = None,
         signal_strength: int | None = None,
         received_at: datetime | None = None,
+        rules: AlertRules | None = None,
     ) -> IoTReading:
-        """A reading of `sensor`: calibration applied, quality evaluated, thresholds checked."""
+        """A reading of `sensor`: its calibration applied (the one place it is), quality evaluated, and flagged an
+        anomaly when it crosses the threshold of the sensor's rules (`rules`: its effective rules, else computed
+        from the sensor alone)."""
         value = sensor.calibrate(raw_value)
-        reason = sensor.check_alert(value)
+        threshold = (rules or effective_rules(sensor)).threshold
+        crossed = threshold.crossed(value) if math.isfinite(value) else None
+        unit = sensor.unit_of_measure
+        reason = None
+        if crossed is not None:
+            word = "above maximum" if value > crossed else "below minimum"
+            reason = f"{value:g} {unit} {word} {crossed:g} {unit}"
         return cls(
             organization_id=sensor.organization_id,
             sensor_id=sensor.id,
@@ -86,11 +96,11 @@ class IoTReading:
             unit_id=sensor.unit_id,
             timestamp=timestamp,
             value=value,
-            unit_of_measure=sensor.unit_of_measure,
+            unit_of_measure=unit,
             battery_level=battery_level,
             signal_strength=signal_strength,
             quality=evaluate_quality(battery_level, signal_strength),
             is_anomaly=reason is not None,
-            anomaly_reason=reason.describe(sensor.unit_of_measure) if reason else None,
+            anomaly_reason=reason,
             received_at=received_at or utcnow(),
         )

@@ -11,14 +11,20 @@ are evaluated periodically over stored readings by one process at a time.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any
+from uuid import UUID
 
 import msgspec
 
 from koprogo_iot.domain.errors import InvalidValue
 from koprogo_iot.domain.sensors import IoTSensor, SensorType
 
+log = logging.getLogger(__name__)
+
+Partial = dict[str, Any]  # a rules document as people wrote it: only the fields it changes
 _Hour = Annotated[int, msgspec.Meta(ge=0, le=23)]
 _Positive = Annotated[float, msgspec.Meta(gt=0)]
 _Fraction = Annotated[float, msgspec.Meta(ge=0, le=10)]
@@ -49,6 +55,21 @@ class ThresholdRule(_Rule, frozen=True):
     @property
     def clear_high(self) -> float | None:
         return self.maximum if self.clear_maximum is None else self.clear_maximum
+
+    def crossed(self, value: float) -> float | None:
+        """The threshold `value` is beyond (minimum checked first, as the specification does), or None."""
+        if not self.active:
+            return None
+        if self.minimum is not None and value < self.minimum:
+            return self.minimum
+        if self.maximum is not None and value > self.maximum:
+            return self.maximum
+        return None
+
+    def clears(self, value: float) -> bool:
+        """Whether `value` is back within the clear levels (past the hysteresis band)."""
+        low, high = self.clear_low, self.clear_high
+        return (low is None or value >= low) and (high is None or value <= high)
 
 
 class SpikeRule(_Rule, frozen=True):
@@ -192,3 +213,31 @@ def effective_rules(
             if threshold.clear_maximum is not None and threshold.clear_maximum > high:
                 own["clear_maximum"] = None
     return layer(*layers, {"threshold": own} if own else None)
+
+
+def layered(
+    sensor: IoTSensor, type_defaults: Mapping[str, Any] | None, override: Mapping[str, Any] | None
+) -> AlertRules:
+    """`effective_rules`, degraded rather than failing when stored layers contradict each other.
+
+    Each layer is validated when it is written, but a later change of another layer (the type's defaults, the
+    sensor's thresholds) can make the combination invalid (say a minimum above the maximum). Detection must go on:
+    the sensor then gets its rules without its override, and if need be without its type's defaults too.
+    """
+    for defaults, own in ((type_defaults, override), (type_defaults, None)):
+        try:
+            return effective_rules(sensor, defaults, own)
+        except InvalidValue as exc:
+            log.warning("alert rules of sensor %s do not combine (%s): leaving a layer out", sensor.id, exc)
+    return effective_rules(sensor)  # the built-in defaults and the sensor's own thresholds (checked by IoTSensor)
+
+
+@dataclass(frozen=True, slots=True)
+class OrganizationRules:
+    """An organization's stored rule layers, from which any of its sensors' effective rules are computed."""
+
+    defaults: Mapping[SensorType, Partial]
+    overrides: Mapping[UUID, Partial]
+
+    def for_sensor(self, sensor: IoTSensor) -> AlertRules:
+        return layered(sensor, self.defaults.get(sensor.sensor_type), self.overrides.get(sensor.id))

@@ -66,24 +66,6 @@ class SensorStatus(StrEnum):
     FAULTY = "faulty"
 
 
-class ThresholdSide(StrEnum):
-    BELOW = "below"
-    ABOVE = "above"
-
-
-@dataclass(frozen=True, slots=True)
-class AlertReason:
-    """A value crossed one of the sensor's thresholds."""
-
-    side: ThresholdSide
-    value: float
-    threshold: float
-
-    def describe(self, unit: str) -> str:
-        word = "above maximum" if self.side is ThresholdSide.ABOVE else "below minimum"
-        return f"{self.value:g} {unit} {word} {self.threshold:g} {unit}"
-
-
 def _member(enum: type[_E], value: object, name: str) -> _E:
     try:
         return enum(str(value))
@@ -196,12 +178,4 @@ class IoTSensor:
             return "value is not a finite number"
         if value < 0 and not self.sensor_type.may_be_negative:
             return f"a {self.sensor_type.value} reading cannot be negative"
-        return None
-
-    def check_alert(self, value: float) -> AlertReason | None:
-        """The threshold `value` crosses, if any (minimum checked first, as in the specification)."""
-        if self.alert_threshold_min is not None and value < self.alert_threshold_min:
-            return AlertReason(ThresholdSide.BELOW, value, self.alert_threshold_min)
-        if self.alert_threshold_max is not None and value > self.alert_threshold_max:
-            return AlertReason(ThresholdSide.ABOVE, value, self.alert_threshold_max)
         return None

@@ -4,18 +4,41 @@ from __future__ import annotations
 
 # Spelling variants devices and people use -> our canonical symbol.
 _ALIASES = {
-    "m3": "m³", "m^3": "m³", "l": "L", "litre": "L", "liter": "L", "l/h": "L/h", "m3/h": "m³/h", "m3h": "m³/h",
-    "c": "°C", "degc": "°C", "celsius": "°C", "wh": "Wh", "kwh": "kWh", "mwh": "MWh", "w": "W", "kw": "kW",
-    "v": "V", "a": "A", "hz": "Hz", "rh": "%", "percent": "%",
-}  # fmt: skip
+    "m3": "m³",
+    "m^3": "m³",
+    "l": "L",
+    "litre": "L",
+    "liter": "L",
+    "l/h": "L/h",
+    "m3/h": "m³/h",
+    "m3h": "m³/h",
+    "c": "°C",
+    "degc": "°C",
+    "celsius": "°C",
+    "wh": "Wh",
+    "kwh": "kWh",
+    "mwh": "MWh",
+    "w": "W",
+    "kw": "kW",
+    "v": "V",
+    "a": "A",
+    "hz": "Hz",
+    "rh": "%",
+    "percent": "%",
+}
 
 # canonical unit -> (dimension, factor to the dimension's base unit)
 _SCALE = {
-    "Wh": ("energy", 1.0), "kWh": ("energy", 1e3), "MWh": ("energy", 1e6),
-    "W": ("power", 1.0), "kW": ("power", 1e3),
-    "L": ("volume", 1.0), "m³": ("volume", 1e3),
-    "L/h": ("flow", 1.0), "m³/h": ("flow", 1e3),
-}  # fmt: skip
+    "Wh": ("energy", 1.0),
+    "kWh": ("energy", 1e3),
+    "MWh": ("energy", 1e6),
+    "W": ("power", 1.0),
+    "kW": ("power", 1e3),
+    "L": ("volume", 1.0),
+    "m³": ("volume", 1e3),
+    "L/h": ("flow", 1.0),
+    "m³/h": ("flow", 1e3),
+}
 
 
 def canonical(unit: str) -> str:

@@ -7,18 +7,17 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from uuid import UUID
 
-from koprogo_iot.domain.rules import AlertRules, effective_rules
+from koprogo_iot.domain.rules import AlertRules, OrganizationRules
 from koprogo_iot.domain.sensors import IoTSensor
-from koprogo_iot.storage.alert_rules import OrganizationRules
-from koprogo_iot.storage.ports import Store
+from koprogo_iot.storage.ports import SensorRepository
 
 Key = tuple[UUID, str, str]  # organization, device id, device field
-# An organization's stored rule layers (storage.alert_rules.AlertRulesRepository.organization_rules).
+# An organization's stored rule layers (`AlertRuleRepository.organization_rules`).
 RulesLoader = Callable[[UUID], Awaitable[OrganizationRules]]
 
 
 class SensorDirectory:
-    """A time-bounded cache over `Store.find_sensor`.
+    """A time-bounded cache over `SensorRepository.find` and the organizations' rule layers.
 
     A sensor changed through the API (calibration, thresholds, status) is seen by ingestion within `ttl`
     seconds; an unknown device is looked up again after `negative_ttl`, so a sensor registered after its
@@ -26,9 +25,9 @@ class SensorDirectory:
     """
 
     def __init__(
-        self, store: Store, ttl: float = 30.0, negative_ttl: float = 5.0, rules: RulesLoader | None = None
+        self, sensors: SensorRepository, rules: RulesLoader, ttl: float = 30.0, negative_ttl: float = 5.0
     ) -> None:
-        self.store = store
+        self.sensors = sensors
         self.ttl = ttl
         self.negative_ttl = negative_ttl
         self.loader = rules
@@ -37,7 +36,7 @@ class SensorDirectory:
         # at once and would all expire at once, stalling ingestion on thousands of look-ups.
         self._layers: dict[UUID, tuple[float, OrganizationRules]] = {}
         # A sensor's effective rules, for its version and the layers they came from.
-        self._rules: dict[tuple[UUID, datetime], tuple[OrganizationRules | None, AlertRules]] = {}
+        self._rules: dict[tuple[UUID, datetime], tuple[OrganizationRules, AlertRules]] = {}
 
     async def find(self, organization_id: UUID, device_id: str, device_field: str = "") -> IoTSensor | None:
         key = (organization_id, device_id, device_field)
@@ -45,7 +44,7 @@ class SensorDirectory:
         cached = self._entries.get(key)
         if cached is not None and cached[0] > now:
             return cached[1]
-        sensor = await self.store.find_sensor(organization_id, device_id, device_field)
+        sensor = await self.sensors.find(organization_id, device_id, device_field)
         self._entries[key] = (now + (self.ttl if sensor else self.negative_ttl), sensor)
         return sensor
 
@@ -56,15 +55,13 @@ class SensorDirectory:
         cached = self._rules.get(key)
         if cached is not None and cached[0] is layers:
             return cached[1]
-        rules = effective_rules(sensor) if layers is None else layers.for_sensor(sensor)
+        rules = layers.for_sensor(sensor)
         if len(self._rules) >= 100_000:
             self._rules.clear()
         self._rules[key] = (layers, rules)
         return rules
 
-    async def _organization_rules(self, organization_id: UUID) -> OrganizationRules | None:
-        if self.loader is None:
-            return None
+    async def _organization_rules(self, organization_id: UUID) -> OrganizationRules:
         now = time.monotonic()
         cached = self._layers.get(organization_id)
         if cached is None or cached[0] <= now:

@@ -16,13 +16,15 @@ BATCH_SIZE = Histogram(
     "koprogo_ingest_batch_size", "Messages per stored batch", buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000)
 )
 COMMIT_SECONDS = Histogram(
-    "koprogo_ingest_commit_seconds", "Time to store one batch",
+    "koprogo_ingest_commit_seconds",
+    "Time to store one batch",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
-)  # fmt: skip
+)
 END_TO_END_SECONDS = Histogram(
-    "koprogo_reading_latency_seconds", "Sensor timestamp to stored (includes device clock error)",
+    "koprogo_reading_latency_seconds",
+    "Sensor timestamp to stored (includes device clock error)",
     buckets=(0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 2, 5, 10, 30, 60),
-)  # fmt: skip
+)
 SUBSCRIBED = Gauge("koprogo_ingest_subscribed", "1 while the worker's subscription is active")
 QUEUE_DEPTH = Gauge("koprogo_ingest_queue_depth", "Messages received and not yet stored")
 IN_FLIGHT = Gauge("koprogo_ingest_in_flight", "Messages stored or being stored, not yet acknowledged")

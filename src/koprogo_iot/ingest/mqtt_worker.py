@@ -103,12 +103,16 @@ class PacketParser:
                 qos = first & 0x06
                 if qos == 0x02:
                     acks.append(_PUBACK_HEADER | (data[topic_end] << 8) | data[topic_end + 1])
-                    messages.append(Message(data[body + 2 : topic_end].decode(errors="replace"),
-                                            data[topic_end + 2 : end], received_at))  # fmt: skip
+                    messages.append(
+                        Message(
+                            data[body + 2 : topic_end].decode(errors="replace"), data[topic_end + 2 : end], received_at
+                        )
+                    )
                 elif qos == 0:
                     acks.append(0)
-                    messages.append(Message(data[body + 2 : topic_end].decode(errors="replace"),
-                                            data[topic_end:end], received_at))  # fmt: skip
+                    messages.append(
+                        Message(data[body + 2 : topic_end].decode(errors="replace"), data[topic_end:end], received_at)
+                    )
                 else:
                     # A QoS 1 subscription never receives QoS 2 (the broker downgrades): this is a broker bug. It is
                     # neither stored nor acknowledged, so the broker keeps it rather than it being stored unconfirmed.
@@ -196,8 +200,10 @@ class _Connection(asyncio.Protocol):
             self.abort()
             return
         if self._parser.refused_qos2:
-            log.error("refused %d QoS 2 messages (never expected on a QoS 1 subscription): not stored, not "
-                      "acknowledged", self._parser.refused_qos2)  # fmt: skip
+            log.error(
+                "refused %d QoS 2 messages (never expected on a QoS 1 subscription): not stored, not acknowledged",
+                self._parser.refused_qos2,
+            )
             self._parser.refused_qos2 = 0
         if messages:
             self._sink(_Chunk(self, messages, acks))
@@ -309,8 +315,13 @@ class MqttIngestWorker:
             except (OSError, TimeoutError, ConnectionError) as exc:
                 why = str(exc) or type(exc).__name__
                 if why != failure:  # logged once per state change, not once per attempt
-                    log.warning("cannot connect to %s (%s); retrying every %.0f-%.0f s", self.endpoint, why,
-                                RECONNECT_MIN, RECONNECT_MAX)  # fmt: skip
+                    log.warning(
+                        "cannot connect to %s (%s); retrying every %.0f-%.0f s",
+                        self.endpoint,
+                        why,
+                        RECONNECT_MIN,
+                        RECONNECT_MAX,
+                    )
                     failure = why
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RECONNECT_MAX)
@@ -346,8 +357,12 @@ class MqttIngestWorker:
             connection.pause()
         self.subscribed.set()
         metrics.SUBSCRIBED.set(1)
-        log.info("connected to %s (session %s), subscribed to %s", self.endpoint,
-                 "resumed" if session_present else "new", self.subscription)  # fmt: skip
+        log.info(
+            "connected to %s (session %s), subscribed to %s",
+            self.endpoint,
+            "resumed" if session_present else "new",
+            self.subscription,
+        )
         return connection
 
     async def _serve(self, connection: _Connection, consumer: asyncio.Task[None]) -> None:

@@ -18,18 +18,18 @@ from koprogo_iot.devices.base import DecodeError, Decoder
 from koprogo_iot.domain.clock import utcnow
 from koprogo_iot.domain.dead_letters import DeadLetter
 from koprogo_iot.domain.detection import reading_decisions
-from koprogo_iot.domain.errors import NotFound, StorageUnavailable
+from koprogo_iot.domain.errors import InvalidValue, NotFound, StorageUnavailable
 from koprogo_iot.domain.readings import IoTReading
 from koprogo_iot.domain.rules import AlertRules
 from koprogo_iot.domain.sensors import DeviceFormat, IoTSensor, SensorStatus
 from koprogo_iot.domain.units import conversion_factor
 from koprogo_iot.ingest import metrics
-from koprogo_iot.ingest.directory import RulesLoader, SensorDirectory
+from koprogo_iot.ingest.directory import SensorDirectory
 from koprogo_iot.ingest.rate_limit import RateLimiter
 from koprogo_iot.ingest.rejections import Reason, Rejected
 from koprogo_iot.ingest.topics import ParsedTopic
 from koprogo_iot.live.bus import LiveBus
-from koprogo_iot.storage.ports import Ingested, Store
+from koprogo_iot.storage.ports import Ingested, Storage
 
 log = logging.getLogger(__name__)
 
@@ -83,17 +83,16 @@ class Pipeline:
 
     def __init__(
         self,
-        store: Store,
+        storage: Storage,
         limits: IngestLimits | None = None,
         bus: LiveBus | None = None,
         decoders: Mapping[DeviceFormat, Decoder] | None = None,
-        rules: RulesLoader | None = None,
     ) -> None:
-        self.store = store
+        self.storage = storage
         self.limits = limits or IngestLimits()
         self.bus = bus
         self.decoders = dict(decoders or {})
-        self.directory = SensorDirectory(store, rules=rules)
+        self.directory = SensorDirectory(storage.sensors, storage.alert_rules.organization_rules)
         self.stats = IngestStats()
         self._rate = RateLimiter(self.limits.rate_per_sensor, self.limits.burst_per_sensor)
         self._letters: dict[tuple[str, str], tuple[float, int]] = {}
@@ -121,7 +120,7 @@ class Pipeline:
                 if letter is not None:
                     letters.append(letter)
         started = time.perf_counter()
-        new = await self.store.ingest(accepted, letters) if accepted or letters else []
+        new = await self.storage.readings.ingest(accepted, letters) if accepted or letters else []
         metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)
         metrics.BATCH_SIZE.observe(len(messages))
         metrics.MESSAGES_RECEIVED.inc(len(messages))
@@ -145,8 +144,11 @@ class Pipeline:
                     f"{len(message.payload)} bytes > {self.limits.max_payload_bytes} allowed",
                 )
             topic = self._topic(message.topic)
-            values = await (self._native(topic, message) if topic.device_format is DeviceFormat.NATIVE
-                            else self._device(topic, message))  # fmt: skip
+            values = await (
+                self._native(topic, message)
+                if topic.device_format is DeviceFormat.NATIVE
+                else self._device(topic, message)
+            )
         except Rejected as rejection:
             return [], [rejection]
         except StorageUnavailable:
@@ -207,9 +209,17 @@ class Pipeline:
                 continue
             self._check_placement(sensor, topic)
             values.append(
-                _Value(sensor, reading.timestamp, reading.value, reading.unit, reading.battery_level,
-                       reading.signal_strength, await self.directory.rules(sensor), reading.status_flags)
-            )  # fmt: skip
+                _Value(
+                    sensor,
+                    reading.timestamp,
+                    reading.value,
+                    reading.unit,
+                    reading.battery_level,
+                    reading.signal_strength,
+                    await self.directory.rules(sensor),
+                    reading.status_flags,
+                )
+            )
         metrics.DEVICE_VALUES_IGNORED.inc(len(unread))
         if decoded and not values:
             # A device says many things; only when no registered sensor reads any of it is it an error.
@@ -221,7 +231,7 @@ class Pipeline:
         if not await self._organization_exists(topic.organization_id):
             return Rejected(Reason.UNKNOWN_ORGANIZATION, f"no organization {topic.organization_id}")
         try:
-            await self.store.get_building(topic.organization_id, topic.building_id)
+            await self.storage.tenancy.get_building(topic.organization_id, topic.building_id)
         except NotFound:
             return Rejected(
                 Reason.TENANT_MISMATCH,
@@ -255,18 +265,20 @@ class Pipeline:
                 Reason.UNIT_MISMATCH,
                 f"device sends {v.unit!r}, sensor {v.sensor.sensor_id!r} records {v.sensor.unit_of_measure!r}",
             )
-        value = v.sensor.calibrate(v.value * factor)
-        problem = v.sensor.accepts(value)  # also catches a calibration that overflows to infinity
-        if problem or abs(value) > MAX_ABS_VALUE:
-            raise Rejected(Reason.VALUE_OUT_OF_RANGE, problem or f"value {value:g} is implausibly large")
+        try:  # calibrated here, once (a value calibration makes infinite is no reading)
+            reading = IoTReading.measured(
+                v.sensor, v.timestamp, v.value * factor, v.battery_level, v.signal_strength, received_at, v.rules
+            )
+        except InvalidValue as exc:
+            raise Rejected(Reason.VALUE_OUT_OF_RANGE, str(exc)) from None
+        problem = v.sensor.accepts(reading.value)
+        if problem or abs(reading.value) > MAX_ABS_VALUE:
+            raise Rejected(Reason.VALUE_OUT_OF_RANGE, problem or f"value {reading.value:g} is implausibly large")
         # Last, so that invalid messages do not use up the sensor's allowance.
         if not self._rate.allow(v.sensor.id, time.monotonic()):
             raise Rejected(
                 Reason.RATE_LIMITED, f"sensor {v.sensor.sensor_id!r} sends more than {self.limits.rate_per_sensor:g}/s"
             )
-        reading = IoTReading.measured(
-            v.sensor, v.timestamp, v.value * factor, v.battery_level, v.signal_strength, received_at
-        )
         return Ingested(reading, reading_decisions(v.sensor, v.rules, reading, v.flags))
 
     async def _organization_exists(self, organization_id: UUID) -> bool:
@@ -274,7 +286,7 @@ class Pipeline:
             if len(self._organizations) > 10_000:  # bounded: topics are attacker-controlled
                 self._organizations.clear()
             try:
-                await self.store.get_organization(organization_id)
+                await self.storage.tenancy.get_organization(organization_id)
                 self._organizations[organization_id] = True
             except NotFound:
                 self._organizations[organization_id] = False

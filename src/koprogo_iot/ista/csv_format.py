@@ -16,22 +16,35 @@ from enum import StrEnum
 from typing import TypeVar
 
 from koprogo_iot.domain.errors import InvalidValue
+from koprogo_iot.domain.ista import IstaReading, MeterType, ReadingKind
 from koprogo_iot.domain.units import canonical, conversion_factor
-from koprogo_iot.ista.model import IstaReading, MeterType, ReadingKind
 
 COLUMNS = ("building", "unit", "meter_number", "meter_type", "reading_date", "value", "unit_of_measure", "reading_kind")
 # French headers as a syndic's spreadsheet would have them, compared without accents, case or punctuation.
 ALIASES = {
-    "immeuble": "building", "batiment": "building", "residence": "building",
-    "lot": "unit", "appartement": "unit",
-    "compteur": "meter_number", "numero_compteur": "meter_number", "numero_de_compteur": "meter_number",
-    "serial_number": "meter_number", "numero_de_serie": "meter_number",
-    "type_compteur": "meter_type", "type_de_compteur": "meter_type",
-    "date": "reading_date", "date_releve": "reading_date", "date_de_releve": "reading_date",
-    "index": "value", "valeur": "value",
-    "unite": "unit_of_measure", "unit_of_measurement": "unit_of_measure",
-    "type_releve": "reading_kind", "type_de_releve": "reading_kind", "kind": "reading_kind",
-}  # fmt: skip
+    "immeuble": "building",
+    "batiment": "building",
+    "residence": "building",
+    "lot": "unit",
+    "appartement": "unit",
+    "compteur": "meter_number",
+    "numero_compteur": "meter_number",
+    "numero_de_compteur": "meter_number",
+    "serial_number": "meter_number",
+    "numero_de_serie": "meter_number",
+    "type_compteur": "meter_type",
+    "type_de_compteur": "meter_type",
+    "date": "reading_date",
+    "date_releve": "reading_date",
+    "date_de_releve": "reading_date",
+    "index": "value",
+    "valeur": "value",
+    "unite": "unit_of_measure",
+    "unit_of_measurement": "unit_of_measure",
+    "type_releve": "reading_kind",
+    "type_de_releve": "reading_kind",
+    "kind": "reading_kind",
+}
 MAX_TEXT = 200  # names and meter numbers longer than this are typing accidents
 _NUMBER = re.compile(r"\d+(?:[.,]\d*)?|[.,]\d+")
 _SPACES = re.compile(r"[ \u00a0\u202f]")  # thousands separators of French spreadsheets: 1 234,5

@@ -15,7 +15,7 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from koprogo_iot.domain.consumption import DEFAULT_ZONE
-from koprogo_iot.ista.model import IstaReading, ReadingKind
+from koprogo_iot.domain.ista import IstaReading, ReadingKind
 
 _ORDER_ON_A_DAY = {ReadingKind.REPLACED_OLD: 0, ReadingKind.REPLACED_NEW: 1, ReadingKind.ACTUAL: 2}
 _ZONE = ZoneInfo(DEFAULT_ZONE)

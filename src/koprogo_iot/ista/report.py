@@ -7,7 +7,7 @@ from datetime import date
 from enum import StrEnum
 
 from koprogo_iot.domain.consumption import CounterResult, relative_change
-from koprogo_iot.ista.model import IstaMeter, IstaReading
+from koprogo_iot.domain.ista import IstaMeter, IstaReading
 from koprogo_iot.ista.periods import IstaPeriod
 
 DEFAULT_THRESHOLD_PERCENT = 5.0
@@ -79,9 +79,17 @@ def compare(
     ista = period.consumption * factor
     if iot.consumption is None:
         return PeriodComparison(
-            period.start, period.end, ista, None, sensor_unit, None, False, PeriodStatus.NO_IOT_DATA,
-            period.replacements, "the sensor has no readings around this period",
-        )  # fmt: skip
+            period.start,
+            period.end,
+            ista,
+            None,
+            sensor_unit,
+            None,
+            False,
+            PeriodStatus.NO_IOT_DATA,
+            period.replacements,
+            "the sensor has no readings around this period",
+        )
     deviation = _deviation_percent(iot.consumption, ista)
     note: str | None
     if not iot.complete:
@@ -92,9 +100,17 @@ def compare(
         status = PeriodStatus.DEVIATION if flagged else PeriodStatus.OK
         note = "ISTA counted nothing but the sensor did" if deviation is None else None
     return PeriodComparison(
-        period.start, period.end, ista, iot.consumption, sensor_unit, deviation, flagged, status,
-        period.replacements, note,
-    )  # fmt: skip
+        period.start,
+        period.end,
+        ista,
+        iot.consumption,
+        sensor_unit,
+        deviation,
+        flagged,
+        status,
+        period.replacements,
+        note,
+    )
 
 
 def _deviation_percent(iot: float, ista: float) -> float | None:

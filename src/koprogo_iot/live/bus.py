@@ -30,8 +30,10 @@ class LiveReading(msgspec.Struct, frozen=True):
 
     @classmethod
     def of(cls, r: IoTReading) -> LiveReading:
-        return cls(r.sensor_id, r.building_id, r.unit_id, r.timestamp, r.value, r.unit_of_measure, r.quality,
-                   r.is_anomaly, r.battery_level, r.signal_strength)  # fmt: skip
+        return cls(
+            r.sensor_id, r.building_id, r.unit_id, r.timestamp, r.value, r.unit_of_measure, r.quality, r.is_anomaly,
+            r.battery_level, r.signal_strength,
+        )  # fmt: skip
 
 
 class LiveAlert(msgspec.Struct, frozen=True):
@@ -52,8 +54,20 @@ class LiveAlert(msgspec.Struct, frozen=True):
 
     @classmethod
     def of(cls, a: IoTAlert, purpose: str) -> LiveAlert:
-        return cls(a.id, a.sensor_id, a.building_id, a.unit_id, a.alert_type.value, a.severity.value, a.message,
-                   a.triggered_at, a.occurrences, a.reading_value, a.threshold_value, purpose)  # fmt: skip
+        return cls(
+            a.id,
+            a.sensor_id,
+            a.building_id,
+            a.unit_id,
+            a.alert_type.value,
+            a.severity.value,
+            a.message,
+            a.triggered_at,
+            a.occurrences,
+            a.reading_value,
+            a.threshold_value,
+            purpose,
+        )
 
 
 class LiveBus(Protocol):

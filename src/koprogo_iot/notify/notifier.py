@@ -19,8 +19,12 @@ from koprogo_iot.domain.clock import utcnow
 from koprogo_iot.domain.notices import (
     DEFAULT_REMINDER,
     MAX_ATTEMPTS,
+    AlertContext,
     Channel,
+    Draft,
+    Notification,
     NotificationRoute,
+    NotificationSettings,
     backoff,
     compose,
     recipients,
@@ -28,9 +32,8 @@ from koprogo_iot.domain.notices import (
 from koprogo_iot.domain.tenancy import Role
 from koprogo_iot.live.bus import LiveAlert, LiveBus
 from koprogo_iot.notify.channels import SEND_TIMEOUT, AppriseSender, Sender, render
-from koprogo_iot.notify.repository import AlertContext, Draft, Notification, NotificationSettings, NotifyRepository
 from koprogo_iot.periodic import every
-from koprogo_iot.storage.database import Database
+from koprogo_iot.storage.ports import NotificationRepository
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +55,7 @@ class Round:
 class Notifier:
     def __init__(
         self,
-        repository: NotifyRepository,
+        repository: NotificationRepository,
         sender: Sender | None = None,
         *,
         platform_urls: Mapping[Channel, str | None] | None = None,
@@ -70,12 +73,18 @@ class Notifier:
         self.interval = interval
 
     @classmethod
-    def configured(cls, db: Database, settings: NotifySettings, bus: LiveBus | None = None) -> Notifier:
+    def configured(
+        cls, repository: NotificationRepository, settings: NotifySettings, bus: LiveBus | None = None
+    ) -> Notifier:
         urls = {Channel.EMAIL: settings.email_url, Channel.SMS: settings.sms_url, Channel.PUSH: settings.push_url}
         return cls(
-            NotifyRepository(db), platform_urls=urls, public_url=settings.public_url,
-            reminder_interval=timedelta(seconds=settings.reminder_interval_s), bus=bus, interval=settings.interval,
-        )  # fmt: skip
+            repository,
+            platform_urls=urls,
+            public_url=settings.public_url,
+            reminder_interval=timedelta(seconds=settings.reminder_interval_s),
+            bus=bus,
+            interval=settings.interval,
+        )
 
     async def run(self) -> None:
         """Until cancelled. A database outage, a failing provider or a failed round is logged and tried again."""
@@ -112,8 +121,9 @@ class Notifier:
     def _drafts(self, context: AlertContext) -> list[Draft]:
         # Without any route, an organization's syndics hear of its alerts (by the default channels).
         routes = context.routes or [NotificationRoute(context.alert.organization_id, role=Role.SYNDIC)]
-        notice = compose(context.alert, context.sensor, context.building, context.unit, self.public_url,
-                         context.purpose)  # fmt: skip
+        notice = compose(
+            context.alert, context.sensor, context.building, context.unit, self.public_url, context.purpose
+        )
         drafts = []
         for recipient in recipients(context.alert, routes, context.users):
             configured = self._url(context.settings, recipient.channel) is not None
@@ -144,8 +154,13 @@ class Notifier:
                 await self.repository.mark_sent(message, now)
                 return True
             retry_at = None if message.attempts >= MAX_ATTEMPTS else now + backoff(message.attempts)
-            log.warning("notifier: %s message %s failed (attempt %d): %s", message.channel.value, message.id,
-                        message.attempts, error)  # fmt: skip
+            log.warning(
+                "notifier: %s message %s failed (attempt %d): %s",
+                message.channel.value,
+                message.id,
+                message.attempts,
+                error,
+            )
             await self.repository.mark_failed(message, error, retry_at)
             return False
 

@@ -14,7 +14,7 @@ from koprogo_iot.domain.access import Principal
 from koprogo_iot.domain.clock import utcnow
 from koprogo_iot.domain.errors import AuthenticationFailed, NotFound
 from koprogo_iot.domain.tenancy import User
-from koprogo_iot.storage.ports import Store
+from koprogo_iot.storage.ports import TenancyRepository
 
 _hasher = PasswordHasher()
 # Verifying against this when the email is unknown keeps the response time from revealing which emails exist.
@@ -41,13 +41,13 @@ class IssuedToken:
 
 
 class Accounts:
-    def __init__(self, store: Store, secret: str, token_ttl: timedelta) -> None:
-        self.store = store
+    def __init__(self, tenancy: TenancyRepository, secret: str, token_ttl: timedelta) -> None:
+        self.tenancy = tenancy
         self._secret = secret
         self._ttl = token_ttl
 
     async def login(self, email: str, password: str) -> IssuedToken:
-        user = await self.store.find_user_by_email(email)
+        user = await self.tenancy.find_user_by_email(email)
         if user is None:
             _password_matches(_DUMMY_HASH, password)
             raise AuthenticationFailed("wrong email or password")
@@ -68,12 +68,17 @@ class Accounts:
         """The caller behind a bearer token; the user is read again so a deleted user loses access."""
         try:
             claims = jwt.decode(token, self._secret, algorithms=["HS256"], options={"require": ["exp", "sub", "org"]})
-            user = await self.store.get_user(UUID(claims["org"]), UUID(claims["sub"]))
+            user = await self.tenancy.get_user(UUID(claims["org"]), UUID(claims["sub"]))
         except jwt.ExpiredSignatureError:
             raise AuthenticationFailed("token expired") from None
         except (jwt.InvalidTokenError, ValueError, NotFound):
             raise AuthenticationFailed("invalid token") from None
         if not user.unit_ids:  # only owners have units; the others need no look-up on every request
             return Principal.of(user)
-        buildings = {u.building_id for u in await self.store.list_units(user.organization_id) if u.id in user.unit_ids}
+        buildings = {
+            u.building_id for u in await self.tenancy.list_units(user.organization_id) if u.id in user.unit_ids
+        }
         return Principal.of(user, buildings)
+
+    async def me(self, principal: Principal) -> User:
+        return await self.tenancy.get_user(principal.organization_id, principal.user_id)

@@ -13,12 +13,18 @@ from uuid import UUID
 
 from koprogo_iot.domain.access import Principal
 from koprogo_iot.domain.errors import InvalidValue
-from koprogo_iot.domain.rules import AlertRules, builtin_defaults, effective_rules, layer, parse_partial
+from koprogo_iot.domain.rules import (
+    AlertRules,
+    Partial,
+    builtin_defaults,
+    effective_rules,
+    layer,
+    layered,
+    parse_partial,
+)
 from koprogo_iot.domain.sensors import IoTSensor, SensorType
 from koprogo_iot.services.provisioning import Provisioning
-from koprogo_iot.storage.alert_rules import AlertRulesRepository, Partial, layered
-from koprogo_iot.storage.ports import SensorFilter, Store
-from koprogo_iot.storage.sql_store import SqlStore
+from koprogo_iot.storage.ports import AlertRuleRepository, SensorFilter
 
 # Called with each sensor whose effective rules changed, so that a cache of rules (ingestion's) forgets it at once.
 RulesListener = Callable[[IoTSensor], None]
@@ -51,12 +57,9 @@ def _combine(sensor: IoTSensor, type_defaults: Mapping[str, Any] | None, overrid
 
 
 class AlertRuleSettings:
-    def __init__(self, store: Store, provisioning: Provisioning) -> None:
-        if not isinstance(store, SqlStore):
-            raise TypeError(f"alert rules need an SQL store, not {type(store).__name__}")
-        self.store = store
+    def __init__(self, repository: AlertRuleRepository, provisioning: Provisioning) -> None:
+        self.repository = repository
         self.provisioning = provisioning
-        self.repository = AlertRulesRepository(store.db)
         self.listeners: list[RulesListener] = []
 
     def _changed(self, sensors: list[IoTSensor]) -> None:
@@ -94,13 +97,13 @@ class AlertRuleSettings:
     async def delete_type_rules(self, principal: Principal, sensor_type: SensorType) -> None:
         principal.require_manager()
         # Not checked against the sensors' overrides: going back to the built-in defaults is always allowed, and a
-        # sensor whose override no longer combines is evaluated without it (see `storage.alert_rules.layered`).
+        # sensor whose override no longer combines is evaluated without it (see `domain.rules.layered`).
         affected = await self._sensors_of_type(principal, sensor_type)
         await self.repository.delete_type_defaults(principal.organization_id, sensor_type)
         self._changed(affected)
 
     async def _sensors_of_type(self, principal: Principal, sensor_type: SensorType) -> list[IoTSensor]:
-        sensors = await self.store.list_sensors(principal.organization_id, SensorFilter())
+        sensors = await self.provisioning.sensors.select(principal.organization_id, SensorFilter())
         return [s for s in sensors if s.sensor_type is sensor_type]
 
     # --- one sensor's override

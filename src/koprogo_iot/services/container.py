@@ -1,4 +1,4 @@
-"""The services the entry points use, built once by `bootstrap`."""
+"""The services the entry points use, built once from the storage ports by `bootstrap.build_services`."""
 
 from __future__ import annotations
 
@@ -6,29 +6,39 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from koprogo_iot.live.bus import LiveBus
-from koprogo_iot.live.memory import MemoryBus
 from koprogo_iot.services.accounts import Accounts
 from koprogo_iot.services.alert_rules import AlertRuleSettings
+from koprogo_iot.services.analytics import Analytics
+from koprogo_iot.services.ista import IstaService
 from koprogo_iot.services.monitoring import Monitoring
+from koprogo_iot.services.notifications import NotificationSetup, TemplateCheck
 from koprogo_iot.services.provisioning import Provisioning
-from koprogo_iot.storage.ports import Store
+from koprogo_iot.storage.ports import Storage
 
 
 @dataclass(frozen=True, slots=True)
 class Services:
-    store: Store
     accounts: Accounts
     provisioning: Provisioning
     monitoring: Monitoring
-    bus: LiveBus
     alert_rules: AlertRuleSettings
+    analytics: Analytics
+    ista: IstaService
+    notifications: NotificationSetup
+    bus: LiveBus
 
     @classmethod
     def over(
-        cls, store: Store, secret: str, token_ttl: timedelta = timedelta(hours=12), bus: LiveBus | None = None
+        cls, storage: Storage, secret: str, token_ttl: timedelta, bus: LiveBus, check_template: TemplateCheck
     ) -> Services:
-        provisioning = Provisioning(store)
+        provisioning = Provisioning(storage.tenancy, storage.sensors)
         return cls(
-            store, Accounts(store, secret, token_ttl), provisioning, Monitoring(store, provisioning),
-            bus or MemoryBus(), alert_rules=AlertRuleSettings(store, provisioning),
-        )  # fmt: skip
+            accounts=Accounts(storage.tenancy, secret, token_ttl),
+            provisioning=provisioning,
+            monitoring=Monitoring(provisioning, storage.readings, storage.alerts, storage.dead_letters),
+            alert_rules=AlertRuleSettings(storage.alert_rules, provisioning),
+            analytics=Analytics(provisioning, storage.source),
+            ista=IstaService(storage.ista, storage.tenancy, storage.sensors, storage.source),
+            notifications=NotificationSetup(storage.notifications, storage.alerts, check_template),
+            bus=bus,
+        )

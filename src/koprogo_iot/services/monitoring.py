@@ -14,15 +14,29 @@ from koprogo_iot.domain.errors import InvalidValue, NotFound
 from koprogo_iot.domain.readings import IoTReading
 from koprogo_iot.domain.tenancy import Role
 from koprogo_iot.services.provisioning import Provisioning
-from koprogo_iot.storage.ports import AlertFilter, AlertStatistics, Store
+from koprogo_iot.storage.ports import (
+    AlertFilter,
+    AlertRepository,
+    AlertStatistics,
+    DeadLetterRepository,
+    ReadingRepository,
+)
 
 MAX_READINGS_PAGE = 10_000
 
 
 class Monitoring:
-    def __init__(self, store: Store, provisioning: Provisioning) -> None:
-        self.store = store
+    def __init__(
+        self,
+        provisioning: Provisioning,
+        readings: ReadingRepository,
+        alerts: AlertRepository,
+        dead_letters: DeadLetterRepository,
+    ) -> None:
         self.provisioning = provisioning
+        self._readings = readings
+        self._alerts = alerts
+        self._letters = dead_letters
 
     async def readings(
         self,
@@ -37,7 +51,7 @@ class Monitoring:
             raise InvalidValue("start must be before end")
         if not 1 <= limit <= MAX_READINGS_PAGE:
             raise InvalidValue(f"limit must be between 1 and {MAX_READINGS_PAGE}")
-        return await self.store.list_readings(principal.organization_id, sensor_id, start, end, limit)
+        return await self._readings.recent(principal.organization_id, sensor_id, start, end, limit)
 
     async def _scoped(self, principal: Principal, where: AlertFilter) -> AlertFilter:
         """`where` narrowed to the sensors the caller may read (an owner: their units' and common sensors)."""
@@ -49,33 +63,31 @@ class Monitoring:
         return replace(where, sensor_ids=frozenset(s.id for s in visible))
 
     async def alerts(self, principal: Principal, where: AlertFilter) -> list[IoTAlert]:
-        return await self.store.list_alerts(principal.organization_id, await self._scoped(principal, where))
+        return await self._alerts.select(principal.organization_id, await self._scoped(principal, where))
 
     async def alert(self, principal: Principal, alert_id: UUID) -> IoTAlert:
         """One alert the caller may see; another organization's, or an owner's neighbour's, looks absent."""
-        alert = await self.store.get_alert(principal.organization_id, alert_id)
+        alert = await self._alerts.get(principal.organization_id, alert_id)
         if not principal.role.manages:
-            sensor = await self.store.get_sensor(principal.organization_id, alert.sensor_id)
+            sensor = await self.provisioning.sensors.get(principal.organization_id, alert.sensor_id)
             if not principal.can_read(sensor):
                 raise NotFound(f"alert {alert_id} not found")
         return alert
 
     async def alert_statistics(self, principal: Principal, where: AlertFilter) -> AlertStatistics:
-        return await self.store.alert_statistics(principal.organization_id, await self._scoped(principal, where))
+        return await self._alerts.statistics(principal.organization_id, await self._scoped(principal, where))
 
     async def dead_letters(self, principal: Principal, reason: str | None, limit: int) -> list[DeadLetter]:
         """A syndic sees their organization's; a superadmin operates the platform and sees everyone's."""
         principal.require_manager()
         scope = None if principal.role is Role.SUPERADMIN else principal.organization_id
-        return await self.store.list_dead_letters(scope, reason, limit)
+        return await self._letters.recent(scope, reason, limit)
 
     async def dead_letter_counts(self, principal: Principal) -> dict[str, int]:
         principal.require_manager()
         scope = None if principal.role is Role.SUPERADMIN else principal.organization_id
-        return await self.store.count_dead_letters(scope)
+        return await self._letters.counts(scope)
 
     async def acknowledge(self, principal: Principal, alert_id: UUID, note: str | None) -> IoTAlert:
         principal.require_manager()
-        return await self.store.acknowledge_alert(
-            principal.organization_id, alert_id, principal.user_id, note, utcnow()
-        )
+        return await self._alerts.acknowledge(principal.organization_id, alert_id, principal.user_id, note, utcnow())

@@ -11,14 +11,15 @@ from koprogo_iot.domain.errors import Conflict, InvalidValue, NotFound
 from koprogo_iot.domain.sensors import IoTSensor
 from koprogo_iot.domain.tenancy import Building, Organization, Role, Unit, User
 from koprogo_iot.services.accounts import MIN_PASSWORD_LENGTH, hash_password
-from koprogo_iot.storage.ports import SensorFilter, Store
+from koprogo_iot.storage.ports import SensorFilter, SensorRepository, TenancyRepository
 
 SensorListener = Callable[[IoTSensor], None]
 
 
 class Provisioning:
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self, tenancy: TenancyRepository, sensors: SensorRepository) -> None:
+        self.tenancy = tenancy
+        self.sensors = sensors
         # Called after a sensor changes; in one process, ingestion forgets its cached copy at once.
         self.sensor_listeners: list[SensorListener] = []
 
@@ -31,43 +32,43 @@ class Provisioning:
     async def create_organization(self, principal: Principal, name: str) -> Organization:
         principal.require_superadmin()
         organization = Organization(name=name)
-        await self.store.add_organization(organization)
+        await self.tenancy.add_organization(organization)
         return organization
 
     async def list_organizations(self, principal: Principal) -> list[Organization]:
         if principal.role is Role.SUPERADMIN:
-            return await self.store.list_organizations()
-        return [await self.store.get_organization(principal.organization_id)]
+            return await self.tenancy.list_organizations()
+        return [await self.tenancy.get_organization(principal.organization_id)]
 
     # --- buildings and units
 
     async def create_building(self, principal: Principal, name: str, address: str = "") -> Building:
         principal.require_manager()
         building = Building(organization_id=principal.organization_id, name=name, address=address)
-        await self.store.add_building(building)
+        await self.tenancy.add_building(building)
         return building
 
     async def list_buildings(self, principal: Principal) -> list[Building]:
-        buildings = await self.store.list_buildings(principal.organization_id)
+        buildings = await self.tenancy.list_buildings(principal.organization_id)
         if principal.role.manages:
             return buildings
         return [b for b in buildings if b.id in principal.building_ids]
 
     async def get_building(self, principal: Principal, building_id: UUID) -> Building:
-        building = await self.store.get_building(principal.organization_id, building_id)
+        building = await self.tenancy.get_building(principal.organization_id, building_id)
         if not principal.role.manages and building.id not in principal.building_ids:
             raise NotFound(f"building {building_id} not found")
         return building
 
     async def create_unit(self, principal: Principal, building_id: UUID, name: str, floor: int | None) -> Unit:
         principal.require_manager()
-        await self.store.get_building(principal.organization_id, building_id)
+        await self.tenancy.get_building(principal.organization_id, building_id)
         unit = Unit(organization_id=principal.organization_id, building_id=building_id, name=name, floor=floor)
-        await self.store.add_unit(unit)
+        await self.tenancy.add_unit(unit)
         return unit
 
     async def list_units(self, principal: Principal, building_id: UUID | None = None) -> list[Unit]:
-        units = await self.store.list_units(principal.organization_id, building_id)
+        units = await self.tenancy.list_units(principal.organization_id, building_id)
         if principal.role.manages:
             return units
         return [u for u in units if u.id in principal.unit_ids]
@@ -91,11 +92,11 @@ class Provisioning:
         target = organization_id or principal.organization_id
         if target != principal.organization_id or role is Role.SUPERADMIN:
             principal.require_superadmin()
-        await self.store.get_organization(target)
+        await self.tenancy.get_organization(target)
         if len(password) < MIN_PASSWORD_LENGTH:
             raise InvalidValue(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
         for unit_id in unit_ids:
-            await self.store.get_unit(target, unit_id)
+            await self.tenancy.get_unit(target, unit_id)
         user = User(
             organization_id=target,
             email=email,
@@ -106,21 +107,29 @@ class Provisioning:
             phone=phone,
             push_topic=push_topic,
         )
-        if await self.store.find_user_by_email(user.email) is not None:
+        if await self.tenancy.find_user_by_email(user.email) is not None:
             raise Conflict(f"a user with email {user.email} already exists")
-        await self.store.add_user(user)
+        await self.tenancy.add_user(user)
         return user
 
     async def list_users(self, principal: Principal) -> list[User]:
         principal.require_manager()
-        return await self.store.list_users(principal.organization_id)
+        return await self.tenancy.list_users(principal.organization_id)
+
+    async def set_contacts(
+        self, principal: Principal, user_id: UUID, phone: str | None, push_topic: str | None
+    ) -> User:
+        """Where alerts reach a user by SMS and push: users set their own, managers anyone's in their organization."""
+        if user_id != principal.user_id:
+            principal.require_manager()
+        return await self.tenancy.set_contacts(principal.organization_id, user_id, phone, push_topic)
 
     # --- sensors
 
     async def _check_placement(self, principal: Principal, building_id: UUID, unit_id: UUID | None) -> None:
-        await self.store.get_building(principal.organization_id, building_id)
+        await self.tenancy.get_building(principal.organization_id, building_id)
         if unit_id is not None:
-            unit = await self.store.get_unit(principal.organization_id, unit_id)
+            unit = await self.tenancy.get_unit(principal.organization_id, unit_id)
             if unit.building_id != building_id:
                 raise InvalidValue(f"unit {unit_id} is not in building {building_id}")
 
@@ -128,14 +137,14 @@ class Provisioning:
         principal.require_manager()
         sensor = IoTSensor(organization_id=principal.organization_id, **fields)
         await self._check_placement(principal, sensor.building_id, sensor.unit_id)
-        if await self.store.find_sensor(principal.organization_id, sensor.sensor_id, sensor.device_field) is not None:
+        if await self.sensors.find(principal.organization_id, sensor.sensor_id, sensor.device_field) is not None:
             raise Conflict(f"sensor id {sensor.sensor_id!r} is already registered in this organization")
-        await self.store.add_sensor(sensor)
+        await self.sensors.add(sensor)
         return sensor
 
     async def get_sensor(self, principal: Principal, sensor_id: UUID) -> IoTSensor:
         """A sensor the caller may read; any other looks absent (404), never forbidden."""
-        sensor = await self.store.get_sensor(principal.organization_id, sensor_id)
+        sensor = await self.sensors.get(principal.organization_id, sensor_id)
         if not principal.can_read(sensor):
             raise NotFound(f"sensor {sensor_id} not found")
         return sensor
@@ -148,17 +157,17 @@ class Provisioning:
             if principal.role.manages
             else SensorFilter(building_id, unit_id, principal.unit_ids, principal.building_ids)
         )
-        return await self.store.list_sensors(principal.organization_id, scope)
+        return await self.sensors.select(principal.organization_id, scope)
 
     async def update_sensor(self, principal: Principal, sensor_id: UUID, changes: dict[str, Any]) -> IoTSensor:
         principal.require_manager()
         before = await self.get_sensor(principal, sensor_id)
         sensor = before.changed(**changes)
         await self._check_placement(principal, sensor.building_id, sensor.unit_id)
-        other = await self.store.find_sensor(principal.organization_id, sensor.sensor_id, sensor.device_field)
+        other = await self.sensors.find(principal.organization_id, sensor.sensor_id, sensor.device_field)
         if other is not None and other.id != sensor.id:
             raise Conflict(f"sensor id {sensor.sensor_id!r} is already registered in this organization")
-        await self.store.update_sensor(sensor)
+        await self.sensors.update(sensor)
         self._changed(before)  # its device id may have changed: both keys must be forgotten
         self._changed(sensor)
         return sensor
@@ -169,5 +178,5 @@ class Provisioning:
     async def delete_sensor(self, principal: Principal, sensor_id: UUID) -> None:
         principal.require_manager()
         sensor = await self.get_sensor(principal, sensor_id)
-        await self.store.delete_sensor(principal.organization_id, sensor_id)
+        await self.sensors.delete(principal.organization_id, sensor_id)
         self._changed(sensor)

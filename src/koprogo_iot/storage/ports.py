@@ -1,18 +1,37 @@
-"""The storage port: what the services need from a database, whatever the database is."""
+"""The storage ports: what the rest of the code needs from a database, one port per aggregate.
+
+Services, ingestion, analytics, alerting and the notifier receive these ports, never an adapter. The adapters (SQLite
+and PostgreSQL, side by side in `storage.sql`) are chosen and built in `bootstrap.py`. Every method reading tenant
+data takes the organization: there is no unscoped query, except the ones named for platform operators.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 from uuid import UUID
 
 from koprogo_iot.domain.alerts import AlertDecision, AlertSeverity, AlertStatus, AlertType, IoTAlert
+from koprogo_iot.domain.consumption import Point
 from koprogo_iot.domain.dead_letters import DeadLetter
+from koprogo_iot.domain.ista import IstaMeter, IstaReading
+from koprogo_iot.domain.notices import (
+    AlertContext,
+    Drafter,
+    Notification,
+    NotificationRoute,
+    NotificationSettings,
+    Status,
+)
 from koprogo_iot.domain.readings import IoTReading
-from koprogo_iot.domain.sensors import IoTSensor
+from koprogo_iot.domain.rollups import GaugeRow, Rollups
+from koprogo_iot.domain.rules import OrganizationRules, Partial
+from koprogo_iot.domain.sensors import IoTSensor, SensorType
 from koprogo_iot.domain.tenancy import Building, Organization, Unit, User
+
+# --- values the ports exchange
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,15 +81,27 @@ class AlertStatistics:
     mean_time_to_acknowledge_s: float | None  # None: nothing acknowledged; to the millisecond
 
 
-class Store(Protocol):
-    """Every method that reads tenant data takes the organization: there is no unscoped query."""
+@dataclass(frozen=True, slots=True)
+class IstaSaved:
+    """What `IstaRepository.save` did with the readings it was given (positions in that list)."""
 
-    async def close(self) -> None: ...
+    imported: int
+    duplicates: int
+    conflicts: list[tuple[int, IstaReading]]  # (position, the reading stored instead): kept as stored
 
-    # --- tenancy
+
+# --- the ports
+
+
+class TenancyRepository(Protocol):
+    """Organizations, buildings, units and users (the only writer of those tables)."""
+
     async def add_organization(self, organization: Organization) -> None: ...
     async def get_organization(self, organization_id: UUID) -> Organization: ...
-    async def list_organizations(self) -> list[Organization]: ...
+    async def list_organizations(self) -> list[Organization]:
+        """Every organization (platform operators, and the jobs that visit each one)."""
+        ...
+
     async def add_building(self, building: Building) -> None: ...
     async def get_building(self, organization_id: UUID, building_id: UUID) -> Building: ...
     async def list_buildings(self, organization_id: UUID) -> list[Building]: ...
@@ -79,27 +110,41 @@ class Store(Protocol):
     async def list_units(self, organization_id: UUID, building_id: UUID | None = None) -> list[Unit]: ...
     async def add_user(self, user: User) -> None: ...
     async def get_user(self, organization_id: UUID, user_id: UUID) -> User: ...
-    async def find_user_by_email(self, email: str) -> User | None: ...
-    async def list_users(self, organization_id: UUID) -> list[User]: ...
+    async def find_user_by_email(self, email: str) -> User | None:
+        """Login: emails are unique across organizations."""
+        ...
 
-    # --- sensors
-    async def add_sensor(self, sensor: IoTSensor) -> None: ...
-    async def get_sensor(self, organization_id: UUID, sensor_id: UUID) -> IoTSensor: ...
-    async def find_sensor(self, organization_id: UUID, device_id: str, device_field: str = "") -> IoTSensor | None:
+    async def list_users(self, organization_id: UUID) -> list[User]: ...
+    async def set_contacts(
+        self, organization_id: UUID, user_id: UUID, phone: str | None, push_topic: str | None
+    ) -> User: ...
+
+
+class SensorRepository(Protocol):
+    async def add(self, sensor: IoTSensor) -> None: ...
+    async def get(self, organization_id: UUID, sensor_id: UUID) -> IoTSensor: ...
+    async def find(self, organization_id: UUID, device_id: str, device_field: str = "") -> IoTSensor | None:
         """The sensor a device value belongs to: by manufacturer id, and field for multi-value devices."""
         ...
 
-    async def list_sensors(self, organization_id: UUID, where: SensorFilter = SensorFilter()) -> list[IoTSensor]: ...
-    async def update_sensor(self, sensor: IoTSensor) -> None: ...
-    async def delete_sensor(self, organization_id: UUID, sensor_id: UUID) -> None: ...
-
-    # --- readings
-    async def ingest(self, batch: Sequence[Ingested], rejected: Sequence[DeadLetter] = ()) -> list[Ingested]:
-        """In one transaction: store the new readings, apply their alert decisions, update the sensors' last
-        reading, and keep the rejected messages. Return the readings that were new (not redeliveries)."""
+    async def select(self, organization_id: UUID, where: SensorFilter = SensorFilter()) -> list[IoTSensor]: ...
+    async def update(self, sensor: IoTSensor) -> None:
+        """Store the configuration; the last-reading fields belong to ingestion and are left as they are."""
         ...
 
-    async def list_readings(
+    async def delete(self, organization_id: UUID, sensor_id: UUID) -> None:
+        """With its readings and alerts."""
+        ...
+
+
+class ReadingRepository(Protocol):
+    async def ingest(self, batch: Sequence[Ingested], rejected: Sequence[DeadLetter] = ()) -> list[Ingested]:
+        """In one transaction: store the new readings, apply their alert decisions, move the sensors' last reading
+        forward, mark their rollups stale, and keep the rejected messages. Return the readings that were new (not
+        redeliveries)."""
+        ...
+
+    async def recent(
         self,
         organization_id: UUID,
         sensor_id: UUID,
@@ -110,28 +155,200 @@ class Store(Protocol):
         """Newest first, `start` included and `end` excluded."""
         ...
 
-    async def count_readings(self, organization_id: UUID, sensor_id: UUID) -> int: ...
+    async def count(self, organization_id: UUID, sensor_id: UUID) -> int: ...
 
-    # --- dead letters
-    async def list_dead_letters(
+
+class DeadLetterRepository(Protocol):
+    async def recent(
         self, organization_id: UUID | None, reason: str | None = None, limit: int = 100
     ) -> list[DeadLetter]:
         """Newest first; `organization_id` None lists every organization's (platform operators only)."""
         ...
 
-    async def count_dead_letters(self, organization_id: UUID | None) -> dict[str, int]: ...
+    async def counts(self, organization_id: UUID | None) -> dict[str, int]:
+        """Dead letters by reason (every organization's when None)."""
+        ...
 
-    # --- alerts
-    async def apply_alert_decisions(self, organization_id: UUID, decisions: Sequence[AlertDecision]) -> None:
+
+class AlertRepository(Protocol):
+    async def apply(self, decisions: Sequence[AlertDecision]) -> None:
         """Apply decisions taken outside ingestion (window rules), in order, in one transaction."""
         ...
 
-    async def get_alert(self, organization_id: UUID, alert_id: UUID) -> IoTAlert: ...
-    async def list_alerts(self, organization_id: UUID, where: AlertFilter = AlertFilter()) -> list[IoTAlert]: ...
-    async def alert_statistics(self, organization_id: UUID, where: AlertFilter = AlertFilter()) -> AlertStatistics:
+    async def get(self, organization_id: UUID, alert_id: UUID) -> IoTAlert: ...
+    async def select(self, organization_id: UUID, where: AlertFilter = AlertFilter()) -> list[IoTAlert]:
+        """Newest first, at most `where.limit`."""
+        ...
+
+    async def statistics(self, organization_id: UUID, where: AlertFilter = AlertFilter()) -> AlertStatistics:
         """Statistics over the alerts `where` selects (its limit aside)."""
         ...
 
-    async def acknowledge_alert(
+    async def acknowledge(
         self, organization_id: UUID, alert_id: UUID, user_id: UUID, note: str | None, at: datetime
-    ) -> IoTAlert: ...
+    ) -> IoTAlert:
+        """The first acknowledgment wins: a second one does not rewrite who acknowledged and when."""
+        ...
+
+
+class AlertRuleRepository(Protocol):
+    """An organization's rule defaults per sensor type and per-sensor overrides, as the partial documents written."""
+
+    async def all_type_defaults(self, organization_id: UUID) -> dict[SensorType, Partial]: ...
+    async def get_type_defaults(self, organization_id: UUID, sensor_type: SensorType) -> Partial | None: ...
+    async def put_type_defaults(
+        self, organization_id: UUID, sensor_type: SensorType, document: object, at: datetime | None = None
+    ) -> Partial:
+        """Replace the type's defaults with `document` (raises `InvalidValue` naming the faulty field)."""
+        ...
+
+    async def delete_type_defaults(self, organization_id: UUID, sensor_type: SensorType) -> bool: ...
+    async def get_override(self, organization_id: UUID, sensor_id: UUID) -> Partial | None:
+        """The sensor's override, None if it has none; `NotFound` if the organization has no such sensor."""
+        ...
+
+    async def put_override(
+        self, organization_id: UUID, sensor_id: UUID, document: object, at: datetime | None = None
+    ) -> Partial: ...
+    async def delete_override(self, organization_id: UUID, sensor_id: UUID) -> bool: ...
+    async def overrides(
+        self, organization_id: UUID, sensor_ids: Iterable[UUID] | None = None
+    ) -> dict[UUID, Partial]: ...
+    async def organization_rules(self, organization_id: UUID) -> OrganizationRules:
+        """All of the organization's layers at once: ingestion caches them per organization."""
+        ...
+
+
+class NotificationRepository(Protocol):
+    """Settings, routes and the outbox; `plan` and `claim_due` are safe with several notifiers at once."""
+
+    async def get_settings(self, organization_id: UUID) -> NotificationSettings: ...
+    async def save_settings(self, settings: NotificationSettings) -> NotificationSettings: ...
+    async def list_routes(self, organization_id: UUID) -> list[NotificationRoute]: ...
+    async def add_route(self, route: NotificationRoute) -> None:
+        """`NotFound` when its building is not the organization's."""
+        ...
+
+    async def delete_route(self, organization_id: UUID, route_id: UUID) -> None: ...
+    async def plan(
+        self, now: datetime, draft: Drafter, default_reminder: timedelta, limit: int = 100
+    ) -> list[AlertContext]:
+        """Claim up to `limit` alerts needing a notice, write their drafted messages to the outbox and record the
+        notice on each alert, in one transaction: an alert is announced once even if the process dies half-way.
+        Returns what was announced (with its purpose)."""
+        ...
+
+    async def claim_due(self, now: datetime, lease: timedelta, limit: int = 100) -> list[Notification]:
+        """Pending messages due at `now`, each leased until `now + lease` and its attempt counted."""
+        ...
+
+    async def mark_sent(self, message: Notification, at: datetime) -> None: ...
+    async def mark_failed(self, message: Notification, error: str, retry_at: datetime | None) -> None:
+        """A failed attempt: tried again at `retry_at`, or given up when None."""
+        ...
+
+    async def list_notifications(
+        self, organization_id: UUID, alert_id: UUID | None = None, status: Status | None = None, limit: int = 100
+    ) -> list[Notification]: ...
+
+
+class IstaRepository(Protocol):
+    async def meters(self, organization_id: UUID, building_id: UUID | None = None) -> list[IstaMeter]: ...
+    async def get_meter(self, organization_id: UUID, meter_number: str) -> IstaMeter: ...
+    async def readings(self, organization_id: UUID) -> dict[str, list[IstaReading]]:
+        """Every reading of the organization, by meter number, in date order."""
+        ...
+
+    async def save(
+        self,
+        organization_id: UUID,
+        new_meters: Sequence[IstaMeter],
+        readings: Sequence[tuple[str, IstaReading]],
+        links: Mapping[str, UUID],
+    ) -> IstaSaved:
+        """In one transaction: new meters, the (meter number, reading) pairs not stored yet, automatic links of
+        unlinked meters. A reading contradicting a stored one is kept as stored (a correction is a person's
+        decision, not a re-import's)."""
+        ...
+
+    async def link(self, organization_id: UUID, meter_number: str, sensor_id: UUID | None) -> None: ...
+
+
+class ReadingSource(Protocol):
+    """Readings of some sensors of one organization around a period: raw, or rebuilt from rollups."""
+
+    async def points(
+        self,
+        organization_id: UUID,
+        sensor_ids: Sequence[UUID],
+        start: datetime,
+        end: datetime,
+        rollup: Rollups | None = None,
+    ) -> dict[UUID, list[Point]]:
+        """Per sensor, its readings in [start, end) plus the last one before `start` and the first at/after `end`.
+
+        The two edge readings let a counter's consumption be interpolated at the period's bounds; gauges ignore them.
+        Every requested sensor is a key, with an empty list when it has no reading. `rollup` says the caller's
+        buckets all start and end on that rollup's bounds: the answer then comes from the rollups, a counter's
+        points being a reset-free virtual index (`domain.rollups.virtual_index`); None reads the raw readings.
+        """
+        ...
+
+    async def gauge_rows(
+        self, organization_id: UUID, sensor_id: UUID, start: datetime, end: datetime, rollup: Rollups
+    ) -> list[GaugeRow]:
+        """A gauge's rollup rows in [start, end), ordered."""
+        ...
+
+
+class RollupMaintenance(Protocol):
+    async def refresh(self, limit: int = 5000) -> int:
+        """Recompute the rollups of up to `limit` (sensor, hour) pairs new readings made stale; return how many."""
+        ...
+
+    async def rebuild(self, organization_id: UUID | None = None) -> int:
+        """Recompute every rollup (of one organization, or all) from the raw readings; return the hourly rows."""
+        ...
+
+
+class LeaseRepository(Protocol):
+    """Of all processes running a periodic job, one at a time does the work."""
+
+    async def acquire(self, name: str, holder: str, now: datetime, ttl: timedelta) -> tuple[bool, datetime | None]:
+        """Whether `holder` has the lease until `now + ttl`, and when the job last completed a run."""
+        ...
+
+    async def completed(self, name: str, holder: str, at: datetime) -> None: ...
+
+
+class DatabaseMaintenance(Protocol):
+    async def migrate(self) -> list[str]:
+        """Apply the migrations the database has not seen; return their names."""
+        ...
+
+    async def maintain_partitions(self, now: datetime) -> None:
+        """Monthly partitions around `now` and retention (PostgreSQL; nothing to do on SQLite)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Storage:
+    """Every port over one database, as `bootstrap.open_storage` builds them."""
+
+    tenancy: TenancyRepository
+    sensors: SensorRepository
+    readings: ReadingRepository
+    dead_letters: DeadLetterRepository
+    alerts: AlertRepository
+    alert_rules: AlertRuleRepository
+    notifications: NotificationRepository
+    ista: IstaRepository
+    source: ReadingSource
+    rollups: RollupMaintenance
+    leases: LeaseRepository
+    maintenance: DatabaseMaintenance
+
+    async def close(self) -> None:
+        await self.maintenance.close()

@@ -33,9 +33,11 @@ class TypeRulesOut(BaseModel):
     @classmethod
     def of(cls, rules: TypeRules) -> TypeRulesOut:
         return cls(
-            sensor_type=rules.sensor_type, builtin=rules.builtin.as_dict(), defaults=rules.defaults,
+            sensor_type=rules.sensor_type,
+            builtin=rules.builtin.as_dict(),
+            defaults=rules.defaults,
             effective=rules.effective.as_dict(),
-        )  # fmt: skip
+        )
 
 
 class OverrideOut(BaseModel):
@@ -57,10 +59,15 @@ class EffectiveRulesOut(BaseModel):
     def of(cls, rules: SensorRules) -> EffectiveRulesOut:
         s = rules.sensor
         return cls(
-            sensor_id=s.id, sensor_type=s.sensor_type, alert_threshold_min=s.alert_threshold_min,
-            alert_threshold_max=s.alert_threshold_max, builtin=rules.builtin, type_defaults=rules.type_defaults,
-            override=rules.override, effective=rules.effective.as_dict(),
-        )  # fmt: skip
+            sensor_id=s.id,
+            sensor_type=s.sensor_type,
+            alert_threshold_min=s.alert_threshold_min,
+            alert_threshold_max=s.alert_threshold_max,
+            builtin=rules.builtin,
+            type_defaults=rules.type_defaults,
+            override=rules.override,
+            effective=rules.effective.as_dict(),
+        )
 
 
 # --- the organization's defaults per sensor type

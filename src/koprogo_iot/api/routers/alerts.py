@@ -29,9 +29,16 @@ async def list_alerts(
 ) -> list[AlertOut]:
     """Newest first."""
     where = AlertFilter(
-        status, acknowledged, sensor_id, building_id, limit=limit, alert_type=alert_type, severity=severity,
-        start=start, end=end,
-    )  # fmt: skip
+        status,
+        acknowledged,
+        sensor_id,
+        building_id,
+        limit=limit,
+        alert_type=alert_type,
+        severity=severity,
+        start=start,
+        end=end,
+    )
     return [AlertOut.of(a) for a in await services.monitoring.alerts(principal, where)]
 
 

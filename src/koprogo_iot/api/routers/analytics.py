@@ -9,16 +9,14 @@ from typing import Annotated
 from uuid import UUID
 
 import msgspec
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict
 
-from koprogo_iot.analytics import aggregates, series
+from koprogo_iot.analytics import series
 from koprogo_iot.analytics.aggregates import GroupBy, Period, SensorScope
 from koprogo_iot.analytics.export import AnalyticsResult, to_csv
-from koprogo_iot.analytics.sources import AnalyticsSource, ReadingSource
 from koprogo_iot.api.deps import PrincipalDep, ServicesDep
 from koprogo_iot.domain.sensors import MeasurementKind, SensorType
-from koprogo_iot.storage.sql_store import SqlStore
 
 router = APIRouter(prefix="/iot", tags=["analytics"])
 
@@ -33,14 +31,6 @@ def _json(body: BaseModel) -> Response:
     return Response(body.model_dump_json(), media_type="application/json")
 
 
-def reading_source(services: ServicesDep) -> ReadingSource:
-    """Where the analytics read: rollups for hourly and coarser buckets, raw readings otherwise."""
-    if not isinstance(services.store, SqlStore):
-        raise TypeError(f"analytics need an SQL store, not {type(services.store).__name__}")
-    return AnalyticsSource(services.store.db)
-
-
-SourceDep = Annotated[ReadingSource, Depends(reading_source)]
 FormatQuery = Annotated[Format, Query(alias="format", description="json, or csv for a spreadsheet")]
 StartQuery = Annotated[datetime | None, Query(description="included, RFC 3339 with a zone")]
 EndQuery = Annotated[datetime | None, Query(description="excluded, RFC 3339 with a zone; default now")]
@@ -92,10 +82,15 @@ class TimeSeriesOut(BaseModel):
         """
         sensor = result.sensor
         body = {
-            "sensor_id": sensor.id, "sensor_type": sensor.sensor_type, "kind": sensor.measurement_kind,
-            "unit_of_measure": sensor.unit_of_measure, "start": result.start, "end": result.end,
-            "aggregation_interval": result.interval, "points": result.points,
-        }  # fmt: skip
+            "sensor_id": sensor.id,
+            "sensor_type": sensor.sensor_type,
+            "kind": sensor.measurement_kind,
+            "unit_of_measure": sensor.unit_of_measure,
+            "start": result.start,
+            "end": result.end,
+            "aggregation_interval": result.interval,
+            "points": result.points,
+        }
         return Response(_encoder.encode(body), media_type="application/json")
 
 
@@ -171,16 +166,13 @@ async def time_series(
     sensor_id: UUID,
     principal: PrincipalDep,
     services: ServicesDep,
-    source: SourceDep,
     start: StartQuery = None,
     end: EndQuery = None,
     aggregation_interval: Annotated[int, Query(description="bucket length in seconds")] = series.DEFAULT_INTERVAL,
     output: FormatQuery = Format.JSON,
 ) -> object:
     """A gauge's avg/min/max/last/count or a counter's consumption per bucket; default: the last 24 h by 5 min."""
-    result = await series.time_series(
-        services.provisioning, source, principal, sensor_id, start, end, aggregation_interval
-    )
+    result = await services.analytics.time_series(principal, sensor_id, start, end, aggregation_interval)
     if output is Format.CSV:
         return _csv(result, f"time-series-{result.sensor.sensor_id}", result.start, result.end)
     return TimeSeriesOut.encode(result)
@@ -190,7 +182,6 @@ async def time_series(
 async def consumption(
     principal: PrincipalDep,
     services: ServicesDep,
-    source: SourceDep,
     group_by: GroupBy = GroupBy.BUILDING,
     period: Annotated[Period, Query(description="hour, or day and month in Europe/Brussels")] = Period.DAY,
     start: StartQuery = None,
@@ -202,9 +193,7 @@ async def consumption(
 ) -> object:
     """Counters' consumption per period, summed per group and unit of measure."""
     scope = SensorScope(building_id, unit_id, sensor_type)
-    result = await aggregates.consumption_report(
-        services.provisioning, source, principal, scope, group_by, period, start, end
-    )
+    result = await services.analytics.consumption(principal, scope, group_by, period, start, end)
     if output is Format.CSV:
         return _csv(result, f"consumption-by-{group_by.value}-per-{period.value}", result.start, result.end)
     return _json(ConsumptionOut.model_validate(result))
@@ -214,7 +203,6 @@ async def consumption(
 async def units_vs_median(
     principal: PrincipalDep,
     services: ServicesDep,
-    source: SourceDep,
     building_id: UUID,
     sensor_type: SensorType,
     start: StartQuery = None,
@@ -222,9 +210,7 @@ async def units_vs_median(
     output: FormatQuery = Format.JSON,
 ) -> object:
     """Each unit's consumption against the building's median (syndics); default: the last 30 days."""
-    result = await aggregates.units_vs_median(
-        services.provisioning, source, principal, building_id, sensor_type, start, end
-    )
+    result = await services.analytics.units_vs_median(principal, building_id, sensor_type, start, end)
     if output is Format.CSV:
         return _csv(result, f"units-vs-median-{sensor_type.value}", result.start, result.end)
     return MedianOut.model_validate(result)
@@ -234,7 +220,6 @@ async def units_vs_median(
 async def period_comparison(
     principal: PrincipalDep,
     services: ServicesDep,
-    source: SourceDep,
     group_by: GroupBy = GroupBy.BUILDING,
     start: StartQuery = None,
     end: EndQuery = None,
@@ -245,7 +230,7 @@ async def period_comparison(
 ) -> object:
     """Consumption over [start, end) against the period of the same length before it; default: the last 30 days."""
     scope = SensorScope(building_id, unit_id, sensor_type)
-    result = await aggregates.period_comparison(services.provisioning, source, principal, scope, group_by, start, end)
+    result = await services.analytics.period_comparison(principal, scope, group_by, start, end)
     if output is Format.CSV:
         return _csv(result, f"period-comparison-by-{group_by.value}", result.start, result.end)
     return ComparisonOut.model_validate(result)

@@ -17,5 +17,5 @@ async def login(body: LoginIn, services: ServicesDep) -> TokenOut:
 
 @router.get("/me")
 async def me(principal: PrincipalDep, services: ServicesDep) -> UserOut:
-    user = await services.store.get_user(principal.organization_id, principal.user_id)
+    user = await services.accounts.me(principal)
     return UserOut.of(user)

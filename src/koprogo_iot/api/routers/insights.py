@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from koprogo_iot.analytics import insights
 from koprogo_iot.analytics.insights import InsightKind, InsightReport, Prices, Severity
 from koprogo_iot.api.deps import PrincipalDep, ServicesDep
-from koprogo_iot.api.routers.analytics import EndQuery, SourceDep, StartQuery
+from koprogo_iot.api.routers.analytics import EndQuery, StartQuery
 
 router = APIRouter(prefix="/iot", tags=["analytics"])
 
@@ -49,18 +49,20 @@ class InsightsOut(BaseModel):
     @classmethod
     def of(cls, report: InsightReport) -> InsightsOut:
         return cls(
-            start=report.start, end=report.end, timezone=report.timezone, building_id=report.building_id,
+            start=report.start,
+            end=report.end,
+            timezone=report.timezone,
+            building_id=report.building_id,
             water_price_eur_per_m3=report.prices.water_eur_per_m3,
             electricity_price_eur_per_kwh=report.prices.electricity_eur_per_kwh,
             insights=[InsightOut.model_validate(i) for i in report.insights],
-        )  # fmt: skip
+        )
 
 
 @router.get("/insights", response_model=InsightsOut)
 async def list_insights(
     principal: PrincipalDep,
     services: ServicesDep,
-    source: SourceDep,
     building_id: UUID | None = None,
     start: StartQuery = None,
     end: EndQuery = None,
@@ -72,7 +74,7 @@ async def list_insights(
     ] = insights.DEFAULT_ELECTRICITY_PRICE_EUR_PER_KWH,
 ) -> InsightsOut:
     """Insights on the counters the caller may see, in whole hours; default: the last 30 days, every building."""
-    report = await insights.building_insights(
-        services.provisioning, source, principal, building_id, start, end, Prices(water_price, electricity_price)
+    report = await services.analytics.insights(
+        principal, building_id, start, end, Prices(water_price, electricity_price)
     )
     return InsightsOut.of(report)

@@ -11,9 +11,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from koprogo_iot.api.deps import PrincipalDep, ServicesDep
-from koprogo_iot.ista.model import IstaMeter, MeterType
+from koprogo_iot.domain.ista import IstaMeter, MeterType
 from koprogo_iot.ista.report import DEFAULT_THRESHOLD_PERCENT, IstaReport, MeterReport, PeriodStatus
-from koprogo_iot.ista.service import ImportResult, IstaService
+from koprogo_iot.services.ista import ImportResult, IstaService
 
 router = APIRouter(prefix="/ista", tags=["ista"])
 
@@ -22,7 +22,7 @@ _CSV_TYPES = ("text/csv", "text/plain", "application/csv", "application/vnd.ms-e
 
 
 def _service(services: ServicesDep) -> IstaService:
-    return IstaService.over(services.store)
+    return services.ista
 
 
 IstaDep = Annotated[IstaService, Depends(_service)]
@@ -62,9 +62,12 @@ class MeterOut(BaseModel):
     @classmethod
     def of(cls, meter: IstaMeter) -> MeterOut:
         return cls(
-            meter_number=meter.meter_number, meter_type=meter.meter_type, building_id=meter.building_id,
-            unit_id=meter.unit_id, sensor_id=meter.sensor_id,
-        )  # fmt: skip
+            meter_number=meter.meter_number,
+            meter_type=meter.meter_type,
+            building_id=meter.building_id,
+            unit_id=meter.unit_id,
+            sensor_id=meter.sensor_id,
+        )
 
 
 class PeriodOut(BaseModel):
@@ -98,9 +101,12 @@ class MeterReportOut(MeterOut):
         periods = [PeriodOut.model_validate(p, from_attributes=True) for p in report.periods]
         estimated = [EstimatedReadingOut.model_validate(r, from_attributes=True) for r in report.estimated]
         return cls(
-            **meter.model_dump(), building_name=report.building_name, unit_name=report.unit_name, periods=periods,
+            **meter.model_dump(),
+            building_name=report.building_name,
+            unit_name=report.unit_name,
+            periods=periods,
             estimated_readings=estimated,
-        )  # fmt: skip
+        )
 
 
 class ReportOut(BaseModel):
@@ -113,9 +119,12 @@ class ReportOut(BaseModel):
     @classmethod
     def of(cls, report: IstaReport) -> ReportOut:
         return cls(
-            start=report.start, end=report.end, threshold_percent=report.threshold_percent, flagged=report.flagged,
+            start=report.start,
+            end=report.end,
+            threshold_percent=report.threshold_percent,
+            flagged=report.flagged,
             meters=[MeterReportOut.of_report(m) for m in report.meters],
-        )  # fmt: skip
+        )
 
 
 def _refused(status: int, code: str, message: str) -> JSONResponse:

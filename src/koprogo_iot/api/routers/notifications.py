@@ -14,19 +14,26 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from koprogo_iot.api.deps import PrincipalDep, ServicesDep
 from koprogo_iot.domain.alerts import AlertSeverity
-from koprogo_iot.domain.notices import DEFAULT_CHANNELS, MAX_ATTEMPTS, Channel, NotificationRoute, channels_document
+from koprogo_iot.domain.notices import (
+    DEFAULT_CHANNELS,
+    MAX_ATTEMPTS,
+    Channel,
+    Notification,
+    NotificationRoute,
+    NotificationSettings,
+    channels_document,
+)
 from koprogo_iot.domain.tenancy import Role
-from koprogo_iot.notify.channels import check_template
-from koprogo_iot.notify.repository import Notification, NotificationSettings, NotifyRepository
+from koprogo_iot.services.notifications import NotificationSetup
 
 router = APIRouter(prefix="/iot/notifications", tags=["notifications"])
 
 
-def _repository(services: ServicesDep) -> NotifyRepository:
-    return NotifyRepository.over(services.store)
+def _setup(services: ServicesDep) -> NotificationSetup:
+    return services.notifications
 
 
-RepositoryDep = Annotated[NotifyRepository, Depends(_repository)]
+SetupDep = Annotated[NotificationSetup, Depends(_setup)]
 
 
 class _In(BaseModel):
@@ -55,8 +62,13 @@ class SettingsOut(BaseModel):
     @classmethod
     def of(cls, s: NotificationSettings) -> SettingsOut:
         reminder = None if s.reminder_interval is None else int(s.reminder_interval.total_seconds())
-        return cls(email_url=s.email_url, sms_url=s.sms_url, push_url=s.push_url, reminder_interval_s=reminder,
-                   updated_at=s.updated_at)  # fmt: skip
+        return cls(
+            email_url=s.email_url,
+            sms_url=s.sms_url,
+            push_url=s.push_url,
+            reminder_interval_s=reminder,
+            updated_at=s.updated_at,
+        )
 
 
 ChannelsDoc = dict[AlertSeverity, list[Channel]]
@@ -91,9 +103,16 @@ class RouteOut(BaseModel):
     @classmethod
     def of(cls, r: NotificationRoute) -> RouteOut:
         return cls(
-            id=r.id, building_id=r.building_id, role=r.role, name=r.name, email=r.email, phone=r.phone,
-            push_topic=r.push_topic, channels=channels_document(r.channels), created_at=r.created_at,
-        )  # fmt: skip
+            id=r.id,
+            building_id=r.building_id,
+            role=r.role,
+            name=r.name,
+            email=r.email,
+            phone=r.phone,
+            push_topic=r.push_topic,
+            channels=channels_document(r.channels),
+            created_at=r.created_at,
+        )
 
 
 class NotificationOut(BaseModel):
@@ -114,79 +133,66 @@ class NotificationOut(BaseModel):
 
     @classmethod
     def of(cls, n: Notification) -> NotificationOut:
-        return cls(id=n.id, alert_id=n.alert_id, channel=n.channel, recipient=n.recipient, purpose=n.purpose,
-                   subject=n.subject, body=n.body, status=n.status, attempts=n.attempts,
-                   next_attempt_at=n.next_attempt_at, last_error=n.last_error, created_at=n.created_at,
-                   sent_at=n.sent_at)  # fmt: skip
+        return cls(
+            id=n.id,
+            alert_id=n.alert_id,
+            channel=n.channel,
+            recipient=n.recipient,
+            purpose=n.purpose,
+            subject=n.subject,
+            body=n.body,
+            status=n.status,
+            attempts=n.attempts,
+            next_attempt_at=n.next_attempt_at,
+            last_error=n.last_error,
+            created_at=n.created_at,
+            sent_at=n.sent_at,
+        )
 
 
 @router.get("/settings")
-async def get_settings(principal: PrincipalDep, repository: RepositoryDep) -> SettingsOut:
-    principal.require_manager()
-    return SettingsOut.of(await repository.get_settings(principal.organization_id))
+async def get_settings(principal: PrincipalDep, setup: SetupDep) -> SettingsOut:
+    return SettingsOut.of(await setup.settings(principal))
 
 
 @router.put("/settings")
-async def put_settings(body: SettingsIn, principal: PrincipalDep, repository: RepositoryDep) -> SettingsOut:
+async def put_settings(body: SettingsIn, principal: PrincipalDep, setup: SetupDep) -> SettingsOut:
     """Each URL is checked with apprise before it is stored (422 when apprise cannot use it)."""
-    principal.require_manager()
-
-    def checked(channel: Channel, template: str | None) -> str | None:
-        return check_template(channel, template) if template and template.strip() else None
-
-    settings = NotificationSettings(
-        principal.organization_id,
-        email_url=checked(Channel.EMAIL, body.email_url),
-        sms_url=checked(Channel.SMS, body.sms_url),
-        push_url=checked(Channel.PUSH, body.push_url),
-        reminder_interval=timedelta(seconds=body.reminder_interval_s),
-    )
-    return SettingsOut.of(await repository.save_settings(settings))
+    urls = {Channel.EMAIL: body.email_url, Channel.SMS: body.sms_url, Channel.PUSH: body.push_url}
+    return SettingsOut.of(await setup.save_settings(principal, urls, timedelta(seconds=body.reminder_interval_s)))
 
 
 @router.get("/routes")
-async def list_routes(principal: PrincipalDep, repository: RepositoryDep) -> list[RouteOut]:
+async def list_routes(principal: PrincipalDep, setup: SetupDep) -> list[RouteOut]:
     """Oldest first. With no route at all, the organization's syndics receive its alerts (default channels)."""
-    principal.require_manager()
-    return [RouteOut.of(r) for r in await repository.list_routes(principal.organization_id)]
+    return [RouteOut.of(r) for r in await setup.routes(principal)]
 
 
 @router.post("/routes", status_code=status.HTTP_201_CREATED)
-async def create_route(body: RouteIn, principal: PrincipalDep, repository: RepositoryDep) -> RouteOut:
-    principal.require_manager()
-    route = NotificationRoute(
-        organization_id=principal.organization_id,
+async def create_route(body: RouteIn, principal: PrincipalDep, setup: SetupDep) -> RouteOut:
+    route = await setup.add_route(
+        principal,
         building_id=body.building_id,
         role=body.role,
-        name=body.name,
-        email=body.email,
-        phone=body.phone,
-        push_topic=body.push_topic,
+        contact={"name": body.name, "email": body.email, "phone": body.phone, "push_topic": body.push_topic},
         channels={severity: frozenset(channels) for severity, channels in body.channels.items()},
     )
-    await repository.add_route(route)
     return RouteOut.of(route)
 
 
 @router.delete("/routes/{route_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_route(route_id: UUID, principal: PrincipalDep, repository: RepositoryDep) -> Response:
-    principal.require_manager()
-    await repository.delete_route(principal.organization_id, route_id)
+async def delete_route(route_id: UUID, principal: PrincipalDep, setup: SetupDep) -> Response:
+    await setup.delete_route(principal, route_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("")
 async def list_notifications(
     principal: PrincipalDep,
-    services: ServicesDep,
-    repository: RepositoryDep,
+    setup: SetupDep,
     alert_id: UUID | None = None,
     status: Literal["pending", "sent", "failed"] | None = None,
     limit: int = Query(100, ge=1, le=1000),
 ) -> list[NotificationOut]:
     """The outbox, newest first: every message to every recipient, its attempts and last error."""
-    principal.require_manager()
-    if alert_id is not None:
-        await services.store.get_alert(principal.organization_id, alert_id)  # another organization's: 404
-    found = await repository.list_notifications(principal.organization_id, alert_id, status, limit)
-    return [NotificationOut.of(n) for n in found]
+    return [NotificationOut.of(n) for n in await setup.outbox(principal, alert_id, status, limit)]

@@ -16,7 +16,6 @@ from koprogo_iot.api.schemas import (
     UserIn,
     UserOut,
 )
-from koprogo_iot.notify.repository import NotifyRepository
 
 router = APIRouter(tags=["tenancy"])
 
@@ -82,9 +81,4 @@ async def list_users(principal: PrincipalDep, services: ServicesDep) -> list[Use
 @router.put("/users/{user_id}/contacts")
 async def set_contacts(user_id: UUID, body: ContactsIn, principal: PrincipalDep, services: ServicesDep) -> UserOut:
     """Where alerts reach the user by SMS and push; users set their own, managers anyone's in their organization."""
-    if user_id != principal.user_id:
-        principal.require_manager()
-    await NotifyRepository.over(services.store).set_contacts(
-        principal.organization_id, user_id, body.phone, body.push_topic
-    )
-    return UserOut.of(await services.store.get_user(principal.organization_id, user_id))
+    return UserOut.of(await services.provisioning.set_contacts(principal, user_id, body.phone, body.push_topic))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from koprogo_iot.domain.alerts import AlertDecision, AlertSeverity, AlertType
 from koprogo_iot.domain.detection.common import clear, label, muted, raise_alert
 from koprogo_iot.domain.detection.threshold import RULE as THRESHOLD_RULE
-from koprogo_iot.domain.detection.threshold import crossed, threshold_raise, within_clear
+from koprogo_iot.domain.detection.threshold import threshold_raise
 from koprogo_iot.domain.readings import IoTReading
 from koprogo_iot.domain.rules import AlertRules, BatteryRule, FaultyRule, ThresholdRule
 from koprogo_iot.domain.sensors import IoTSensor
@@ -34,13 +34,13 @@ def reading_decisions(
 def _threshold(sensor: IoTSensor, rule: ThresholdRule, reading: IoTReading) -> AlertDecision | None:
     if not rule.active:
         return None
-    threshold = crossed(rule, reading.value)
+    threshold = rule.crossed(reading.value)
     if threshold is not None:
         if rule.duration_s:
             return None  # it must hold for a while: `threshold_window` decides over the readings
         at = reading.timestamp
         return threshold_raise(sensor, rule, reading.value, threshold, at, at, reading.received_at)
-    if within_clear(rule, reading.value):
+    if rule.clears(reading.value):
         return clear(sensor, AlertType.THRESHOLD_EXCEEDED, THRESHOLD_RULE, reading.timestamp)
     return None  # in the hysteresis band
 

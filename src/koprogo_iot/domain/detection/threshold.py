@@ -19,20 +19,6 @@ from koprogo_iot.domain.sensors import IoTSensor
 RULE = "threshold"
 
 
-def crossed(rule: ThresholdRule, value: float) -> float | None:
-    """The threshold `value` is beyond (minimum checked first, as the specification does), or None."""
-    if rule.minimum is not None and value < rule.minimum:
-        return rule.minimum
-    if rule.maximum is not None and value > rule.maximum:
-        return rule.maximum
-    return None
-
-
-def within_clear(rule: ThresholdRule, value: float) -> bool:
-    low, high = rule.clear_low, rule.clear_high
-    return (low is None or value >= low) and (high is None or value <= high)
-
-
 def threshold_raise(
     sensor: IoTSensor,
     rule: ThresholdRule,
@@ -78,9 +64,9 @@ def threshold_window(
     if not points:
         return []
     latest, value = points[-1]
-    threshold = crossed(rule, value)
+    threshold = rule.crossed(value)
     if threshold is None:
-        return [clear(sensor, AlertType.THRESHOLD_EXCEEDED, RULE, latest)] if within_clear(rule, value) else []
+        return [clear(sensor, AlertType.THRESHOLD_EXCEEDED, RULE, latest)] if rule.clears(value) else []
     above = value > threshold
     first = len(points) - 1
     while first > 0 and (points[first - 1][1] > threshold if above else points[first - 1][1] < threshold):

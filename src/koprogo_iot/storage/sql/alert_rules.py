@@ -1,30 +1,24 @@
-"""Alert rules in the database: an organization's defaults per sensor type and per-sensor overrides.
+"""Alert rules in the database (`AlertRuleRepository`): an organization's defaults per sensor type and per-sensor
+overrides.
 
 Both are stored as the *partial* documents people wrote (only the fields they change, validated with
 `domain.rules.parse_partial`), so that a later change of a built-in default reaches every sensor that did not
-choose otherwise. `rules_for` layers them into the effective rules of many sensors in two queries.
+choose otherwise; `domain.rules.layered` combines them.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 from koprogo_iot.domain.clock import utcnow
-from koprogo_iot.domain.errors import InvalidValue, NotFound
-from koprogo_iot.domain.rules import AlertRules, effective_rules, parse_partial
-from koprogo_iot.domain.sensors import IoTSensor, SensorType
-from koprogo_iot.storage.database import Database, Executor
-from koprogo_iot.storage.sql_store import as_uuid
-
-log = logging.getLogger(__name__)
-
-Partial = dict[str, Any]
+from koprogo_iot.domain.errors import InvalidValue
+from koprogo_iot.domain.rules import OrganizationRules, Partial, parse_partial
+from koprogo_iot.domain.sensors import SensorType
+from koprogo_iot.storage.sql.database import Database, Executor
+from koprogo_iot.storage.sql.rows import as_uuid, not_found, placeholders
 
 # Above this many sensors, `rules_for` reads every override of the organization rather than binding each id:
 # overrides are exceptions, a few per building, and SQLite limits the parameters of one statement.
@@ -45,35 +39,7 @@ def _decode(text: str) -> Partial:
     return document
 
 
-def layered(
-    sensor: IoTSensor, type_defaults: Mapping[str, Any] | None, override: Mapping[str, Any] | None
-) -> AlertRules:
-    """`effective_rules`, degraded rather than failing when stored layers contradict each other.
-
-    Each layer is validated when it is written, but a later change of another layer (the type's defaults, the
-    sensor's thresholds) can make the combination invalid (say a minimum above the maximum). Detection must go on:
-    the sensor then gets its rules without its override, and if need be without its type's defaults too.
-    """
-    for defaults, own in ((type_defaults, override), (type_defaults, None)):
-        try:
-            return effective_rules(sensor, defaults, own)
-        except InvalidValue as exc:
-            log.warning("alert rules of sensor %s do not combine (%s): leaving a layer out", sensor.id, exc)
-    return effective_rules(sensor)  # the built-in defaults and the sensor's own thresholds (checked by IoTSensor)
-
-
-@dataclass(frozen=True, slots=True)
-class OrganizationRules:
-    """An organization's stored rule layers, from which any of its sensors' effective rules are computed."""
-
-    defaults: Mapping[SensorType, Partial]
-    overrides: Mapping[UUID, Partial]
-
-    def for_sensor(self, sensor: IoTSensor) -> AlertRules:
-        return layered(sensor, self.defaults.get(sensor.sensor_type), self.overrides.get(sensor.id))
-
-
-class AlertRulesRepository:
+class SqlAlertRules:
     """`iot_alert_rules` over any `Database`; every statement is scoped by organization."""
 
     def __init__(self, db: Database) -> None:
@@ -91,8 +57,9 @@ class AlertRulesRepository:
     async def get_type_defaults(self, organization_id: UUID, sensor_type: SensorType) -> Partial | None:
         row = await self.db.fetchrow(
             "SELECT rules FROM iot_alert_rules WHERE organization_id = $1 AND sensor_type = $2 AND sensor_id IS NULL",
-            organization_id, sensor_type,
-        )  # fmt: skip
+            organization_id,
+            sensor_type,
+        )
         return None if row is None else _decode(row["rules"])
 
     async def put_type_defaults(
@@ -105,16 +72,20 @@ class AlertRulesRepository:
             "VALUES ($1, $2, NULL, $3, $4) "
             "ON CONFLICT (organization_id, sensor_type) WHERE sensor_id IS NULL "
             "DO UPDATE SET rules = excluded.rules, updated_at = excluded.updated_at",
-            organization_id, sensor_type, text, at or utcnow(),
-        )  # fmt: skip
+            organization_id,
+            sensor_type,
+            text,
+            at or utcnow(),
+        )
         return _decode(text)
 
     async def delete_type_defaults(self, organization_id: UUID, sensor_type: SensorType) -> bool:
         """Back to the built-in defaults; False when there were none."""
         deleted = await self.db.execute(
             "DELETE FROM iot_alert_rules WHERE organization_id = $1 AND sensor_type = $2 AND sensor_id IS NULL",
-            organization_id, sensor_type,
-        )  # fmt: skip
+            organization_id,
+            sensor_type,
+        )
         return deleted > 0
 
     # --- one sensor's override
@@ -125,7 +96,7 @@ class AlertRulesRepository:
             "SELECT id FROM iot_sensors WHERE organization_id = $1 AND id = $2", organization_id, sensor_id
         )
         if row is None:
-            raise NotFound(f"sensor {sensor_id} not found")
+            raise not_found("sensor", sensor_id)
 
     async def get_override(self, organization_id: UUID, sensor_id: UUID) -> Partial | None:
         """The sensor's override, None if it has none; `NotFound` if the organization has no such sensor."""
@@ -133,10 +104,11 @@ class AlertRulesRepository:
             "SELECT s.id, r.rules FROM iot_sensors s "
             "LEFT JOIN iot_alert_rules r ON r.sensor_id = s.id AND r.organization_id = s.organization_id "
             "WHERE s.organization_id = $1 AND s.id = $2",
-            organization_id, sensor_id,
-        )  # fmt: skip
+            organization_id,
+            sensor_id,
+        )
         if row is None:
-            raise NotFound(f"sensor {sensor_id} not found")
+            raise not_found("sensor", sensor_id)
         return None if row["rules"] is None else _decode(row["rules"])
 
     async def put_override(
@@ -150,8 +122,11 @@ class AlertRulesRepository:
                 "VALUES ($1, NULL, $2, $3, $4) "
                 "ON CONFLICT (sensor_id) WHERE sensor_id IS NOT NULL "
                 "DO UPDATE SET rules = excluded.rules, updated_at = excluded.updated_at",
-                organization_id, sensor_id, text, at or utcnow(),
-            )  # fmt: skip
+                organization_id,
+                sensor_id,
+                text,
+                at or utcnow(),
+            )
         return _decode(text)
 
     async def delete_override(self, organization_id: UUID, sensor_id: UUID) -> bool:
@@ -160,8 +135,9 @@ class AlertRulesRepository:
             await self._require_sensor(tx, organization_id, sensor_id)
             deleted = await tx.execute(
                 "DELETE FROM iot_alert_rules WHERE organization_id = $1 AND sensor_id = $2",
-                organization_id, sensor_id,
-            )  # fmt: skip
+                organization_id,
+                sensor_id,
+            )
         return deleted > 0
 
     async def overrides(self, organization_id: UUID, sensor_ids: Iterable[UUID] | None = None) -> dict[UUID, Partial]:
@@ -171,7 +147,7 @@ class AlertRulesRepository:
             return {}
         sql = "SELECT sensor_id, rules FROM iot_alert_rules WHERE organization_id = $1 AND sensor_id IS NOT NULL"
         if ids is not None and len(ids) <= _MAX_BOUND_IDS:
-            sql += f" AND sensor_id IN ({', '.join(f'${i + 2}' for i in range(len(ids)))})"
+            sql += f" AND sensor_id IN ({placeholders(len(ids), 2)})"
             rows = await self.db.fetch(sql, organization_id, *ids)
         else:
             rows = await self.db.fetch(sql, organization_id)
@@ -183,20 +159,6 @@ class AlertRulesRepository:
                 found[sensor_id] = _decode(r["rules"])
         return found
 
-    # --- what applies
-
     async def organization_rules(self, organization_id: UUID) -> OrganizationRules:
         """All of the organization's layers in two queries: ingestion caches them per organization."""
         return OrganizationRules(await self.all_type_defaults(organization_id), await self.overrides(organization_id))
-
-    async def rules_for(self, organization_id: UUID, sensors: Iterable[IoTSensor]) -> dict[UUID, AlertRules]:
-        """The effective rules of each of `sensors` (all of `organization_id`), by sensor id, in two queries."""
-        chosen = list(sensors)
-        foreign = [s.id for s in chosen if s.organization_id != organization_id]
-        if foreign:
-            raise ValueError(f"sensors {foreign} are not in organization {organization_id}")
-        if not chosen:
-            return {}
-        defaults = await self.all_type_defaults(organization_id)
-        overrides = await self.overrides(organization_id, (s.id for s in chosen))
-        return {s.id: layered(s, defaults.get(s.sensor_type), overrides.get(s.id)) for s in chosen}

@@ -1,4 +1,5 @@
-"""Hourly and daily rollups, on SQLite and PostgreSQL, against values computed by hand."""
+"""Rollups (`RollupMaintenance`): hourly, daily and monthly rows on SQLite and PostgreSQL, against values computed
+by hand."""
 
 import asyncio
 import itertools
@@ -6,20 +7,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from koprogo_iot.analytics.rollups import (
-    DAILY,
-    HOURLY,
-    MONTHLY,
-    Rollup,
-    boundary_step,
-    rebuild_rollups,
-    refresh_rollups,
-)
 from koprogo_iot.domain.consumption import consumption
 from koprogo_iot.domain.readings import IoTReading
+from koprogo_iot.domain.rollups import Rollup, boundary_step
 from koprogo_iot.domain.sensors import IoTSensor
-from koprogo_iot.storage.ports import Ingested
-from koprogo_iot.storage.sql_store import SqlStore
+from koprogo_iot.storage.ports import Ingested, Storage
+from koprogo_iot.storage.sql.database import Database
+from koprogo_iot.storage.sql.rollups import DAILY, HOURLY, MONTHLY
+from koprogo_iot.storage.sql.rows import Table
 from tests.conftest import make_tenant
 
 
@@ -27,13 +22,13 @@ def at(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
-async def ingest(store: SqlStore, sensor: IoTSensor, readings: list[tuple[str, float]]) -> None:
-    await store.ingest([Ingested(IoTReading.measured(sensor, at(ts), value)) for ts, value in readings])
+async def ingest(storage: Storage, sensor: IoTSensor, readings: list[tuple[str, float]]) -> None:
+    await storage.readings.ingest([Ingested(IoTReading.measured(sensor, at(ts), value)) for ts, value in readings])
 
 
-async def rollups(store: SqlStore, table: str, sensor: IoTSensor) -> list[Rollup]:
-    rows = await store.db.fetch(f"SELECT * FROM {table} WHERE sensor_id = $1 ORDER BY bucket", sensor.id)
-    return [Rollup.from_row(row) for row in rows]
+async def rollups(db: Database, table: Table[Rollup], sensor: IoTSensor) -> list[Rollup]:
+    rows = await db.fetch(table.select("sensor_id = $1") + " ORDER BY bucket", sensor.id)
+    return [table.decode(row) for row in rows]
 
 
 def interpolated(rows: list[Rollup], start: datetime, end: datetime) -> float:
@@ -60,13 +55,13 @@ COUNTER = [
 GAUGE = [("2026-03-10T10:05", 10.0), ("2026-03-10T10:20", 30.0), ("2026-03-10T10:50", 20.0)]
 
 
-async def test_hourly_and_daily_rows_match_hand_computed_values(store: SqlStore) -> None:
-    t = await make_tenant(store)
-    await ingest(store, t.unit_sensor, COUNTER)
-    await ingest(store, t.common_sensor, GAUGE)
-    assert await refresh_rollups(store) == 3  # (counter, 10h), (counter, 11h), (gauge, 10h)
+async def test_hourly_and_daily_rows_match_hand_computed_values(storage: Storage, db: Database) -> None:
+    t = await make_tenant(storage)
+    await ingest(storage, t.unit_sensor, COUNTER)
+    await ingest(storage, t.common_sensor, GAUGE)
+    assert await storage.rollups.refresh() == 3  # (counter, 10h), (counter, 11h), (gauge, 10h)
 
-    first, second = await rollups(store, HOURLY, t.unit_sensor)
+    first, second = await rollups(db, HOURLY, t.unit_sensor)
     assert first.bucket == at("2026-03-10T10:00") and second.bucket == at("2026-03-10T11:00")
     assert (first.count, first.sum, first.min, first.max) == (6, pytest.approx(403.0), 0.4, 101.0)
     assert (first.first, first.last) == ((at("2026-03-10T10:00"), 100.0), (at("2026-03-10T10:55"), 0.9))
@@ -74,7 +69,7 @@ async def test_hourly_and_daily_rows_match_hand_computed_values(store: SqlStore)
     assert (second.count, second.increase, second.resets) == (2, pytest.approx(1.0), 0)
     assert first.organization_id == t.organization.id and first.unit_id == t.units[0].id
 
-    [day] = await rollups(store, DAILY, t.unit_sensor)
+    [day] = await rollups(db, DAILY, t.unit_sensor)
     assert day.bucket == at("2026-03-09T23:00")  # local midnight in Brussels (UTC+1 in March before DST)
     assert (day.count, day.min, day.max) == (8, 0.4, 101.0)
     assert (day.increase, day.resets) == (pytest.approx(1.9 + 1.0 + 0.6), 1)
@@ -83,15 +78,15 @@ async def test_hourly_and_daily_rows_match_hand_computed_values(store: SqlStore)
         consumption(points, at("2026-03-10T10:00"), at("2026-03-10T11:41")).consumption
     )
 
-    [gauge] = await rollups(store, HOURLY, t.common_sensor)
+    [gauge] = await rollups(db, HOURLY, t.common_sensor)
     assert (gauge.count, gauge.sum, gauge.min, gauge.max, gauge.last_value) == (3, 60.0, 10.0, 30.0, 20.0)
     assert (gauge.increase, gauge.resets) == (None, 0)
-    [gauge_day] = await rollups(store, DAILY, t.common_sensor)
+    [gauge_day] = await rollups(db, DAILY, t.common_sensor)
     assert (gauge_day.count, gauge_day.increase) == (3, None)
 
 
-async def test_a_23_hour_dst_day_groups_by_brussels_midnights(store: SqlStore) -> None:
-    t = await make_tenant(store)
+async def test_a_23_hour_dst_day_groups_by_brussels_midnights(storage: Storage, db: Database) -> None:
+    t = await make_tenant(storage)
     readings = [
         ("2026-03-28T22:30", 10.0),  # 23:30 on the 28th in Brussels
         ("2026-03-28T23:30", 11.0),  # 00:30 on the 29th (CET)
@@ -99,10 +94,10 @@ async def test_a_23_hour_dst_day_groups_by_brussels_midnights(store: SqlStore) -
         ("2026-03-29T21:30", 20.0),  # 23:30 on the 29th (CEST)
         ("2026-03-29T22:30", 21.0),  # 00:30 on the 30th
     ]
-    await ingest(store, t.other_unit_sensor, readings)
-    await refresh_rollups(store)
+    await ingest(storage, t.other_unit_sensor, readings)
+    await storage.rollups.refresh()
 
-    days = await rollups(store, DAILY, t.other_unit_sensor)
+    days = await rollups(db, DAILY, t.other_unit_sensor)
     assert [d.bucket for d in days] == [at("2026-03-27T23:00"), at("2026-03-28T23:00"), at("2026-03-29T22:00")]
     dst_day = days[1]
     assert (dst_day.count, dst_day.first_value, dst_day.last_value, dst_day.increase) == (3, 11.0, 20.0, 9.0)
@@ -111,77 +106,80 @@ async def test_a_23_hour_dst_day_groups_by_brussels_midnights(store: SqlStore) -
     points = [(at(ts), value) for ts, value in readings]
     assert interpolated(days, start, end) == pytest.approx(10.0)
     assert interpolated(days, start, end) == pytest.approx(consumption(points, start, end).consumption)
-    hours = await rollups(store, HOURLY, t.other_unit_sensor)
+    hours = await rollups(db, HOURLY, t.other_unit_sensor)
     assert interpolated(hours, start, end) == pytest.approx(10.0)
 
 
-async def test_refreshing_twice_changes_nothing_and_matches_a_rebuild(store: SqlStore) -> None:
-    t = await make_tenant(store)
-    await ingest(store, t.unit_sensor, COUNTER)
-    await refresh_rollups(store)
-    before = [await rollups(store, table, t.unit_sensor) for table in (HOURLY, DAILY, MONTHLY)]
-    assert await refresh_rollups(store) == 0
-    await store.ingest([Ingested(IoTReading.measured(t.unit_sensor, at(COUNTER[0][0]), 1.0))])  # a redelivery
-    assert await refresh_rollups(store) == 0
-    assert await rebuild_rollups(store.db, t.organization.id) == 2
-    after = [await rollups(store, table, t.unit_sensor) for table in (HOURLY, DAILY, MONTHLY)]
+async def test_refreshing_twice_changes_nothing_and_matches_a_rebuild(storage: Storage, db: Database) -> None:
+    t = await make_tenant(storage)
+    await ingest(storage, t.unit_sensor, COUNTER)
+    await storage.rollups.refresh()
+    before = [await rollups(db, table, t.unit_sensor) for table in (HOURLY, DAILY, MONTHLY)]
+    assert await storage.rollups.refresh() == 0
+    await storage.readings.ingest(
+        [Ingested(IoTReading.measured(t.unit_sensor, at(COUNTER[0][0]), 1.0))]
+    )  # a redelivery
+    assert await storage.rollups.refresh() == 0
+    assert await storage.rollups.rebuild(t.organization.id) == 2
+    after = [await rollups(db, table, t.unit_sensor) for table in (HOURLY, DAILY, MONTHLY)]
     assert after == before
 
 
-async def test_late_readings_redirty_and_fix_their_buckets(store: SqlStore) -> None:
-    t = await make_tenant(store)
-    await ingest(store, t.unit_sensor, COUNTER)
-    await refresh_rollups(store)
+async def test_late_readings_redirty_and_fix_their_buckets(storage: Storage, db: Database) -> None:
+    t = await make_tenant(storage)
+    await ingest(storage, t.unit_sensor, COUNTER)
+    await storage.rollups.refresh()
     # Out of order: an earlier hour, and a reading inside the already rolled-up second hour.
-    await ingest(store, t.unit_sensor, [("2026-03-10T09:30", 99.0), ("2026-03-10T11:20", 2.0)])
-    assert await refresh_rollups(store) == 2
+    await ingest(storage, t.unit_sensor, [("2026-03-10T09:30", 99.0), ("2026-03-10T11:20", 2.0)])
+    assert await storage.rollups.refresh() == 2
 
-    early, first, second = await rollups(store, HOURLY, t.unit_sensor)
+    early, first, second = await rollups(db, HOURLY, t.unit_sensor)
     assert (early.bucket, early.count, early.increase) == (at("2026-03-10T09:00"), 1, 0.0)
     assert (first.count, first.increase) == (6, pytest.approx(1.9))
     assert (second.count, second.increase) == (3, pytest.approx(1.0))  # 1.5 -> 2.0 -> 2.5
-    [day] = await rollups(store, DAILY, t.unit_sensor)
+    [day] = await rollups(db, DAILY, t.unit_sensor)
     assert (day.count, day.first_value) == (10, 99.0)
     assert day.increase == pytest.approx(1.0 + 1.9 + 0.6 + 1.0)  # 99 -> 100 joins the day
 
 
-async def test_deleted_readings_remove_their_rows(store: SqlStore) -> None:
-    t = await make_tenant(store)
-    await ingest(store, t.unit_sensor, COUNTER)
-    await refresh_rollups(store)
-    await store.db.execute("DELETE FROM iot_readings WHERE sensor_id = $1 AND ts >= $2", t.unit_sensor.id,
-                           at("2026-03-10T11:00"))  # fmt: skip
-    await store.db.execute(
+async def test_deleted_readings_remove_their_rows(storage: Storage, db: Database) -> None:
+    t = await make_tenant(storage)
+    await ingest(storage, t.unit_sensor, COUNTER)
+    await storage.rollups.refresh()
+    await db.execute(
+        "DELETE FROM iot_readings WHERE sensor_id = $1 AND ts >= $2", t.unit_sensor.id, at("2026-03-10T11:00")
+    )
+    await db.execute(
         "INSERT INTO iot_rollup_dirty (sensor_id, hour) VALUES ($1, $2)", t.unit_sensor.id, at("2026-03-10T11:00")
     )
-    assert await refresh_rollups(store) == 1
-    assert [r.bucket for r in await rollups(store, HOURLY, t.unit_sensor)] == [at("2026-03-10T10:00")]
-    [day] = await rollups(store, DAILY, t.unit_sensor)
+    assert await storage.rollups.refresh() == 1
+    assert [r.bucket for r in await rollups(db, HOURLY, t.unit_sensor)] == [at("2026-03-10T10:00")]
+    [day] = await rollups(db, DAILY, t.unit_sensor)
     assert (day.count, day.increase) == (6, pytest.approx(1.9))
 
 
-async def test_concurrent_refreshers_claim_each_mark_once(store: SqlStore) -> None:
-    if store.db.dialect != "postgres":
+async def test_concurrent_refreshers_claim_each_mark_once(storage: Storage, db: Database) -> None:
+    if db.dialect != "postgres":
         pytest.skip("SQLite runs one transaction at a time")
-    t = await make_tenant(store)
+    t = await make_tenant(storage)
     start = at("2026-03-10T00:00")
     for sensor in (t.unit_sensor, t.other_unit_sensor):
-        await store.ingest(
+        await storage.readings.ingest(
             [Ingested(IoTReading.measured(sensor, start + timedelta(minutes=20 * i), float(i))) for i in range(150)]
         )
     marks = 2 * 50  # 150 readings every 20 minutes: 50 hours per sensor
 
     async def drain() -> int:
         claimed = 0
-        while done := await refresh_rollups(store, limit=7):
+        while done := await storage.rollups.refresh(limit=7):
             claimed += done
         return claimed
 
     counts = await asyncio.gather(drain(), drain(), drain())
     assert sum(counts) == marks
-    incremental = [await rollups(store, table, t.unit_sensor) for table in (HOURLY, DAILY)]
-    await rebuild_rollups(store.db)
-    assert [await rollups(store, table, t.unit_sensor) for table in (HOURLY, DAILY)] == incremental
+    incremental = [await rollups(db, table, t.unit_sensor) for table in (HOURLY, DAILY)]
+    await storage.rollups.rebuild()
+    assert [await rollups(db, table, t.unit_sensor) for table in (HOURLY, DAILY)] == incremental
     assert sum(r.increase or 0 for r in incremental[1]) + sum(
         boundary_step(a, b).increase for a, b in itertools.pairwise(incremental[1])
     ) == pytest.approx(149.0)

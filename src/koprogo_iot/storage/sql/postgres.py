@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from koprogo_iot.domain.errors import Conflict, StorageUnavailable
-from koprogo_iot.storage.database import Executor, Row
+from koprogo_iot.storage.sql.database import Executor, Row
 
 # Errors that mean "the server is not there right now", as opposed to a bad statement.
 _UNAVAILABLE = (

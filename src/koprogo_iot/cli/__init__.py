@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
 import sys
 from typing import Any
@@ -12,17 +13,21 @@ from uuid import UUID
 from pydantic import ValidationError
 
 from koprogo_iot import __version__, bootstrap, demo
-from koprogo_iot.bench import analytics as bench_analytics
-from koprogo_iot.bench import ingest as bench_ingest
-from koprogo_iot.bench.fleet import Progress, provision_fleet
+from koprogo_iot.cli import ista as ista_cli
 from koprogo_iot.config import Mode, Settings
 from koprogo_iot.domain.errors import KoproGoError
 from koprogo_iot.domain.tenancy import Organization, Role, User
-from koprogo_iot.ista import cli as ista_cli
-from koprogo_iot.loadgen import run_load
+from koprogo_iot.loadgen.fleet import provision_fleet
+from koprogo_iot.loadgen.publisher import run_load
 from koprogo_iot.mqtt_url import MqttEndpoint
+from koprogo_iot.progress import Progress
 from koprogo_iot.services.accounts import MIN_PASSWORD_LENGTH, hash_password
-from koprogo_iot.storage.migrations import migrate
+
+# Benchmarks are an optional extra (`pip install 'koprogo-iot[bench]'`): imported only when `bench` runs.
+BENCHMARKS = {
+    "ingest": "Mosquitto + PostgreSQL + Redis + ingest workers under a steady load: rate, latency, memory",
+    "analytics": "a year of 5-minute readings for 100 sensors in PostgreSQL: query latency",
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -60,24 +65,14 @@ def _parser() -> argparse.ArgumentParser:
     load.add_argument("--duration", type=float, default=60, help="seconds (default 60)")
     load.add_argument("--mqtt-url", help="broker to publish to (KOPROGO_MQTT_URL; default the embedded broker)")
 
-    bench = commands.add_parser("bench", help="benchmarks (run apart from the test suite)")
-    benchmarks = bench.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
-    bench_analytics.add_arguments(
-        benchmarks.add_parser(
-            "analytics",
-            help="a year of 5-minute readings for 100 sensors in PostgreSQL: query latency",
-            description="Loads ~10 M readings (or reuses them with --reuse), builds the rollups, and times the "
-            "time-series and consumption queries through the API.",
-        )
+    bench = commands.add_parser(
+        "bench",
+        help="benchmarks, run apart from the test suite (needs koprogo-iot[bench])",
+        description="; ".join(f"{name}: {what}" for name, what in BENCHMARKS.items())
+        + ". `koprogo-iot bench NAME --help` lists a benchmark's options.",
     )
-    bench_ingest.add_arguments(
-        benchmarks.add_parser(
-            "ingest",
-            help="Mosquitto + PostgreSQL + Redis + ingest workers under a steady load: rate, latency, memory",
-            description="Starts its own Mosquitto, Redis, PostgreSQL database and ingest workers, drives a load, "
-            "and prints and writes to benchmarks/results/ what it measured.",
-        )
-    )
+    bench.add_argument("benchmark", choices=sorted(BENCHMARKS), metavar="BENCHMARK", help=", ".join(sorted(BENCHMARKS)))
+    bench.add_argument("options", nargs=argparse.REMAINDER, help="the benchmark's own options")
 
     ista_cli.register(commands)
 
@@ -98,8 +93,11 @@ def _settings(args: argparse.Namespace) -> Settings:
     """Environment first, then the flags given on the command line."""
     settings = Settings()
     top: dict[str, Any] = {"data_dir": args.data_dir, "database_url": args.database_url}
-    mqtt = {"url": getattr(args, "mqtt_url", None), "port": getattr(args, "mqtt_port", None),
-            "client_id": getattr(args, "client_id", None)}  # fmt: skip
+    mqtt = {
+        "url": getattr(args, "mqtt_url", None),
+        "port": getattr(args, "mqtt_port", None),
+        "client_id": getattr(args, "client_id", None),
+    }
     http = {"host": getattr(args, "http_host", None), "port": getattr(args, "http_port", None)}
     updates = {k: v for k, v in top.items() if v is not None}
     for section, values in (("mqtt", mqtt), ("http", http)):
@@ -130,21 +128,21 @@ def _banner(running: bootstrap.Running) -> None:
 
 
 async def _migrate(settings: Settings) -> None:
-    store = await bootstrap.open_store(settings.resolved_database_url, apply_migrations=False)
+    storage = await bootstrap.open_storage(settings.resolved_database_url, apply_migrations=False)
     try:
-        applied = await migrate(store.db)
+        applied = await storage.maintenance.migrate()
         print(f"applied {len(applied)} migration(s)" if applied else "schema is up to date")
     finally:
-        await store.close()
+        await storage.close()
 
 
 async def _dead_letters(settings: Settings, args: argparse.Namespace) -> None:
-    store = await bootstrap.open_store(settings.resolved_database_url, apply_migrations=False)
+    storage = await bootstrap.open_storage(settings.resolved_database_url, apply_migrations=False)
     try:
-        counts = await store.count_dead_letters(args.organization)
-        letters = await store.list_dead_letters(args.organization, args.reason, args.limit)
+        counts = await storage.dead_letters.counts(args.organization)
+        letters = await storage.dead_letters.recent(args.organization, args.reason, args.limit)
     finally:
-        await store.close()
+        await storage.close()
     print("by reason: " + (", ".join(f"{r} {n}" for r, n in sorted(counts.items())) or "none"))
     for letter in letters:
         print(f"{letter.received_at:%Y-%m-%d %H:%M:%S}  {letter.reason:<20} {letter.topic}")
@@ -153,11 +151,11 @@ async def _dead_letters(settings: Settings, args: argparse.Namespace) -> None:
 
 
 async def _loadgen(settings: Settings, args: argparse.Namespace) -> None:
-    store = await bootstrap.open_store(settings.resolved_database_url)
+    storage = await bootstrap.open_storage(settings.resolved_database_url)
     try:
-        fleet = await provision_fleet(store, args.sensors)
+        fleet = await provision_fleet(storage, args.sensors)
     finally:
-        await store.close()
+        await storage.close()
     per_sensor = args.rate / args.sensors
     if per_sensor > settings.ingest.rate_per_sensor:
         print(
@@ -185,21 +183,34 @@ async def _loadgen(settings: Settings, args: argparse.Namespace) -> None:
 async def _create_admin(settings: Settings, args: argparse.Namespace) -> None:
     if len(args.password) < MIN_PASSWORD_LENGTH:
         raise KoproGoError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
-    store = await bootstrap.open_store(settings.resolved_database_url)
+    storage = await bootstrap.open_storage(settings.resolved_database_url)
     try:
         organization = Organization(name=args.organization)
         user = User(organization.id, args.email, args.name, Role.SUPERADMIN, hash_password(args.password))
-        await store.add_organization(organization)
-        await store.add_user(user)
+        await storage.tenancy.add_organization(organization)
+        await storage.tenancy.add_user(user)
         print(f"created organization {organization.id} and superadmin {user.email}")
     finally:
-        await store.close()
+        await storage.close()
+
+
+def _bench(name: str, options: list[str]) -> int:
+    try:
+        module = importlib.import_module(f"koprogo_iot.bench.{name}")
+    except ImportError as exc:
+        print(
+            f"koprogo-iot bench: error: {exc}; install the benchmarks: pip install 'koprogo-iot[bench]'",
+            file=sys.stderr,
+        )
+        return 2
+    status: int = module.main(options)
+    return status
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "bench":
-        return bench_ingest.execute(args) if args.benchmark == "ingest" else bench_analytics.execute(args)
+        return _bench(args.benchmark, args.options)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",

@@ -13,7 +13,7 @@ from koprogo_iot.config import Settings
 from koprogo_iot.domain.access import Principal
 from koprogo_iot.domain.tenancy import Role
 from koprogo_iot.ista.report import DEFAULT_THRESHOLD_PERCENT, IstaReport, PeriodComparison
-from koprogo_iot.ista.service import ImportResult, IstaService
+from koprogo_iot.services.ista import ImportResult, IstaService
 
 # The command line is the operator's tool: it acts as a superadmin of the organization it names, like
 # `create-admin` and `dead-letters` do. This id marks the actions as the command line's.
@@ -42,11 +42,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 async def execute(settings: Settings, args: argparse.Namespace) -> int:
     """Run the `ista` action; the exit status is 1 when an import refused some rows."""
     data = args.file.read_bytes() if args.ista_command == "import" else b""
-    store = await bootstrap.open_store(settings.resolved_database_url)
+    storage = await bootstrap.open_storage(settings.resolved_database_url)
     try:
-        await store.get_organization(args.organization)
+        await storage.tenancy.get_organization(args.organization)
         operator = Principal(OPERATOR_ID, args.organization, Role.SUPERADMIN, frozenset(), frozenset())
-        ista = IstaService(store)
+        ista = IstaService(storage.ista, storage.tenancy, storage.sensors, storage.source)
         if args.ista_command == "import":
             result = await ista.import_csv(operator, data)
             print(format_import(result))
@@ -54,7 +54,7 @@ async def execute(settings: Settings, args: argparse.Namespace) -> int:
         print(format_report(await ista.report(operator, args.start, args.end, args.threshold, args.building)))
         return 0
     finally:
-        await store.close()
+        await storage.close()
 
 
 def format_import(result: ImportResult) -> str:

@@ -13,11 +13,11 @@ import re
 from datetime import UTC, date, datetime, timedelta
 
 from koprogo_iot.domain.clock import require_aware
-from koprogo_iot.storage.database import Database
+from koprogo_iot.storage.sql.database import Database
 
 log = logging.getLogger(__name__)
 
-RETENTION = timedelta(days=730)  # two years of raw readings, as the TimescaleDB layout keeps
+RETENTION = timedelta(days=730)  # two years of raw readings
 MONTHS_AHEAD = 3
 _PREFIX = "iot_readings_p"  # iot_readings_p202603 holds March 2026 (UTC)
 _NAME = re.compile(rf"^{_PREFIX}(\d{{4}})(\d{{2}})$")
@@ -66,8 +66,9 @@ async def ensure_partitions(db: Database, start: datetime, end: datetime) -> lis
             moved = await tx.execute(
                 f"WITH moved AS (DELETE FROM iot_readings_default WHERE ts >= $1 AND ts < $2 RETURNING *) "
                 f"INSERT INTO {name} SELECT * FROM moved",
-                low, high,
-            )  # fmt: skip
+                low,
+                high,
+            )
             await tx.execute(f"ALTER TABLE iot_readings ATTACH PARTITION {name} FOR VALUES {bounds}")
         log.info("created partition %s (%d readings moved from the default partition)", name, moved)
         created.append(name)
@@ -101,62 +102,3 @@ async def maintain_partitions(db: Database, now: datetime, retention: timedelta 
     """Partitions from last month to MONTHS_AHEAD ahead, and drop what is older than `retention`."""
     await ensure_partitions(db, now - timedelta(days=31), now + timedelta(days=31 * MONTHS_AHEAD))
     await drop_partitions_before(db, now - retention)
-
-
-async def timescale_available(db: Database) -> bool:
-    """Whether the server can install TimescaleDB (it cannot on this machine)."""
-    if db.dialect != "postgres":
-        return False
-    return await db.fetchrow("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'") is not None
-
-
-# NOT EXERCISED ON THIS MACHINE (no TimescaleDB here): written from the TimescaleDB 2.x documentation, untested.
-# For a fresh database, right after the migrations, instead of `maintain_partitions`. The hypertable replaces the
-# native partitioning; the rollup tables and their refresher stay, because a counter's increase needs the reset
-# and jitter rules of domain/consumption.py, which a continuous aggregate cannot apply; the continuous aggregates
-# serve gauge statistics (count, sum, min, max, first, last).
-_TIMESCALE_EXTENSION = "CREATE EXTENSION IF NOT EXISTS timescaledb"
-_TIMESCALE_TABLE = """
-ALTER TABLE iot_readings RENAME TO iot_readings_partitioned;
-CREATE TABLE iot_readings (LIKE iot_readings_partitioned INCLUDING DEFAULTS INCLUDING CONSTRAINTS);
-ALTER TABLE iot_readings ADD PRIMARY KEY (sensor_id, ts);
-ALTER TABLE iot_readings ADD FOREIGN KEY (sensor_id) REFERENCES iot_sensors(id) ON DELETE CASCADE;
-INSERT INTO iot_readings SELECT * FROM iot_readings_partitioned;
-DROP TABLE iot_readings_partitioned;
-SELECT create_hypertable('iot_readings', 'ts', chunk_time_interval => INTERVAL '1 day', migrate_data => true);
-ALTER TABLE iot_readings SET (timescaledb.compress, timescaledb.compress_segmentby = 'sensor_id',
-    timescaledb.compress_orderby = 'ts');
-SELECT add_compression_policy('iot_readings', INTERVAL '7 days');
-SELECT add_retention_policy('iot_readings', INTERVAL '2 years');
-"""
-# Continuous aggregates cannot be created inside a transaction: one statement at a time.
-_TIMESCALE_AGGREGATES = (
-    """CREATE MATERIALIZED VIEW iot_readings_hourly WITH (timescaledb.continuous) AS
-    SELECT sensor_id, time_bucket(INTERVAL '1 hour', ts) AS bucket, count(*) AS count, sum(value) AS sum,
-        min(value) AS min, max(value) AS max, first(value, ts) AS first_value, last(value, ts) AS last_value
-    FROM iot_readings GROUP BY sensor_id, time_bucket(INTERVAL '1 hour', ts) WITH NO DATA""",
-    """SELECT add_continuous_aggregate_policy('iot_readings_hourly', start_offset => INTERVAL '3 days',
-    end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '30 minutes')""",
-    """CREATE MATERIALIZED VIEW iot_readings_daily WITH (timescaledb.continuous) AS
-    SELECT sensor_id, time_bucket(INTERVAL '1 day', ts, 'Europe/Brussels') AS bucket, count(*) AS count,
-        sum(value) AS sum, min(value) AS min, max(value) AS max, first(value, ts) AS first_value,
-        last(value, ts) AS last_value
-    FROM iot_readings GROUP BY sensor_id, time_bucket(INTERVAL '1 day', ts, 'Europe/Brussels') WITH NO DATA""",
-    """SELECT add_continuous_aggregate_policy('iot_readings_daily', start_offset => INTERVAL '3 days',
-    end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '1 hour')""",
-)
-
-
-async def setup_timescale(db: Database) -> bool:
-    """Turn `iot_readings` into a TimescaleDB hypertable when the extension exists; False (nothing done) if not.
-
-    Not exercised on this machine, which has no TimescaleDB: see the note above `_TIMESCALE_TABLE`.
-    """
-    if not await timescale_available(db):
-        return False
-    await db.execute(_TIMESCALE_EXTENSION)
-    async with db.transaction() as tx:
-        await tx.executescript(_TIMESCALE_TABLE)
-    for statement in _TIMESCALE_AGGREGATES:
-        await db.execute(statement)
-    return True

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from enum import StrEnum
 from uuid import UUID
+
+from koprogo_iot.domain.clock import utcnow
 
 
 class MeterType(StrEnum):
@@ -56,3 +58,4 @@ class IstaMeter:
     unit_id: UUID | None  # None: a common meter of the building
     meter_type: MeterType
     sensor_id: UUID | None = None
+    created_at: datetime = field(default_factory=utcnow, compare=False)  # when first imported

@@ -16,7 +16,7 @@ from uuid import UUID
 import aiosqlite
 
 from koprogo_iot.domain.errors import Conflict, StorageUnavailable
-from koprogo_iot.storage.database import Executor, Row
+from koprogo_iot.storage.sql.database import Executor, Row
 
 _PLACEHOLDER = re.compile(r"\$(\d+)")
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # fixed width, so text order is time order

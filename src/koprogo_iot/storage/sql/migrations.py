@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from importlib import resources
 
-from koprogo_iot.storage.database import Database
+from koprogo_iot.storage.sql.database import Database
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ class Migration:
 
 def available(dialect: str) -> list[Migration]:
     """The migrations shipped for `dialect`, sorted by version (`0001_initial.sql` is version 1)."""
-    folder = resources.files("koprogo_iot.storage") / "sql" / dialect
+    folder = resources.files("koprogo_iot.storage.sql") / "schema" / dialect
     found = []
     for entry in folder.iterdir():
         if entry.name.endswith(".sql"):

@@ -12,11 +12,11 @@ from uuid import UUID
 from koprogo_iot.domain.access import Principal
 from koprogo_iot.domain.consumption import consumption_by_bucket
 from koprogo_iot.domain.errors import Forbidden, InvalidValue
+from koprogo_iot.domain.ista import IstaMeter, IstaReading, ReadingKind
 from koprogo_iot.domain.sensors import IoTSensor, MeasurementKind
 from koprogo_iot.domain.tenancy import Building, Unit
 from koprogo_iot.domain.units import conversion_factor
 from koprogo_iot.ista.csv_format import IstaRow, RowError, parse
-from koprogo_iot.ista.model import IstaMeter, IstaReading, ReadingKind
 from koprogo_iot.ista.periods import IstaPeriod, ista_periods, reading_instant
 from koprogo_iot.ista.report import (
     DEFAULT_THRESHOLD_PERCENT,
@@ -27,9 +27,7 @@ from koprogo_iot.ista.report import (
     compare,
     uncompared,
 )
-from koprogo_iot.ista.repository import IstaRepository
-from koprogo_iot.storage.ports import Store
-from koprogo_iot.storage.sql_store import SqlStore
+from koprogo_iot.storage.ports import IstaRepository, ReadingSource, SensorRepository, TenancyRepository
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,16 +94,17 @@ def _automatic_link(meter: IstaMeter, sensors: list[IoTSensor]) -> UUID | None:
 
 
 class IstaService:
-    def __init__(self, store: SqlStore) -> None:
-        self.store = store
-        self.repository = IstaRepository(store.db)
-
-    @classmethod
-    def over(cls, store: Store) -> IstaService:
-        """The service over the platform's store, which must be an SQL one (ISTA tables are plain SQL)."""
-        if not isinstance(store, SqlStore):
-            raise TypeError(f"ISTA import needs an SQL store, not {type(store).__name__}")
-        return cls(store)
+    def __init__(
+        self,
+        repository: IstaRepository,
+        tenancy: TenancyRepository,
+        sensors: SensorRepository,
+        source: ReadingSource,
+    ) -> None:
+        self.repository = repository
+        self.tenancy = tenancy
+        self.sensors = sensors
+        self.source = source
 
     @staticmethod
     def _require_syndic(principal: Principal) -> None:
@@ -113,7 +112,9 @@ class IstaService:
             raise Forbidden("ISTA readings are for syndics")
 
     async def _places(self, organization_id: UUID) -> _Places:
-        return _Places(await self.store.list_buildings(organization_id), await self.store.list_units(organization_id))
+        return _Places(
+            await self.tenancy.list_buildings(organization_id), await self.tenancy.list_units(organization_id)
+        )
 
     # --- import
 
@@ -143,17 +144,30 @@ class IstaService:
             organization_id,
             [known.get(number) or new_meters[number] for number in {row.meter_number for row in accepted}],
         )
-        imported, duplicates, conflicts = await self.repository.save(
-            organization_id, list(new_meters.values()), accepted, links
+        saved = await self.repository.save(
+            organization_id,
+            list(new_meters.values()),
+            [(row.meter_number, row.reading) for row in accepted],
+            links,
         )
-        return ImportResult(imported, duplicates, sorted(errors + conflicts, key=lambda error: error.line))
+        for position, kept in saved.conflicts:
+            row = accepted[position]
+            errors.append(
+                RowError(
+                    row.line,
+                    f"the {row.reading.kind.value} reading of meter {row.meter_number} on {row.reading.reading_date} "
+                    f"is already stored as {kept.value:g} {kept.unit_of_measure}, not {row.reading.value:g} "
+                    f"{row.reading.unit_of_measure}",
+                )
+            )
+        return ImportResult(saved.imported, saved.duplicates, sorted(errors, key=lambda error: error.line))
 
     async def _automatic_links(self, organization_id: UUID, meters: list[IstaMeter]) -> dict[str, UUID]:
         unlinked = [meter for meter in meters if meter.sensor_id is None]
         if not unlinked:
             return {}
         by_device: dict[str, list[IoTSensor]] = {}
-        for sensor in await self.store.list_sensors(organization_id):
+        for sensor in await self.sensors.select(organization_id):
             by_device.setdefault(sensor.sensor_id, []).append(sensor)
         links = {m.meter_number: _automatic_link(m, by_device.get(m.meter_number, [])) for m in unlinked}
         return {number: sensor_id for number, sensor_id in links.items() if sensor_id is not None}
@@ -163,7 +177,7 @@ class IstaService:
     async def meters(self, principal: Principal, building_id: UUID | None = None) -> list[IstaMeter]:
         self._require_syndic(principal)
         if building_id is not None:
-            await self.store.get_building(principal.organization_id, building_id)
+            await self.tenancy.get_building(principal.organization_id, building_id)
         return await self.repository.meters(principal.organization_id, building_id)
 
     async def link_sensor(self, principal: Principal, meter_number: str, sensor_id: UUID | None) -> IstaMeter:
@@ -171,7 +185,7 @@ class IstaService:
         self._require_syndic(principal)
         await self.repository.get_meter(principal.organization_id, meter_number)
         if sensor_id is not None:
-            await self.store.get_sensor(principal.organization_id, sensor_id)
+            await self.sensors.get(principal.organization_id, sensor_id)
         await self.repository.link(principal.organization_id, meter_number, sensor_id)
         return await self.repository.get_meter(principal.organization_id, meter_number)
 
@@ -237,7 +251,7 @@ class IstaService:
             return without_iot(PeriodStatus.NOT_COMPARABLE, "heat cost allocators count ISTA's own units")
         if meter.sensor_id is None:
             return without_iot(PeriodStatus.NO_IOT_SENSOR, None)
-        sensor = await self.store.get_sensor(meter.organization_id, meter.sensor_id)
+        sensor = await self.sensors.get(meter.organization_id, meter.sensor_id)
         if sensor.measurement_kind is not MeasurementKind.CUMULATIVE:
             return without_iot(PeriodStatus.NOT_COMPARABLE, f"sensor {sensor.sensor_id} is a gauge, not a meter index")
         factor = conversion_factor(reference, sensor.unit_of_measure)
@@ -247,7 +261,8 @@ class IstaService:
         if not periods:
             return []
         grid = [(reading_instant(period.start), reading_instant(period.end)) for period in periods]
-        points = await self.repository.sensor_points(meter.organization_id, sensor.id, grid[0][0], grid[-1][1])
+        found = await self.source.points(meter.organization_id, [sensor.id], grid[0][0], grid[-1][1])
+        points = found[sensor.id]
         results = consumption_by_bucket(points, grid)
         return [
             compare(period, factor, result, sensor.unit_of_measure, threshold_percent)

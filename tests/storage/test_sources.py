@@ -1,36 +1,36 @@
-"""Rollup-served consumption equals raw-served consumption on hour and local-day grids."""
+"""The reading source (`ReadingSource`) on both databases: rollup-served consumption equals raw-served consumption
+on hour, local-day and local-month grids."""
 
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from koprogo_iot.analytics.sources import AnalyticsSource, RawReadings, Rollups, index_results
 from koprogo_iot.domain.consumption import calendar_buckets, consumption_by_bucket, fixed_buckets
 from koprogo_iot.domain.readings import IoTReading
-from koprogo_iot.storage.ports import Ingested
-from koprogo_iot.storage.sql_store import SqlStore
+from koprogo_iot.domain.rollups import Rollups, index_results
+from koprogo_iot.storage.ports import Ingested, Storage
 from tests.conftest import make_tenant
 
 START = datetime(2026, 3, 28, 0, 0, tzinfo=UTC)  # spans the 2026-03-29 change to summer time in Brussels
 
 
-async def test_rollups_give_the_raw_answer(store: SqlStore) -> None:
-    t = await make_tenant(store)
+async def test_rollups_give_the_raw_answer(storage: Storage) -> None:
+    t = await make_tenant(storage)
     sensor = t.unit_sensor
     readings, index = [], 500.0
     for i in range(3 * 24 * 6):  # every 10 minutes for three days
         index = 2.0 if i == 200 else index + 0.01 * (1 + i % 7)  # a meter replacement (reset) on day two
         readings.append(Ingested(IoTReading.measured(sensor, START + timedelta(minutes=10 * i, seconds=17), index)))
-    await store.ingest(readings)
+    await storage.readings.ingest(readings)
     org, end = t.organization.id, START + timedelta(days=3)
     hours = fixed_buckets(START + timedelta(hours=5), end - timedelta(hours=7), timedelta(hours=1))
     # Rollups answer only grids on their bounds: local midnights (here 2026-03-28T23:00Z, then 22:00Z after DST).
     days = calendar_buckets(datetime(2026, 3, 28, 23, tzinfo=UTC), end, "day", "Europe/Brussels")
-    rolled, raw = AnalyticsSource(store.db), RawReadings(store.db)
+    source = storage.source
     for grid, rollup in ((hours, Rollups.HOURLY), (days, Rollups.DAILY)):
         span = (grid[0][0], grid[-1][1])
-        via_rollups = (await rolled.points(org, [sensor.id], *span, rollup))[sensor.id]
-        via_raw = (await raw.points(org, [sensor.id], *span))[sensor.id]
+        via_rollups = (await source.points(org, [sensor.id], *span, rollup))[sensor.id]
+        via_raw = (await source.points(org, [sensor.id], *span))[sensor.id]
         assert len(via_rollups) < len(via_raw)
         expected = [r.consumption for _, r in consumption_by_bucket(via_raw, grid)]
         got = [r.consumption for _, r in consumption_by_bucket(via_rollups, grid)]
@@ -50,8 +50,8 @@ def test_index_results_leave_uncovered_buckets_unknown() -> None:
     assert index_results(points[:1], grid) == [got[0]] * 5
 
 
-async def test_monthly_rollups_give_the_raw_answer_with_partial_months_at_the_edges(store: SqlStore) -> None:
-    t = await make_tenant(store)
+async def test_monthly_rollups_give_the_raw_answer_with_partial_months_at_the_edges(storage: Storage) -> None:
+    t = await make_tenant(storage)
     sensor = t.unit_sensor
     origin = datetime(2026, 1, 20, 5, tzinfo=UTC)
     readings, index = [], 100.0
@@ -59,18 +59,18 @@ async def test_monthly_rollups_give_the_raw_answer_with_partial_months_at_the_ed
         index = 1.0 if i == 110 else index + 0.5 + (i % 3) * 0.1
         readings.append(Ingested(IoTReading.measured(sensor, origin + timedelta(hours=6 * i, minutes=7), index)))
     # Two ingestions, so that the second refresh recomputes only some days of a month and reads the others back.
-    await store.ingest(readings[:150])
-    rolled, raw = AnalyticsSource(store.db), RawReadings(store.db)
+    await storage.readings.ingest(readings[:150])
+    source = storage.source
     org = t.organization.id
-    await rolled.points(org, [sensor.id], origin, origin + timedelta(days=1), Rollups.DAILY)  # refreshes
-    await store.ingest(readings[150:])
+    await source.points(org, [sensor.id], origin, origin + timedelta(days=1), Rollups.DAILY)  # refreshes
+    await storage.readings.ingest(readings[150:])
     # 25 January to 25 March, local days: a partial January, whole February, a partial March (and DST on 29 March).
     start, end = datetime(2026, 1, 24, 23, tzinfo=UTC), datetime(2026, 3, 30, 22, tzinfo=UTC)
     grid = calendar_buckets(start, end, "month", "Europe/Brussels")
     assert len(grid) == 3
-    via_months = (await rolled.points(org, [sensor.id], start, end, Rollups.MONTHLY))[sensor.id]
-    via_days = (await rolled.points(org, [sensor.id], start, end, Rollups.DAILY))[sensor.id]
-    via_raw = (await raw.points(org, [sensor.id], start, end))[sensor.id]
+    via_months = (await source.points(org, [sensor.id], start, end, Rollups.MONTHLY))[sensor.id]
+    via_days = (await source.points(org, [sensor.id], start, end, Rollups.DAILY))[sensor.id]
+    via_raw = (await source.points(org, [sensor.id], start, end))[sensor.id]
     assert len(via_months) < len(via_days) < len(via_raw)
     expected = [r.consumption for _, r in consumption_by_bucket(via_raw, grid)]
     assert [r.consumption for r in index_results(via_months, grid)] == pytest.approx(expected, abs=1e-9)

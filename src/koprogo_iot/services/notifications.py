@@ -1,0 +1,85 @@
+"""An organization's notification setup, for managers only: provider URLs hold credentials and routes hold
+people's contacts. Also the outbox, to see what was sent to whom."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from uuid import UUID
+
+from koprogo_iot.domain.access import Principal
+from koprogo_iot.domain.alerts import AlertSeverity
+from koprogo_iot.domain.notices import Channel, Notification, NotificationRoute, NotificationSettings, Status
+from koprogo_iot.domain.tenancy import Role
+from koprogo_iot.storage.ports import AlertRepository, NotificationRepository
+
+# Checks a provider URL template before it is stored; returns it cleaned, or raises InvalidValue (apprise's check,
+# wired by bootstrap: the service does not know the delivery library).
+TemplateCheck = Callable[[Channel, str], str]
+
+
+class NotificationSetup:
+    def __init__(self, repository: NotificationRepository, alerts: AlertRepository, check: TemplateCheck) -> None:
+        self.repository = repository
+        self.alerts = alerts
+        self.check = check
+
+    async def settings(self, principal: Principal) -> NotificationSettings:
+        principal.require_manager()
+        return await self.repository.get_settings(principal.organization_id)
+
+    async def save_settings(
+        self, principal: Principal, urls: Mapping[Channel, str | None], reminder_interval: timedelta
+    ) -> NotificationSettings:
+        """Each URL is checked before it is stored; empty ones fall back to the platform's providers."""
+        principal.require_manager()
+        checked = {channel: self.check(channel, url) for channel, url in urls.items() if url and url.strip()}
+        settings = NotificationSettings(
+            principal.organization_id,
+            email_url=checked.get(Channel.EMAIL),
+            sms_url=checked.get(Channel.SMS),
+            push_url=checked.get(Channel.PUSH),
+            reminder_interval=reminder_interval,
+        )
+        return await self.repository.save_settings(settings)
+
+    async def routes(self, principal: Principal) -> list[NotificationRoute]:
+        principal.require_manager()
+        return await self.repository.list_routes(principal.organization_id)
+
+    async def add_route(
+        self,
+        principal: Principal,
+        *,
+        building_id: UUID | None,
+        role: Role | None,
+        contact: Mapping[str, str | None],
+        channels: Mapping[AlertSeverity, frozenset[Channel]],
+    ) -> NotificationRoute:
+        """`contact`: name, email, phone and push topic of one explicit recipient (or nothing, with a role)."""
+        principal.require_manager()
+        route = NotificationRoute(
+            organization_id=principal.organization_id,
+            building_id=building_id,
+            role=role,
+            name=contact.get("name"),
+            email=contact.get("email"),
+            phone=contact.get("phone"),
+            push_topic=contact.get("push_topic"),
+            channels=channels,
+        )
+        await self.repository.add_route(route)
+        return route
+
+    async def delete_route(self, principal: Principal, route_id: UUID) -> None:
+        principal.require_manager()
+        await self.repository.delete_route(principal.organization_id, route_id)
+
+    async def outbox(
+        self, principal: Principal, alert_id: UUID | None, status: Status | None, limit: int
+    ) -> list[Notification]:
+        """Newest first; another organization's alert is not found."""
+        principal.require_manager()
+        if alert_id is not None:
+            await self.alerts.get(principal.organization_id, alert_id)
+        return await self.repository.list_notifications(principal.organization_id, alert_id, status, limit)

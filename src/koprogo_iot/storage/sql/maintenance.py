@@ -1,0 +1,23 @@
+"""The database's own upkeep (`DatabaseMaintenance`): migrations, monthly partitions, closing."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from koprogo_iot.storage.sql.database import Database
+from koprogo_iot.storage.sql.migrations import migrate
+from koprogo_iot.storage.sql.partitions import maintain_partitions
+
+
+class SqlMaintenance:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def migrate(self) -> list[str]:
+        return [f"{m.version:04d}_{m.name}" for m in await migrate(self.db)]
+
+    async def maintain_partitions(self, now: datetime) -> None:
+        await maintain_partitions(self.db, now)
+
+    async def close(self) -> None:
+        await self.db.close()

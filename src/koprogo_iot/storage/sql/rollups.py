@@ -1,0 +1,221 @@
+"""Rollups in the database: the stale marks ingestion leaves, and their refresh (`RollupMaintenance`).
+
+The rollups themselves (what a row holds, how hours make a day and days a month) are `domain.rollups`. Refreshing
+claims stale (sensor, hour) marks, recomputes those hours from the raw readings and the local days and months
+holding them from the rows below. Any number of processes may refresh on PostgreSQL: marks are claimed with SKIP
+LOCKED, and a per-sensor advisory lock orders their daily recomputations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from koprogo_iot.domain.consumption import DEFAULT_ZONE, Bucket
+from koprogo_iot.domain.readings import IoTReading
+from koprogo_iot.domain.rollups import Observation, Rollup, combine, local_day, local_month, summarize
+from koprogo_iot.domain.sensors import MeasurementKind
+from koprogo_iot.storage.sql.database import Database, Executor, Row
+from koprogo_iot.storage.sql.rows import Table, as_time, as_uuid, placeholders
+
+HOUR = timedelta(hours=1)
+DEFAULT_LIMIT = 5000
+HOURLY = Table("iot_rollups_hourly", Rollup)
+DAILY = Table("iot_rollups_daily", Rollup)
+MONTHLY = Table("iot_rollups_monthly", Rollup)
+_ROWS_PER_STATEMENT = 1_000  # 16 columns: 16,000 parameters, under SQLite's 32,766 and asyncpg's 32,767
+_UPDATE = ", ".join(f"{c} = excluded.{c}" for c in HOURLY.columns[2:])
+# A mark that already exists is locked, not skipped: a refresher claims marks with SKIP LOCKED, so it cannot take
+# this one and read the hour's readings before this transaction's reading is committed (and then lose it).
+# The update never happens (WHERE false) but PostgreSQL locks the row anyway; SQLite has one writer at a time.
+_MARK_CONFLICT = "ON CONFLICT (sensor_id, hour) DO UPDATE SET hour = excluded.hour WHERE false"
+
+
+def stale_hours(readings: Iterable[IoTReading]) -> list[tuple[UUID, datetime]]:
+    """The distinct (sensor, UTC hour) pairs of `readings`, sorted so concurrent batches lock marks in one order."""
+    marks = {(r.sensor_id, r.timestamp.astimezone(UTC).replace(minute=0, second=0, microsecond=0)) for r in readings}
+    return sorted(marks)
+
+
+async def mark_stale(tx: Executor, readings: Iterable[IoTReading]) -> None:
+    """Record the (sensor, UTC hour) pairs whose rollups new readings change, for the refresher."""
+    marks = stale_hours(readings)
+    if tx.dialect == "postgres":  # WITH ORDINALITY keeps the sorted order, in which concurrent batches lock marks
+        await tx.execute(
+            "INSERT INTO iot_rollup_dirty (sensor_id, hour) SELECT m.sensor_id, m.hour "
+            "FROM unnest($1::uuid[], $2::timestamptz[]) WITH ORDINALITY AS m(sensor_id, hour, n) ORDER BY m.n "
+            f"{_MARK_CONFLICT}",
+            [sensor_id for sensor_id, _ in marks],
+            [hour for _, hour in marks],
+        )
+        return
+    for start in range(0, len(marks), _ROWS_PER_STATEMENT):
+        chunk = marks[start : start + _ROWS_PER_STATEMENT]
+        values = ", ".join(f"(${2 * i + 1}, ${2 * i + 2})" for i in range(len(chunk)))
+        await tx.execute(
+            f"INSERT INTO iot_rollup_dirty (sensor_id, hour) VALUES {values} {_MARK_CONFLICT}",
+            *[value for mark in chunk for value in mark],
+        )
+
+
+class SqlRollups:
+    def __init__(self, db: Database, zone: str = DEFAULT_ZONE) -> None:
+        self.db = db
+        self.zone = zone
+
+    async def refresh(self, limit: int = DEFAULT_LIMIT) -> int:
+        return await refresh_rollups(self.db, limit=limit, zone=self.zone)
+
+    async def rebuild(self, organization_id: UUID | None = None) -> int:
+        return await rebuild_rollups(self.db, organization_id, zone=self.zone)
+
+
+async def refresh_rollups(db: Database, *, limit: int = DEFAULT_LIMIT, zone: str = DEFAULT_ZONE) -> int:
+    """Claim up to `limit` stale marks and recompute their hours, days and months; return how many marks."""
+    tz = ZoneInfo(zone)
+    async with db.transaction() as tx:
+        # Claimed marks are deleted in this transaction: if the refresh fails they come back with the rollback.
+        skip_locked = " FOR UPDATE SKIP LOCKED" if tx.dialect == "postgres" else ""
+        claimed = await tx.fetch(
+            "DELETE FROM iot_rollup_dirty WHERE (sensor_id, hour) IN "
+            f"(SELECT sensor_id, hour FROM iot_rollup_dirty LIMIT $1{skip_locked}) RETURNING sensor_id, hour",
+            limit,
+        )
+        hours: dict[UUID, list[datetime]] = {}
+        for row in claimed:
+            hours.setdefault(as_uuid(row["sensor_id"]), []).append(as_time(row["hour"]))
+        kinds = await _lock_sensors(tx, sorted(hours))
+        for sensor_id, kind in kinds.items():
+            await _refresh_sensor(tx, sensor_id, sorted(hours[sensor_id]), kind is MeasurementKind.CUMULATIVE, tz)
+    return len(claimed)
+
+
+async def rebuild_rollups(db: Database, organization_id: UUID | None = None, *, zone: str = DEFAULT_ZONE) -> int:
+    """Recompute every rollup row (of one organization, or all) from the raw readings; return the hourly rows."""
+    tz = ZoneInfo(zone)
+    if organization_id is None:
+        sensors = await db.fetch("SELECT id FROM iot_sensors ORDER BY id")
+    else:
+        sensors = await db.fetch("SELECT id FROM iot_sensors WHERE organization_id = $1 ORDER BY id", organization_id)
+    written = 0
+    for sensor in sensors:  # one transaction per sensor: a long rebuild does not hold one huge transaction
+        sensor_id = as_uuid(sensor["id"])
+        async with db.transaction() as tx:
+            kinds = await _lock_sensors(tx, [sensor_id])
+            if sensor_id not in kinds:
+                continue  # deleted meanwhile
+            await tx.execute("DELETE FROM iot_rollup_dirty WHERE sensor_id = $1", sensor_id)
+            for table in (HOURLY, DAILY, MONTHLY):
+                await tx.execute(f"DELETE FROM {table.name} WHERE sensor_id = $1", sensor_id)
+            written += await _refresh_sensor(tx, sensor_id, None, kinds[sensor_id] is MeasurementKind.CUMULATIVE, tz)
+    return written
+
+
+async def _lock_sensors(tx: Executor, sensor_ids: list[UUID]) -> dict[UUID, MeasurementKind]:
+    """The kind of each sensor still existing; on PostgreSQL, hold each one's refresh lock until commit."""
+    if not sensor_ids:
+        return {}
+    if tx.dialect == "postgres":
+        # Two refreshers may hold different hours of one day: the second waits here, then reads the first's hours.
+        # Locks are taken in id order so two refreshers cannot deadlock.
+        await tx.fetch(
+            "SELECT count(pg_advisory_xact_lock(hashtextextended(s.id::text, 0))) "
+            "FROM (SELECT id FROM unnest($1::uuid[]) AS id ORDER BY id) s",
+            sensor_ids,
+        )
+    rows = await tx.fetch(
+        f"SELECT id, kind FROM iot_sensors WHERE id IN ({placeholders(len(sensor_ids))})", *sensor_ids
+    )
+    return {as_uuid(r["id"]): MeasurementKind(r["kind"]) for r in rows}
+
+
+async def _refresh_sensor(
+    tx: Executor, sensor_id: UUID, hours: list[datetime] | None, cumulative: bool, zone: ZoneInfo
+) -> int:
+    """Recompute the sensor's given hours (all when None) and the days holding them; return the hourly rows."""
+    hour_ranges = None if hours is None else _merge((hour, hour + HOUR) for hour in hours)
+    readings = await _fetch_sensor(
+        tx, "SELECT ts, value, organization_id, building_id, unit_id FROM iot_readings", "ts", sensor_id, hour_ranges
+    )
+    by_hour: dict[datetime, list[Observation]] = {}
+    for row in readings:
+        ts = as_time(row["ts"])
+        unit = None if row["unit_id"] is None else as_uuid(row["unit_id"])
+        tenancy = (as_uuid(row["organization_id"]), as_uuid(row["building_id"]), unit)
+        by_hour.setdefault(ts.replace(minute=0, second=0, microsecond=0), []).append(
+            Observation(ts, row["value"], tenancy)
+        )
+    hourly = [summarize(sensor_id, hour, rows, cumulative) for hour, rows in by_hour.items()]
+    await _upsert(tx, HOURLY, hourly)
+    days = _merge(local_day(hour, zone) for hour in (by_hour if hours is None else hours))
+    if hours is not None:
+        await _delete(tx, HOURLY, sensor_id, [hour for hour in hours if hour not in by_hour])
+        # The days' other hours were not recomputed: read them all back (this transaction sees its own writes).
+        rows = await _fetch_sensor(tx, HOURLY.select(), "bucket", sensor_id, days)
+        hourly = [HOURLY.decode(row) for row in rows]
+    by_day: dict[datetime, list[Rollup]] = {}
+    for rollup in hourly:
+        by_day.setdefault(local_day(rollup.bucket, zone)[0], []).append(rollup)
+    daily = [combine(day, rows, cumulative) for day, rows in by_day.items()]
+    await _upsert(tx, DAILY, daily)
+    await _delete(tx, DAILY, sensor_id, [start for start, _ in days if start not in by_day])
+    # Months from their days, the same way: read back the months' other days when only some were recomputed.
+    months = _merge(local_month(start, zone) for start, _ in days)
+    if hours is not None:
+        rows = await _fetch_sensor(tx, DAILY.select(), "bucket", sensor_id, months)
+        daily = [DAILY.decode(row) for row in rows]
+    by_month: dict[datetime, list[Rollup]] = {}
+    for rollup in sorted(daily, key=lambda r: r.bucket):
+        by_month.setdefault(local_month(rollup.bucket, zone)[0], []).append(rollup)
+    await _upsert(tx, MONTHLY, [combine(month, rows, cumulative) for month, rows in by_month.items()])
+    await _delete(tx, MONTHLY, sensor_id, [start for start, _ in months if start not in by_month])
+    return len(hourly)
+
+
+async def _fetch_sensor(
+    tx: Executor, select: str, column: str, sensor_id: UUID, ranges: list[Bucket] | None
+) -> list[Row]:
+    """One sensor's rows with `column` in any of `ranges` (all rows when None), in `column` order: one query."""
+    args: list[object] = [sensor_id]
+    clauses = []
+    for start, end in ranges or ():
+        args += [start, end]
+        clauses.append(f"({column} >= ${len(args) - 1} AND {column} < ${len(args)})")
+    within = f" AND ({' OR '.join(clauses)})" if ranges is not None else ""
+    return await tx.fetch(f"{select} WHERE sensor_id = $1{within} ORDER BY {column}", *args)
+
+
+async def _upsert(tx: Executor, table: Table[Rollup], rollups: list[Rollup]) -> None:
+    width = len(table.columns)
+    for start in range(0, len(rollups), _ROWS_PER_STATEMENT):
+        chunk = rollups[start : start + _ROWS_PER_STATEMENT]
+        values = ", ".join(f"({placeholders(width, 1 + i * width)})" for i in range(len(chunk)))
+        await tx.execute(
+            f"INSERT INTO {table.name} ({table.column_list()}) VALUES {values} "
+            f"ON CONFLICT (sensor_id, bucket) DO UPDATE SET {_UPDATE}",
+            *[value for rollup in chunk for value in table.values(rollup)],
+        )
+
+
+async def _delete(tx: Executor, table: Table[Rollup], sensor_id: UUID, buckets: list[datetime]) -> None:
+    """Remove rows of buckets left without readings (readings deleted or dropped by retention)."""
+    for start in range(0, len(buckets), _ROWS_PER_STATEMENT):
+        chunk = buckets[start : start + _ROWS_PER_STATEMENT]
+        await tx.execute(
+            f"DELETE FROM {table.name} WHERE sensor_id = $1 AND bucket IN ({placeholders(len(chunk), 2)})",
+            sensor_id,
+            *chunk,
+        )
+
+
+def _merge(intervals: Iterable[Bucket]) -> list[Bucket]:
+    """Sorted, overlapping or touching intervals merged into one."""
+    merged: list[Bucket] = []
+    for start, end in sorted(intervals):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged

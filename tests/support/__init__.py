@@ -1,0 +1,1 @@
+"""What the tests need besides fixtures: servers of their own."""
