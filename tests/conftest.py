@@ -29,6 +29,7 @@ from koprogo_iot.storage.sql.database import Database
 # The server CI and the development machines run; override to point at another one.
 POSTGRES_ADMIN_URL = os.environ.get("KOPROGO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 PASSWORD = "correct horse battery"
+ENCRYPTION_KEY = "test-encryption-key-" + "k" * 32  # seals the secrets the tests store
 T = TypeVar("T")
 __all__ = ["free_port"]  # re-exported for the tests
 
@@ -58,7 +59,7 @@ def postgres_template() -> Iterator[str]:
             await admin.execute(f'CREATE DATABASE "{name}"')
         finally:
             await admin.close()
-        storage = await open_storage(_database_url(name))
+        storage = await open_storage(_database_url(name), ENCRYPTION_KEY)
         await storage.close()
 
     asyncio.run(create())
@@ -113,7 +114,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 async def db(database_url: str) -> AsyncIterator[Database]:
     """The test's database, migrated: for the few tests that look at rows themselves."""
     opened = await open_database(database_url)
-    storage = storage_over(opened)
+    storage = storage_over(opened, ENCRYPTION_KEY)
     await storage.maintenance.migrate()
     yield opened
     await storage.close()
@@ -122,7 +123,7 @@ async def db(database_url: str) -> AsyncIterator[Database]:
 @pytest.fixture
 def storage(db: Database) -> Storage:
     """Every storage port over the test's database."""
-    return storage_over(db)
+    return storage_over(db, ENCRYPTION_KEY)
 
 
 # --- Mosquitto: our own instance on a free port, with the configuration ingestion needs

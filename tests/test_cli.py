@@ -64,11 +64,12 @@ def test_dead_letters_are_listed_by_the_cli(tmp_path: Path) -> None:
     from koprogo_iot.bootstrap import open_storage
     from koprogo_iot.domain.clock import utcnow
     from koprogo_iot.ingest.pipeline import Message, Pipeline
+    from tests.conftest import ENCRYPTION_KEY
 
     url = f"sqlite:///{tmp_path / 'k.db'}"
 
     async def reject() -> None:
-        storage = await open_storage(url)
+        storage = await open_storage(url, ENCRYPTION_KEY)
         await Pipeline(storage).handle([Message("koprogo/nope", b"{}", utcnow())])
         await storage.close()
 
@@ -76,3 +77,66 @@ def test_dead_letters_are_listed_by_the_cli(tmp_path: Path) -> None:
     result = cli("dead-letters", "--database-url", url)
     assert result.returncode == 0, result.stderr
     assert "by reason: invalid_topic 1" in result.stdout and "koprogo/nope" in result.stdout
+
+
+def test_sensors_of_a_device_family_are_registered_and_listed(tmp_path: Path) -> None:
+    import asyncio
+
+    from koprogo_iot.bootstrap import open_storage
+    from koprogo_iot.domain.tenancy import Building, Organization
+    from tests.conftest import ENCRYPTION_KEY
+
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    org = Organization(name="Syndic & Co")
+    building = Building(organization_id=org.id, name="Résidence")
+
+    async def provision() -> None:
+        storage = await open_storage(url, ENCRYPTION_KEY)
+        await storage.tenancy.add_organization(org)
+        await storage.tenancy.add_building(building)
+        await storage.close()
+
+    asyncio.run(provision())
+    where = ("--database-url", url, "--organization", str(org.id))
+    added = cli(
+        "sensors",
+        "add",
+        *where,
+        "--building",
+        str(building.id),
+        "--sensor-id",
+        "70B3D57ED005A1B2",
+        "--type",
+        "cold_water",
+        "--unit-of-measure",
+        "L",
+        "--device-format",
+        "ttn",
+        "--device-field",
+        "index_m3",
+    )
+    assert added.returncode == 0, added.stderr
+    assert f"koprogo/{org.id}/{building.id}/ttn/v3/+/devices/+/up" in added.stdout
+    listed = cli("sensors", "list", *where)
+    assert "70b3d57ed005a1b2" in listed.stdout and "index_m3" in listed.stdout
+    wrong = cli(
+        "sensors",
+        "add",
+        *where,
+        "--building",
+        str(building.id),
+        "--sensor-id",
+        "x",
+        "--type",
+        "cold_water",
+        "--unit-of-measure",
+        "m³",
+        "--device-format",
+        "shelly",
+        "--device-field",
+        "total",
+    )
+    assert wrong.returncode == 2 and "emdata:0.total_act" in wrong.stderr and "Traceback" not in wrong.stderr
+    formats = cli("devices", "formats")
+    assert formats.returncode == 0 and "switch:0.aenergy.total" in formats.stdout
+    assert "no device heard" in cli("devices", "unclaimed", *where).stdout

@@ -7,9 +7,10 @@ import contextlib
 import gc
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import prometheus_client
 import uvicorn
@@ -23,8 +24,10 @@ from koprogo_iot.devices import registry
 from koprogo_iot.domain.clock import utcnow
 from koprogo_iot.domain.errors import StorageUnavailable
 from koprogo_iot.domain.sensors import DeviceFormat
+from koprogo_iot.ingest.integrations import IntegrationRunner
 from koprogo_iot.ingest.mqtt_worker import MqttIngestWorker
 from koprogo_iot.ingest.pipeline import IngestLimits, Pipeline
+from koprogo_iot.ingest.topics import Origin
 from koprogo_iot.live.bus import LiveBus
 from koprogo_iot.live.memory import MemoryBus
 from koprogo_iot.live.redis_streams import RedisStreamBus
@@ -38,6 +41,8 @@ from koprogo_iot.storage.sql.alert_rules import SqlAlertRules
 from koprogo_iot.storage.sql.alerts import SqlAlerts
 from koprogo_iot.storage.sql.database import Database
 from koprogo_iot.storage.sql.dead_letters import SqlDeadLetters
+from koprogo_iot.storage.sql.devices import SqlDevices
+from koprogo_iot.storage.sql.integrations import SqlIntegrations
 from koprogo_iot.storage.sql.ista import SqlIsta
 from koprogo_iot.storage.sql.leases import SqlLeases
 from koprogo_iot.storage.sql.maintenance import SqlMaintenance
@@ -45,6 +50,7 @@ from koprogo_iot.storage.sql.notifications import SqlNotifications
 from koprogo_iot.storage.sql.postgres import PostgresDatabase
 from koprogo_iot.storage.sql.readings import SqlReadings
 from koprogo_iot.storage.sql.rollups import SqlRollups
+from koprogo_iot.storage.sql.sealing import Sealer
 from koprogo_iot.storage.sql.sensors import SqlSensors
 from koprogo_iot.storage.sql.sources import SqlReadingSource
 from koprogo_iot.storage.sql.sqlite import SqliteDatabase
@@ -62,14 +68,16 @@ async def open_database(url: str) -> Database:
     raise ValueError(f"unsupported database URL {url!r}: use sqlite:///path or postgresql://...")
 
 
-def storage_over(db: Database) -> Storage:
+def storage_over(db: Database, encryption_key: str) -> Storage:
     """Every storage port over `db`: the SQL adapters serve both dialects (each module holds its PostgreSQL fast
-    paths beside the portable statements)."""
+    paths beside the portable statements). `encryption_key` seals the secrets stored (`Settings.encryption_secret`)."""
     return Storage(
         tenancy=SqlTenancy(db),
         sensors=SqlSensors(db),
         readings=SqlReadings(db),
         dead_letters=SqlDeadLetters(db),
+        devices=SqlDevices(db),
+        integrations=SqlIntegrations(db, Sealer(encryption_key)),
         alerts=SqlAlerts(db),
         alert_rules=SqlAlertRules(db),
         notifications=SqlNotifications(db),
@@ -81,9 +89,9 @@ def storage_over(db: Database) -> Storage:
     )
 
 
-async def open_storage(url: str, apply_migrations: bool = True) -> Storage:
+async def open_storage(url: str, encryption_key: str, apply_migrations: bool = True) -> Storage:
     """The storage ports over the database of `url`, its schema brought up to date."""
-    storage = storage_over(await open_database(url))
+    storage = storage_over(await open_database(url), encryption_key)
     if apply_migrations:
         await storage.maintenance.migrate()
     return storage
@@ -104,7 +112,7 @@ def build_bus(settings: Settings) -> LiveBus:
     return RedisStreamBus(settings.redis_url) if settings.redis_url else MemoryBus()
 
 
-def build_pipeline(settings: Settings, storage: Storage, bus: LiveBus | None) -> Pipeline:
+def build_pipeline(settings: Settings, storage: Storage, bus: LiveBus | None, origin: Origin | None = None) -> Pipeline:
     cfg = settings.ingest
     limits = IngestLimits(
         max_payload_bytes=cfg.max_payload_bytes,
@@ -114,7 +122,14 @@ def build_pipeline(settings: Settings, storage: Storage, bus: LiveBus | None) ->
         dead_letters_per_minute=cfg.dead_letters_per_minute,
     )
     decoders = {DeviceFormat(name): decoder for name, decoder in registry.decoders().items()}
-    return Pipeline(storage, limits, bus, decoders)
+    return Pipeline(storage, limits, bus, decoders, origin)
+
+
+def build_integrations(settings: Settings, storage: Storage, bus: LiveBus | None) -> IntegrationRunner:
+    """Organizations' network servers, subscribed to by this ingest process when it holds their lease."""
+    return IntegrationRunner(
+        storage, lambda origin: build_pipeline(settings, storage, bus, origin), settings.mqtt.client_id
+    )
 
 
 def build_worker(settings: Settings, pipeline: Pipeline, endpoint: MqttEndpoint, shared: bool) -> MqttIngestWorker:
@@ -133,6 +148,7 @@ def build_notifier(settings: Settings, storage: Storage, bus: LiveBus) -> Notifi
     return Notifier.configured(storage.notifications, settings.notify, bus) if settings.notify.enabled else None
 
 
+SIGHTINGS_KEPT = timedelta(days=30)  # devices nobody reads, not heard for this long, are forgotten
 REFRESH_BATCH = 5000  # stale (sensor, hour) marks per transaction
 
 
@@ -144,7 +160,7 @@ async def _refresh_rollups(storage: Storage) -> None:
 
 async def housekeeping(storage: Storage, notifier: Notifier | None = None) -> None:
     """Background jobs of the API process: rollups and window alert rules every minute, notifications every few
-    seconds, partitions once a day."""
+    seconds, partitions and old device sightings once a day."""
     refresher = asyncio.create_task(
         every(REFRESH_INTERVAL, "rollups", lambda: _refresh_rollups(storage)), name="rollups"
     )
@@ -153,9 +169,11 @@ async def housekeeping(storage: Storage, notifier: Notifier | None = None) -> No
     try:
         while True:
             try:
-                await storage.maintenance.maintain_partitions(utcnow())
+                now = utcnow()
+                await storage.maintenance.maintain_partitions(now)
+                await storage.devices.forget_before(now - SIGHTINGS_KEPT)
             except StorageUnavailable as exc:
-                log.warning("partition maintenance failed, retrying in an hour: %s", exc)
+                log.warning("daily maintenance failed, retrying in an hour: %s", exc)
                 await asyncio.sleep(3600)
                 continue
             await asyncio.sleep(86_400)
@@ -209,7 +227,7 @@ async def run_embedded(
     settings: Settings, with_demo: bool, on_ready: Callable[[Running], Awaitable[None] | None] | None = None
 ) -> None:
     """Everything in one process: broker (unless external), ingestion, API, and optionally the demo."""
-    storage = await open_storage(settings.resolved_database_url)
+    storage = await open_storage(settings.resolved_database_url, settings.encryption_secret())
     try:
         bus = build_bus(settings)
         services = _services(settings, storage, bus)
@@ -228,6 +246,7 @@ async def run_embedded(
             worker = build_worker(settings, pipeline, endpoint, shared=False)
             tasks = [
                 asyncio.create_task(worker.run(), name="ingest"),
+                asyncio.create_task(build_integrations(settings, storage, bus).run(), name="integrations"),
                 asyncio.create_task(housekeeping(storage, build_notifier(settings, storage, bus)), name="housekeeping"),
             ]
             await asyncio.wait_for(worker.subscribed.wait(), timeout=30)
@@ -268,7 +287,7 @@ def settle_garbage_collector() -> None:
 
 async def run_api(settings: Settings) -> None:
     """The API alone (production: several replicas behind a load balancer)."""
-    storage = await open_storage(settings.resolved_database_url, apply_migrations=False)
+    storage = await open_storage(settings.resolved_database_url, settings.encryption_secret(), apply_migrations=False)
     try:
         bus = build_bus(settings)
         jobs = asyncio.create_task(housekeeping(storage, build_notifier(settings, storage, bus)))
@@ -285,11 +304,18 @@ async def run_api(settings: Settings) -> None:
         await storage.close()
 
 
+async def _together(*jobs: Coroutine[Any, Any, None]) -> None:
+    """Run `jobs` until one fails or all are cancelled; the others are then cancelled."""
+    async with asyncio.TaskGroup() as group:
+        for job in jobs:
+            group.create_task(job)
+
+
 async def run_ingest(settings: Settings) -> None:
     """One ingest worker against an external broker, until SIGINT or SIGTERM."""
     if not settings.mqtt.url:
         raise ValueError("ingest needs an external broker: set KOPROGO_MQTT_URL or --mqtt-url")
-    storage = await open_storage(settings.resolved_database_url, apply_migrations=False)
+    storage = await open_storage(settings.resolved_database_url, settings.encryption_secret(), apply_migrations=False)
     try:
         bus = build_bus(settings)
         worker = build_worker(
@@ -298,7 +324,7 @@ async def run_ingest(settings: Settings) -> None:
         if settings.ingest.metrics_port:
             prometheus_client.start_http_server(settings.ingest.metrics_port, addr=settings.http.host)
         settle_garbage_collector()
-        task = asyncio.create_task(worker.run())
+        task = asyncio.create_task(_together(worker.run(), build_integrations(settings, storage, bus).run()))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, task.cancel)

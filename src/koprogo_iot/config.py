@@ -47,6 +47,9 @@ class IngestSettings(BaseSettings):
     burst_per_sensor: float = Field(60.0, description="messages a sensor may send at once (backlog after an outage)")
     dead_letters_per_minute: int = Field(10, description="dead letters kept per topic and reason each minute")
     metrics_port: int | None = Field(None, description="`ingest`: serve Prometheus metrics on this port")
+    integrations_interval: float = Field(
+        10.0, gt=0, description="seconds between two looks at the network server integrations (new, changed, status)"
+    )
 
 
 class NotifySettings(BaseSettings):
@@ -77,6 +80,9 @@ class Settings(BaseSettings):
     database_url: str | None = Field(None, description="postgresql://... or sqlite:///path; unset: data_dir SQLite")
     redis_url: str | None = None
     secret_key: SecretStr | None = Field(None, description="signs API tokens; generated in embedded mode")
+    encryption_key: SecretStr | None = Field(
+        None, description="encrypts the secrets stored (network server passwords); generated in embedded mode"
+    )
     token_ttl_minutes: int = 12 * 60
     # Each section reads its own KOPROGO_<SECTION>_* variables when built.
     mqtt: MqttSettings = Field(default_factory=lambda: MqttSettings())
@@ -89,6 +95,10 @@ class Settings(BaseSettings):
         if self.mode is Mode.PRODUCTION:
             if self.secret_key is None or len(self.secret_key.get_secret_value()) < MIN_SECRET_LENGTH:
                 raise ValueError(f"production mode needs KOPROGO_SECRET_KEY of at least {MIN_SECRET_LENGTH} characters")
+            if self.encryption_key is None or len(self.encryption_key.get_secret_value()) < MIN_SECRET_LENGTH:
+                raise ValueError(
+                    f"production mode needs KOPROGO_ENCRYPTION_KEY of at least {MIN_SECRET_LENGTH} characters"
+                )
             if not self.database_url:
                 raise ValueError("production mode needs KOPROGO_DATABASE_URL")
         return self
@@ -99,9 +109,16 @@ class Settings(BaseSettings):
 
     def token_secret(self) -> str:
         """The configured secret, or (embedded mode) one generated once and kept in the data directory."""
-        if self.secret_key is not None:
-            return self.secret_key.get_secret_value()
-        path = self.data_dir / "secret.key"
+        return self._secret(self.secret_key, "secret.key")
+
+    def encryption_secret(self) -> str:
+        """The configured encryption key, or (embedded mode) one generated once and kept in the data directory."""
+        return self._secret(self.encryption_key, "encryption.key")
+
+    def _secret(self, configured: SecretStr | None, file_name: str) -> str:
+        if configured is not None:
+            return configured.get_secret_value()
+        path = self.data_dir / file_name
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(secrets.token_urlsafe(48), encoding="utf-8")

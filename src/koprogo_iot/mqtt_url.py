@@ -1,4 +1,4 @@
-"""MQTT broker addresses given as URLs: `mqtt://user:password@host:1883`."""
+"""MQTT broker addresses given as URLs: `mqtt://user:password@host:1883`, or `mqtts://...` over TLS (port 8883)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 DEFAULT_PORT = 1883
+DEFAULT_TLS_PORT = 8883
+_TLS_SCHEMES = {"mqtt": False, "tcp": False, "mqtts": True, "ssl": True}
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,18 +16,21 @@ class MqttEndpoint:
     port: int = DEFAULT_PORT
     username: str | None = None
     password: str | None = None
+    tls: bool = False
 
     @classmethod
     def parse(cls, url: str) -> MqttEndpoint:
         parts = urlsplit(url)
-        if parts.scheme not in ("mqtt", "tcp") or not parts.hostname:
-            raise ValueError(f"expected mqtt://[user:password@]host[:port], got {url!r}")
+        if parts.scheme not in _TLS_SCHEMES or not parts.hostname:
+            raise ValueError(f"expected mqtt://[user:password@]host[:port] or mqtts://..., got {url!r}")
+        tls = _TLS_SCHEMES[parts.scheme]
         return cls(
             host=parts.hostname,
-            port=parts.port or DEFAULT_PORT,
+            port=parts.port or (DEFAULT_TLS_PORT if tls else DEFAULT_PORT),
             username=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None,
+            tls=tls,
         )
 
     def __str__(self) -> str:
-        return f"mqtt://{self.host}:{self.port}"
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"

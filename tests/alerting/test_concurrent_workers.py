@@ -13,14 +13,14 @@ from koprogo_iot.domain.clock import utcnow
 from koprogo_iot.ingest.mqtt_worker import MqttIngestWorker
 from koprogo_iot.ingest.pipeline import IngestLimits, Pipeline
 from koprogo_iot.storage.ports import AlertFilter, Storage
-from tests.conftest import Mosquitto, eventually, make_tenant, running
+from tests.conftest import ENCRYPTION_KEY, Mosquitto, eventually, make_tenant, running
 
 pytestmark = pytest.mark.postgres
 BURST = 200
 
 
 async def test_two_workers_on_one_sensors_burst_keep_one_active_alert(postgres_url: str, mosquitto: Mosquitto) -> None:
-    first, second = await open_storage(postgres_url), await open_storage(postgres_url)
+    first, second = await open_storage(postgres_url, ENCRYPTION_KEY), await open_storage(postgres_url, ENCRYPTION_KEY)
     try:
         t = await make_tenant(first)
         flow = t.common_sensor  # max 50 L/h

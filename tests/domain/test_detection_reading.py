@@ -120,24 +120,41 @@ def test_low_battery_raises_at_low_and_clears_at_clear_percent() -> None:
 
 
 @pytest.mark.parametrize(
-    ("flags", "severity"),
-    [({"LEAK"}, AlertSeverity.CRITICAL), ({"burst", "DRY"}, AlertSeverity.CRITICAL), ({"DRY"}, AlertSeverity.WARNING)],
+    ("flags", "raised", "cleared"),
+    [
+        ({"LEAK"}, {AlertType.LEAK_DETECTED: AlertSeverity.CRITICAL}, AlertType.SENSOR_FAULTY),
+        ({"burst"}, {AlertType.LEAK_DETECTED: AlertSeverity.CRITICAL}, AlertType.SENSOR_FAULTY),
+        ({"V1_V2_BURST_WATER_LOSS"}, {AlertType.LEAK_DETECTED: AlertSeverity.CRITICAL}, AlertType.SENSOR_FAULTY),
+        ({"LOW_BATTERY_LEVEL"}, {AlertType.SENSOR_FAULTY: AlertSeverity.WARNING}, AlertType.LEAK_DETECTED),
+        ({"DRY"}, {AlertType.SENSOR_FAULTY: AlertSeverity.WARNING}, AlertType.LEAK_DETECTED),
+        (
+            {"leak", "REVERSE"},
+            {AlertType.LEAK_DETECTED: AlertSeverity.CRITICAL, AlertType.SENSOR_FAULTY: AlertSeverity.WARNING},
+            None,
+        ),
+    ],
 )
-def test_device_flags_raise_sensor_faulty(flags: set[str], severity: AlertSeverity) -> None:
+def test_device_flags_are_a_leak_or_a_hardware_fault(
+    flags: set[str], raised: dict[AlertType, AlertSeverity], cleared: AlertType | None
+) -> None:
     sensor = flow_sensor(alert_threshold_max=None)
-    (raised,) = decide(sensor, layer(), 1, flags=frozenset(flags))
-    assert isinstance(raised, RaiseAlert)
-    assert (raised.alert.alert_type, raised.alert.rule, raised.alert.severity) == (
-        AlertType.SENSOR_FAULTY,
-        "device_flag",
-        severity,
+    decisions = decide(sensor, layer(), 1, flags=frozenset(flags))
+    raises = {d.alert.alert_type: d.alert for d in decisions if isinstance(d, RaiseAlert)}
+    assert {t: a.severity for t, a in raises.items()} == raised
+    assert all(a.rule == "device_flag" for a in raises.values())
+    assert (
+        raises.get(AlertType.LEAK_DETECTED) is None
+        or "LEAK" in raises[AlertType.LEAK_DETECTED].message
+        or ("BURST" in raises[AlertType.LEAK_DETECTED].message)
     )
-    assert all(flag.upper() in raised.alert.message for flag in flags)
+    clears = [d for d in decisions if isinstance(d, ClearAlert)]
+    assert clears == ([] if cleared is None else [ClearAlert(sensor.id, cleared, NOON, "device_flag")])
 
 
 def test_device_flags_clear_when_empty_and_say_nothing_when_unsupported_or_off() -> None:
     sensor = flow_sensor(alert_threshold_max=None)
     assert decide(sensor, layer(), 1, flags=frozenset()) == (
+        ClearAlert(sensor.id, AlertType.LEAK_DETECTED, NOON, "device_flag"),
         ClearAlert(sensor.id, AlertType.SENSOR_FAULTY, NOON, "device_flag"),
     )
     assert decide(sensor, layer(), 1, flags=None) == ()
@@ -150,5 +167,5 @@ def test_all_rules_of_one_reading_come_together() -> None:
     assert [d.alert.alert_type for d in decisions if isinstance(d, RaiseAlert)] == [
         AlertType.THRESHOLD_EXCEEDED,
         AlertType.LOW_BATTERY,
-        AlertType.SENSOR_FAULTY,
+        AlertType.LEAK_DETECTED,
     ]

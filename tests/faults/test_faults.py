@@ -7,6 +7,7 @@ process stores them, breaks one component halfway, and counts what PostgreSQL ho
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import threading
 import time
@@ -23,9 +24,13 @@ from paho.mqtt.enums import CallbackAPIVersion
 from koprogo_iot.bench.services import IngestWorker, MosquittoServer, RedisServer
 from koprogo_iot.bootstrap import open_storage
 from koprogo_iot.domain.clock import utcnow
+from koprogo_iot.domain.integrations import IntegrationKind, IntegrationStatus, LnsIntegration
+from koprogo_iot.domain.sensors import IoTSensor, SensorType
 from koprogo_iot.loadgen.fleet import Fleet, provision_fleet
 from koprogo_iot.mqtt_url import MqttEndpoint
-from tests.conftest import eventually
+from tests.conftest import ENCRYPTION_KEY, eventually
+from tests.support.network_server import PASSWORD as NETWORK_SERVER_PASSWORD
+from tests.support.network_server import USER, NetworkServerBroker
 from tests.support.postgres import PostgresServer
 
 pytestmark = [pytest.mark.mosquitto, pytest.mark.postgres]
@@ -38,7 +43,7 @@ SENSORS = 50
 class Publisher(threading.Thread):
     """A device fleet publishing numbered readings, QoS 1, resending what was not acknowledged after a reconnect."""
 
-    def __init__(self, endpoint: MqttEndpoint, fleet: Fleet) -> None:
+    def __init__(self, endpoint: MqttEndpoint, fleet: Fleet | None) -> None:
         super().__init__(daemon=True)
         self.endpoint, self.fleet = endpoint, fleet
         self.published = 0
@@ -58,13 +63,11 @@ class Publisher(threading.Thread):
         # Devices back off before reconnecting (paho's default starts at 1 s); ingest workers retry after
         # 0.1 s. That order matters after a broker restart: see test_broker_restarted_mid_stream.
         client.reconnect_delay_set(1, 5)
-        client.connect_async(self.endpoint.host, self.endpoint.port, keepalive=10)
+        self.connect(client)
         client.loop_start()
         started = time.monotonic()
-        topics = self.fleet.topics
         for i in range(COUNT):
-            stamp = (self.start_time + timedelta(milliseconds=i)).isoformat()
-            client.publish(topics[i % len(topics)], f'{{"timestamp": "{stamp}", "value": {i}}}', qos=1)
+            client.publish(*self.message(i), qos=1)
             self.published = i + 1
             delay = started + (i + 1) / RATE - time.monotonic()
             if delay > 0:
@@ -74,6 +77,15 @@ class Publisher(threading.Thread):
             time.sleep(0.05)
         client.disconnect()
         client.loop_stop()
+
+    def connect(self, client: mqtt.Client) -> None:
+        client.connect_async(self.endpoint.host, self.endpoint.port, keepalive=10)
+
+    def message(self, i: int) -> tuple[str, str]:
+        """The i-th reading: a topic of the fleet and a native payload."""
+        assert self.fleet is not None
+        stamp = (self.start_time + timedelta(milliseconds=i)).isoformat()
+        return self.fleet.topics[i % len(self.fleet.topics)], f'{{"timestamp": "{stamp}", "value": {i}}}'
 
     def _acked(self, *_args: object) -> None:
         with self._lock:
@@ -115,7 +127,7 @@ def broker() -> Iterator[MosquittoServer]:
 
 @pytest.fixture
 async def fleet_db(postgres_url: str) -> AsyncIterator[tuple[str, Fleet]]:
-    storage = await open_storage(postgres_url)
+    storage = await open_storage(postgres_url, ENCRYPTION_KEY)
     fleet = await provision_fleet(storage, SENSORS)
     await storage.close()
     yield postgres_url, fleet
@@ -125,6 +137,7 @@ def worker_env(database_url: str, broker: MosquittoServer, redis_url: str | None
     env = {
         "KOPROGO_MODE": "production",
         "KOPROGO_SECRET_KEY": secrets.token_urlsafe(40),
+        "KOPROGO_ENCRYPTION_KEY": ENCRYPTION_KEY,
         "KOPROGO_DATABASE_URL": database_url,
         "KOPROGO_MQTT_URL": f"mqtt://127.0.0.1:{broker.port}",
         "KOPROGO_INGEST_RATE_PER_SENSOR": "1000",
@@ -204,7 +217,7 @@ async def test_database_stopped_and_restarted_mid_stream(
     await admin.execute(f'CREATE DATABASE "{name}"')
     await admin.close()
     url = private_postgres.url.rsplit("/", 1)[0] + f"/{name}"
-    storage = await open_storage(url)
+    storage = await open_storage(url, ENCRYPTION_KEY)
     fleet = await provision_fleet(storage, SENSORS)
     await storage.close()
     worker = await start_worker(worker_env(url, broker), "fault-worker-pg", tmp_path)
@@ -239,3 +252,70 @@ async def test_redis_stopped_mid_stream(fleet_db: tuple[str, Fleet], broker: Mos
             await asyncio.to_thread(worker.stop)
     log = (tmp_path / "fault-worker-redis.log").read_text()
     assert "live bus: Redis unavailable" in log
+
+
+async def test_worker_killed_mid_stream_of_a_network_server_integration(postgres_url: str, tmp_path: Path) -> None:
+    """An organization's ChirpStack broker, subscribed to by a worker process killed with -9 half-way: the next
+    worker resumes the integration's persistent session and every uplink is stored once."""
+    storage = await open_storage(postgres_url, ENCRYPTION_KEY)
+    fleet = await provision_fleet(storage, 1)  # the organization and building
+    devices = [f"{i:016x}" for i in range(1, 21)]
+    for device in devices:
+        await storage.sensors.add(
+            IoTSensor(
+                organization_id=fleet.organization.id,
+                building_id=fleet.building.id,
+                sensor_id=device,
+                device_format="chirpstack",
+                device_field="water.total_m3",
+                sensor_type=SensorType.COLD_WATER,
+                manufacturer="m",
+                model="m",
+                location=device,
+                unit_of_measure="m³",
+            )
+        )
+    with NetworkServerBroker(tmp_path / "lns") as lns, MosquittoServer(tmp_path / "mqtt") as broker:
+        integration = LnsIntegration(
+            fleet.organization.id, IntegrationKind.CHIRPSTACK, "lns", lns.url, USER, NETWORK_SERVER_PASSWORD
+        )
+        await storage.integrations.add(integration)
+        env = worker_env(postgres_url, broker) | {"KOPROGO_INGEST_INTEGRATIONS_INTERVAL": "0.5"}
+
+        async def connected() -> bool:
+            found = await storage.integrations.get(fleet.organization.id, integration.id)
+            return found.status is IntegrationStatus.CONNECTED
+
+        worker = await start_worker(env, "fault-lns", tmp_path)
+        await eventually(connected, timeout=30)
+        publisher = UplinkPublisher(lns, devices)
+        publisher.start()
+        await wait_until_published(publisher, 0.4)
+        await asyncio.to_thread(worker.stop, True)
+        await wait_until_published(publisher, 0.6)
+        worker = await start_worker(env, "fault-lns", tmp_path)  # the same holder takes its lease back at once
+        try:
+            await eventually(lambda: all_stored(postgres_url), timeout=60)
+        finally:
+            await asyncio.to_thread(worker.stop)
+            await storage.close()
+        await asyncio.to_thread(publisher.join, 30)
+    assert publisher.acknowledged == COUNT
+
+
+class UplinkPublisher(Publisher):
+    """ChirpStack publishing numbered uplinks of `devices` to its own broker, with its credentials."""
+
+    def __init__(self, lns: NetworkServerBroker, devices: list[str]) -> None:
+        super().__init__(lns.endpoint, None)
+        self.devices = devices
+
+    def connect(self, client: mqtt.Client) -> None:
+        client.username_pw_set(USER, NETWORK_SERVER_PASSWORD)
+        super().connect(client)
+
+    def message(self, i: int) -> tuple[str, str]:
+        device = self.devices[i % len(self.devices)]
+        stamp = (self.start_time + timedelta(milliseconds=i)).isoformat()
+        body = {"time": stamp, "deviceInfo": {"devEui": device}, "object": {"water": {"total_m3": i}}}
+        return f"application/app-1/device/{device}/event/up", json.dumps(body)

@@ -8,12 +8,14 @@ import pytest
 from koprogo_iot.domain.alerts import AlertStatus, AlertType, ClearAlert, RaiseAlert
 from koprogo_iot.domain.dead_letters import DeadLetter
 from koprogo_iot.domain.detection import reading_decisions
+from koprogo_iot.domain.devices import DeviceSighting, SeenField
 from koprogo_iot.domain.errors import Conflict, NotFound
 from koprogo_iot.domain.readings import IoTReading
 from koprogo_iot.domain.rules import effective_rules
-from koprogo_iot.domain.sensors import IoTSensor, SensorStatus
+from koprogo_iot.domain.sensors import DeviceFormat, IoTSensor, SensorStatus
 from koprogo_iot.domain.tenancy import Organization
 from koprogo_iot.storage.ports import AlertFilter, Ingested, SensorFilter, Storage
+from koprogo_iot.storage.sql import devices as devices_sql
 from koprogo_iot.storage.sql.database import Database
 from koprogo_iot.storage.sql.migrations import available
 from tests.conftest import Tenant, make_tenant
@@ -233,3 +235,26 @@ async def test_dead_letters_are_kept_per_organization_and_counted_by_reason(stor
     assert everyone[0].payload_size == 2000 and len(everyone[0].payload_excerpt) == 1024  # an excerpt, bounded
     assert await storage.dead_letters.counts(a.organization.id) == {"invalid_json": 1, "schema_violation": 1}
     assert (await storage.dead_letters.counts(None))["invalid_topic"] == 1
+
+
+def sighting(t: Tenant, device: str, at: datetime, **fields: float) -> DeviceSighting:
+    seen = {name: SeenField(value, "m3", "cumulative") for name, value in fields.items()}
+    return DeviceSighting(t.organization.id, DeviceFormat.WMBUS, device, t.building.id, f"x/{device}", seen, at)
+
+
+async def test_device_sightings_are_kept_per_organization_bounded_and_forgotten(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = await make_tenant(storage, "A"), await make_tenant(storage, "B")
+    monkeypatch.setattr(devices_sql, "MAX_PER_ORGANIZATION", 2)
+    await storage.readings.ingest([], [], [sighting(a, "m1", T0, total_m3=1.0), sighting(a, "m2", T0, total_m3=2.0)])
+    later = T0 + timedelta(hours=1)
+    await storage.readings.ingest([], [], [sighting(a, "m3", later, total_m3=3.0), sighting(a, "m1", later, x_m3=9.0)])
+    found = {s.device_id: s for s in await storage.devices.sightings(a.organization.id)}
+    assert set(found) == {"m1", "m2"}  # past the limit, new devices are not kept; known ones are updated
+    assert found["m1"].fields == {"x_m3": SeenField(9.0, "m3", "cumulative")} and found["m1"].last_seen_at == later
+    assert [s.device_id for s in await storage.devices.sightings(a.organization.id)] == ["m1", "m2"]  # latest first
+    assert await storage.devices.sightings(b.organization.id) == []
+    assert await storage.devices.sightings(a.organization.id, b.building.id) == []
+    assert await storage.devices.forget_before(later) == 1
+    assert [s.device_id for s in await storage.devices.sightings(a.organization.id)] == ["m1"]

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from koprogo_iot.domain.alerts import AlertSeverity, AlertStatus, AlertType, IoTAlert
 from koprogo_iot.domain.readings import ReadingQuality
-from koprogo_iot.domain.sensors import IoTSensor, MeasurementKind, SensorStatus, SensorType
+from koprogo_iot.domain.sensors import DeviceFormat, IoTSensor, MeasurementKind, SensorStatus, SensorType
 from koprogo_iot.domain.tenancy import Role, User
 
 
@@ -120,6 +120,14 @@ class SensorUpdate(_In):
     building_id: UUID | None = None
     unit_id: UUID | None = None
     sensor_id: str | None = Field(None, description="manufacturer id: serial number, MAC address, DevEUI")
+    device_format: DeviceFormat | None = Field(
+        None, description="how the device talks: native payloads, or a device family (GET /iot/devices/formats)"
+    )
+    device_field: str | None = Field(
+        None,
+        description="which value of a multi-value device this sensor reads, e.g. emdata:0.total_act; "
+        "empty for native sensors",
+    )
     sensor_type: SensorType | None = None
     kind: MeasurementKind | None = None
     manufacturer: str | None = None
@@ -139,6 +147,8 @@ class SensorUpdate(_In):
 class SensorIn(SensorUpdate):
     building_id: UUID
     sensor_id: str = Field(description="manufacturer id: serial number, MAC address, DevEUI")
+    device_format: DeviceFormat = DeviceFormat.NATIVE
+    device_field: str = ""
     sensor_type: SensorType
     manufacturer: str
     model: str
@@ -160,6 +170,8 @@ class SensorOut(_Out):
     building_id: UUID
     unit_id: UUID | None
     sensor_id: str
+    device_format: DeviceFormat
+    device_field: str
     sensor_type: SensorType
     kind: MeasurementKind
     manufacturer: str
@@ -170,7 +182,10 @@ class SensorOut(_Out):
     unit_of_measure: str
     sampling_interval: int
     calibration_factor: float
-    mqtt_topic: str
+    mqtt_topic: str = Field(
+        description="where the device publishes: the topic (native, LoRaWAN bridges, wmbusmeters, Tasmota) or the "
+        "MQTT prefix (Shelly) to configure"
+    )
     alert_threshold_min: float | None
     alert_threshold_max: float | None
     alert_enabled: bool

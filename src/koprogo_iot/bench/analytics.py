@@ -80,7 +80,7 @@ async def run(options: argparse.Namespace) -> dict[str, Any]:
     url = sibling_url(options.postgres_url, options.database)
     version = await _database(options, url)
     db = await open_database(url)
-    storage = storage_over(db)
+    storage = storage_over(db, uuid.uuid4().hex * 2)  # seals nothing here
     try:
         await storage.maintenance.migrate()
         end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)

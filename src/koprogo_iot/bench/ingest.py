@@ -315,7 +315,7 @@ def _remove_unless_failed(folder: Path) -> ExitCallback:
 
 
 async def _provision(database_url: str, sensors: int) -> list[str]:
-    storage = await open_storage(database_url)
+    storage = await open_storage(database_url, secrets.token_urlsafe(36))  # seals nothing here
     try:
         return (await provision_fleet(storage, sensors)).topics
     finally:
@@ -332,6 +332,7 @@ def _worker_env(
     return {
         "KOPROGO_MODE": "production",
         "KOPROGO_SECRET_KEY": secrets.token_urlsafe(36),  # 48 characters
+        "KOPROGO_ENCRYPTION_KEY": secrets.token_urlsafe(36),
         "KOPROGO_DATABASE_URL": database_url,
         "KOPROGO_MQTT_URL": f"mqtt://127.0.0.1:{mosquitto.port}",
         "KOPROGO_REDIS_URL": redis.url,

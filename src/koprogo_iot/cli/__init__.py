@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from koprogo_iot import __version__, bootstrap, demo
 from koprogo_iot.cli import ista as ista_cli
+from koprogo_iot.cli import sensors as sensors_cli
 from koprogo_iot.config import Mode, Settings
 from koprogo_iot.domain.errors import KoproGoError
 from koprogo_iot.domain.tenancy import Organization, Role, User
@@ -75,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("options", nargs=argparse.REMAINDER, help="the benchmark's own options")
 
     ista_cli.register(commands)
+    sensors_cli.register(commands)
 
     letters = command("dead-letters", "list the messages ingestion refused, newest first, and counts by reason")
     letters.add_argument("--reason", help="only this reason, e.g. invalid_json, unknown_sensor")
@@ -92,7 +94,10 @@ def _parser() -> argparse.ArgumentParser:
 def _settings(args: argparse.Namespace) -> Settings:
     """Environment first, then the flags given on the command line."""
     settings = Settings()
-    top: dict[str, Any] = {"data_dir": args.data_dir, "database_url": args.database_url}
+    top: dict[str, Any] = {
+        "data_dir": getattr(args, "data_dir", None),
+        "database_url": getattr(args, "database_url", None),
+    }
     mqtt = {
         "url": getattr(args, "mqtt_url", None),
         "port": getattr(args, "mqtt_port", None),
@@ -128,7 +133,9 @@ def _banner(running: bootstrap.Running) -> None:
 
 
 async def _migrate(settings: Settings) -> None:
-    storage = await bootstrap.open_storage(settings.resolved_database_url, apply_migrations=False)
+    storage = await bootstrap.open_storage(
+        settings.resolved_database_url, settings.encryption_secret(), apply_migrations=False
+    )
     try:
         applied = await storage.maintenance.migrate()
         print(f"applied {len(applied)} migration(s)" if applied else "schema is up to date")
@@ -137,7 +144,9 @@ async def _migrate(settings: Settings) -> None:
 
 
 async def _dead_letters(settings: Settings, args: argparse.Namespace) -> None:
-    storage = await bootstrap.open_storage(settings.resolved_database_url, apply_migrations=False)
+    storage = await bootstrap.open_storage(
+        settings.resolved_database_url, settings.encryption_secret(), apply_migrations=False
+    )
     try:
         counts = await storage.dead_letters.counts(args.organization)
         letters = await storage.dead_letters.recent(args.organization, args.reason, args.limit)
@@ -151,7 +160,7 @@ async def _dead_letters(settings: Settings, args: argparse.Namespace) -> None:
 
 
 async def _loadgen(settings: Settings, args: argparse.Namespace) -> None:
-    storage = await bootstrap.open_storage(settings.resolved_database_url)
+    storage = await bootstrap.open_storage(settings.resolved_database_url, settings.encryption_secret())
     try:
         fleet = await provision_fleet(storage, args.sensors)
     finally:
@@ -183,7 +192,7 @@ async def _loadgen(settings: Settings, args: argparse.Namespace) -> None:
 async def _create_admin(settings: Settings, args: argparse.Namespace) -> None:
     if len(args.password) < MIN_PASSWORD_LENGTH:
         raise KoproGoError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
-    storage = await bootstrap.open_storage(settings.resolved_database_url)
+    storage = await bootstrap.open_storage(settings.resolved_database_url, settings.encryption_secret())
     try:
         organization = Organization(name=args.organization)
         user = User(organization.id, args.email, args.name, Role.SUPERADMIN, hash_password(args.password))
@@ -230,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(_loadgen(settings, args))
         elif args.command == "ista":
             return asyncio.run(ista_cli.execute(settings, args))
+        elif args.command in ("sensors", "devices"):
+            return asyncio.run(sensors_cli.execute(settings, args))
         elif args.command == "dead-letters":
             asyncio.run(_dead_letters(settings, args))
         elif args.command == "create-admin":

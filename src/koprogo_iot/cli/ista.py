@@ -20,6 +20,11 @@ from koprogo_iot.services.ista import ImportResult, IstaService
 OPERATOR_ID = uuid.UUID(int=0)
 
 
+def operator(organization_id: UUID) -> Principal:
+    """The command line acting in `organization_id`."""
+    return Principal(OPERATOR_ID, organization_id, Role.SUPERADMIN, frozenset(), frozenset())
+
+
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `ista import` and `ista report` to the `koprogo-iot` subcommands (an argparse subparsers action)."""
     ista = commands.add_parser("ista", help="import ISTA readings and cross-check them against the IoT meters")
@@ -42,16 +47,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 async def execute(settings: Settings, args: argparse.Namespace) -> int:
     """Run the `ista` action; the exit status is 1 when an import refused some rows."""
     data = args.file.read_bytes() if args.ista_command == "import" else b""
-    storage = await bootstrap.open_storage(settings.resolved_database_url)
+    storage = await bootstrap.open_storage(settings.resolved_database_url, settings.encryption_secret())
     try:
         await storage.tenancy.get_organization(args.organization)
-        operator = Principal(OPERATOR_ID, args.organization, Role.SUPERADMIN, frozenset(), frozenset())
+        principal = operator(args.organization)
         ista = IstaService(storage.ista, storage.tenancy, storage.sensors, storage.source)
         if args.ista_command == "import":
-            result = await ista.import_csv(operator, data)
+            result = await ista.import_csv(principal, data)
             print(format_import(result))
             return 1 if result.errors else 0
-        print(format_report(await ista.report(operator, args.start, args.end, args.threshold, args.building)))
+        print(format_report(await ista.report(principal, args.start, args.end, args.threshold, args.building)))
         return 0
     finally:
         await storage.close()

@@ -25,7 +25,7 @@ from koprogo_iot.devices.parsing import is_number
 
 MAX_DEPTH = 8  # codec output is shallow; the bound keeps a hostile payload from exhausting the stack
 
-_UNIT_SUFFIXES = (
+UNIT_SUFFIXES = (
     ("_m3h", "m3/h"),
     ("_m3", "m3"),
     ("_l", "L"),
@@ -40,6 +40,9 @@ _UNIT_SUFFIXES = (
     ("_dbm", "dBm"),
 )
 _COUNTER_ENDINGS = ("total", "index", "energy", "counter")
+# Codec fields holding the device's battery in percent (the last name segment, lower case): this level becomes
+# every reading's battery, so the low-battery rule watches every sensor the device feeds. Volts are not a level.
+BATTERY_FIELDS = frozenset({"battery", "battery_pct", "battery_percent", "batterylevel", "battery_level", "bat_pct"})
 
 
 def flatten(value: Any, prefix: str = "", depth: int = 0) -> Iterator[tuple[str, float]]:
@@ -65,7 +68,7 @@ def kind_and_unit(quantity: str) -> tuple[ValueKind, str]:
     segments = [segment for segment in quantity.split(".") if not segment.isdigit()]
     name = segments[-1].lower() if segments else ""
     base, unit = name, ""
-    for suffix, suffix_unit in _UNIT_SUFFIXES:
+    for suffix, suffix_unit in UNIT_SUFFIXES:
         if name.endswith(suffix) and len(name) > len(suffix):
             base, unit = name[: -len(suffix)], suffix_unit
             break
@@ -80,9 +83,11 @@ def readings(
     time_source: TimeSource,
     signal_strength: int | None,
 ) -> list[DeviceReading]:
-    """One reading per numeric value of the codec output."""
+    """One reading per numeric value of the codec output, each with the device's battery level if it sends one."""
+    values = list(flatten(decoded))
+    battery = next((v for q, v in values if q.rsplit(".", 1)[-1].lower() in BATTERY_FIELDS and 0 <= v <= 100), None)
     result = []
-    for quantity, value in flatten(decoded):
+    for quantity, value in values:
         kind, unit = kind_and_unit(quantity)
         result.append(
             DeviceReading(
@@ -93,6 +98,7 @@ def readings(
                 kind=kind,
                 timestamp=timestamp,
                 time_source=time_source,
+                battery_level=battery,
                 signal_strength=signal_strength,
             )
         )

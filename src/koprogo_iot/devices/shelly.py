@@ -10,6 +10,8 @@ present in the incoming message; the battery level comes from the overlaid statu
 device still carries the level reported at its last full status.
 
 Quantity = `<component key>.<field path>`, e.g. `switch:0.aenergy.total`, `emdata:0.total_act`, `temperature:0.tC`.
+Every reading carries the device's Wi-Fi signal (`wifi.rssi`, dBm) and, when its components report them, their
+`errors` (`overtemp`, `overpower`...) as status flags: an empty set when a reporting component has none.
 Gen1 devices (`shellies/...` topics, plain-text values in watt-minutes) are not handled here.
 """
 
@@ -34,7 +36,7 @@ _SWITCH = (
     ("ret_aenergy.total", "Wh", _C),
     ("temperature.tC", "C", _I),
 )
-_FIELDS: dict[str, tuple[tuple[str, str, ValueKind], ...]] = {
+FIELDS: dict[str, tuple[tuple[str, str, ValueKind], ...]] = {
     "switch": _SWITCH,
     "pm1": _SWITCH,
     "em": tuple((f"{phase}_act_power", "W", _I) for phase in ("a", "b", "c", "total")),
@@ -46,6 +48,7 @@ _FIELDS: dict[str, tuple[tuple[str, str, ValueKind], ...]] = {
     "humidity": (("rh", "%", _I),),
 }
 _COMPONENT_KEY = re.compile(r"[a-z][a-z0-9_]*:\d+")  # `switch:0`; `sys`, `wifi`... have no instances and no readings
+_KEPT = ("wifi",)  # components without readings whose status is kept for what they say of the device
 _MAX_DEVICES = 10_000  # least recently heard devices are forgotten beyond this: a bound on memory, not a limit in use
 _MAX_DEPTH = 4  # component statuses nest two levels (aenergy.by_minute); deeper values are stored whole
 
@@ -78,6 +81,21 @@ def _lookup(status: dict[str, Any], path: str) -> object:
     return value
 
 
+def _signal(status: dict[str, Any]) -> int | None:
+    rssi = _lookup(status, "wifi.rssi")
+    return round(rssi) if is_number(rssi) and -150 < rssi < 0 else None
+
+
+def _errors(components: dict[str, Any]) -> frozenset[str] | None:
+    """The errors the message's components report; None when none of them has an `errors` list."""
+    found: set[str] | None = None
+    for component in components.values():
+        errors = component.get("errors") if isinstance(component, dict) else None
+        if isinstance(errors, list):
+            found = (found or set()) | {str(error).upper() for error in errors}
+    return None if found is None else frozenset(found)
+
+
 def _battery(status: dict[str, Any]) -> float | None:
     for key, component in status.items():
         if key.startswith("devicepower:") and isinstance(component, dict):
@@ -106,14 +124,16 @@ class ShellyDecoder:
             if ts is not None and not is_number(ts):
                 raise DecodeError("schema_violation", "params.ts must be a number")
             claimed = from_epoch(ts)
-            components = {key: value for key, value in rpc.params.items() if _COMPONENT_KEY.fullmatch(key)}
+            components = {
+                key: value for key, value in rpc.params.items() if _COMPONENT_KEY.fullmatch(key) or key in _KEPT
+            }
             replaced: set[str] = set()
             if rpc.method == "NotifyFullStatus":  # everything the device has: what it no longer reports is gone
                 self._status.pop(device, None)
         elif "/status/" in topic:
             device, _, key = topic.rpartition("/status/")
-            if not _COMPONENT_KEY.fullmatch(key):
-                return []  # `status/sys`, `status/wifi`: no measurements
+            if not (_COMPONENT_KEY.fullmatch(key) or key in _KEPT):
+                return []  # `status/sys`...: nothing we read
             components, claimed, replaced = {key: parse_json(payload, dict[str, Any])}, None, {key}
         else:
             return []
@@ -123,18 +143,20 @@ class ShellyDecoder:
         for key in replaced:
             state.pop(key, None)
         _overlay(state, components)
-        battery = _battery(state)
+        battery, signal, flags = _battery(state), _signal(state), _errors(components)
         timestamp, source = message_time(claimed, TimeSource.DEVICE, received_at)
         readings = []
         for key, incoming in components.items():
             if not isinstance(incoming, dict):
                 continue
-            for path, unit, kind in _FIELDS.get(key.partition(":")[0], ()):
+            for path, unit, kind in FIELDS.get(key.partition(":")[0], ()):
                 value = _lookup(incoming, path)
                 if is_number(value):
                     quantity = f"{key}.{path}"
                     number = float(value)
-                    readings.append(DeviceReading(device, quantity, number, unit, kind, timestamp, source, battery))
+                    readings.append(
+                        DeviceReading(device, quantity, number, unit, kind, timestamp, source, battery, signal, flags)
+                    )
         return readings
 
     def _device_state(self, device: str) -> dict[str, Any]:

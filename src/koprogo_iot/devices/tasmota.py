@@ -20,7 +20,7 @@ from koprogo_iot.devices.base import DecodeError, DeviceReading, TimeSource, Val
 from koprogo_iot.devices.parsing import is_number, message_time, parse_json, parse_timestamp
 
 _I, _C = ValueKind.INSTANTANEOUS, ValueKind.CUMULATIVE
-_ENERGY_FIELDS = {
+ENERGY_FIELDS = {
     "Total": ("kWh", _C),  # saved to flash only at midnight or on a settings save: can step back after a power cut
     "ExportActive": ("kWh", _C),
     "Power": ("W", _I),
@@ -32,6 +32,13 @@ _ENERGY_FIELDS = {
     "Frequency": ("Hz", _I),
 }
 _FIXED_UNITS = {"Humidity": "%"}
+# Units of the other sensors' values when the message does not say (TempUnit, PressureUnit change the first four).
+_DEFAULT_UNITS = {"Temperature": "C", "DewPoint": "C", "Pressure": "hPa", "SeaPressure": "hPa"} | _FIXED_UNITS
+
+
+def default_unit(field: str) -> str:
+    """The unit of a non-energy value named `field` under Tasmota's default settings; "" when it states none."""
+    return _DEFAULT_UNITS.get(field, "")
 
 
 class TasmotaDecoder:
@@ -61,8 +68,8 @@ class TasmotaDecoder:
                 continue  # Time, TempUnit, PressureUnit
             for field, value in fields.items():
                 if sensor == "ENERGY":
-                    if field in _ENERGY_FIELDS:
-                        values.append((f"ENERGY.{field}", value, *_ENERGY_FIELDS[field]))
+                    if field in ENERGY_FIELDS:
+                        values.append((f"ENERGY.{field}", value, *ENERGY_FIELDS[field]))
                 else:  # COUNTER.C1... are pulse counters; other sensors report gauges
                     kind = _C if sensor == "COUNTER" else _I
                     values.append((f"{sensor}.{field}", value, units.get(field, ""), kind))

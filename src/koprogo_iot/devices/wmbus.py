@@ -17,20 +17,20 @@ from typing import Any
 from koprogo_iot.devices.base import DecodeError, DeviceReading, TimeSource, ValueKind
 from koprogo_iot.devices.parsing import is_number, message_time, parse_json, parse_timestamp
 
-_UNITS = (("_m3h", "m3/h"), ("_m3", "m3"), ("_kwh", "kWh"), ("_kw", "kW"), ("_gj", "GJ"), ("_c", "C"), ("_h", "h"))
+UNITS = (("_m3h", "m3/h"), ("_m3", "m3"), ("_kwh", "kWh"), ("_kw", "kW"), ("_gj", "GJ"), ("_c", "C"), ("_h", "h"))
 
 # Kamstrup compact frames carry 127 (0x7F) when the meter has no flow temperature, e.g. while the pipe is dry.
 _SENTINELS = {"flow_temperature_c": 127}
 
 
-def _unit(field: str) -> str | None:
-    for suffix, unit in _UNITS:
+def unit_of(field: str) -> str | None:
+    for suffix, unit in UNITS:
         if field.endswith(suffix) and len(field) > len(suffix):
             return unit
     return None
 
 
-def _kind(field: str, unit: str) -> ValueKind:
+def kind_of(field: str, unit: str) -> ValueKind:
     if field.startswith("total_"):  # total_m3, total_volume_m3, total_energy_consumption_kwh, total_energy_backward_kwh
         return ValueKind.CUMULATIVE
     if field.startswith("target_"):  # the index frozen at the billing date (month start for multical21)
@@ -78,10 +78,10 @@ class WmbusDecoder:
         no_target = "target_date" in telegram and not _is_date(telegram["target_date"])
         readings = []
         for field, value in telegram.items():
-            unit = _unit(field)
+            unit = unit_of(field)
             if unit is None or not is_number(value) or value == _SENTINELS.get(field):
                 continue
-            kind = _kind(field, unit)
+            kind = kind_of(field, unit)
             if kind is ValueKind.SNAPSHOT and no_target:
                 continue
             readings.append(

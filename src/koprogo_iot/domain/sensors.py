@@ -58,6 +58,31 @@ class DeviceFormat(StrEnum):
     WMBUS = "wmbus"  # wmbusmeters JSON (Kamstrup and other wireless M-Bus meters)
     TASMOTA = "tasmota"  # Tasmota SENSOR telemetry
 
+    def device_key(self, device_id: str) -> str:
+        """A device id as this family compares it. Hexadecimal ids (DevEUI, MAC-based Shelly ids, wM-Bus meter
+        ids) are case-insensitive: TTS writes DevEUIs in upper case, ChirpStack in lower case, installers either
+        way; they are kept in lower case. Native serial numbers and Tasmota topics are case-sensitive names."""
+        return device_id.lower() if self in _CASE_INSENSITIVE else device_id
+
+    def topic(self, organization_id: UUID | str, building_id: UUID | str, device_id: str) -> str:
+        """The MQTT topic (or, for Shelly and Tasmota, the prefix) to configure on the device or its bridge."""
+        base = f"koprogo/{organization_id}/{building_id}"
+        return {
+            DeviceFormat.NATIVE: f"{base}/{device_id}/readings",
+            # Shelly: its "MQTT prefix" setting; the device publishes <prefix>/events/rpc and <prefix>/status/...
+            DeviceFormat.SHELLY: f"{base}/shelly/{device_id}",
+            # LoRaWAN network servers publish under their own topic, which a bridge (or an integration) forwards
+            # under this prefix; `+` is the application (and, for TTS, its device id, not the DevEUI).
+            DeviceFormat.CHIRPSTACK: f"{base}/chirpstack/application/+/device/{device_id}/event/up",
+            DeviceFormat.TTN: f"{base}/ttn/v3/+/devices/+/up",
+            DeviceFormat.WMBUS: f"{base}/wmbus/{device_id}",
+            # Tasmota: FullTopic koprogo/<org>/<building>/tasmota/%prefix%/%topic%/ with Topic = the device id.
+            DeviceFormat.TASMOTA: f"{base}/tasmota/tele/{device_id}/SENSOR",
+        }[self]
+
+
+_CASE_INSENSITIVE = frozenset({DeviceFormat.SHELLY, DeviceFormat.CHIRPSTACK, DeviceFormat.TTN, DeviceFormat.WMBUS})
+
 
 class SensorStatus(StrEnum):
     ACTIVE = "active"
@@ -124,6 +149,7 @@ class IoTSensor:
         object.__setattr__(self, "kind", _member(MeasurementKind, self.kind or sensor_type.default_kind, "kind"))
         device_format = _member(DeviceFormat, self.device_format, "device format")
         object.__setattr__(self, "device_format", device_format)
+        object.__setattr__(self, "sensor_id", device_format.device_key(sensor_id))
         object.__setattr__(self, "device_field", self.device_field.strip())
         if device_format is DeviceFormat.NATIVE and self.device_field:
             raise InvalidValue("a native sensor sends one value: it has no device field")
@@ -152,7 +178,8 @@ class IoTSensor:
 
     @property
     def mqtt_topic(self) -> str:
-        return f"koprogo/{self.organization_id}/{self.building_id}/{self.sensor_id}/readings"
+        """Where the device publishes (a prefix for Shelly devices): see `DeviceFormat.topic`."""
+        return DeviceFormat(self.device_format).topic(self.organization_id, self.building_id, self.sensor_id)
 
     @property
     def alert_enabled(self) -> bool:

@@ -18,6 +18,8 @@ _ALIASES = {
     "wh": "Wh",
     "kwh": "kWh",
     "mwh": "MWh",
+    "gj": "GJ",
+    "mj": "MJ",
     "w": "W",
     "kw": "kW",
     "v": "V",
@@ -32,6 +34,8 @@ _SCALE = {
     "Wh": ("energy", 1.0),
     "kWh": ("energy", 1e3),
     "MWh": ("energy", 1e6),
+    "MJ": ("energy", 1e6 / 3600),  # heat meters (wM-Bus) count in joules: 1 MJ = 277.8 Wh
+    "GJ": ("energy", 1e9 / 3600),
     "W": ("power", 1.0),
     "kW": ("power", 1e3),
     "L": ("volume", 1.0),

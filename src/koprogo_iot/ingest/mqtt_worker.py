@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import sys
 import time
 from array import array
@@ -279,12 +280,21 @@ class MqttIngestWorker:
         endpoint: MqttEndpoint,
         client_id: str = "koprogo-ingest",
         share_group: str | None = None,
+        *,
+        subscription: str = SUBSCRIPTION,
+        tls: ssl.SSLContext | None = None,
+        primary: bool = True,
     ) -> None:
+        """`subscription`: the topic filter (another broker's, for an integration); `tls`: the context of an mqtts
+        endpoint (default: the system's trusted CAs); `primary`: the worker the process's gauges describe."""
         self.pipeline = pipeline
         self.endpoint = endpoint
         self.client_id = client_id
         # With a shared subscription the broker spreads messages over the workers of the group.
-        self.subscription = f"$share/{share_group}/{SUBSCRIPTION}" if share_group else SUBSCRIPTION
+        self.subscription = f"$share/{share_group}/{subscription}" if share_group else subscription
+        self.tls = tls if tls is not None or not endpoint.tls else ssl.create_default_context()
+        self.primary = primary
+        self.last_error: str | None = None  # why the last connection attempt failed; None once connected
         self.subscribed = asyncio.Event()
         self._chunks: deque[_Chunk] = deque()
         self._queued = 0  # messages in _chunks
@@ -313,7 +323,7 @@ class MqttIngestWorker:
             try:
                 connection = await self._open()
             except (OSError, TimeoutError, ConnectionError) as exc:
-                why = str(exc) or type(exc).__name__
+                why = self.last_error = str(exc) or type(exc).__name__
                 if why != failure:  # logged once per state change, not once per attempt
                     log.warning(
                         "cannot connect to %s (%s); retrying every %.0f-%.0f s",
@@ -326,7 +336,7 @@ class MqttIngestWorker:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RECONNECT_MAX)
                 continue
-            delay, failure = RECONNECT_MIN, ""
+            delay, failure, self.last_error = RECONNECT_MIN, "", None
             await self._serve(connection, consumer)
             self._lost()
             if consumer.done():
@@ -336,7 +346,9 @@ class MqttIngestWorker:
     async def _open(self) -> _Connection:
         """Connect, start the session and subscribe; the connection becomes current once subscribed."""
         loop = asyncio.get_running_loop()
-        opening = loop.create_connection(lambda: _Connection(self._enqueue), self.endpoint.host, self.endpoint.port)
+        opening = loop.create_connection(
+            lambda: _Connection(self._enqueue), self.endpoint.host, self.endpoint.port, ssl=self.tls
+        )
         _, connection = await asyncio.wait_for(opening, CONNECT_TIMEOUT)
         try:
             connection.write(connect_packet(self.client_id, self.endpoint.username, self.endpoint.password))
@@ -356,7 +368,8 @@ class MqttIngestWorker:
         if self._paused or self._busy:  # the same rules as in _enqueue, which spared the SUBACK
             connection.pause()
         self.subscribed.set()
-        metrics.SUBSCRIBED.set(1)
+        if self.primary:
+            metrics.SUBSCRIBED.set(1)
         log.info(
             "connected to %s (session %s), subscribed to %s",
             self.endpoint,
@@ -383,7 +396,8 @@ class MqttIngestWorker:
 
     def _lost(self) -> None:
         self.subscribed.clear()
-        metrics.SUBSCRIBED.set(0)
+        if self.primary:
+            metrics.SUBSCRIBED.set(0)
 
     def _enqueue(self, chunk: _Chunk) -> None:
         """Called once per read by the current connection's protocol."""
@@ -423,15 +437,17 @@ class MqttIngestWorker:
             await self._ready.wait()
             taken = self._take()
             batch = taken[0].messages if len(taken) == 1 else [m for chunk in taken for m in chunk.messages]
-            metrics.QUEUE_DEPTH.set(self._queued)
-            metrics.IN_FLIGHT.set(len(batch))
+            if self.primary:
+                metrics.QUEUE_DEPTH.set(self._queued)
+                metrics.IN_FLIGHT.set(len(batch))
             self._busy = True
             try:
                 await self._store(batch)
             finally:
                 self._busy = False
             self._acknowledge(taken)
-            metrics.IN_FLIGHT.set(0)
+            if self.primary:
+                metrics.IN_FLIGHT.set(0)
             if self._paused and self._queued < LOW_WATER:
                 self._paused = False
             if not self._paused and self._connection is not None:

@@ -5,6 +5,8 @@ Every refusal has a named reason (`rejections.Reason`), a metric, and a dead let
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import logging
 import time
 from collections import Counter, defaultdict
@@ -14,20 +16,21 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from koprogo_iot.devices import native
-from koprogo_iot.devices.base import DecodeError, Decoder
+from koprogo_iot.devices.base import DecodeError, Decoder, DeviceReading
 from koprogo_iot.domain.clock import utcnow
 from koprogo_iot.domain.dead_letters import DeadLetter
 from koprogo_iot.domain.detection import reading_decisions
+from koprogo_iot.domain.devices import MAX_FIELDS, DeviceSighting, SeenField
 from koprogo_iot.domain.errors import InvalidValue, NotFound, StorageUnavailable
 from koprogo_iot.domain.readings import IoTReading
 from koprogo_iot.domain.rules import AlertRules
-from koprogo_iot.domain.sensors import DeviceFormat, IoTSensor, SensorStatus
-from koprogo_iot.domain.units import conversion_factor
+from koprogo_iot.domain.sensors import DeviceFormat, IoTSensor, MeasurementKind, SensorStatus
+from koprogo_iot.domain.units import canonical, conversion_factor
 from koprogo_iot.ingest import metrics
 from koprogo_iot.ingest.directory import SensorDirectory
 from koprogo_iot.ingest.rate_limit import RateLimiter
 from koprogo_iot.ingest.rejections import Reason, Rejected
-from koprogo_iot.ingest.topics import ParsedTopic
+from koprogo_iot.ingest.topics import Origin, ParsedTopic
 from koprogo_iot.live.bus import LiveBus
 from koprogo_iot.storage.ports import Ingested, Storage
 
@@ -78,6 +81,25 @@ class _Value:
     flags: frozenset[str] | None = None  # None: the device reports no status flags
 
 
+def _with_device_flags(values: list[_Value], decoded: Sequence[DeviceReading]) -> list[_Value]:
+    """`values` with the device's status flags given to one of them: one device event, one alert.
+
+    The flags go to the device's volume meter (what a leak is about), else its first counter, else its first value;
+    the device's other sensors get none (neither raised nor cleared by the flags).
+    """
+    flags = next((reading.status_flags for reading in decoded if reading.status_flags is not None), None)
+    if flags is None or not values:
+        return values
+
+    def rank(value: _Value) -> int:
+        cumulative = value.sensor.measurement_kind is MeasurementKind.CUMULATIVE
+        volume = canonical(value.sensor.unit_of_measure) in ("m³", "L")
+        return 0 if cumulative and volume else 1 if cumulative else 2
+
+    chosen = min(range(len(values)), key=lambda i: rank(values[i]))
+    return [dataclasses.replace(v, flags=flags) if i == chosen else v for i, v in enumerate(values)]
+
+
 class Pipeline:
     """Turns batches of messages into stored readings; one instance per worker (it holds per-device state)."""
 
@@ -87,8 +109,11 @@ class Pipeline:
         limits: IngestLimits | None = None,
         bus: LiveBus | None = None,
         decoders: Mapping[DeviceFormat, Decoder] | None = None,
+        origin: Origin | None = None,
     ) -> None:
+        """`origin`: the messages are an organization's network server's, not our broker's `koprogo/` topics."""
         self.storage = storage
+        self.origin = origin
         self.limits = limits or IngestLimits()
         self.bus = bus
         self.decoders = dict(decoders or {})
@@ -97,7 +122,11 @@ class Pipeline:
         self._rate = RateLimiter(self.limits.rate_per_sensor, self.limits.burst_per_sensor)
         self._letters: dict[tuple[str, str], tuple[float, int]] = {}
         self._organizations: dict[UUID, bool] = {}
+        self._buildings: set[tuple[UUID, UUID]] = set()  # known to exist (a building is never moved or deleted)
         self._topics: dict[str, ParsedTopic] = {}
+        # Devices heard that nobody (fully) reads: their fields merged over messages, and this batch's to store.
+        self._devices: dict[tuple[UUID, DeviceFormat, str], DeviceSighting] = {}
+        self._sighted: dict[tuple[UUID, DeviceFormat, str], DeviceSighting] = {}
 
     async def handle(self, messages: Sequence[Message]) -> list[Reason | None]:
         """Store what is valid, and dead-letter the rest, in one transaction.
@@ -108,6 +137,7 @@ class Pipeline:
         outcomes: list[Reason | None] = []
         accepted: list[Ingested] = []
         letters: list[DeadLetter] = []
+        self._sighted.clear()
         for message in messages:
             readings, failures = await self._process(message)
             accepted += readings
@@ -120,7 +150,9 @@ class Pipeline:
                 if letter is not None:
                     letters.append(letter)
         started = time.perf_counter()
-        new = await self.storage.readings.ingest(accepted, letters) if accepted or letters else []
+        sightings = list(self._sighted.values())
+        stored = accepted or letters or sightings
+        new = await self.storage.readings.ingest(accepted, letters, sightings) if stored else []
         metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)
         metrics.BATCH_SIZE.observe(len(messages))
         metrics.MESSAGES_RECEIVED.inc(len(messages))
@@ -169,7 +201,7 @@ class Pipeline:
         """Parsed once per topic: a fleet repeats the same few thousand topics (parsing costs two UUIDs)."""
         topic = self._topics.get(name)
         if topic is None:
-            topic = ParsedTopic.parse(name)
+            topic = ParsedTopic.parse(name) if self.origin is None else self.origin.topic(name)
             if len(self._topics) >= 100_000:  # bounded: topics are chosen by whoever publishes
                 self._topics.clear()
             self._topics[name] = topic
@@ -203,9 +235,10 @@ class Pipeline:
             raise Rejected(Reason(exc.reason), str(exc)) from None
         values, unread = [], []
         for reading in decoded:
-            sensor = await self.directory.find(topic.organization_id, reading.device, reading.quantity)
+            device = topic.device_format.device_key(reading.device)
+            sensor = await self.directory.find(topic.organization_id, device, reading.quantity)
             if sensor is None or sensor.device_format is not topic.device_format:
-                unread.append(f"{reading.device} {reading.quantity}")
+                unread.append(f"{device} {reading.quantity}")
                 continue
             self._check_placement(sensor, topic)
             values.append(
@@ -217,22 +250,61 @@ class Pipeline:
                     reading.battery_level,
                     reading.signal_strength,
                     await self.directory.rules(sensor),
-                    reading.status_flags,
                 )
             )
         metrics.DEVICE_VALUES_IGNORED.inc(len(unread))
+        if unread:
+            await self._sight(topic, message, decoded)
         if decoded and not values:
             # A device says many things; only when no registered sensor reads any of it is it an error.
             raise await self._why_unknown(topic, ", ".join(unread[:5]))
-        return values
+        return _with_device_flags(values, decoded)
+
+    async def _sight(self, topic: ParsedTopic, message: Message, decoded: Sequence[DeviceReading]) -> None:
+        """Remember what a device nobody (fully) reads sent, for registration: only devices of an existing
+        organization's building, so that invented topics leave no trace but their dead letter."""
+        if not await self._in_existing_building(topic):
+            return
+        for device, readings in itertools.groupby(decoded, key=lambda r: r.device):
+            sent = list(readings)
+            sighting = DeviceSighting(
+                topic.organization_id,
+                topic.device_format,
+                topic.device_format.device_key(device),
+                topic.building_id,
+                message.topic,
+                {r.quantity: SeenField(r.value, r.unit, r.kind.value) for r in sent[:MAX_FIELDS]},
+                max(r.timestamp for r in sent),
+                next((r.battery_level for r in sent if r.battery_level is not None), None),
+                next((r.signal_strength for r in sent if r.signal_strength is not None), None),
+            )
+            known = self._devices.pop(sighting.key, None)
+            if len(self._devices) >= 10_000:  # bounded: device ids are chosen by whoever publishes
+                self._devices.clear()
+            merged = sighting if known is None else known.updated(sighting)
+            self._devices[sighting.key] = self._sighted[sighting.key] = merged
+
+    async def _in_existing_building(self, topic: ParsedTopic) -> bool:
+        if not await self._organization_exists(topic.organization_id):
+            return False
+        if topic.building_id is None:
+            return True  # a network server's message: no building to check
+        key = (topic.organization_id, topic.building_id)
+        if key not in self._buildings:
+            try:
+                await self.storage.tenancy.get_building(*key)
+            except NotFound:
+                return False  # looked up again next time: the building may be created meanwhile
+            if len(self._buildings) > 10_000:
+                self._buildings.clear()
+            self._buildings.add(key)
+        return True
 
     async def _why_unknown(self, topic: ParsedTopic, what: str) -> Rejected:
         """The precise reason a topic names no registered sensor (looked up only on this rare path)."""
         if not await self._organization_exists(topic.organization_id):
             return Rejected(Reason.UNKNOWN_ORGANIZATION, f"no organization {topic.organization_id}")
-        try:
-            await self.storage.tenancy.get_building(topic.organization_id, topic.building_id)
-        except NotFound:
+        if not await self._in_existing_building(topic):
             return Rejected(
                 Reason.TENANT_MISMATCH,
                 f"building {topic.building_id} does not belong to organization {topic.organization_id}",
@@ -243,7 +315,7 @@ class Pipeline:
 
     @staticmethod
     def _check_placement(sensor: IoTSensor, topic: ParsedTopic) -> None:
-        if sensor.building_id != topic.building_id:
+        if topic.building_id is not None and sensor.building_id != topic.building_id:
             raise Rejected(
                 Reason.TENANT_MISMATCH,
                 f"sensor {sensor.sensor_id!r} belongs to building {sensor.building_id}, not {topic.building_id}",
@@ -304,10 +376,10 @@ class Pipeline:
         if len(self._letters) > 10_000:
             self._letters.clear()
         self._letters[key] = (started, count + 1)
-        organization = None
+        organization = None if self.origin is None else self.origin.organization_id
         try:
             topic_org = UUID(message.topic.split("/")[1])
-            if await self._organization_exists(topic_org):
+            if self.origin is None and await self._organization_exists(topic_org):
                 organization = topic_org
         except (ValueError, IndexError):
             pass

@@ -5,7 +5,8 @@
   `koprogo/{org}/{building}/shelly/shellypro3em-a8032abe54dc/events/rpc` (bridged or configured as the prefix)
 
 The organization always comes from the topic (the broker's ACLs tie it to the device's credentials), never
-from the payload.
+from the payload. Messages of an organization's own network server (an integration) come on that server's topics:
+their organization and format are the integration's (`Origin`), their building the sensor's.
 """
 
 from __future__ import annotations
@@ -21,9 +22,20 @@ _FORMATS = {f.value: f for f in DeviceFormat if f is not DeviceFormat.NATIVE}
 
 
 @dataclass(frozen=True, slots=True)
+class Origin:
+    """One organization's network server: every message of it is of this organization and device format."""
+
+    organization_id: UUID
+    device_format: DeviceFormat
+
+    def topic(self, name: str) -> ParsedTopic:
+        return ParsedTopic(self.organization_id, None, self.device_format, name)
+
+
+@dataclass(frozen=True, slots=True)
 class ParsedTopic:
     organization_id: UUID
-    building_id: UUID
+    building_id: UUID | None  # None: a network server's message, whose sensor says where it is
     device_format: DeviceFormat
     rest: str  # native: the sensor id; a device format: the format's own topic
 

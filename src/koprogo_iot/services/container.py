@@ -9,6 +9,8 @@ from koprogo_iot.live.bus import LiveBus
 from koprogo_iot.services.accounts import Accounts
 from koprogo_iot.services.alert_rules import AlertRuleSettings
 from koprogo_iot.services.analytics import Analytics
+from koprogo_iot.services.devices import Devices
+from koprogo_iot.services.integrations import Integrations
 from koprogo_iot.services.ista import IstaService
 from koprogo_iot.services.monitoring import Monitoring
 from koprogo_iot.services.notifications import NotificationSetup, TemplateCheck
@@ -23,6 +25,8 @@ class Services:
     monitoring: Monitoring
     alert_rules: AlertRuleSettings
     analytics: Analytics
+    devices: Devices
+    integrations: Integrations
     ista: IstaService
     notifications: NotificationSetup
     bus: LiveBus
@@ -38,6 +42,8 @@ class Services:
             monitoring=Monitoring(provisioning, storage.readings, storage.alerts, storage.dead_letters),
             alert_rules=AlertRuleSettings(storage.alert_rules, provisioning),
             analytics=Analytics(provisioning, storage.source),
+            devices=Devices(storage.devices, provisioning),
+            integrations=Integrations(storage.integrations),
             ista=IstaService(storage.ista, storage.tenancy, storage.sensors, storage.source),
             notifications=NotificationSetup(storage.notifications, storage.alerts, check_template),
             bus=bus,

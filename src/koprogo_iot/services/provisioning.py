@@ -6,10 +6,12 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
+from koprogo_iot.devices import catalog
 from koprogo_iot.domain.access import Principal
 from koprogo_iot.domain.errors import Conflict, InvalidValue, NotFound
-from koprogo_iot.domain.sensors import IoTSensor
+from koprogo_iot.domain.sensors import DeviceFormat, IoTSensor
 from koprogo_iot.domain.tenancy import Building, Organization, Role, Unit, User
+from koprogo_iot.domain.units import conversion_factor
 from koprogo_iot.services.accounts import MIN_PASSWORD_LENGTH, hash_password
 from koprogo_iot.storage.ports import SensorFilter, SensorRepository, TenancyRepository
 
@@ -133,9 +135,22 @@ class Provisioning:
             if unit.building_id != building_id:
                 raise InvalidValue(f"unit {unit_id} is not in building {building_id}")
 
+    @staticmethod
+    def _check_device(sensor: IoTSensor) -> None:
+        """A device-format sensor reads a field that format has, in a unit its own converts from."""
+        if sensor.device_format is DeviceFormat.NATIVE:
+            return
+        field = catalog.describe(sensor.device_format, sensor.device_field)
+        if conversion_factor(field.unit, sensor.unit_of_measure) is None:
+            raise InvalidValue(
+                f"unit_of_measure: {field.field} is in {field.unit}, which does not convert to "
+                f"{sensor.unit_of_measure!r}"
+            )
+
     async def create_sensor(self, principal: Principal, fields: dict[str, Any]) -> IoTSensor:
         principal.require_manager()
         sensor = IoTSensor(organization_id=principal.organization_id, **fields)
+        self._check_device(sensor)
         await self._check_placement(principal, sensor.building_id, sensor.unit_id)
         if await self.sensors.find(principal.organization_id, sensor.sensor_id, sensor.device_field) is not None:
             raise Conflict(f"sensor id {sensor.sensor_id!r} is already registered in this organization")
@@ -163,6 +178,7 @@ class Provisioning:
         principal.require_manager()
         before = await self.get_sensor(principal, sensor_id)
         sensor = before.changed(**changes)
+        self._check_device(sensor)
         await self._check_placement(principal, sensor.building_id, sensor.unit_id)
         other = await self.sensors.find(principal.organization_id, sensor.sensor_id, sensor.device_field)
         if other is not None and other.id != sensor.id:

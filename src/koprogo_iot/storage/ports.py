@@ -16,6 +16,8 @@ from uuid import UUID
 from koprogo_iot.domain.alerts import AlertDecision, AlertSeverity, AlertStatus, AlertType, IoTAlert
 from koprogo_iot.domain.consumption import Point
 from koprogo_iot.domain.dead_letters import DeadLetter
+from koprogo_iot.domain.devices import DeviceSighting
+from koprogo_iot.domain.integrations import IntegrationStatus, LnsIntegration
 from koprogo_iot.domain.ista import IstaMeter, IstaReading
 from koprogo_iot.domain.notices import (
     AlertContext,
@@ -138,10 +140,15 @@ class SensorRepository(Protocol):
 
 
 class ReadingRepository(Protocol):
-    async def ingest(self, batch: Sequence[Ingested], rejected: Sequence[DeadLetter] = ()) -> list[Ingested]:
+    async def ingest(
+        self,
+        batch: Sequence[Ingested],
+        rejected: Sequence[DeadLetter] = (),
+        sightings: Sequence[DeviceSighting] = (),
+    ) -> list[Ingested]:
         """In one transaction: store the new readings, apply their alert decisions, move the sensors' last reading
-        forward, mark their rollups stale, and keep the rejected messages. Return the readings that were new (not
-        redeliveries)."""
+        forward, mark their rollups stale, keep the rejected messages and what devices nobody reads said. Return
+        the readings that were new (not redeliveries)."""
         ...
 
     async def recent(
@@ -167,6 +174,38 @@ class DeadLetterRepository(Protocol):
 
     async def counts(self, organization_id: UUID | None) -> dict[str, int]:
         """Dead letters by reason (every organization's when None)."""
+        ...
+
+
+class DeviceRepository(Protocol):
+    async def sightings(self, organization_id: UUID, building_id: UUID | None = None) -> list[DeviceSighting]:
+        """Devices heard that no sensor fully reads, most recently heard first."""
+        ...
+
+    async def forget_before(self, cutoff: datetime) -> int:
+        """Drop sightings not heard since `cutoff` (every organization's); return how many."""
+        ...
+
+
+class IntegrationRepository(Protocol):
+    """Organizations' LoRaWAN network servers; passwords are stored encrypted and come back decrypted."""
+
+    async def add(self, integration: LnsIntegration) -> None: ...
+    async def get(self, organization_id: UUID, integration_id: UUID) -> LnsIntegration: ...
+    async def select(self, organization_id: UUID) -> list[LnsIntegration]: ...
+    async def update(self, integration: LnsIntegration) -> None:
+        """Store what a person changes (configuration, password, enabled), not the workers' reports."""
+        ...
+
+    async def delete(self, organization_id: UUID, integration_id: UUID) -> None: ...
+    async def enabled(self) -> list[LnsIntegration]:
+        """Every organization's enabled integrations: what the ingest workers subscribe to."""
+        ...
+
+    async def report(
+        self, integration_id: UUID, status: IntegrationStatus, error: str | None, last_message_at: datetime | None
+    ) -> None:
+        """A worker's news of the connection (a message time only moves the last one forward when given)."""
         ...
 
 
@@ -341,6 +380,8 @@ class Storage:
     sensors: SensorRepository
     readings: ReadingRepository
     dead_letters: DeadLetterRepository
+    devices: DeviceRepository
+    integrations: IntegrationRepository
     alerts: AlertRepository
     alert_rules: AlertRuleRepository
     notifications: NotificationRepository

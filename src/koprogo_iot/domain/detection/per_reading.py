@@ -11,9 +11,14 @@ from koprogo_iot.domain.readings import IoTReading
 from koprogo_iot.domain.rules import AlertRules, BatteryRule, FaultyRule, ThresholdRule
 from koprogo_iot.domain.sensors import IoTSensor
 
-# wM-Bus status flags that mean water is escaping now: somebody has to act. Others (DRY, REVERSE, TAMPER, ...)
-# say the meter cannot be trusted: a warning.
-URGENT_FLAGS = frozenset({"LEAK", "BURST"})
+# Device status flags that mean water is escaping now: a leak, and somebody has to act. Flags name it as a word:
+# multical21's LEAK and BURST, kamheat's V1_V2_BURST_WATER_LOSS. The others (DRY, REVERSE, TAMPER,
+# LOW_BATTERY_LEVEL...; Shelly's overtemp, overpower...) say the device cannot be trusted: a hardware fault, a warning.
+LEAK_WORDS = frozenset({"LEAK", "BURST"})
+
+
+def is_leak_flag(flag: str) -> bool:
+    return not LEAK_WORDS.isdisjoint(flag.upper().split("_"))
 
 
 def reading_decisions(
@@ -26,7 +31,7 @@ def reading_decisions(
     decisions = (
         _threshold(sensor, rules.threshold, reading),
         _battery(sensor, rules.battery, reading),
-        _device_flags(sensor, rules.faulty, reading, flags),
+        *_device_flags(sensor, rules.faulty, reading, flags),
     )
     return tuple(decision for decision in decisions if decision is not None)
 
@@ -69,21 +74,34 @@ def _battery(sensor: IoTSensor, rule: BatteryRule, reading: IoTReading) -> Alert
 
 def _device_flags(
     sensor: IoTSensor, rule: FaultyRule, reading: IoTReading, flags: frozenset[str] | None
-) -> AlertDecision | None:
+) -> tuple[AlertDecision, ...]:
+    """A device's status flags: a leak (LEAK, BURST) is `leak_detected`, any other flag `sensor_faulty`; a device
+    reporting no such flag clears them. Ingestion gives the flags to one sensor per device (its volume meter), so a
+    device event raises one alert, not one per value the device reports."""
     if flags is None or not (rule.enabled and rule.device_flags):
-        return None
-    if not flags:
-        return clear(sensor, AlertType.SENSOR_FAULTY, "device_flag", reading.timestamp)
-    names = sorted({flag.upper() for flag in flags})
-    urgent = not URGENT_FLAGS.isdisjoint(names)
-    return raise_alert(
-        sensor,
-        AlertType.SENSOR_FAULTY,
-        "device_flag",
-        AlertSeverity.CRITICAL if urgent else AlertSeverity.WARNING,
-        f"{label(sensor)}: device reports {', '.join(names)}",
-        reading.timestamp,
-        reading.timestamp,
-        decided_at=reading.received_at,
-        reading_value=reading.value,
+        return ()
+    names = {flag.upper() for flag in flags}
+    leaks = sorted(name for name in names if is_leak_flag(name))
+    faults = sorted(names - set(leaks))
+    at = reading.timestamp
+
+    def decide(alert_type: AlertType, found: list[str], severity: AlertSeverity) -> AlertDecision:
+        if not found:
+            return clear(sensor, alert_type, "device_flag", at)
+        message = f"{label(sensor)}: device reports {', '.join(found)}"
+        return raise_alert(
+            sensor,
+            alert_type,
+            "device_flag",
+            severity,
+            message,
+            at,
+            at,
+            decided_at=reading.received_at,
+            reading_value=reading.value,
+        )
+
+    return (
+        decide(AlertType.LEAK_DETECTED, leaks, AlertSeverity.CRITICAL),
+        decide(AlertType.SENSOR_FAULTY, faults, AlertSeverity.WARNING),
     )

@@ -1,0 +1,110 @@
+"""`koprogo-iot sensors` and `koprogo-iot devices`: register sensors (native or of a device family), list them, see
+what each family offers and which devices were heard that no sensor reads."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+from uuid import UUID
+
+from koprogo_iot import bootstrap
+from koprogo_iot.cli.ista import operator
+from koprogo_iot.config import Settings
+from koprogo_iot.devices.catalog import FORMATS
+from koprogo_iot.domain.sensors import DeviceFormat, SensorType
+from koprogo_iot.services.devices import Devices
+from koprogo_iot.services.provisioning import Provisioning
+from koprogo_iot.storage.ports import Storage
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    sensors = commands.add_parser("sensors", help="register and list sensors")
+    actions = sensors.add_subparsers(dest="sensors_command", required=True, metavar="ACTION")
+    add = actions.add_parser("add", help="register a sensor (a device family's value with --device-format)")
+    add.add_argument("--building", type=UUID, required=True)
+    add.add_argument("--unit", type=UUID, help="the unit (apartment); none: a common meter")
+    add.add_argument("--sensor-id", required=True, help="serial number, DevEUI, Shelly id, wM-Bus meter id...")
+    add.add_argument("--type", required=True, choices=[t.value for t in SensorType], help="sensor type")
+    add.add_argument("--unit-of-measure", required=True, help="e.g. m³, L, kWh, °C")
+    add.add_argument("--device-format", default="native", choices=[f.value for f in DeviceFormat])
+    add.add_argument("--device-field", default="", help="the device value it reads (`devices formats` lists them)")
+    add.add_argument("--kind", choices=["cumulative", "instantaneous"], help="default: the sensor type's usual")
+    add.add_argument("--manufacturer", default="unknown")
+    add.add_argument("--model", default="unknown")
+    add.add_argument("--location", default="", help="where it is installed (default: the device field or id)")
+    listed = actions.add_parser("list", help="the organization's sensors and the topic each device publishes to")
+    listed.add_argument("--building", type=UUID)
+
+    devices = commands.add_parser("devices", help="device families, and devices heard that no sensor reads")
+    device_actions = devices.add_subparsers(dest="devices_command", required=True, metavar="ACTION")
+    device_actions.add_parser("formats", help="each device family: its device id, fields and topic")
+    unclaimed = device_actions.add_parser("unclaimed", help="devices heard sending values no sensor reads yet")
+    unclaimed.add_argument("--building", type=UUID)
+    for action in (add, listed, unclaimed):
+        action.add_argument("--organization", type=UUID, required=True, help="the organization's id")
+        action.add_argument("--data-dir", help="where embedded data lives (KOPROGO_DATA_DIR, default ./data)")
+        action.add_argument("--database-url", help="postgresql://... or sqlite:///path (KOPROGO_DATABASE_URL)")
+
+
+def formats() -> str:
+    lines = []
+    for info in FORMATS.values():
+        lines.append(f"{info.format.value}: {info.label}; sensor id = {info.device_id}")
+        lines.append(f"  topic  {info.format.topic('<organization>', '<building>', '<sensor id>')}")
+        lines.append(f"  fields {info.field_rule}")
+        lines += [f"    {f.field:<34} {f.unit or '-':<5} {f.kind.value}" for f in info.fields]
+    return "\n".join(lines)
+
+
+async def execute(settings: Settings, args: argparse.Namespace) -> int:
+    if args.command == "devices" and args.devices_command == "formats":
+        print(formats())
+        return 0
+    storage = await bootstrap.open_storage(settings.resolved_database_url, settings.encryption_secret())
+    try:
+        await storage.tenancy.get_organization(args.organization)
+        print(await _run(storage, args))
+    finally:
+        await storage.close()
+    return 0
+
+
+async def _run(storage: Storage, args: argparse.Namespace) -> str:
+    principal = operator(args.organization)
+    provisioning = Provisioning(storage.tenancy, storage.sensors)
+    if args.command == "devices":
+        found = await Devices(storage.devices, provisioning).unclaimed(principal, args.building)
+        lines = []
+        for device in found:
+            s = device.sighting
+            lines.append(f"{s.device_format.value} {s.device_id}  last heard {s.last_seen_at:%Y-%m-%d %H:%M:%S}")
+            for name, seen in s.fields.items():
+                reader = device.readers[name]
+                lines.append(
+                    f"    {name:<34} {seen.value:>14g} {seen.unit:<5} {'sensor ' + str(reader) if reader else ''}"
+                )
+        return "\n".join(lines) or "no device heard that sensors do not read"
+    if args.sensors_command == "list":
+        sensors = await provisioning.list_sensors(principal, args.building)
+        return (
+            "\n".join(
+                f"{s.id}  {s.sensor_id:<28} {s.device_field or '-':<26} {s.unit_of_measure:<5} {s.mqtt_topic}"
+                for s in sensors
+            )
+            or "no sensor"
+        )
+    fields: dict[str, Any] = {
+        "building_id": args.building,
+        "unit_id": args.unit,
+        "sensor_id": args.sensor_id,
+        "sensor_type": args.type,
+        "unit_of_measure": args.unit_of_measure,
+        "device_format": args.device_format,
+        "device_field": args.device_field,
+        "kind": args.kind,
+        "manufacturer": args.manufacturer,
+        "model": args.model,
+        "location": args.location or args.device_field or args.sensor_id,
+    }
+    sensor = await provisioning.create_sensor(principal, fields)
+    return f"registered sensor {sensor.id}: publish to {sensor.mqtt_topic}"

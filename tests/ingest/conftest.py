@@ -1,0 +1,3 @@
+"""Ingestion tests that register sensors through the API use its client fixture."""
+
+from tests.api.conftest import api  # noqa: F401
