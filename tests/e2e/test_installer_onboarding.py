@@ -3,6 +3,7 @@ configure and why a wrong message is refused, then the first good reading arrive
 
 from __future__ import annotations
 
+import time
 import uuid
 
 from playwright.sync_api import Page, expect
@@ -69,3 +70,67 @@ def test_the_form_shows_why_the_api_refuses_a_sensor(page: Page, platform: Platf
     form.get_by_label(text("form.location")).fill("Duplicate")
     form.get_by_role("button", name=text("form.create")).click()
     expect(page.get_by_test_id("form-error")).to_contain_text("already registered")
+
+
+def shelly_status(device: str, total_wh: float, power_w: float) -> dict[str, object]:
+    """A Shelly Pro 3EM's RPC notification (Gen2+ `NotifyStatus`): its energy counter and its power."""
+    return {
+        "src": device, "dst": "koprogo", "method": "NotifyStatus",
+        "params": {"ts": time.time(), "emdata:0": {"total_act": total_wh}, "em:0": {"total_act_power": power_w}},
+    }  # fmt: skip
+
+
+def test_a_device_heard_on_the_broker_becomes_a_sensor_from_the_form(page: Page, platform: Platform) -> None:
+    """A Shelly is wired and publishing before anyone registers it: the form offers it, the sensor reads one of its
+    values, and its next message shows on the dashboard (Wh converted to the sensor's kWh)."""
+    assert platform.running.demo is not None
+    device = f"shellypro3em-{uuid.uuid4().hex[:12]}"
+    org, building = platform.running.demo.organization.id, platform.running.demo.building.id
+    topic = f"koprogo/{org}/{building}/shelly/{device}/events/rpc"
+    platform.publish(topic, shelly_status(device, 123_456.7, 1520.5))
+
+    log_in(page, platform)
+    page.goto(f"{platform.url}/sensors/new")
+    heard = page.locator(f'[data-testid=heard-device][data-device="{device}"]')
+    expect(heard).to_contain_text("em:0.total_act_power")
+    screenshot(page, "sensor-form-heard-device")
+    heard.locator('[data-field="emdata:0.total_act"]').click()
+
+    form = page.get_by_test_id("sensor-form")
+    expect(form.get_by_label(text("form.sensorId"))).to_have_value(device)
+    expect(form.get_by_label(text("device.format"))).to_have_value("shelly")
+    expect(form.get_by_label(text("device.field"))).to_have_value("emdata:0.total_act")
+    expect(form.get_by_label(text("form.unitOfMeasure"))).to_have_value("kWh")
+    expect(form.get_by_label(text("form.type"))).to_have_value("electricity")
+    form.get_by_label(text("form.manufacturer")).fill("Shelly")
+    form.get_by_label(text("form.model")).fill("Pro 3EM")
+    form.get_by_label(text("form.location")).fill("Tableau des communs, énergie active")
+    form.get_by_label(text("form.sampling")).fill("60")
+    form.get_by_role("button", name=text("form.create")).click()
+
+    expect(page.get_by_test_id("mqtt-topic")).to_have_text(f"koprogo/{org}/{building}/shelly/{device}")
+    # The device's next status. Ingestion looks an unknown device up again after a few seconds (its negative
+    # cache): like a real Shelly, which reports every minute, the device repeats itself until it is heard.
+    state = page.get_by_test_id("onboarding-state")
+    deadline = time.monotonic() + 20
+    while True:
+        platform.publish(topic, shelly_status(device, 123_500.0, 1490.0))
+        try:
+            expect(state).to_have_attribute("data-state", "receiving", timeout=2_500)
+            break
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+    expect(state).to_contain_text("123,5")
+
+    page.goto(f"{platform.url}/")
+    card = page.locator(f'[data-device="{device}"]')
+    expect(card.get_by_test_id("value")).to_contain_text("123,5")
+    platform.publish(topic, shelly_status(device, 124_250.0, 1400.0))  # live, without reloading
+    expect(card.get_by_test_id("value")).to_contain_text("124,3")  # 124.25 kWh, 1 decimal above 100
+    with platform.client() as client:
+        sensors = client.get("/api/v1/iot/sensors").json()
+    [sensor] = [s for s in sensors if s["sensor_id"] == device]
+    assert (sensor["device_format"], sensor["device_field"], sensor["unit_of_measure"]) == (
+        "shelly", "emdata:0.total_act", "kWh",
+    )  # fmt: skip

@@ -28,6 +28,8 @@ export type IstaImport = Schemas['ImportOut'];
 export type IstaReport = Schemas['ReportOut'];
 export type NotificationSettings = Schemas['SettingsOut'];
 export type NotificationRoute = Schemas['RouteOut'];
+export type DeviceFormatInfo = Schemas['FormatOut'];
+export type HeardDevice = Schemas['DeviceOut'];
 export type GroupBy = Schemas['GroupBy'];
 export type Period = Schemas['Period'];
 
