@@ -43,14 +43,18 @@ def test_a_phone_shows_the_dashboard_and_a_sensor_history(browser: Browser, plat
         expect(nav.get_by_role("link", name=text("nav.alerts"))).to_be_visible()
         page.get_by_role("button", name=text("nav.menu")).click()
         expect(page.get_by_test_id("live-chart").first).not_to_have_attribute("data-points", "0", timeout=25_000)
+        every_card_live = (
+            "() => [...document.querySelectorAll('[data-testid=sensor-card]')].every(c => c.dataset.readingAt)"
+        )
+        page.wait_for_function(every_card_live, timeout=2 * demo.DEMO_INTERVAL * 1000 + 5_000)
         screenshot(page, "phone-dashboard")
 
-        page.locator('[data-testid=sensor-card]:not([data-reading-at=""])').first.click()
+        page.locator('[data-testid=sensor-card][data-device^="SHELLY-HT"]').click()  # the living room's temperature
         chart = page.get_by_test_id("history-chart")
         expect(chart).to_be_visible()
-        page.get_by_role("button", name=text("range.7d")).click()
-        expect(page).to_have_url(re.compile(r"range=7d"))
-        expect(page.get_by_text(re.compile(r"15\s?min"))).to_be_visible()  # the week's buckets: 15 minutes
+        page.get_by_role("button", name=text("range.1h")).click()
+        expect(page).to_have_url(re.compile(r"range=1h"))
+        expect(page.get_by_text(re.compile(r"par 1\s?min"))).to_be_visible()  # the hour's buckets: 1 minute
         expect(chart).to_be_visible()
         width = page.evaluate("document.querySelector('[data-testid=history-chart]').getBoundingClientRect().width")
         assert 300 <= width <= 390
