@@ -8,7 +8,8 @@ import math
 import random
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import msgspec
 import paho.mqtt.client as mqtt
@@ -16,11 +17,13 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from koprogo_iot.domain.clock import utcnow
 from koprogo_iot.domain.errors import NotFound
+from koprogo_iot.domain.readings import IoTReading
+from koprogo_iot.domain.rules import effective_rules
 from koprogo_iot.domain.sensors import IoTSensor, MeasurementKind, SensorType
 from koprogo_iot.domain.tenancy import Building, Organization, Role, Unit, User
 from koprogo_iot.mqtt_url import MqttEndpoint
 from koprogo_iot.services.accounts import hash_password
-from koprogo_iot.storage.ports import Storage
+from koprogo_iot.storage.ports import Ingested, Storage
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,12 @@ SYNDIC_EMAIL = "syndic@demo.koprogo.be"
 OWNER_EMAIL = "owner@demo.koprogo.be"
 ADMIN_EMAIL = "admin@demo.koprogo.be"
 DEMO_INTERVAL = 10  # seconds: the shortest sampling interval, so a demo visibly moves
+# History written before the demo starts (charts, analytics and forecasts need it): 16 months (a forecast's yearly
+# profile looks a year back from weeks ago), hourly over the last month and every 6 hours before, which keeps a
+# first start within seconds (about 45,000 readings).
+HISTORY = timedelta(days=485)
+RECENT, RECENT_STEP, OLDER_STEP = timedelta(days=31), timedelta(hours=1), timedelta(hours=6)
+_ZONE = ZoneInfo("Europe/Brussels")
 
 
 def _id(name: str) -> uuid.UUID:
@@ -165,10 +174,79 @@ async def provision(storage: Storage) -> Demo:
         ]
         for email, name, role, unit_ids in people:
             await storage.tenancy.add_user(User(org.id, email, name, role, hashed, unit_ids, id=_id(email)))
-        for sensor in _demo_sensors(org.id, building.id, units):
+        sensors = _demo_sensors(org.id, building.id, units)
+        for sensor in sensors:
             await storage.sensors.add(sensor)
-        log.info("provisioned the demo organization %s", org.id)
+        log.info("provisioned the demo organization %s; writing a year of hourly history...", org.id)
+        await backfill(storage, sensors, utcnow())
+        log.info("demo history written")
     return Demo(org, building, await storage.sensors.select(org.id))
+
+
+def _season(sensor: IoTSensor, moment: datetime) -> float:
+    """How much more (or less) than the yearly mean a sensor uses at this time of year (peak in mid-January)."""
+    winter = math.cos((moment.timetuple().tm_yday - 15) / 365 * 2 * math.pi)  # 1 in January, -1 in July
+    swing = {SensorType.GAS: 0.8, SensorType.HOT_WATER: 0.25, SensorType.ELECTRICITY: 0.2}.get(sensor.sensor_type, -0.1)
+    return 1 + swing * winter
+
+
+def _usage(moment: datetime) -> float:
+    """Household rhythm in local time: low at night, peaks morning and evening, a little more at weekends."""
+    local = moment.astimezone(_ZONE)
+    hour = local.hour + local.minute / 60
+    peaks = math.exp(-(((hour - 7.5) / 1.5) ** 2)) + 1.2 * math.exp(-(((hour - 19.5) / 2.5) ** 2))
+    return (0.15 + peaks) * (1.15 if local.weekday() >= 5 else 1.0)
+
+
+def _history_value(sensor: IoTSensor, moment: datetime, previous: float, hours: float, rng: random.Random) -> float:
+    """The value at `moment`, `hours` after the previous one (a counter's index `previous`)."""
+    if sensor.measurement_kind is MeasurementKind.CUMULATIVE:
+        per_hour = {SensorType.ELECTRICITY: 2.5, SensorType.GAS: 1.2}.get(sensor.sensor_type, 0.012)
+        if sensor.unit_id is None and sensor.sensor_type is SensorType.COLD_WATER:
+            per_hour = 0.2  # the main meter sees the whole building
+        usage = math.fsum(_usage(moment - timedelta(hours=h)) for h in range(round(hours)))  # each hour of the step
+        step = per_hour * usage * _season(sensor, moment) * rng.uniform(0.7, 1.3)
+        return round(previous + step, 4)
+    local_hour = moment.astimezone(_ZONE).hour
+    if sensor.sensor_type is SensorType.COLD_WATER:  # flow, L/h
+        return round(25 * _usage(moment) * rng.uniform(0.3, 1.0), 1)
+    if sensor.sensor_type is SensorType.HEATING:  # flow temperature follows the outside cold
+        return round(55 + 12 * (_season(sensor, moment) - 0.9) + 3 * math.sin(local_hour / 24 * 2 * math.pi), 1)
+    outside = 4 * -math.cos((moment.timetuple().tm_yday - 15) / 365 * 2 * math.pi)
+    return round(20.5 + 0.3 * outside + 1.2 * math.sin((local_hour - 9) / 24 * 2 * math.pi) + rng.uniform(-0.2, 0.2), 1)
+
+
+async def backfill(storage: Storage, sensors: list[IoTSensor], now: datetime, history: timedelta = HISTORY) -> int:
+    """Readings of `sensors` over `history` before `now` (see RECENT), and their rollups; return how many.
+
+    Deterministic (seeded per sensor), so every demo tells the same year: counters follow the household rhythm and
+    the seasons (gas and hot water in winter), the heating flow temperature the outside cold.
+    """
+    start = (now - history).replace(minute=0, second=0, microsecond=0)
+    moments, moment = [], start
+    while moment < now:
+        moments.append(moment)
+        moment += RECENT_STEP if moment >= now - RECENT else OLDER_STEP
+    written = 0
+    for sensor in sensors:
+        rng = random.Random(sensor.sensor_id)
+        rules = effective_rules(sensor)
+        value = round(rng.uniform(100, 2000), 3) if sensor.measurement_kind is MeasurementKind.CUMULATIVE else 0.0
+        battery, batch = 100.0, []
+        previous = start - OLDER_STEP
+        for moment in moments:
+            value = _history_value(sensor, moment, value, (moment - previous) / RECENT_STEP, rng)
+            previous = moment
+            battery = max(25.0, battery - 0.005)
+            reading = IoTReading.measured(sensor, moment, value, round(battery, 1), -70, moment, rules)
+            batch.append(Ingested(reading))
+            if len(batch) == 2000:
+                written += len(await storage.readings.ingest(batch))
+                batch = []
+        written += len(await storage.readings.ingest(batch))
+    if sensors:
+        await storage.rollups.rebuild(sensors[0].organization_id)
+    return written
 
 
 class _NativePayload(msgspec.Struct):

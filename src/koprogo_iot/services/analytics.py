@@ -3,10 +3,13 @@ may read are resolved here, then handed to the computations in `koprogo_iot.anal
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from enum import StrEnum
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
-from koprogo_iot.analytics import aggregates, insights, series
+from koprogo_iot.analytics import aggregates, forecast, insights, series
 from koprogo_iot.analytics.aggregates import (
     ComparisonReport,
     ConsumptionReport,
@@ -19,10 +22,37 @@ from koprogo_iot.analytics.aggregates import (
 from koprogo_iot.analytics.insights import InsightReport, Prices
 from koprogo_iot.analytics.series import TimeSeries
 from koprogo_iot.domain.access import Principal
+from koprogo_iot.domain.clock import utcnow
+from koprogo_iot.domain.consumption import DEFAULT_ZONE
 from koprogo_iot.domain.errors import NotFound
 from koprogo_iot.domain.sensors import MeasurementKind, SensorType
 from koprogo_iot.services.provisioning import Provisioning
 from koprogo_iot.storage.ports import ReadingSource
+
+
+class Horizon(StrEnum):
+    MONTH = "month"  # to the end of the current month
+    YEAR = "year"  # to the end of the current year
+
+
+@dataclass(frozen=True, slots=True)
+class GroupForecast:
+    key: str
+    label: str
+    unit_of_measure: str
+    projection: forecast.Projection
+
+
+@dataclass(frozen=True, slots=True)
+class ForecastReport:
+    horizon: Horizon
+    today: date  # in Europe/Brussels: forecasts start here, what came before is measured
+    groups: list[GroupForecast]
+    timezone: str = DEFAULT_ZONE
+
+
+# Enough history for the model: a year back (its yearly profile) plus its level window and back-testing origins.
+_HISTORY = timedelta(days=forecast.YEAR + forecast.LEVEL_DAYS + forecast.BACKTEST_DAYS + 7 * forecast.ORIGINS + 7)
 
 
 class Analytics:
@@ -110,3 +140,36 @@ class Analytics:
         return await insights.building_insights(
             self.source, counters, building_id, start, end, prices, building_wide=principal.role.manages
         )
+
+    async def forecast(
+        self,
+        principal: Principal,
+        scope: SensorScope,
+        group_by: GroupBy = GroupBy.BUILDING,
+        horizon: Horizon = Horizon.MONTH,
+        now: datetime | None = None,
+    ) -> ForecastReport:
+        """Each group's projected consumption to the end of the month or year (`analytics.forecast`)."""
+        zone = ZoneInfo(DEFAULT_ZONE)
+        today = (now or utcnow()).astimezone(zone).date()
+        start = today.replace(day=1) if horizon is Horizon.MONTH else today.replace(month=1, day=1)
+        end = (
+            (start + timedelta(days=32)).replace(day=1)
+            if horizon is Horizon.MONTH
+            else start.replace(year=start.year + 1)
+        )
+        counters = await self.counters(principal, scope)
+
+        def midnight(day: date) -> datetime:
+            return datetime(day.year, day.month, day.day, tzinfo=zone)
+
+        first = min(start, today - _HISTORY)
+        report = await aggregates.consumption_report(
+            self.source, counters, group_by, Period.DAY, midnight(first), midnight(today)
+        )
+        groups = []
+        for group in report.groups:
+            daily = {b.start.astimezone(zone).date(): b.consumption for b in group.buckets if b.consumption is not None}
+            projection = forecast.project(daily, today, start, end)
+            groups.append(GroupForecast(group.key, group.label, group.unit_of_measure, projection))
+        return ForecastReport(horizon, today, groups)

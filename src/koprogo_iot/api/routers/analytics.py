@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated
 from uuid import UUID
 
 import msgspec
 from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from koprogo_iot.analytics import series
 from koprogo_iot.analytics.aggregates import GroupBy, Period, SensorScope
 from koprogo_iot.analytics.export import AnalyticsResult, to_csv
 from koprogo_iot.api.deps import PrincipalDep, ServicesDep
 from koprogo_iot.domain.sensors import MeasurementKind, SensorType
+from koprogo_iot.services.analytics import ForecastReport, Horizon
 
 router = APIRouter(prefix="/iot", tags=["analytics"])
 
@@ -234,6 +235,76 @@ async def period_comparison(
     if output is Format.CSV:
         return _csv(result, f"period-comparison-by-{group_by.value}", result.start, result.end)
     return ComparisonOut.model_validate(result)
+
+
+class DayForecastOut(_Out):
+    day: date
+    actual: float | None = Field(description="measured (days before today)")
+    forecast: float | None = Field(description="projected (today and after)")
+
+
+class GroupForecastOut(BaseModel):
+    key: str
+    label: str
+    unit_of_measure: str
+    period_start: date
+    period_end: date
+    consumed: float = Field(description="measured in the period before today")
+    projected: float | None = Field(description="consumed + forecast to the period's end; null: too little history")
+    low: float | None = Field(description="90 % interval, from the model's back-tested errors on this group")
+    high: float | None
+    backtest_mape_percent: float | None = Field(
+        description="mean absolute error of the model's 28-day totals forecast on the group's own past"
+    )
+    days: list[DayForecastOut]
+
+
+class ForecastOut(BaseModel):
+    horizon: Horizon
+    today: date
+    timezone: str
+    method: str
+    groups: list[GroupForecastOut]
+
+    @classmethod
+    def of(cls, report: ForecastReport) -> ForecastOut:
+        return cls(
+            horizon=report.horizon,
+            today=report.today,
+            timezone=report.timezone,
+            method="last 4 weeks' daily level x weekday profile x last year's season, interval from back-tests",
+            groups=[
+                GroupForecastOut(
+                    key=g.key,
+                    label=g.label,
+                    unit_of_measure=g.unit_of_measure,
+                    period_start=g.projection.period_start,
+                    period_end=g.projection.period_end,
+                    consumed=g.projection.consumed,
+                    projected=g.projection.projected,
+                    low=g.projection.low,
+                    high=g.projection.high,
+                    backtest_mape_percent=g.projection.backtest_mape_percent,
+                    days=[DayForecastOut.model_validate(d) for d in g.projection.days],
+                )
+                for g in report.groups
+            ],
+        )
+
+
+@router.get("/forecast", response_model=ForecastOut)
+async def forecast(
+    principal: PrincipalDep,
+    services: ServicesDep,
+    group_by: GroupBy = GroupBy.BUILDING,
+    horizon: Horizon = Horizon.MONTH,
+    building_id: UUID | None = None,
+    unit_id: UUID | None = None,
+    sensor_type: SensorType | None = None,
+) -> object:
+    """The counters' projected consumption to the end of the month or year, per group, with a 90 % interval."""
+    scope = SensorScope(building_id, unit_id, sensor_type)
+    return _json(ForecastOut.of(await services.analytics.forecast(principal, scope, group_by, horizon)))
 
 
 def _csv(result: AnalyticsResult, name: str, start: datetime, end: datetime) -> Response:

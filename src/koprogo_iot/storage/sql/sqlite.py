@@ -22,8 +22,16 @@ _PLACEHOLDER = re.compile(r"\$(\d+)")
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # fixed width, so text order is time order
 
 
+_PLAIN = frozenset({float, int, str, bool, bytes, type(None)})
+
+
 def _encode(value: object) -> object:
-    """SQLite stores ids and times as text; Python 3.12 deprecates sqlite3's implicit datetime adapter."""
+    """SQLite stores ids and times as text; Python 3.12 deprecates sqlite3's implicit datetime adapter.
+
+    Called for every parameter of every statement (millions when rollups are rebuilt): plain values leave first.
+    """
+    if type(value) in _PLAIN:
+        return value
     if isinstance(value, UUID):
         return str(value)
     if isinstance(value, datetime):
