@@ -15,18 +15,14 @@ import os
 import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-import paho.mqtt.client as paho
 import pytest
 from aiosmtpd.controller import Controller
-from paho.mqtt.enums import CallbackAPIVersion
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from koprogo_iot import bootstrap, demo
@@ -128,7 +124,7 @@ def start_platform(data_dir: Path) -> Iterator[Platform]:
         data_dir=data_dir,
         mqtt=MqttSettings(port=free_port(), client_id="e2e-ingest"),
         http=HttpSettings(port=free_port()),
-        ingest=IngestSettings(burst_per_sensor=100_000),  # the tests backfill history faster than devices would
+        ingest=IngestSettings(burst_per_sensor=100_000),  # the benchmark publishes a year of history at once
         notify=NotifySettings(email_url=smtp.url, interval=0.5),
     )
     loop = asyncio.new_event_loop()
@@ -221,60 +217,6 @@ def assert_accessible(page: Page) -> None:
     result = page.evaluate("async () => (await axe.run(document, {resultTypes: ['violations']})).violations")
     critical = [f"{v['id']}: {v['help']} ({len(v['nodes'])} nodes)" for v in result if v["impact"] == "critical"]
     assert critical == [], critical
-
-
-# Hourly consumption the history below gives each counter (per sensor type; the main water meter sees the building).
-_HOURLY = {"electricity": 2.0, "gas": 0.8, "cold_water": 0.012, "hot_water": 0.006}
-
-
-def backfill_history(platform: Platform, days: int) -> None:
-    """`days` of hourly readings for the demo's counters, published through the broker with their past timestamps
-    (as a gateway delivering a backlog would), ending just below each counter's current index: daytime use, quiet
-    nights, and one unit (App. 2.1) using three times its neighbours' water, day and night (a running toilet)."""
-    with platform.client() as client:
-        counters = poll(
-            lambda: (
-                (found := [s for s in client.get("/api/v1/iot/sensors").json() if s["kind"] == "cumulative"])
-                and all(s["last_value"] is not None for s in found)
-                and found
-            ),
-            timeout=40,
-        )
-    now = utcnow().replace(minute=0, second=0, microsecond=0)
-    mqtt = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"backfill-{uuid.uuid4().hex[:6]}")
-    mqtt.connect(platform.running.mqtt.host, platform.running.mqtt.port)
-    mqtt.loop_start()
-    last = None
-    expected = 0
-    for sensor in counters:
-        main_meter = sensor["location"].startswith("Basement")
-        rate = _HOURLY.get(sensor["sensor_type"], 0.01) * (25 if main_meter else 1)
-        leaking = sensor["location"].startswith("App. 2.1") and sensor["sensor_type"] == "cold_water"
-        water = sensor["sensor_type"] in ("cold_water", "hot_water")
-        # At night: a unit's water stops; the main meter still sees the leak; gas and electricity keep a base load.
-        night = 3.0 if leaking else (0.12 if main_meter else 0.0) if water else 0.1
-        value = sensor["last_value"] - 0.001
-        for hours_ago in range(1, days * 24 + 1):
-            at = now - timedelta(hours=hours_ago)
-            local_hour = (at.hour + 1) % 24
-            use = 3.0 if leaking else 1.0 if 7 <= local_hour <= 22 else night
-            value -= rate * use * (0.8 + 0.4 * ((hours_ago * 7919) % 100) / 100)
-            payload = {"timestamp": at.isoformat(), "value": round(max(value, 0.0), 4), "battery_level": 80}
-            last = mqtt.publish(sensor["mqtt_topic"], json.dumps(payload), qos=1)
-            expected += 1
-    assert last is not None
-    last.wait_for_publish(60)
-    mqtt.loop_stop()
-    mqtt.disconnect()
-    first = counters[0]
-    start = (now - timedelta(days=days)).isoformat()
-    with platform.client() as client:  # stored: the oldest hour of the first counter reads back
-        poll(
-            lambda: client.get(
-                f"/api/v1/iot/sensors/{first['id']}/readings", params={"start": start, "limit": 10_000}
-            ).json(),
-            timeout=60,
-        )
 
 
 def add_sensor(platform: Platform, client: httpx.Client, device: str, **fields: Any) -> dict[str, Any]:

@@ -7,17 +7,10 @@ import base64
 import json
 import time
 
-import pytest
 from playwright.sync_api import Page, expect
 
 from koprogo_iot import demo
-from tests.e2e.conftest import Platform, assert_accessible, backfill_history, log_in, poll, screenshot, text
-
-
-@pytest.fixture(scope="module", autouse=True)
-def history(platform: Platform) -> None:
-    """Two weeks of hourly counter readings: the analytics pages have something to show."""
-    backfill_history(platform, days=14)
+from tests.e2e.conftest import Platform, assert_accessible, log_in, poll, screenshot, text
 
 
 def flow_sensor(platform: Platform) -> str:
@@ -45,7 +38,8 @@ def test_each_page_with_data_is_accessible(page: Page, platform: Platform) -> No
         ("alerts-all", "/alerts?status=all", "[data-testid=alert-stats]"),
         ("analytics-consumption", "/analytics", "[data-testid=consumption-table] tbody tr"),
         ("analytics-comparison", "/analytics?tab=comparison", "[data-testid=units-vs-median] tbody tr"),
-        ("analytics-insights", "/analytics?tab=insights", "[data-testid=insights] article"),
+        ("analytics-forecast", "/analytics?tab=forecast", "[data-testid=forecast-group]"),
+        ("analytics-insights", "/analytics?tab=insights", "[data-testid=insights] > *"),
         ("analytics-ista", "/analytics?tab=ista", "[data-testid=ista-report]"),
         ("settings", "/settings", "[data-testid=users] tbody tr"),
     ]
@@ -56,10 +50,15 @@ def test_each_page_with_data_is_accessible(page: Page, platform: Platform) -> No
             expect(page.locator("[data-testid=period-comparison] tbody tr").first).to_be_visible()
         screenshot(page, name)
         assert_accessible(page)
-    # Insights name the leaking unit (the history gives App. 2.1 a running toilet), with their figures.
-    page.goto(f"{platform.url}/analytics?tab=insights")
-    leak = page.locator("[data-testid=insights] article").filter(has_text="App. 2.1")
-    expect(leak.locator("dl.facts dd").first).to_be_visible()
+    # The forecast (the demo's 16 months of history): the building's electricity to the end of the month and the
+    # year, each with its interval and its back-tested error.
+    page.goto(f"{platform.url}/analytics?tab=forecast")
+    group = page.get_by_test_id("forecast-group").first
+    expect(group.get_by_test_id("projected")).to_contain_text("kWh")
+    expect(group.get_by_test_id("backtest")).to_contain_text("%")
+    page.get_by_test_id("horizon").select_option("year")
+    expect(group).to_contain_text("31 déc. 2026")
+    screenshot(page, "analytics-forecast-year")
     # The details page's history has points, and its CSV downloads.
     page.goto(f"{platform.url}/sensors/{sensor_id}?range=1h")
     expect(page.get_by_test_id("history-chart")).not_to_have_attribute("data-points", "0")

@@ -30,6 +30,8 @@ export type NotificationSettings = Schemas['SettingsOut'];
 export type NotificationRoute = Schemas['RouteOut'];
 export type DeviceFormatInfo = Schemas['FormatOut'];
 export type HeardDevice = Schemas['DeviceOut'];
+export type Forecast = Schemas['ForecastOut'];
+export type Horizon = Schemas['Horizon'];
 export type GroupBy = Schemas['GroupBy'];
 export type Period = Schemas['Period'];
 
