@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import prometheus_client
 from fastapi import FastAPI, Response
 
 from koprogo_iot import __version__
-from koprogo_iot.api import errors
+from koprogo_iot.api import errors, webapp
 from koprogo_iot.api.routers import (
     alert_rules,
     alerts,
@@ -30,12 +32,25 @@ API_PREFIX = "/api/v1"
 
 
 def create_app(services: Services) -> FastAPI:
+    app = _routes()
+    app.state.services = services
+    return app
+
+
+def openapi_document() -> dict[str, Any]:
+    """The API's OpenAPI schema, without any service: what the web application's typed client is generated from."""
+    return _routes().openapi()
+
+
+def _routes() -> FastAPI:
+    # /docs and /redoc are webapp's, with their assets served from this process instead of a CDN.
     app = FastAPI(
         title="KoproGo IoT",
         version=__version__,
         description="Real-time consumption monitoring for condominium buildings.",
+        docs_url=None,
+        redoc_url=None,
     )
-    app.state.services = services
     errors.install(app)
     for module in (
         auth,
@@ -65,4 +80,5 @@ def create_app(services: Services) -> FastAPI:
     async def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
+    webapp.install(app)  # last: its catch-all route answers the application's own pages
     return app

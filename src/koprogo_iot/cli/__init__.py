@@ -149,6 +149,7 @@ def _banner(running: bootstrap.Running) -> None:
     lines = [
         "",
         "KoproGo IoT is running (embedded mode)",
+        f"  Web app       {running.http_url}/",
         f"  API and docs  {running.http_url}/docs",
         f"  MQTT broker   {running.mqtt}",
     ]

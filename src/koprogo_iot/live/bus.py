@@ -24,12 +24,16 @@ class LiveReading(msgspec.Struct, frozen=True):
     unit_of_measure: str
     quality: str
     is_anomaly: bool
+    # Last: a dashboard's sensor card shows them; defaults keep entries written before they existed readable.
+    battery_level: float | None = None
+    signal_strength: int | None = None
 
     @classmethod
     def of(cls, r: IoTReading) -> LiveReading:
         return cls(
-            r.sensor_id, r.building_id, r.unit_id, r.timestamp, r.value, r.unit_of_measure, r.quality, r.is_anomaly
-        )
+            r.sensor_id, r.building_id, r.unit_id, r.timestamp, r.value, r.unit_of_measure, r.quality, r.is_anomaly,
+            r.battery_level, r.signal_strength,
+        )  # fmt: skip
 
 
 class LiveAlert(msgspec.Struct, frozen=True):

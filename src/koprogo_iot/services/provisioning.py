@@ -155,6 +155,7 @@ class Provisioning:
         if await self.sensors.find(principal.organization_id, sensor.sensor_id, sensor.device_field) is not None:
             raise Conflict(f"sensor id {sensor.sensor_id!r} is already registered in this organization")
         await self.sensors.add(sensor)
+        self._changed(sensor)  # a device heard just before may be cached as unknown: forget it
         return sensor
 
     async def get_sensor(self, principal: Principal, sensor_id: UUID) -> IoTSensor:

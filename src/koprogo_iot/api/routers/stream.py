@@ -2,8 +2,9 @@
 
 Authenticate with `?access_token=<token>` (browsers cannot set headers on a WebSocket), then send
 `{"action": "subscribe", "sensor_ids": [...]}` and/or `"building_ids": [...]`; an empty subscription means
-every sensor the caller may read. Messages out are `{"type": "readings", "readings": [...]}`, and
-`{"type": "alert", "alert": {...}}` when people are told of a critical alert on a subscribed sensor.
+every sensor the caller may read (listed again at each subscribe message). Messages out are
+`{"type": "readings", "readings": [...]}`, and `{"type": "alert", "alert": {...}}` when people are told of a
+critical alert on a subscribed sensor.
 """
 
 from __future__ import annotations
@@ -58,7 +59,9 @@ async def stream(websocket: WebSocket, access_token: str = "") -> None:
             if request.action != "subscribe":
                 await websocket.send_json({"type": "error", "message": f"unknown action {request.action!r}"})
                 continue
-            # Only what the caller may read: ids of other units or organizations are silently dropped.
+            # Only what the caller may read: ids of other units or organizations are silently dropped. Listed
+            # again at each subscription, so that a dashboard sees the sensors registered since it connected.
+            visible = {s.id: s for s in await services.provisioning.list_sensors(principal)}
             chosen = {i for i in request.sensor_ids if i in visible}
             chosen |= {i for i, s in visible.items() if s.building_id in set(request.building_ids)}
             wanted.clear()
