@@ -28,7 +28,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from koprogo_iot import bootstrap, demo
 from koprogo_iot.config import HttpSettings, IngestSettings, MqttSettings, NotifySettings, Settings
 from koprogo_iot.domain.clock import utcnow
-from tests.conftest import free_port
+from tests.conftest import free_port, login_args
 from tests.notify.conftest import SmtpServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -102,11 +102,13 @@ class Platform:
         return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
 
     def publish(self, topic: str, payload: dict[str, Any] | str) -> None:
-        """Publish as a device would, with the real command-line client (QoS 1)."""
+        """Publish as a device would, with the real command-line client (QoS 1) and the MQTT login `up --demo`
+        prints."""
         body = payload if isinstance(payload, str) else json.dumps(payload)
-        endpoint = self.running.mqtt
+        device = self.running.device
+        assert device is not None and device.username and device.password
         subprocess.run(
-            ["mosquitto_pub", "-h", endpoint.host, "-p", str(endpoint.port), "-q", "1", "-t", topic, "-s"],
+            ["mosquitto_pub", *login_args(device), "-q", "1", "-t", topic, "-s"],
             input=body.encode(), check=True, capture_output=True, timeout=10,
         )  # fmt: skip
 
