@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import prometheus_client
 from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
 
 from koprogo_iot import __version__
 from koprogo_iot.api import errors
@@ -24,12 +25,15 @@ from koprogo_iot.api.routers import (
     stream,
     tenancy,
 )
+from koprogo_iot.health import Readiness, jobs_check, liveness, readiness_response
 from koprogo_iot.services.container import Services
 
 API_PREFIX = "/api/v1"
 
 
-def create_app(services: Services) -> FastAPI:
+def create_app(services: Services, readiness: Readiness | None = None) -> FastAPI:
+    """`readiness`: what `/readyz` checks (`bootstrap.api_readiness`); by default the process's background jobs."""
+    readiness = readiness or Readiness({"jobs": jobs_check(())})
     app = FastAPI(
         title="KoproGo IoT",
         version=__version__,
@@ -64,5 +68,15 @@ def create_app(services: Services) -> FastAPI:
     @app.get("/health", tags=["operations"])
     async def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process answers. Nothing else is checked: a database outage must not restart it."""
+        return liveness()
+
+    @app.get("/readyz", tags=["operations"], responses={503: {"description": "a dependency is not ready"}})
+    async def readyz() -> JSONResponse:
+        """Readiness: database, migrations, broker, Redis and background jobs; 503 says which is not ready."""
+        return await readiness_response(readiness)
 
     return app

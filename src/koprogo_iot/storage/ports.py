@@ -405,6 +405,10 @@ class DatabaseMaintenance(Protocol):
         """Apply the migrations the database has not seen; return their names."""
         ...
 
+    async def pending_migrations(self) -> list[str]:
+        """The migrations shipped that the database has not seen (a query: it also tells the database answers)."""
+        ...
+
     async def maintain_partitions(self, now: datetime) -> None:
         """Monthly partitions around `now` and retention (PostgreSQL; nothing to do on SQLite)."""
         ...
