@@ -275,6 +275,15 @@ async def checked_bus(settings: Settings, *, broker: bool = False, admin: bool =
     return bus
 
 
+async def _storage_or_close(settings: Settings, apply_migrations: bool, bus: LiveBus) -> Storage:
+    """`open_server_storage`, closing `bus` if the database cannot be opened."""
+    try:
+        return await open_server_storage(settings, apply_migrations)
+    except BaseException:
+        await bus.close()
+        raise
+
+
 async def check_services(settings: Settings, bus: LiveBus, *, broker: bool = False, admin: bool = False) -> None:
     """At start-up every service must answer (later outages are waited out): Redis, and the broker's logins."""
     why = await bus.ping()
@@ -375,12 +384,12 @@ async def run_embedded(
     try:
         if not settings.mqtt.url:
             ensure_free(settings.mqtt.host, settings.mqtt.port, MQTT_PORT_SETTING)
-        storage = await open_server_storage(settings, apply_migrations=True)
+        bus = await checked_bus(settings, broker=True, admin=True)
+        storage = await _storage_or_close(settings, True, bus)
     except BaseException:
         http_socket.close()
         raise
     try:
-        bus = await checked_bus(settings, broker=True, admin=True)
         provisioned = await demo.provision(storage) if with_demo else None
         async with contextlib.AsyncExitStack() as stack:
             accounts: BrokerAccounts | None
@@ -475,12 +484,12 @@ async def run_api(settings: Settings) -> None:
     """The API alone (production: several replicas behind a load balancer), until SIGINT or SIGTERM."""
     http_socket = listen(settings.http.host, settings.http.port, HTTP_SETTING)
     try:
-        storage = await open_server_storage(settings, apply_migrations=False)
+        bus = await checked_bus(settings, admin=True)
+        storage = await _storage_or_close(settings, False, bus)
     except BaseException:
         http_socket.close()
         raise
     try:
-        bus = await checked_bus(settings, admin=True)
         services = _services(settings, storage, bus, build_broker_accounts(settings))
         notifier = build_notifier(settings, storage, bus)
         jobs = asyncio.create_task(housekeeping(storage, notifier, services.device_logins))
@@ -508,13 +517,13 @@ async def run_ingest(settings: Settings) -> None:
     port = settings.ingest.metrics_port
     probe_socket = listen(settings.http.host, port, METRICS_SETTING) if port else None
     try:
-        storage = await open_server_storage(settings, apply_migrations=False)
+        bus = await checked_bus(settings, broker=True)
+        storage = await _storage_or_close(settings, False, bus)
     except BaseException:
         if probe_socket is not None:
             probe_socket.close()
         raise
     try:
-        bus = await checked_bus(settings, broker=True)
         worker = build_worker(settings, build_pipeline(settings, storage, bus), mqtt_endpoint(settings), shared=True)
         readiness = Readiness(
             database_checks(storage.maintenance)

@@ -305,6 +305,10 @@ class NotificationRepository(Protocol):
         """Pending messages due at `now`, each leased until `now + lease` and its attempt counted."""
         ...
 
+    async def backlog(self, now: datetime) -> int:
+        """Messages due at `now` and not delivered yet (the outbox's backlog)."""
+        ...
+
     async def mark_sent(self, message: Notification, at: datetime) -> None: ...
     async def mark_failed(self, message: Notification, error: str, retry_at: datetime | None) -> None:
         """A failed attempt: tried again at `retry_at`, or given up when None."""
