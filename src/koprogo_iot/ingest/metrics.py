@@ -37,3 +37,5 @@ LIVE_BUS_FAILURES = Counter("koprogo_live_bus_failures_total", "Batches the live
 # Every reason's series exists from the start (at 0): a rate over a series born with its first event misses it.
 for _reason in Reason:
     MESSAGES_REJECTED.labels(_reason.value)
+for _cap in ("topic", "organization"):
+    DEAD_LETTERS_SUPPRESSED.labels(_cap)
