@@ -16,7 +16,7 @@ from koprogo_iot import bootstrap, demo
 from koprogo_iot.config import HttpSettings, MqttSettings, Settings
 from koprogo_iot.domain.clock import utcnow
 from koprogo_iot.mqtt_url import MqttEndpoint
-from tests.conftest import eventually, free_port, login_args, mosquitto_pub
+from tests.conftest import Mosquitto, eventually, free_port, login_args, mosquitto_pub
 from tests.support.mqtt_client import Client
 
 
@@ -235,3 +235,42 @@ async def test_a_credential_revoked_through_the_api_is_disconnected_from_the_emb
         assert str(await asyncio.to_thread(again.connect)) == "Not authorized"
     finally:
         again.close()
+
+
+async def test_up_over_the_shipped_mosquitto_gives_the_demo_its_logins(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """`up --demo --mqtt-url ...` with Mosquitto's admin login: the simulator and the printed login are issued
+    through the broker's dynamic security, and their readings are stored."""
+    server = mosquitto.server
+    settings = Settings(
+        data_dir=tmp_path,
+        mqtt=MqttSettings(url=server.url, admin_url=server.admin_url, client_id=f"up-{uuid.uuid4().hex[:8]}"),
+        http=HttpSettings(port=free_port()),
+    )
+    ready: asyncio.Future[bootstrap.Running] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(bootstrap.run_embedded(settings, with_demo=True, on_ready=ready.set_result))
+    try:
+        running = await asyncio.wait_for(asyncio.shield(ready), timeout=60)
+        assert running.demo is not None and running.device is not None
+        assert running.device.username in (await server.accounts().logins() or set())
+        async with httpx.AsyncClient(base_url=running.http_url, timeout=10) as client:
+            headers = await login(client, demo.SYNDIC_EMAIL)
+            sensor = running.demo.sensors[0]
+            url = f"/api/v1/iot/sensors/{sensor.id}/readings"
+            since = {"start": utcnow().isoformat()}
+
+            async def simulated() -> list[object]:
+                found: list[object] = (await client.get(url, params=since, headers=headers)).json()
+                return found
+
+            await eventually(simulated, timeout=30)
+            payload = json.dumps({"timestamp": utcnow().isoformat(), "value": 4242.5})
+            await mosquitto_pub(running.device, sensor.mqtt_topic, payload)
+
+            async def by_hand() -> bool:
+                return any(r["value"] == 4242.5 for r in await simulated())  # type: ignore[index]
+
+            await eventually(by_hand, timeout=30)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

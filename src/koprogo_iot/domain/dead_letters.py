@@ -24,5 +24,18 @@ class DeadLetter:
     def of(
         cls, topic: str, payload: bytes, reason: str, detail: str, received_at: datetime, organization_id: UUID | None
     ) -> DeadLetter:
-        excerpt = payload[:EXCERPT_BYTES].decode("utf-8", errors="replace").replace("\x00", "\ufffd")
-        return cls(topic[:1024], excerpt, len(payload), reason, detail[:1024], received_at, organization_id)
+        excerpt = _storable(payload[:EXCERPT_BYTES].decode("utf-8", errors="replace"))
+        return cls(
+            _storable(topic[:1024]),
+            excerpt,
+            len(payload),
+            reason,
+            _storable(detail[:1024]),
+            received_at,
+            organization_id,
+        )
+
+
+def _storable(text: str) -> str:
+    """`text` as any database stores it: NUL bytes and lone surrogates (which PostgreSQL refuses) replaced."""
+    return text.encode("utf-8", errors="replace").decode("utf-8").replace("\x00", "\ufffd")

@@ -40,6 +40,27 @@ log = logging.getLogger(__name__)
 
 # Beyond this magnitude a meter value is a decoding error, not a measurement.
 MAX_ABS_VALUE = 1e12
+# Device ids and field names come from payloads: bounded, and printable (a NUL or a lone surrogate, which a JSON
+# string may hold, is refused by PostgreSQL and would fail the whole batch's transaction).
+MAX_DEVICE_ID = 128
+MAX_FIELD_NAME = 200
+
+
+def _usable_name(text: str, limit: int) -> bool:
+    return 0 < len(text) <= limit and text.isprintable()
+
+
+MAX_FLAG = 40
+
+
+def _printable_flags(reading: DeviceReading) -> DeviceReading:
+    """A device's status words go into alert messages: whatever is not printable is shown as U+FFFD, each word
+    bounded (a garbled status still raises its alert; it cannot fail the batch's transaction)."""
+    flags = reading.status_flags
+    if not flags or all(_usable_name(f, MAX_FLAG) for f in flags):
+        return reading
+    shown = frozenset("".join(c if c.isprintable() else "\ufffd" for c in f[:MAX_FLAG]) for f in flags)
+    return dataclasses.replace(reading, status_flags=shown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +267,14 @@ class Pipeline:
             decoded = decoder.decode(topic.rest, message.payload, message.received_at)
         except DecodeError as exc:
             raise Rejected(Reason(exc.reason), str(exc)) from None
+        for reading in decoded:
+            if not _usable_name(reading.device, MAX_DEVICE_ID) or not _usable_name(reading.quantity, MAX_FIELD_NAME):
+                raise Rejected(
+                    Reason.SCHEMA_VIOLATION,
+                    f"device id {reading.device[:80]!r} or field {reading.quantity[:80]!r}: printable text of at most "
+                    f"{MAX_DEVICE_ID} and {MAX_FIELD_NAME} characters expected",
+                )
+        decoded = [_printable_flags(r) for r in decoded]
         values, unread = [], []
         for reading in decoded:
             device = topic.device_format.device_key(reading.device)
