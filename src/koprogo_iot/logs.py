@@ -59,15 +59,18 @@ def json_formatter() -> logging.Formatter:
     )
 
 
-def configure(log_format: LogFormat, level: int | str = logging.INFO) -> None:
-    """Send every log line to stderr in `log_format`; replaces what was configured before."""
+def configure(log_format: LogFormat, level: int | str = logging.INFO, force: bool = False) -> None:
+    """Send every log line to stderr in `log_format`. Like `logging.basicConfig`, a process whose logging is set
+    up already (a test runner calling `main`) keeps its handlers unless `force`."""
+    root = logging.getLogger()
+    root.setLevel(level)
+    if root.handlers and not force:
+        return
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(json_formatter() if log_format is LogFormat.JSON else TextFormatter())
-    root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(level)
     # uvicorn's own lines (startup errors, shutdown) go through the same handler, its access log not at all.
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).setLevel(logging.WARNING)

@@ -40,7 +40,7 @@ async def reject_unknown_sensor(storage: Storage) -> tuple[str, str]:
 async def test_json_lines_name_the_organization_and_sensor(
     storage: Storage, restored_logging: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    logs.configure(logs.LogFormat.JSON)
+    logs.configure(logs.LogFormat.JSON, force=True)
     org, sensor = await reject_unknown_sensor(storage)
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
     [rejected] = [line for line in lines if line["message"].startswith("rejected a value")]
@@ -51,7 +51,7 @@ async def test_json_lines_name_the_organization_and_sensor(
 async def test_text_lines_end_with_the_organization_and_sensor(
     storage: Storage, restored_logging: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    logs.configure(logs.LogFormat.TEXT)
+    logs.configure(logs.LogFormat.TEXT, force=True)
     org, sensor = await reject_unknown_sensor(storage)
     [line] = [line for line in capsys.readouterr().err.splitlines() if "rejected a value" in line]
     assert f"[organization_id={org} building_id=" in line and f"sensor_id={sensor} topic=" in line
