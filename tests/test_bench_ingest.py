@@ -48,3 +48,19 @@ async def test_tiny_benchmark_stores_every_reading_once_and_writes_results(tmp_p
     assert [str(p) for p in written] == [result["results_file"]]
     assert json.loads(written[0].read_text())["stored"] == result["stored"]
     assert result["markdown"] in (tmp_path / "ingest.md").read_text()
+
+
+async def test_tiny_benchmark_with_a_worker_sigtermed_and_restarted(tmp_path: Path) -> None:
+    parser = argparse.ArgumentParser()
+    ingest.add_arguments(parser)
+    args = ["--rate", "500", "--duration", "3", "--warmup", "0", "--sensors", "50", "--workers", "2"]
+    args += ["--sigterm-at", "1", "--drain-timeout", "30", "--postgres-url", POSTGRES_ADMIN_URL]
+    options = parser.parse_args([*args, "--results-dir", str(tmp_path)])
+
+    result = await ingest.run(options)
+
+    assert result["published"] == result["acknowledged"] == result["stored"] == 1500
+    assert result["duplicates"] == 0
+    term = result["sigterm"]
+    assert term["exit_code"] == 0 and term["exit_seconds"] < 10 and term["worker"] == "bench-ingest-1"
+    assert result["acceptance"]["sigterm_exit_within_10_s"]

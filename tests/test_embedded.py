@@ -29,7 +29,7 @@ async def platform(tmp_path: Path) -> AsyncIterator[tuple[bootstrap.Running, htt
     )
     ready: asyncio.Future[bootstrap.Running] = asyncio.get_running_loop().create_future()
     task = asyncio.create_task(bootstrap.run_embedded(settings, with_demo=True, on_ready=ready.set_result))
-    running = await asyncio.wait_for(asyncio.shield(ready), timeout=30)
+    running = await asyncio.wait_for(asyncio.shield(ready), timeout=90)  # the demo writes 16 months of history
     async with httpx.AsyncClient(base_url=running.http_url, timeout=10) as client:
         yield running, client
     task.cancel()

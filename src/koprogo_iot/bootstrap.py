@@ -7,7 +7,9 @@ import contextlib
 import gc
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+import socket
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -29,6 +31,16 @@ from koprogo_iot.domain.clock import utcnow
 from koprogo_iot.domain.credentials import INGEST_GROUP
 from koprogo_iot.domain.errors import StorageUnavailable
 from koprogo_iot.domain.sensors import DeviceFormat
+from koprogo_iot.health import (
+    Check,
+    QuietServer,
+    Readiness,
+    broker_check,
+    database_checks,
+    jobs_check,
+    probe_app,
+    subscription_check,
+)
 from koprogo_iot.ingest.integrations import IntegrationRunner
 from koprogo_iot.ingest.mqtt_worker import MqttIngestWorker
 from koprogo_iot.ingest.pipeline import IngestLimits, Pipeline
@@ -42,6 +54,7 @@ from koprogo_iot.notify.notifier import Notifier
 from koprogo_iot.periodic import every
 from koprogo_iot.services.container import Services
 from koprogo_iot.services.credentials import BrokerAccounts, DatabaseOnly, DeviceLogins
+from koprogo_iot.startup import StartupError, ensure_free, listen, redacted
 from koprogo_iot.storage.ports import Storage
 from koprogo_iot.storage.sql.alert_rules import SqlAlertRules
 from koprogo_iot.storage.sql.alerts import SqlAlerts
@@ -65,6 +78,16 @@ from koprogo_iot.storage.sql.sqlite import SqliteDatabase
 from koprogo_iot.storage.sql.tenancy import SqlTenancy
 
 log = logging.getLogger(__name__)
+
+# What to change when a start-up fails, named in its one-line error.
+HTTP_SETTING = "KOPROGO_HTTP_PORT (--http-port) or KOPROGO_HTTP_HOST (--http-host)"
+MQTT_PORT_SETTING = "KOPROGO_MQTT_PORT (--mqtt-port) or KOPROGO_MQTT_HOST (--mqtt-host)"
+METRICS_SETTING = "KOPROGO_INGEST_METRICS_PORT (--ingest-metrics-port) or KOPROGO_HTTP_HOST (--http-host)"
+DATABASE_SETTING = "KOPROGO_DATABASE_URL (--database-url)"
+BROKER_SETTING = "KOPROGO_MQTT_URL (--mqtt-url)"
+ADMIN_SETTING = "KOPROGO_MQTT_ADMIN_URL (--mqtt-admin-url)"
+REDIS_SETTING = "KOPROGO_REDIS_URL (--redis-url)"
+SUBSCRIBE_TIMEOUT = 30.0  # seconds `up` waits for its worker's subscription before giving up
 
 
 async def open_database(url: str) -> Database:
@@ -105,6 +128,15 @@ async def open_storage(url: str, encryption_key: str, apply_migrations: bool = T
     if apply_migrations:
         await storage.maintenance.migrate()
     return storage
+
+
+async def open_server_storage(settings: Settings, apply_migrations: bool) -> Storage:
+    """`open_storage` for a server process: a database it cannot open is a start-up error naming the setting."""
+    url = settings.resolved_database_url
+    try:
+        return await open_storage(url, settings.encryption_secret(), apply_migrations)
+    except (StorageUnavailable, OSError, ValueError) as exc:
+        raise StartupError(f"cannot open the database {redacted(url)} ({exc})", DATABASE_SETTING) from exc
 
 
 def build_services(
@@ -232,15 +264,85 @@ async def housekeeping(storage: Storage, notifier: Notifier | None = None, login
                     await task
 
 
-def _http_server(settings: Settings, services: Services) -> uvicorn.Server:
+async def checked_bus(settings: Settings, *, broker: bool = False, admin: bool = False) -> LiveBus:
+    """The live bus, once every service a server process needs answers (`check_services`)."""
+    bus = build_bus(settings)
+    try:
+        await check_services(settings, bus, broker=broker, admin=admin)
+    except BaseException:
+        await bus.close()
+        raise
+    return bus
+
+
+async def _storage_or_close(settings: Settings, apply_migrations: bool, bus: LiveBus) -> Storage:
+    """`open_server_storage`, closing `bus` if the database cannot be opened."""
+    try:
+        return await open_server_storage(settings, apply_migrations)
+    except BaseException:
+        await bus.close()
+        raise
+
+
+async def check_services(settings: Settings, bus: LiveBus, *, broker: bool = False, admin: bool = False) -> None:
+    """At start-up every service must answer (later outages are waited out): Redis, and the broker's logins."""
+    why = await bus.ping()
+    if why is not None:
+        raise StartupError(f"cannot reach the live bus ({why})", REDIS_SETTING)
+    for wanted, url, setting in (
+        (broker, settings.mqtt.url, BROKER_SETTING),
+        (admin, settings.mqtt.admin_url, ADMIN_SETTING),
+    ):
+        if wanted and url:
+            endpoint = MqttEndpoint.parse(url)
+            why = await broker_check(endpoint, settings.mqtt.tls_context() if endpoint.tls else None)()
+            if why is not None:
+                raise StartupError(why, setting)
+
+
+def _http_server(settings: Settings, services: Services, readiness: Readiness) -> uvicorn.Server:
+    """The API's server, on a socket taken beforehand (`startup.listen`); SIGTERM is `_stop_on_signals`'s."""
     config = uvicorn.Config(
-        create_app(services),
+        create_app(services, readiness),
         host=settings.http.host,
         port=settings.http.port,
-        log_level="warning",
+        log_config=None,  # our handlers and format (logs.configure)
+        access_log=False,
         lifespan="off",
+        # WebSocket clients are sent a close frame (1012, service restart) at shutdown; the rest may finish.
+        timeout_graceful_shutdown=int(settings.http.shutdown_timeout),
     )
-    return uvicorn.Server(config)
+    return QuietServer(config)
+
+
+def _stop_on_signals(stop: Callable[[], None]) -> None:
+    """SIGINT and SIGTERM call `stop`: the process stops gracefully and exits 0."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop)
+
+
+def _server_stopper(server: uvicorn.Server) -> Callable[[], None]:
+    def stop() -> None:
+        server.should_exit = True
+
+    return stop
+
+
+def api_jobs(notifier: Notifier | None) -> list[str]:
+    """The background jobs `housekeeping` runs, by their `periodic` names: readiness expects each of them."""
+    return ["rollups", "window rules", "device logins"] + (["notifier"] if notifier is not None else [])
+
+
+def api_readiness(
+    settings: Settings, storage: Storage, bus: LiveBus, jobs: Sequence[str], more: dict[str, Check] | None = None
+) -> Readiness:
+    """The API's readiness: database, migrations, Redis, the broker's administration, background jobs."""
+    checks = database_checks(storage.maintenance) | {"live bus": bus.ping, "jobs": jobs_check(jobs)}
+    if settings.mqtt.admin_url:
+        admin = MqttEndpoint.parse(settings.mqtt.admin_url)
+        checks["broker"] = broker_check(admin, settings.mqtt.tls_context() if admin.tls else None)
+    return Readiness(checks | (more or {}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,12 +355,12 @@ class Running:
     device: MqttEndpoint | None  # with the demo: a device login of its organization, to publish by hand
 
 
-async def _until_stopped(server: uvicorn.Server, *tasks: asyncio.Task[None]) -> None:
-    """Serve HTTP until uvicorn stops (Ctrl-C, SIGTERM) or is cancelled, then stop the rest.
+async def _until_stopped(server: uvicorn.Server, sock: socket.socket, *tasks: asyncio.Task[None]) -> None:
+    """Serve HTTP on `sock` until uvicorn stops (Ctrl-C, SIGTERM) or is cancelled, then stop the rest.
 
     A background task that fails stops everything, and its error is raised.
     """
-    serving = asyncio.create_task(server.serve(), name="http")
+    serving = asyncio.create_task(server.serve(sockets=[sock]), name="http")
     try:
         done, _ = await asyncio.wait([serving, *tasks], return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -274,10 +376,20 @@ async def _until_stopped(server: uvicorn.Server, *tasks: asyncio.Task[None]) -> 
 async def run_embedded(
     settings: Settings, with_demo: bool, on_ready: Callable[[Running], Awaitable[None] | None] | None = None
 ) -> None:
-    """Everything in one process: broker (unless external), ingestion, API, and optionally the demo."""
-    storage = await open_storage(settings.resolved_database_url, settings.encryption_secret())
+    """Everything in one process: broker (unless external), ingestion, API, and optionally the demo.
+
+    The HTTP port is taken and the broker's checked first: when one is not free, nothing has started.
+    """
+    http_socket = listen(settings.http.host, settings.http.port, HTTP_SETTING)
     try:
-        bus = build_bus(settings)
+        if not settings.mqtt.url:
+            ensure_free(settings.mqtt.host, settings.mqtt.port, MQTT_PORT_SETTING)
+        bus = await checked_bus(settings, broker=True, admin=True)
+        storage = await _storage_or_close(settings, True, bus)
+    except BaseException:
+        http_socket.close()
+        raise
+    try:
         provisioned = await demo.provision(storage) if with_demo else None
         async with contextlib.AsyncExitStack() as stack:
             accounts: BrokerAccounts | None
@@ -300,23 +412,48 @@ async def run_embedded(
                 asyncio.create_task(build_integrations(settings, storage, bus).run(), name="integrations"),
                 asyncio.create_task(housekeeping(storage, notifier, services.device_logins), name="housekeeping"),
             ]
-            await asyncio.wait_for(worker.subscribed.wait(), timeout=30)
-            device = None
-            if provisioned is not None:
-                logins = services.device_logins
-                org = provisioned.organization.id
-                simulator, password = await logins.renew(org, demo.SIMULATOR_LOGIN)
-                simulating = demo.simulate(provisioned.sensors, address.with_login(simulator.username, password))
-                tasks.append(asyncio.create_task(simulating, name="simulator"))
-                trial, password = await logins.renew(org, demo.TRIAL_LOGIN)
-                device = address.with_login(trial.username, password)
-            server = _http_server(settings, services)
+            try:
+                await _wait_subscribed(worker)
+                device = None
+                if provisioned is not None:
+                    logins = services.device_logins
+                    org = provisioned.organization.id
+                    simulator, password = await logins.renew(org, demo.SIMULATOR_LOGIN)
+                    simulating = demo.simulate(provisioned.sensors, address.with_login(simulator.username, password))
+                    tasks.append(asyncio.create_task(simulating, name="simulator"))
+                    trial, password = await logins.renew(org, demo.TRIAL_LOGIN)
+                    device = address.with_login(trial.username, password)
+            except BaseException:
+                await _cancel(tasks)
+                raise
+            subscribed = subscription_check(worker.subscribed, lambda: worker.last_error)
+            jobs = [*api_jobs(notifier), "integrations"]
+            readiness = api_readiness(settings, storage, bus, jobs, {"ingest": subscribed})
+            server = _http_server(settings, services, readiness)
+            _stop_on_signals(_server_stopper(server))
             settle_garbage_collector()
             running = Running(f"http://{settings.http.host}:{settings.http.port}", address, provisioned, device)
             tasks.append(asyncio.create_task(_announce(server, running, on_ready), name="announce"))
-            await _until_stopped(server, *tasks)
+            await _until_stopped(server, http_socket, *tasks)
     finally:
+        http_socket.close()
         await storage.close()
+
+
+async def _wait_subscribed(worker: MqttIngestWorker, timeout: float = SUBSCRIBE_TIMEOUT) -> None:
+    try:
+        await asyncio.wait_for(worker.subscribed.wait(), timeout)
+    except TimeoutError:
+        why = worker.last_error or "no answer"
+        raise StartupError(
+            f"no subscription on the MQTT broker {worker.endpoint} within {timeout:g} s ({why})", BROKER_SETTING
+        ) from None
+
+
+async def _cancel(tasks: Sequence[asyncio.Task[Any]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _announce(
@@ -344,49 +481,99 @@ def settle_garbage_collector() -> None:
 
 
 async def run_api(settings: Settings) -> None:
-    """The API alone (production: several replicas behind a load balancer)."""
-    storage = await open_storage(settings.resolved_database_url, settings.encryption_secret(), apply_migrations=False)
+    """The API alone (production: several replicas behind a load balancer), until SIGINT or SIGTERM."""
+    http_socket = listen(settings.http.host, settings.http.port, HTTP_SETTING)
     try:
-        bus = build_bus(settings)
+        bus = await checked_bus(settings, admin=True)
+        storage = await _storage_or_close(settings, False, bus)
+    except BaseException:
+        http_socket.close()
+        raise
+    try:
         services = _services(settings, storage, bus, build_broker_accounts(settings))
-        jobs = asyncio.create_task(
-            housekeeping(storage, build_notifier(settings, storage, bus), services.device_logins)
-        )
-        server = _http_server(settings, services)
+        notifier = build_notifier(settings, storage, bus)
+        jobs = asyncio.create_task(housekeeping(storage, notifier, services.device_logins))
+        server = _http_server(settings, services, api_readiness(settings, storage, bus, api_jobs(notifier)))
+        _stop_on_signals(_server_stopper(server))
         settle_garbage_collector()
         try:
-            await server.serve()
+            await server.serve(sockets=[http_socket])
         finally:
-            jobs.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await jobs
+            await _cancel([jobs])
             await bus.close()
     finally:
+        http_socket.close()
         await storage.close()
-
-
-async def _together(*jobs: Coroutine[Any, Any, None]) -> None:
-    """Run `jobs` until one fails or all are cancelled; the others are then cancelled."""
-    async with asyncio.TaskGroup() as group:
-        for job in jobs:
-            group.create_task(job)
 
 
 async def run_ingest(settings: Settings) -> None:
-    """One ingest worker against an external broker, until SIGINT or SIGTERM."""
+    """One ingest worker against an external broker, until SIGINT or SIGTERM.
+
+    On SIGTERM it stops reading, stores and acknowledges what it read (`MqttIngestWorker.drain`, at most
+    KOPROGO_INGEST_DRAIN_SECONDS), then disconnects: what it never read stays with the broker for the next worker.
+    """
     if not settings.mqtt.url:
-        raise ValueError("ingest needs an external broker: set KOPROGO_MQTT_URL or --mqtt-url")
-    storage = await open_storage(settings.resolved_database_url, settings.encryption_secret(), apply_migrations=False)
+        raise StartupError("ingest needs an external broker", BROKER_SETTING)
+    port = settings.ingest.metrics_port
+    probe_socket = listen(settings.http.host, port, METRICS_SETTING) if port else None
     try:
-        bus = build_bus(settings)
+        bus = await checked_bus(settings, broker=True)
+        storage = await _storage_or_close(settings, False, bus)
+    except BaseException:
+        if probe_socket is not None:
+            probe_socket.close()
+        raise
+    try:
         worker = build_worker(settings, build_pipeline(settings, storage, bus), mqtt_endpoint(settings), shared=True)
-        if settings.ingest.metrics_port:
-            prometheus_client.start_http_server(settings.ingest.metrics_port, addr=settings.http.host)
+        readiness = Readiness(
+            database_checks(storage.maintenance)
+            | {
+                "subscription": subscription_check(worker.subscribed, lambda: worker.last_error),
+                "live bus": bus.ping,
+                "jobs": jobs_check(["integrations"]),
+            }
+        )
+        stopping = asyncio.Event()
+        _stop_on_signals(stopping.set)
+        tasks = [
+            asyncio.create_task(worker.run(), name="ingest"),
+            asyncio.create_task(build_integrations(settings, storage, bus).run(), name="integrations"),
+        ]
+        probes = _probe_server(settings, readiness) if probe_socket is not None else None
+        if probes is not None and probe_socket is not None:
+            tasks.append(asyncio.create_task(probes.serve(sockets=[probe_socket]), name="probes"))
         settle_garbage_collector()
-        await _until_signalled(_together(worker.run(), build_integrations(settings, storage, bus).run()))
+        signalled = asyncio.create_task(stopping.wait(), name="signal")
+        done, _ = await asyncio.wait([signalled, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        if signalled in done:
+            began = time.monotonic()
+            left = await worker.drain(settings.ingest.drain_seconds)
+            log.info(
+                "stopping: what was read is stored and acknowledged (%.1f s; %d messages left to the broker)",
+                time.monotonic() - began,
+                left,
+            )
+        if probes is not None:
+            probes.should_exit = True
+        signalled.cancel()
+        await _cancel([t for t in tasks if t.get_name() != "probes"])
+        await asyncio.gather(*tasks, return_exceptions=True)
         await bus.close()
+        for task in done:
+            if task is not signalled and not task.cancelled() and task.exception() is not None:
+                raise RuntimeError(f"{task.get_name()} stopped") from task.exception()
     finally:
+        if probe_socket is not None:
+            probe_socket.close()
         await storage.close()
+
+
+def _probe_server(settings: Settings, readiness: Readiness) -> uvicorn.Server:
+    """`/metrics`, `/healthz` and `/readyz` of a worker, on its metrics port."""
+    config = uvicorn.Config(
+        probe_app(readiness), log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=1
+    )
+    return QuietServer(config)
 
 
 def mqtt_endpoint(settings: Settings) -> MqttEndpoint:

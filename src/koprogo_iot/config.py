@@ -10,6 +10,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from koprogo_iot.logs import LogFormat
 from koprogo_iot.mqtt_url import client_tls
 
 # 1883 is the standard MQTT port, usually taken by a system Mosquitto; the embedded broker stays clear of it.
@@ -48,22 +49,35 @@ class MqttSettings(BaseSettings):
 class HttpSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KOPROGO_HTTP_")
 
-    host: str = "127.0.0.1"
-    port: int = 8000
+    host: str = Field("127.0.0.1", description="address the API (and a worker's metrics port) listens on")
+    port: int = Field(8000, ge=0, le=65535, description="port the API listens on")
+    shutdown_timeout: float = Field(
+        10.0, gt=0, description="on SIGTERM, seconds to finish requests and close WebSocket clients before stopping"
+    )
 
 
 class IngestSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KOPROGO_INGEST_")
 
-    max_payload_bytes: int = 16_384
-    max_clock_skew_seconds: int = 300
+    max_payload_bytes: int = Field(16_384, gt=0, description="larger MQTT payloads are refused (payload_too_large)")
+    max_clock_skew_seconds: int = Field(
+        300, gt=0, description="readings timestamped further in the future are refused (timestamp_in_future)"
+    )
     rate_per_sensor: float = Field(1.0, description="messages per second a sensor may send")
     burst_per_sensor: float = Field(60.0, description="messages a sensor may send at once (backlog after an outage)")
     dead_letters_per_minute: int = Field(10, description="dead letters kept per topic and reason each minute")
     dead_letters_per_organization_minute: int = Field(
         100, description="dead letters kept per organization (unknown ones together) and reason each minute"
     )
-    metrics_port: int | None = Field(None, description="`ingest`: serve Prometheus metrics on this port")
+    metrics_port: int | None = Field(
+        None, description="`ingest`: serve /metrics, /healthz and /readyz on this port (KOPROGO_HTTP_HOST's address)"
+    )
+    drain_seconds: float = Field(
+        8.0,
+        gt=0,
+        description="on SIGTERM, seconds a worker has to store and acknowledge what it read before disconnecting "
+        "(keep below the termination grace period)",
+    )
     integrations_interval: float = Field(
         10.0, gt=0, description="seconds between two looks at the network server integrations (new, changed, status)"
     )
@@ -109,15 +123,21 @@ class NotifySettings(BaseSettings):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KOPROGO_")
 
-    mode: Mode = Mode.EMBEDDED
-    data_dir: Path = Path("data")
+    mode: Mode = Field(
+        Mode.EMBEDDED, description="embedded (one process, SQLite) or production (secrets and database required)"
+    )
+    data_dir: Path = Field(Path("data"), description="embedded mode: SQLite database and generated secrets")
     database_url: str | None = Field(None, description="postgresql://... or sqlite:///path; unset: data_dir SQLite")
-    redis_url: str | None = None
+    redis_url: str | None = Field(None, description="the live bus (redis://host:6379/0); unset: in-process")
     secret_key: SecretStr | None = Field(None, description="signs API tokens; generated in embedded mode")
     encryption_key: SecretStr | None = Field(
         None, description="encrypts the secrets stored (network server passwords); generated in embedded mode"
     )
-    token_ttl_minutes: int = 12 * 60
+    token_ttl_minutes: int = Field(12 * 60, gt=0, description="lifetime of an API token")
+    log_format: LogFormat | None = Field(
+        None, description="text or json (one object per line); unset: json in production mode, text in embedded"
+    )
+    log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$", description="DEBUG, INFO, WARNING or ERROR")
     # Each section reads its own KOPROGO_<SECTION>_* variables when built.
     mqtt: MqttSettings = Field(default_factory=lambda: MqttSettings())
     http: HttpSettings = Field(default_factory=lambda: HttpSettings())
@@ -137,6 +157,12 @@ class Settings(BaseSettings):
             if not self.database_url:
                 raise ValueError("production mode needs KOPROGO_DATABASE_URL")
         return self
+
+    @property
+    def resolved_log_format(self) -> LogFormat:
+        if self.log_format is not None:
+            return self.log_format
+        return LogFormat.JSON if self.mode is Mode.PRODUCTION else LogFormat.TEXT
 
     @property
     def resolved_database_url(self) -> str:

@@ -5,16 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
-import logging
 import sys
-from typing import Any
 from uuid import UUID
 
 from pydantic import ValidationError
 
-from koprogo_iot import __version__, bootstrap, demo
+from koprogo_iot import __version__, bootstrap, demo, logs
 from koprogo_iot.cli import credentials as credentials_cli
 from koprogo_iot.cli import ista as ista_cli
+from koprogo_iot.cli import options
+from koprogo_iot.cli import reference as reference_cli
 from koprogo_iot.cli import sensors as sensors_cli
 from koprogo_iot.config import Mode, Settings
 from koprogo_iot.domain.errors import KoproGoError
@@ -23,6 +23,7 @@ from koprogo_iot.loadgen.fleet import provision_fleet
 from koprogo_iot.loadgen.publisher import run_load
 from koprogo_iot.progress import Progress
 from koprogo_iot.services.accounts import MIN_PASSWORD_LENGTH, hash_password
+from koprogo_iot.startup import StartupError
 
 # Benchmarks are an optional extra (`pip install 'koprogo-iot[bench]'`): imported only when `bench` runs.
 BENCHMARKS = {
@@ -40,32 +41,20 @@ def _parser() -> argparse.ArgumentParser:
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help, description=help)
-        sub.add_argument("--data-dir", help="where embedded data lives (KOPROGO_DATA_DIR, default ./data)")
-        sub.add_argument("--database-url", help="postgresql://... or sqlite:///path (KOPROGO_DATABASE_URL)")
+        options.add_flags(sub, name)
         return sub
 
     up = command("up", "run everything in one process: MQTT broker, ingestion and API (embedded mode)")
     up.add_argument("--demo", action="store_true", help="provision a demo building and simulate its sensors")
-    up.add_argument("--mqtt-url", help="use this external broker instead of the embedded one (KOPROGO_MQTT_URL)")
-    up.add_argument("--mqtt-port", type=int, help="embedded broker port (KOPROGO_MQTT_PORT, default 1884)")
-    up.add_argument("--http-host", help="API address (KOPROGO_HTTP_HOST, default 127.0.0.1)")
-    up.add_argument("--http-port", type=int, help="API port (KOPROGO_HTTP_PORT, default 8000)")
 
-    api = command("api", "run the HTTP API alone")
-    api.add_argument("--http-host", help="API address (KOPROGO_HTTP_HOST)")
-    api.add_argument("--http-port", type=int, help="API port (KOPROGO_HTTP_PORT)")
-
-    ingest = command("ingest", "run one ingest worker against an external MQTT broker")
-    ingest.add_argument("--mqtt-url", help="broker to subscribe to (KOPROGO_MQTT_URL)")
-    ingest.add_argument("--client-id", help="MQTT client id, unique per worker (KOPROGO_MQTT_CLIENT_ID)")
-
+    command("api", "run the HTTP API alone")
+    command("ingest", "run one ingest worker against an external MQTT broker")
     command("migrate", "create or upgrade the database schema")
 
     load = command("loadgen", "publish realistic native readings at a steady rate (QoS 1) to load ingestion")
     load.add_argument("--rate", type=float, default=1000, help="messages per second in total (default 1000)")
     load.add_argument("--sensors", type=int, default=1000, help="simulated meters, registered if missing")
     load.add_argument("--duration", type=float, default=60, help="seconds (default 60)")
-    load.add_argument("--mqtt-url", help="broker to publish to (KOPROGO_MQTT_URL; default the embedded broker)")
 
     poller = command("bacnet", "poll Siemens BMS controllers over BACnet/IP and publish native readings (QoS 1)")
     poller.add_argument("--organization", type=UUID, required=True, help="the organization whose points to poll")
@@ -76,19 +65,6 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         help="only this building's points (repeat for several; default: every building of the organization)",
     )
-    poller.add_argument("--mqtt-url", help="broker to publish to (KOPROGO_MQTT_URL; default the embedded broker)")
-    poller.add_argument("--bacnet-host", help="address the BACnet/IP socket binds (KOPROGO_BACNET_HOST, 0.0.0.0)")
-    poller.add_argument(
-        "--bacnet-port", type=int, help="UDP port of the poller's own socket (KOPROGO_BACNET_PORT, 47808; 0: any)"
-    )
-    poller.add_argument(
-        "--device-instance", type=int, help="the poller's own device instance (KOPROGO_BACNET_DEVICE_INSTANCE, 4194300)"
-    )
-    poller.add_argument("--timeout", type=float, help="seconds a controller has to answer (KOPROGO_BACNET_TIMEOUT, 3)")
-    poller.add_argument(
-        "--refresh-interval", type=float, help="seconds between configuration reads (KOPROGO_BACNET_REFRESH_INTERVAL)"
-    )
-    poller.add_argument("--metrics-port", type=int, help="serve Prometheus metrics (KOPROGO_BACNET_METRICS_PORT)")
 
     bench = commands.add_parser(
         "bench",
@@ -102,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     ista_cli.register(commands)
     sensors_cli.register(commands)
     credentials_cli.register(commands)
+    reference_cli.register(commands)
 
     letters = command("dead-letters", "list the messages ingestion refused, newest first, and counts by reason")
     letters.add_argument("--reason", help="only this reason, e.g. invalid_json, unknown_sensor")
@@ -114,35 +91,6 @@ def _parser() -> argparse.ArgumentParser:
     admin.add_argument("--password", required=True)
     admin.add_argument("--name", default="Administrator", help="full name")
     return parser
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    """Environment first, then the flags given on the command line."""
-    settings = Settings()
-    top: dict[str, Any] = {
-        "data_dir": getattr(args, "data_dir", None),
-        "database_url": getattr(args, "database_url", None),
-    }
-    mqtt = {
-        "url": getattr(args, "mqtt_url", None),
-        "port": getattr(args, "mqtt_port", None),
-        "client_id": getattr(args, "client_id", None),
-    }
-    http = {"host": getattr(args, "http_host", None), "port": getattr(args, "http_port", None)}
-    bacnet = {
-        "host": getattr(args, "bacnet_host", None),
-        "port": getattr(args, "bacnet_port", None),
-        "device_instance": getattr(args, "device_instance", None),
-        "timeout": getattr(args, "timeout", None),
-        "refresh_interval": getattr(args, "refresh_interval", None),
-        "metrics_port": getattr(args, "metrics_port", None),
-    }
-    updates = {k: v for k, v in top.items() if v is not None}
-    for section, values in (("mqtt", mqtt), ("http", http), ("bacnet", bacnet)):
-        given = {k: v for k, v in values.items() if v is not None}
-        if given:
-            updates[section] = getattr(settings, section).model_copy(update=given)
-    return Settings.model_validate(settings.model_dump() | updates)
 
 
 def _banner(running: bootstrap.Running) -> None:
@@ -252,43 +200,58 @@ def _bench(name: str, options: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a command; every failure it expects (bad configuration, a port taken, a service unreachable) is one
+    line on stderr and exit status 2."""
     args = _parser().parse_args(argv)
     if args.command == "bench":
         return _bench(args.benchmark, args.options)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
+    if args.command == "config":
+        return reference_cli.execute(args)
     try:
-        settings = _settings(args)
-        if args.command == "up":
-            settings = settings.model_copy(update={"mode": Mode.EMBEDDED})
-            asyncio.run(bootstrap.run_embedded(settings, with_demo=args.demo, on_ready=_banner))
-        elif args.command == "api":
-            asyncio.run(bootstrap.run_api(settings))
-        elif args.command == "ingest":
-            asyncio.run(bootstrap.run_ingest(settings))
-        elif args.command == "migrate":
-            asyncio.run(_migrate(settings))
-        elif args.command == "bacnet":
-            asyncio.run(bootstrap.run_bacnet(settings, args.organization, args.building))
-        elif args.command == "loadgen":
-            asyncio.run(_loadgen(settings, args))
-        elif args.command == "ista":
-            return asyncio.run(ista_cli.execute(settings, args))
-        elif args.command in ("sensors", "devices"):
-            return asyncio.run(sensors_cli.execute(settings, args))
-        elif args.command in ("credentials", "broker"):
-            return asyncio.run(credentials_cli.execute(settings, args))
-        elif args.command == "dead-letters":
-            asyncio.run(_dead_letters(settings, args))
-        elif args.command == "create-admin":
-            asyncio.run(_create_admin(settings, args))
-    except (ValidationError, ValueError, OSError, ConnectionError, KoproGoError) as exc:
-        print(f"koprogo-iot {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        # `up` is the embedded mode whatever KOPROGO_MODE says.
+        settings = options.settings_from(args, **({"mode": Mode.EMBEDDED} if args.command == "up" else {}))
+    except ValidationError as exc:
+        return _failed(args.command, options.configuration_error(exc))
+    logs.configure(settings.resolved_log_format, "DEBUG" if args.verbose else settings.log_level)
+    try:
+        return _run(args, settings)
+    except ValidationError as exc:
+        return _failed(args.command, options.configuration_error(exc))
+    except (StartupError, ValueError, OSError, ConnectionError, TimeoutError, KoproGoError) as exc:
+        return _failed(args.command, str(exc) or type(exc).__name__)
     except KeyboardInterrupt:
-        pass
+        return 0
+
+
+def _failed(command: str, message: str) -> int:
+    line = " ".join(message.split())  # one line, whatever the message held
+    print(f"koprogo-iot {command}: error: {line}", file=sys.stderr)
+    return 2
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "up":
+        asyncio.run(bootstrap.run_embedded(settings, with_demo=args.demo, on_ready=_banner))
+    elif args.command == "api":
+        asyncio.run(bootstrap.run_api(settings))
+    elif args.command == "ingest":
+        asyncio.run(bootstrap.run_ingest(settings))
+    elif args.command == "migrate":
+        asyncio.run(_migrate(settings))
+    elif args.command == "bacnet":
+        asyncio.run(bootstrap.run_bacnet(settings, args.organization, args.building))
+    elif args.command == "loadgen":
+        asyncio.run(_loadgen(settings, args))
+    elif args.command == "ista":
+        return asyncio.run(ista_cli.execute(settings, args))
+    elif args.command in ("sensors", "devices"):
+        return asyncio.run(sensors_cli.execute(settings, args))
+    elif args.command in ("credentials", "broker"):
+        return asyncio.run(credentials_cli.execute(settings, args))
+    elif args.command == "dead-letters":
+        asyncio.run(_dead_letters(settings, args))
+    elif args.command == "create-admin":
+        asyncio.run(_create_admin(settings, args))
     return 0
 
 

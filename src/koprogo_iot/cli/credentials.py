@@ -12,6 +12,7 @@ from uuid import UUID
 from koprogo_iot import bootstrap
 from koprogo_iot.broker import certificates
 from koprogo_iot.broker.dynsec import Login, configuration
+from koprogo_iot.cli import options
 from koprogo_iot.cli.ista import operator
 from koprogo_iot.config import Settings
 from koprogo_iot.domain.credentials import DeviceCredential
@@ -42,8 +43,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="write the dynamic-security file (logins and access rules) from the database, before Mosquitto starts",
     )
     config.add_argument("--output", type=Path, required=True, help="e.g. /var/lib/mosquitto/dynamic-security.json")
-    config.add_argument("--data-dir", help="where embedded data lives (KOPROGO_DATA_DIR, default ./data)")
-    config.add_argument("--database-url", help="postgresql://... or sqlite:///path (KOPROGO_DATABASE_URL)")
+    options.add_flags(config, "broker config")
     certs = files.add_parser("certificates", help="a private CA and the broker's TLS certificate (and clients')")
     certs.add_argument("folder", type=Path, help="where to write ca.pem, server.pem and server.key")
     certs.add_argument("--host", action="append", required=True, help="a name or address clients connect to")

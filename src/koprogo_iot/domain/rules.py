@@ -228,7 +228,12 @@ def layered(
         try:
             return effective_rules(sensor, defaults, own)
         except InvalidValue as exc:
-            log.warning("alert rules of sensor %s do not combine (%s): leaving a layer out", sensor.id, exc)
+            log.warning(
+                "alert rules of sensor %s do not combine (%s): leaving a layer out",
+                sensor.id,
+                exc,
+                extra={"organization_id": str(sensor.organization_id), "sensor_id": sensor.sensor_id},
+            )
     return effective_rules(sensor)  # the built-in defaults and the sensor's own thresholds (checked by IoTSensor)
 
 

@@ -24,6 +24,7 @@ from koprogo_iot.domain.integrations import IntegrationStatus, LnsIntegration
 from koprogo_iot.ingest.mqtt_worker import MqttIngestWorker
 from koprogo_iot.ingest.pipeline import Pipeline
 from koprogo_iot.ingest.topics import Origin
+from koprogo_iot.logs import about
 from koprogo_iot.mqtt_url import MqttEndpoint
 from koprogo_iot.periodic import every
 from koprogo_iot.storage.ports import Storage
@@ -102,7 +103,13 @@ class IntegrationRunner:
             primary=False,
         )
         task = asyncio.create_task(worker.run(), name=f"integration {integration.id}")
-        log.info("integration %s (%s): connecting to %s", integration.name, integration.id, integration.broker_url)
+        log.info(
+            "integration %s (%s): connecting to %s",
+            integration.name,
+            integration.id,
+            integration.broker_url,
+            extra=about(integration.organization_id),
+        )
         consumer = _Consumer(integration, worker, task)
         self.consumers[integration.id] = consumer
         return consumer
@@ -131,5 +138,10 @@ class IntegrationRunner:
         last_message = now if received > consumer.received else None
         await self.storage.integrations.report(consumer.integration.id, *state, last_message)
         if state != consumer.reported and state[0] is IntegrationStatus.FAILING:
-            log.warning("integration %s: %s", consumer.integration.name, state[1])
+            log.warning(
+                "integration %s: %s",
+                consumer.integration.name,
+                state[1],
+                extra=about(consumer.integration.organization_id),
+            )
         consumer.reported, consumer.received = state, received

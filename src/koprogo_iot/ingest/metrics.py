@@ -2,6 +2,8 @@
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from koprogo_iot.ingest.rejections import Reason
+
 READINGS_STORED = Counter("koprogo_readings_stored_total", "Readings stored (new, not redeliveries)")
 READINGS_DUPLICATE = Counter("koprogo_readings_duplicate_total", "Valid readings already stored (redeliveries)")
 MESSAGES_RECEIVED = Counter("koprogo_messages_received_total", "MQTT messages received by ingestion")
@@ -31,3 +33,9 @@ SUBSCRIBED = Gauge("koprogo_ingest_subscribed", "1 while the worker's subscripti
 QUEUE_DEPTH = Gauge("koprogo_ingest_queue_depth", "Messages received and not yet stored")
 IN_FLIGHT = Gauge("koprogo_ingest_in_flight", "Messages stored or being stored, not yet acknowledged")
 LIVE_BUS_FAILURES = Counter("koprogo_live_bus_failures_total", "Batches the live bus could not publish")
+
+# Every reason's series exists from the start (at 0): a rate over a series born with its first event misses it.
+for _reason in Reason:
+    MESSAGES_REJECTED.labels(_reason.value)
+for _cap in ("topic", "organization"):
+    DEAD_LETTERS_SUPPRESSED.labels(_cap)

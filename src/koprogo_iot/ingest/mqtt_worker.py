@@ -302,6 +302,9 @@ class MqttIngestWorker:
         self._connection: _Connection | None = None
         self._paused = False  # beyond HIGH_WATER: reading stays paused until the queue is below LOW_WATER
         self._busy = False  # a batch is being stored
+        self._batch_size = 0  # messages in the batch being stored
+        self._stopping = False  # `drain` was called: nothing more is read
+        self._drained = asyncio.Event()  # set by the consumer once stopping and nothing is left to store
 
     async def run(self) -> None:
         """Ingest until cancelled."""
@@ -365,7 +368,7 @@ class MqttIngestWorker:
         except BaseException:
             connection.abort()
             raise
-        if self._paused or self._busy:  # the same rules as in _enqueue, which spared the SUBACK
+        if self._paused or self._busy or self._stopping:  # the same rules as in _enqueue, which spared the SUBACK
             connection.pause()
         self.subscribed.set()
         if self.primary:
@@ -440,18 +443,35 @@ class MqttIngestWorker:
             if self.primary:
                 metrics.QUEUE_DEPTH.set(self._queued)
                 metrics.IN_FLIGHT.set(len(batch))
-            self._busy = True
+            self._busy, self._batch_size = True, len(batch)
             try:
                 await self._store(batch)
             finally:
-                self._busy = False
+                self._busy, self._batch_size = False, 0
             self._acknowledge(taken)
             if self.primary:
                 metrics.IN_FLIGHT.set(0)
+            if self._stopping:
+                if not self._queued:
+                    self._drained.set()
+                continue  # reading stays paused
             if self._paused and self._queued < LOW_WATER:
                 self._paused = False
             if not self._paused and self._connection is not None:
                 self._connection.resume()
+
+    async def drain(self, timeout: float) -> int:
+        """Graceful stop, first half: read nothing more, store and acknowledge what was read, for up to `timeout`
+        seconds (what SIGTERM leaves before the termination grace period ends). Returns how many messages were
+        read but not stored: the broker delivers them again. Cancelling `run` then disconnects."""
+        self._stopping = True
+        if self._connection is not None:
+            self._connection.pause()
+        if self._queued or self._busy:
+            self._drained.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drained.wait(), timeout)
+        return self._queued + self._batch_size
 
     def _acknowledge(self, taken: list[_Chunk]) -> None:
         """One write for the whole batch; packet ids of an earlier connection mean nothing on the current one."""

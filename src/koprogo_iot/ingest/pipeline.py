@@ -33,6 +33,7 @@ from koprogo_iot.ingest.rate_limit import RateLimiter
 from koprogo_iot.ingest.rejections import Reason, Rejected
 from koprogo_iot.ingest.topics import Origin, ParsedTopic
 from koprogo_iot.live.bus import LiveBus
+from koprogo_iot.logs import about
 from koprogo_iot.storage.ports import Ingested, Storage
 
 log = logging.getLogger(__name__)
@@ -168,7 +169,7 @@ class Pipeline:
             accepted += readings
             outcomes.append(None if readings or not failures else failures[0].reason)
             for failure in failures:
-                log.info("rejected a value on %s: %s", message.topic, failure)
+                log.info("rejected a value on %s: %s", message.topic, failure, extra=self._about(message.topic))
                 self.stats.rejected[failure.reason.value] += 1
                 metrics.MESSAGES_REJECTED.labels(failure.reason.value).inc()
                 letter = await self._dead_letter(message, failure)
@@ -212,7 +213,7 @@ class Pipeline:
             raise
         except Exception as exc:
             # A bug must cost one message, not the worker: counted, dead-lettered and logged in full.
-            log.exception("internal error on %s", message.topic)
+            log.exception("internal error on %s", message.topic, extra=self._about(message.topic))
             return [], [Rejected(Reason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")]
         readings, failures = [], []
         for value in values:
@@ -221,6 +222,14 @@ class Pipeline:
             except Rejected as rejection:
                 failures.append(rejection)
         return readings, failures
+
+    def _about(self, topic: str) -> dict[str, str]:
+        """The organization, building and sensor of a topic already parsed, for a log line about it."""
+        parsed = self._topics.get(topic)
+        if parsed is None:
+            return about(topic=topic)
+        native = parsed.device_format is DeviceFormat.NATIVE
+        return about(parsed.organization_id, parsed.rest if native else None, parsed.building_id, topic)
 
     def _topic(self, name: str) -> ParsedTopic:
         """Parsed once per topic: a fleet repeats the same few thousand topics (parsing costs two UUIDs)."""

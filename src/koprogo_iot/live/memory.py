@@ -63,6 +63,9 @@ class MemoryBus:
     def subscribe_alerts(self, organization_id: UUID) -> AsyncIterator[LiveAlert]:
         return self._alerts.subscribe(organization_id)
 
+    async def ping(self) -> str | None:
+        return None  # in-process: there is nothing to reach
+
     async def close(self) -> None:
         self._readings.clear()
         self._alerts.clear()

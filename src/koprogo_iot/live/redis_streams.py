@@ -108,6 +108,13 @@ class RedisStreamBus:
                     last = entry_id
                     yield decoder.decode(fields[b"r"])
 
+    async def ping(self) -> str | None:
+        try:
+            await self._redis.ping()
+        except (RedisError, OSError) as exc:
+            return f"Redis: {exc}"
+        return None
+
     async def close(self) -> None:
         await self._redis.aclose()
         await self._reader.aclose()

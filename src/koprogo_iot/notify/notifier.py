@@ -31,6 +31,8 @@ from koprogo_iot.domain.notices import (
 )
 from koprogo_iot.domain.tenancy import Role
 from koprogo_iot.live.bus import LiveAlert, LiveBus
+from koprogo_iot.logs import about
+from koprogo_iot.notify import metrics
 from koprogo_iot.notify.channels import SEND_TIMEOUT, AppriseSender, Sender, render
 from koprogo_iot.periodic import every
 from koprogo_iot.storage.ports import NotificationRepository
@@ -98,6 +100,7 @@ class Notifier:
             contexts = await self.repository.plan(now, self._drafts, self.reminder_interval, BATCH)
             announced += len(contexts)
             for context in contexts:
+                metrics.ALERTS_ANNOUNCED.labels(context.alert.severity.value, context.purpose).inc()
                 await self._publish(context)
             if len(contexts) < BATCH:
                 break
@@ -109,6 +112,7 @@ class Notifier:
             failed += sum(1 for ok in outcomes if not ok)
             if len(due) < BATCH:
                 break
+        metrics.DUE.set(await self.repository.backlog(now))
         if announced or sent or failed:
             log.info("notifier: %d alerts announced, %d messages sent, %d failed", announced, sent, failed)
         return Round(announced, sent, failed)
@@ -152,7 +156,9 @@ class Notifier:
                 error = await self._send(template, message)
             if error is None:
                 await self.repository.mark_sent(message, now)
+                metrics.SENT.labels(message.channel.value).inc()
                 return True
+            metrics.FAILED.labels(message.channel.value).inc()
             retry_at = None if message.attempts >= MAX_ATTEMPTS else now + backoff(message.attempts)
             log.warning(
                 "notifier: %s message %s failed (attempt %d): %s",
@@ -160,6 +166,7 @@ class Notifier:
                 message.id,
                 message.attempts,
                 error,
+                extra=about(message.organization_id),
             )
             await self.repository.mark_failed(message, error, retry_at)
             return False

@@ -16,6 +16,7 @@ from koprogo_iot.domain import credentials
 from koprogo_iot.domain.access import Principal
 from koprogo_iot.domain.credentials import DeviceCredential
 from koprogo_iot.domain.errors import BrokerUnavailable, Conflict
+from koprogo_iot.logs import about
 from koprogo_iot.storage.ports import CredentialRepository, TenancyRepository
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ class DeviceLogins:
             credential.username,
             name,
             credential.organization_id,
+            extra=about(credential.organization_id),
         )
         return credential, password
 
@@ -119,7 +121,7 @@ class DeviceLogins:
         credential, password = before.rotated()
         await self.broker.change_password(credential, password)
         await self.repository.update(credential)
-        log.info("rotated device credential %s", credential.username)
+        log.info("rotated device credential %s", credential.username, extra=about(credential.organization_id))
         return credential, password
 
     async def revoke(self, principal: Principal, credential_id: UUID) -> DeviceCredential:
@@ -128,7 +130,7 @@ class DeviceLogins:
         if credential.active:
             credential = credential.revoked()
             await self.repository.update(credential)
-            log.info("revoked device credential %s", credential.username)
+            log.info("revoked device credential %s", credential.username, extra=about(credential.organization_id))
         try:
             await self.broker.remove(credential.username)
         except BrokerUnavailable as exc:

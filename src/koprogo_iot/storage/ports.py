@@ -305,6 +305,10 @@ class NotificationRepository(Protocol):
         """Pending messages due at `now`, each leased until `now + lease` and its attempt counted."""
         ...
 
+    async def backlog(self, now: datetime) -> int:
+        """Messages due at `now` and not delivered yet (the outbox's backlog)."""
+        ...
+
     async def mark_sent(self, message: Notification, at: datetime) -> None: ...
     async def mark_failed(self, message: Notification, error: str, retry_at: datetime | None) -> None:
         """A failed attempt: tried again at `retry_at`, or given up when None."""
@@ -403,6 +407,10 @@ class LeaseRepository(Protocol):
 class DatabaseMaintenance(Protocol):
     async def migrate(self) -> list[str]:
         """Apply the migrations the database has not seen; return their names."""
+        ...
+
+    async def pending_migrations(self) -> list[str]:
+        """The migrations shipped that the database has not seen (a query: it also tells the database answers)."""
         ...
 
     async def maintain_partitions(self, now: datetime) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from koprogo_iot.storage.sql.database import Database
-from koprogo_iot.storage.sql.migrations import migrate
+from koprogo_iot.storage.sql.migrations import migrate, pending
 from koprogo_iot.storage.sql.partitions import maintain_partitions
 
 
@@ -15,6 +15,9 @@ class SqlMaintenance:
 
     async def migrate(self) -> list[str]:
         return [f"{m.version:04d}_{m.name}" for m in await migrate(self.db)]
+
+    async def pending_migrations(self) -> list[str]:
+        return [f"{m.version:04d}_{m.name}" for m in await pending(self.db)]
 
     async def maintain_partitions(self, now: datetime) -> None:
         await maintain_partitions(self.db, now)

@@ -29,6 +29,20 @@ def available(dialect: str) -> list[Migration]:
     return sorted(found, key=lambda m: m.version)
 
 
+async def pending(db: Database) -> list[Migration]:
+    """The migrations shipped that `db` has not applied (all of them on a database never migrated)."""
+    tables = (
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+        if db.dialect == "sqlite"
+        else "SELECT to_regclass('schema_migrations')::text AS name"
+    )
+    found = await db.fetchrow(tables)
+    if found is None or found["name"] is None:
+        return available(db.dialect)
+    done = {row["version"] for row in await db.fetch("SELECT version FROM schema_migrations")}
+    return [m for m in available(db.dialect) if m.version not in done]
+
+
 async def migrate(db: Database) -> list[Migration]:
     """Apply the migrations `db` has not seen yet; return them."""
     await db.executescript(

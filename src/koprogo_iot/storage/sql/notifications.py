@@ -231,6 +231,12 @@ class SqlNotifications:
             rows = await tx.fetch(_claim_due(tx.dialect), now, now + lease, limit)
         return sorted(map(NOTIFICATIONS.decode, rows), key=lambda n: (n.next_attempt_at, n.created_at))
 
+    async def backlog(self, now: datetime) -> int:
+        row = await self.db.fetchrow(
+            "SELECT count(*) AS n FROM iot_notifications WHERE status = 'pending' AND next_attempt_at <= $1", now
+        )
+        return int(row["n"]) if row is not None else 0
+
     async def mark_sent(self, message: Notification, at: datetime) -> None:
         async with self.db.transaction() as tx:
             await tx.execute(

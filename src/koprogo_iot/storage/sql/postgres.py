@@ -82,6 +82,8 @@ class PostgresDatabase(PgExecutor):
             pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, server_settings={"jit": "off"})
         except _UNAVAILABLE as exc:
             raise StorageUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
+        except asyncpg.PostgresError as exc:  # refused: unknown database or role, wrong password
+            raise StorageUnavailable(f"PostgreSQL refused the connection: {exc}") from exc
         return cls(pool)
 
     @asynccontextmanager
