@@ -146,7 +146,7 @@ def start_platform(data_dir: Path) -> Iterator[Platform]:
     thread = threading.Thread(target=loop.run_until_complete, args=(main(),), name="platform", daemon=True)
     thread.start()
     try:
-        assert ready.wait(60), "the platform did not start within 60 s"
+        assert ready.wait(180), "the platform did not start within 180 s"
         yield Platform(found[0].http_url, found[0], smtp)
     finally:
         loop.call_soon_threadsafe(task[0].cancel)
