@@ -50,7 +50,7 @@ def create_app(services: Services) -> FastAPI:
         ista,
         insights,
     ):
-        app.include_router(module.router, prefix=API_PREFIX)
+        app.include_router(module.router, prefix=API_PREFIX, responses=errors.RESPONSES)
 
     @app.get("/metrics", tags=["operations"], include_in_schema=False)
     async def metrics() -> Response:

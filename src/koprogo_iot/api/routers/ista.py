@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from koprogo_iot.api.deps import PrincipalDep, ServicesDep
+from koprogo_iot.api.inputs import Day, Finite, Text
 from koprogo_iot.domain.ista import IstaMeter, MeterType
 from koprogo_iot.ista.report import DEFAULT_THRESHOLD_PERCENT, IstaReport, MeterReport, PeriodStatus
 from koprogo_iot.services.ista import ImportResult, IstaService
@@ -159,7 +160,7 @@ async def list_meters(principal: PrincipalDep, ista: IstaDep, building_id: UUID 
 
 
 @router.put("/meters/{meter_number}/sensor")
-async def link_sensor(meter_number: str, body: SensorLinkIn, principal: PrincipalDep, ista: IstaDep) -> MeterOut:
+async def link_sensor(meter_number: Text, body: SensorLinkIn, principal: PrincipalDep, ista: IstaDep) -> MeterOut:
     """Link the meter to an IoT sensor of the organization (null unlinks it)."""
     return MeterOut.of(await ista.link_sensor(principal, meter_number, body.sensor_id))
 
@@ -168,9 +169,11 @@ async def link_sensor(meter_number: str, body: SensorLinkIn, principal: Principa
 async def report(
     principal: PrincipalDep,
     ista: IstaDep,
-    start: date | None = Query(None, description="periods ending after this date"),
-    end: date | None = Query(None, description="periods starting before this date"),
-    threshold_percent: float = Query(DEFAULT_THRESHOLD_PERCENT, ge=0, description="flag deviations beyond this"),
+    start: Day | None = Query(None, description="periods ending after this date"),
+    end: Day | None = Query(None, description="periods starting before this date"),
+    threshold_percent: Annotated[
+        Finite, Query(ge=0, description="flag deviations beyond this")
+    ] = DEFAULT_THRESHOLD_PERCENT,
     building_id: UUID | None = None,
 ) -> ReportOut:
     """Per meter and period between actual readings: ISTA's consumption, the IoT sensor's, deviation %, flag."""
