@@ -187,7 +187,7 @@ async def housekeeping(storage: Storage, notifier: Notifier | None = None) -> No
 
 def _http_server(settings: Settings, services: Services) -> uvicorn.Server:
     config = uvicorn.Config(
-        create_app(services),
+        create_app(services, settings.http.max_body_bytes),
         host=settings.http.host,
         port=settings.http.port,
         log_level="warning",

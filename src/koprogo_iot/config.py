@@ -36,6 +36,9 @@ class HttpSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
+    max_body_bytes: int = Field(
+        1024 * 1024, gt=0, description="largest request body (413 beyond); ISTA imports have their own 10 MB"
+    )
 
 
 class IngestSettings(BaseSettings):

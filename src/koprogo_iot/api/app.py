@@ -7,6 +7,7 @@ from fastapi import FastAPI, Response
 
 from koprogo_iot import __version__
 from koprogo_iot.api import errors
+from koprogo_iot.api.middleware import DEFAULT_MAX_BODY_BYTES, BodyLimit, SecurityHeaders
 from koprogo_iot.api.routers import (
     alert_rules,
     alerts,
@@ -27,7 +28,7 @@ from koprogo_iot.services.container import Services
 API_PREFIX = "/api/v1"
 
 
-def create_app(services: Services) -> FastAPI:
+def create_app(services: Services, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
     app = FastAPI(
         title="KoproGo IoT",
         version=__version__,
@@ -61,4 +62,7 @@ def create_app(services: Services) -> FastAPI:
     async def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
+    # Outermost last: the security headers go on every answer, the body limit's 413 included.
+    app.add_middleware(BodyLimit, default=max_body_bytes, larger={API_PREFIX + "/ista/imports": ista.MAX_FILE_BYTES})
+    app.add_middleware(SecurityHeaders)
     return app

@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from starlette.requests import ClientDisconnect
 
 from koprogo_iot.domain import errors
 
@@ -19,7 +20,9 @@ _STATUS: dict[type[errors.KoproGoError], tuple[int, str]] = {
     errors.NotFound: (404, "not_found"),
     errors.Forbidden: (403, "forbidden"),
     errors.Conflict: (409, "conflict"),
+    errors.TokenExpired: (401, "token_expired"),  # before its parent: the first match wins
     errors.AuthenticationFailed: (401, "unauthenticated"),
+    errors.TooManyAttempts: (429, "too_many_attempts"),
     errors.StorageUnavailable: (503, "storage_unavailable"),
 }
 
@@ -64,6 +67,8 @@ def respond(status: int, code: str, message: str, headers: dict[str, str] | None
 async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
     status, code = next((v for k, v in _STATUS.items() if isinstance(exc, k)), (500, "internal_error"))
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if isinstance(exc, errors.TooManyAttempts):
+        headers = {"Retry-After": str(exc.retry_after)}
     return JSONResponse(_body(code, str(exc)), status_code=status, headers=headers)
 
 
@@ -83,6 +88,11 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(_body("validation_error", message, details=details), status_code=422)
 
 
+async def _disconnected(_request: Request, _exc: Exception) -> JSONResponse:
+    """The client left mid-body (or api/middleware.BodyLimit already answered 413): nobody reads this."""
+    return respond(400, "client_disconnected", "the request body did not arrive whole")
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     """A bug: logged with its traceback; the client gets the error format without the details."""
     log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
@@ -92,4 +102,5 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 def install(app: FastAPI) -> None:
     app.add_exception_handler(errors.KoproGoError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(ClientDisconnect, _disconnected)
     app.add_exception_handler(Exception, _unexpected)

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from koprogo_iot.api.deps import PrincipalDep, ServicesDep
+from koprogo_iot.api.errors import respond
 from koprogo_iot.api.inputs import Day, Finite, Text
 from koprogo_iot.domain.ista import IstaMeter, MeterType
 from koprogo_iot.ista.report import DEFAULT_THRESHOLD_PERCENT, IstaReport, MeterReport, PeriodStatus
@@ -128,11 +129,6 @@ class ReportOut(BaseModel):
         )
 
 
-def _refused(status: int, code: str, message: str) -> JSONResponse:
-    """A transport-level refusal, in the body shape of api/errors.py."""
-    return JSONResponse({"error": code, "message": message}, status_code=status)
-
-
 @router.post(
     "/imports",
     response_model=ImportOut,
@@ -146,11 +142,9 @@ async def import_readings(request: Request, principal: PrincipalDep, ista: IstaD
     """
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in _CSV_TYPES:
-        return _refused(415, "unsupported_media_type", "send the file as the request body with Content-Type: text/csv")
-    data = await request.body()
-    if len(data) > MAX_FILE_BYTES:
-        return _refused(413, "too_large", f"the file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB")
-    return ImportOut.of(await ista.import_csv(principal, data))
+        return respond(415, "unsupported_media_type", "send the file as the request body with Content-Type: text/csv")
+    # Larger than MAX_FILE_BYTES: refused while it is read (api/middleware.BodyLimit, given this route's limit).
+    return ImportOut.of(await ista.import_csv(principal, await request.body()))
 
 
 @router.get("/meters")
