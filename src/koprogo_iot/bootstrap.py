@@ -39,6 +39,7 @@ from koprogo_iot.services.container import Services
 from koprogo_iot.storage.ports import Storage
 from koprogo_iot.storage.sql.alert_rules import SqlAlertRules
 from koprogo_iot.storage.sql.alerts import SqlAlerts
+from koprogo_iot.storage.sql.audit import SqlAudit
 from koprogo_iot.storage.sql.database import Database
 from koprogo_iot.storage.sql.dead_letters import SqlDeadLetters
 from koprogo_iot.storage.sql.devices import SqlDevices
@@ -82,6 +83,7 @@ def storage_over(db: Database, encryption_key: str) -> Storage:
         alert_rules=SqlAlertRules(db),
         notifications=SqlNotifications(db),
         ista=SqlIsta(db),
+        audit=SqlAudit(db),
         source=SqlReadingSource(db),
         rollups=SqlRollups(db),
         leases=SqlLeases(db),

@@ -12,6 +12,7 @@ from koprogo_iot.api.routers import (
     alert_rules,
     alerts,
     analytics,
+    audit,
     auth,
     devices,
     ingest,
@@ -50,6 +51,7 @@ def create_app(services: Services, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES)
         analytics,
         ista,
         insights,
+        audit,
     ):
         app.include_router(module.router, prefix=API_PREFIX, responses=errors.RESPONSES)
 

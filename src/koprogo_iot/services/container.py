@@ -9,6 +9,7 @@ from koprogo_iot.live.bus import LiveBus
 from koprogo_iot.services.accounts import Accounts
 from koprogo_iot.services.alert_rules import AlertRuleSettings
 from koprogo_iot.services.analytics import Analytics
+from koprogo_iot.services.audit import AuditLog
 from koprogo_iot.services.devices import Devices
 from koprogo_iot.services.integrations import Integrations
 from koprogo_iot.services.ista import IstaService
@@ -29,22 +30,25 @@ class Services:
     integrations: Integrations
     ista: IstaService
     notifications: NotificationSetup
+    audit: AuditLog
     bus: LiveBus
 
     @classmethod
     def over(
         cls, storage: Storage, secret: str, token_ttl: timedelta, bus: LiveBus, check_template: TemplateCheck
     ) -> Services:
-        provisioning = Provisioning(storage.tenancy, storage.sensors)
+        audit = AuditLog(storage.audit)
+        provisioning = Provisioning(storage.tenancy, storage.sensors, audit)
         return cls(
             accounts=Accounts(storage.tenancy, secret, token_ttl),
             provisioning=provisioning,
-            monitoring=Monitoring(provisioning, storage.readings, storage.alerts, storage.dead_letters),
-            alert_rules=AlertRuleSettings(storage.alert_rules, provisioning),
+            monitoring=Monitoring(provisioning, storage.readings, storage.alerts, storage.dead_letters, audit),
+            alert_rules=AlertRuleSettings(storage.alert_rules, provisioning, audit),
             analytics=Analytics(provisioning, storage.source),
             devices=Devices(storage.devices, provisioning),
-            integrations=Integrations(storage.integrations),
+            integrations=Integrations(storage.integrations, audit),
             ista=IstaService(storage.ista, storage.tenancy, storage.sensors, storage.source),
-            notifications=NotificationSetup(storage.notifications, storage.alerts, check_template),
+            notifications=NotificationSetup(storage.notifications, storage.alerts, check_template, audit),
+            audit=audit,
             bus=bus,
         )
