@@ -47,7 +47,7 @@ from koprogo_iot.storage.sql.integrations import SqlIntegrations
 from koprogo_iot.storage.sql.ista import SqlIsta
 from koprogo_iot.storage.sql.leases import SqlLeases
 from koprogo_iot.storage.sql.maintenance import SqlMaintenance
-from koprogo_iot.storage.sql.notifications import SqlNotifications
+from koprogo_iot.storage.sql.notifications import SqlNotifications, seal_stored_urls
 from koprogo_iot.storage.sql.postgres import PostgresDatabase
 from koprogo_iot.storage.sql.readings import SqlReadings
 from koprogo_iot.storage.sql.rollups import SqlRollups
@@ -72,22 +72,23 @@ async def open_database(url: str) -> Database:
 def storage_over(db: Database, encryption_key: str) -> Storage:
     """Every storage port over `db`: the SQL adapters serve both dialects (each module holds its PostgreSQL fast
     paths beside the portable statements). `encryption_key` seals the secrets stored (`Settings.encryption_secret`)."""
+    sealer = Sealer(encryption_key)
     return Storage(
         tenancy=SqlTenancy(db),
         sensors=SqlSensors(db),
         readings=SqlReadings(db),
         dead_letters=SqlDeadLetters(db),
         devices=SqlDevices(db),
-        integrations=SqlIntegrations(db, Sealer(encryption_key)),
+        integrations=SqlIntegrations(db, sealer),
         alerts=SqlAlerts(db),
         alert_rules=SqlAlertRules(db),
-        notifications=SqlNotifications(db),
+        notifications=SqlNotifications(db, sealer),
         ista=SqlIsta(db),
         audit=SqlAudit(db),
         source=SqlReadingSource(db),
         rollups=SqlRollups(db),
         leases=SqlLeases(db),
-        maintenance=SqlMaintenance(db),
+        maintenance=SqlMaintenance(db, {8: seal_stored_urls(sealer)}),
     )
 
 

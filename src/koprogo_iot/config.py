@@ -6,7 +6,7 @@ import secrets
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # 1883 is the standard MQTT port, usually taken by a system Mosquitto; the embedded broker stays clear of it.
@@ -127,3 +127,12 @@ class Settings(BaseSettings):
             path.write_text(secrets.token_urlsafe(48), encoding="utf-8")
             path.chmod(0o600)
         return path.read_text(encoding="utf-8").strip()
+
+
+def explain(error: ValidationError) -> str:
+    """What is wrong with the configuration, setting by setting, without the values given: pydantic's own text
+    quotes them (`input_value=...`), and a value may be a secret key or a URL with a password."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg'].removeprefix('Value error, ')}"
+        for e in error.errors(include_url=False, include_input=False)
+    )

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from koprogo_iot import __version__, bootstrap, demo
 from koprogo_iot.cli import ista as ista_cli
 from koprogo_iot.cli import sensors as sensors_cli
-from koprogo_iot.config import Mode, Settings
+from koprogo_iot.config import Mode, Settings, explain
 from koprogo_iot.domain.errors import KoproGoError
 from koprogo_iot.domain.tenancy import Organization, Role, User
 from koprogo_iot.loadgen.fleet import provision_fleet
@@ -244,7 +244,10 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(_dead_letters(settings, args))
         elif args.command == "create-admin":
             asyncio.run(_create_admin(settings, args))
-    except (ValidationError, ValueError, OSError, ConnectionError, KoproGoError) as exc:
+    except ValidationError as exc:
+        print(f"koprogo-iot {args.command}: error: {explain(exc)}", file=sys.stderr)
+        return 2
+    except (ValueError, OSError, ConnectionError, KoproGoError) as exc:
         print(f"koprogo-iot {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

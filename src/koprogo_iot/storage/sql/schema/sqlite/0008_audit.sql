@@ -11,3 +11,7 @@ CREATE TABLE iot_audit_log (
     at TEXT NOT NULL
 );
 CREATE INDEX iot_audit_log_org_at ON iot_audit_log(organization_id, at);
+
+-- An organization's provider URLs (iot_notification_settings.email_url, sms_url, push_url) hold SMTP passwords and
+-- SMS tokens: from this migration on they are stored sealed (KOPROGO_ENCRYPTION_KEY). The rows stored before are
+-- sealed by this migration's data step, in its transaction (storage.sql.notifications.seal_stored_urls).
