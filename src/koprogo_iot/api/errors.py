@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from koprogo_iot.domain import errors
@@ -44,11 +46,13 @@ class ErrorOut(BaseModel):
 RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorOut, "description": description}
     for status, description in (
+        (400, "the body cannot be read: not JSON, or not UTF-8 (`invalid_body`)"),
         (401, "no token, an invalid one, or an expired one (`token_expired`)"),
         (403, "the caller's role may not do this"),
         (404, "not found in the caller's organization"),
         (409, "it would duplicate an existing entity"),
         (413, "the request body is too large"),
+        (415, "the body's content type is not the one the operation takes"),
         (422, "a value is invalid: the message names the field"),
         (429, "too many attempts: retry after the Retry-After header's seconds"),
     )
@@ -59,7 +63,7 @@ def _body(code: str, message: str, **extra: object) -> dict[str, object]:
     return {"error": code, "message": message, **extra}
 
 
-def respond(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def respond(status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
     """An error in the API's format, for refusals made outside the routes (middleware)."""
     return JSONResponse(_body(code, message), status_code=status, headers=headers)
 
@@ -88,6 +92,15 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(_body("validation_error", message, details=details), status_code=422)
 
 
+# FastAPI and Starlette answer some requests themselves (a body that is not JSON, an unknown path or method).
+_HTTP_CODES = {400: "invalid_body", 404: "not_found", 405: "method_not_allowed"}
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    return respond(exc.status_code, _HTTP_CODES.get(exc.status_code, "http_error"), str(exc.detail), exc.headers)
+
+
 async def _disconnected(_request: Request, _exc: Exception) -> JSONResponse:
     """The client left mid-body (or api/middleware.BodyLimit already answered 413): nobody reads this."""
     return respond(400, "client_disconnected", "the request body did not arrive whole")
@@ -103,4 +116,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(errors.KoproGoError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ClientDisconnect, _disconnected)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)
