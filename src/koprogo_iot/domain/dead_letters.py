@@ -24,5 +24,19 @@ class DeadLetter:
     def of(
         cls, topic: str, payload: bytes, reason: str, detail: str, received_at: datetime, organization_id: UUID | None
     ) -> DeadLetter:
-        excerpt = payload[:EXCERPT_BYTES].decode("utf-8", errors="replace").replace("\x00", "\ufffd")
-        return cls(topic[:1024], excerpt, len(payload), reason, detail[:1024], received_at, organization_id)
+        excerpt = _storable(payload[:EXCERPT_BYTES].decode("utf-8", errors="replace"))
+        return cls(
+            _storable(topic[:1024]),
+            excerpt,
+            len(payload),
+            reason,
+            _storable(detail[:1024]),
+            received_at,
+            organization_id,
+        )
+
+
+def _storable(text: str) -> str:
+    """`text` as any database stores it: NUL (PostgreSQL text refuses it; a topic may carry one, and the detail
+    quotes the topic) and lone surrogates (not UTF-8) become U+FFFD."""
+    return text.encode("utf-8", errors="surrogatepass").decode("utf-8", errors="replace").replace("\x00", "\ufffd")
