@@ -132,7 +132,7 @@ def storage(db: Database) -> Storage:
 
 @dataclass(frozen=True)
 class Mosquitto:
-    endpoint: MqttEndpoint
+    endpoint: MqttEndpoint  # with the ingest workers' login; devices get theirs from `server.device`
     server: MosquittoServer
 
 
@@ -156,14 +156,30 @@ async def running(worker: MqttIngestWorker) -> AsyncIterator[MqttIngestWorker]:
             await task
 
 
-async def mosquitto_pub(endpoint: MqttEndpoint, topic: str, payload: str | bytes, qos: int = 1) -> None:
+async def device_endpoint(broker: Mosquitto | MosquittoServer | MqttEndpoint, topic: str) -> MqttEndpoint:
+    """Who publishes to `topic`: a device login of the topic's organization on our broker (or `broker` itself)."""
+    if isinstance(broker, MqttEndpoint):
+        return broker
+    server = broker.server if isinstance(broker, Mosquitto) else broker
+    return await server.device(uuid.UUID(topic.split("/")[1]))
+
+
+def login_args(endpoint: MqttEndpoint) -> list[str]:
+    """The `mosquitto_pub` / `mosquitto_sub` options reaching `endpoint` with its login."""
+    args = ["-h", endpoint.host, "-p", str(endpoint.port)]
+    if endpoint.username:
+        args += ["-u", endpoint.username, "-P", endpoint.password or ""]
+    return args
+
+
+async def mosquitto_pub(
+    broker: Mosquitto | MosquittoServer | MqttEndpoint, topic: str, payload: str | bytes, qos: int = 1
+) -> None:
     """Publish like a device would, with the real command-line client (async: a broker may share this loop)."""
+    endpoint = await device_endpoint(broker, topic)
     proc = await asyncio.create_subprocess_exec(
         "mosquitto_pub",
-        "-h",
-        endpoint.host,
-        "-p",
-        str(endpoint.port),
+        *login_args(endpoint),
         "-q",
         str(qos),
         "-t",

@@ -3,17 +3,21 @@
 import asyncio
 import contextlib
 import json
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 import websockets
+from paho.mqtt.client import MQTTv311
 
 from koprogo_iot import bootstrap, demo
 from koprogo_iot.config import HttpSettings, MqttSettings, Settings
 from koprogo_iot.domain.clock import utcnow
-from tests.conftest import eventually, free_port, mosquitto_pub
+from koprogo_iot.mqtt_url import MqttEndpoint
+from tests.conftest import eventually, free_port, login_args, mosquitto_pub
+from tests.support.mqtt_client import Client
 
 
 @pytest.fixture
@@ -31,6 +35,12 @@ async def platform(tmp_path: Path) -> AsyncIterator[tuple[bootstrap.Running, htt
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+def device(running: bootstrap.Running) -> MqttEndpoint:
+    """The device login `up --demo` prints."""
+    assert running.device is not None and running.device.username and running.device.password
+    return running.device
 
 
 async def login(client: httpx.AsyncClient, email: str) -> dict[str, str]:
@@ -91,12 +101,12 @@ async def test_a_device_publishing_with_mosquitto_pub_is_read_through_the_api(
         return result
 
     payload = {"timestamp": utcnow().isoformat(), "value": 12.5, "battery_level": 80, "signal_strength": -70}
-    await mosquitto_pub(running.mqtt, sensor["mqtt_topic"], json.dumps(payload))
+    await mosquitto_pub(device(running), sensor["mqtt_topic"], json.dumps(payload))
     [stored] = await eventually(readings)
     assert stored["value"] == 12.5 and stored["quality"] == "good"
 
     payload = {"timestamp": utcnow().isoformat(), "value": 75, "battery_level": 80, "signal_strength": -70}
-    await mosquitto_pub(running.mqtt, sensor["mqtt_topic"], json.dumps(payload))
+    await mosquitto_pub(device(running), sensor["mqtt_topic"], json.dumps(payload))
 
     async def alerts() -> list[dict[str, object]]:
         response = await client.get(f"/api/v1/iot/alerts?sensor_id={sensor['id']}", headers=headers)
@@ -107,10 +117,10 @@ async def test_a_device_publishing_with_mosquitto_pub_is_read_through_the_api(
     assert alert["severity"] == "critical" and alert["status"] == "active" and alert["reading_value"] == 75
 
     org, building = running.demo.organization.id, running.demo.building.id
-    await mosquitto_pub(running.mqtt, f"koprogo/{org}/{building}/NOT-REGISTERED/readings", json.dumps(payload))
-    await mosquitto_pub(running.mqtt, sensor["mqtt_topic"], "{broken")
+    await mosquitto_pub(device(running), f"koprogo/{org}/{building}/NOT-REGISTERED/readings", json.dumps(payload))
+    await mosquitto_pub(device(running), sensor["mqtt_topic"], "{broken")
     payload = {"timestamp": utcnow().isoformat(), "value": 13}
-    await mosquitto_pub(running.mqtt, sensor["mqtt_topic"], json.dumps(payload))
+    await mosquitto_pub(device(running), sensor["mqtt_topic"], json.dumps(payload))
     await eventually(lambda: _has(readings, 3))  # the bad messages did not stop ingestion, nor were stored
 
 
@@ -137,7 +147,7 @@ async def test_live_stream_pushes_readings_of_subscribed_sensors(
         assert subscribed == {"type": "subscribed", "sensor_ids": [mine["id"]]}
         value = 987654.321
         payload = {"timestamp": utcnow().isoformat(), "value": value}
-        await mosquitto_pub(running.mqtt, mine["mqtt_topic"], json.dumps(payload))
+        await mosquitto_pub(device(running), mine["mqtt_topic"], json.dumps(payload))
         async with asyncio.timeout(15):
             while True:  # the simulator's own readings of this sensor may come first
                 message = json.loads(await ws.recv())
@@ -167,3 +177,61 @@ async def test_metrics_count_ingested_readings(platform: tuple[bootstrap.Running
         return float(line.split()[1])
 
     assert await eventually(stored, timeout=30) > 0
+
+
+async def test_the_embedded_broker_refuses_anonymous_clients_and_keeps_devices_to_their_topics(
+    platform: tuple[bootstrap.Running, httpx.AsyncClient],
+) -> None:
+    running, client = platform
+    assert running.demo is not None
+    anonymous = await asyncio.create_subprocess_exec(
+        "mosquitto_pub", *login_args(running.mqtt), "-t", "koprogo/x", "-m", "{}", stderr=asyncio.subprocess.PIPE
+    )
+    _, err = await anonymous.communicate()
+    assert anonymous.returncode != 0 and b"not authorised" in err.lower()
+
+    trial = Client(device(running), version=MQTTv311)
+    try:
+        assert str(await asyncio.to_thread(trial.connect)) == "Success"
+        for topic_filter in ("#", "koprogo/#"):
+            assert str(await asyncio.to_thread(trial.subscribe, topic_filter)) == "Unspecified error"
+    finally:
+        trial.close()
+
+    # Another organization's topic: dropped by the broker, so not even a dead letter of an unknown organization.
+    headers = await login(client, demo.ADMIN_EMAIL)
+    sensor = running.demo.sensors[0]
+    payload = json.dumps({"timestamp": utcnow().isoformat(), "value": 123456.5})
+    await mosquitto_pub(device(running), f"koprogo/{uuid.uuid4()}/{uuid.uuid4()}/x/readings", payload)
+    await mosquitto_pub(device(running), sensor.mqtt_topic, payload)
+
+    async def stored() -> list[object]:
+        url = f"/api/v1/iot/sensors/{sensor.id}/readings"
+        found = (await client.get(url, params={"start": utcnow().isoformat()[:10]}, headers=headers)).json()
+        return [r for r in found if r["value"] == 123456.5]
+
+    await eventually(stored)
+    counts = (await client.get("/api/v1/ingest/dead-letters/counts", headers=headers)).json()
+    assert "unknown_organization" not in counts
+
+
+async def test_a_credential_revoked_through_the_api_is_disconnected_from_the_embedded_broker(
+    platform: tuple[bootstrap.Running, httpx.AsyncClient],
+) -> None:
+    running, client = platform
+    headers = await login(client, demo.SYNDIC_EMAIL)
+    issued = (await client.post("/api/v1/iot/device-credentials", json={"name": "gw"}, headers=headers)).json()
+    endpoint = running.mqtt.with_login(issued["username"], issued["password"])
+    gateway = Client(endpoint, version=MQTTv311)
+    try:
+        assert str(await asyncio.to_thread(gateway.connect)) == "Success"
+        response = await client.delete(f"/api/v1/iot/device-credentials/{issued['id']}", headers=headers)
+        assert response.status_code == 200
+        await asyncio.to_thread(gateway.disconnected)
+    finally:
+        gateway.close()
+    again = Client(endpoint, version=MQTTv311)
+    try:
+        assert str(await asyncio.to_thread(again.connect)) == "Not authorized"
+    finally:
+        again.close()

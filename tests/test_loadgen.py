@@ -20,7 +20,7 @@ from koprogo_iot.devices.native import decode
 from koprogo_iot.loadgen import publisher as loadgen
 from koprogo_iot.loadgen.publisher import run_load
 from koprogo_iot.mqtt_url import MqttEndpoint
-from tests.conftest import Mosquitto, eventually, free_port
+from tests.conftest import Mosquitto, device_endpoint, eventually, free_port
 
 RFC3339_UTC_MICROS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 
@@ -35,6 +35,7 @@ class Collector:
         self._client.on_connect = lambda client, *_: client.subscribe(topic_filter, qos=1)
         self._client.on_subscribe = lambda *_: self.subscribed.set()
         self._client.on_message = self._on_message
+        self._client.username_pw_set(endpoint.username, endpoint.password)
         self._client.connect(endpoint.host, endpoint.port)
         self._client.loop_start()
 
@@ -48,12 +49,13 @@ class Collector:
 
 @pytest.fixture
 def prefix() -> str:
-    return f"loadgen-{uuid.uuid4().hex[:8]}"
+    """An organization's topics: only its devices may publish there."""
+    return f"koprogo/{uuid.uuid4()}/{uuid.uuid4()}"
 
 
 @pytest.fixture
 def collector(mosquitto: Mosquitto, prefix: str) -> Iterator[Collector]:
-    subscriber = Collector(mosquitto.endpoint, f"{prefix}/#")
+    subscriber = Collector(mosquitto.endpoint, f"{prefix}/#")  # the ingest workers' login reads every topic
     try:
         yield subscriber
     finally:
@@ -67,13 +69,14 @@ async def test_every_message_arrives_well_formed_unique_and_paced(
         return collector.subscribed.is_set()
 
     await eventually(subscribed)
-    topics = [f"{prefix}/building-1/meter-{i:02d}" for i in range(50)]
+    topics = [f"{prefix}/meter-{i:02d}/readings" for i in range(50)]
     progress: list[tuple[int, int]] = []
 
     def on_progress(published: int, acknowledged: int) -> None:
         progress.append((published, acknowledged))
 
-    result = await run_load(mosquitto.endpoint, topics, rate=2000, duration=1.0, on_progress=on_progress)
+    device = await device_endpoint(mosquitto, prefix)
+    result = await run_load(device, topics, rate=2000, duration=1.0, on_progress=on_progress)
 
     assert 1600 <= result.published <= 2400
     assert result.acknowledged == result.published

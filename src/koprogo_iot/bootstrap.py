@@ -7,10 +7,11 @@ import contextlib
 import gc
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from uuid import UUID
 
 import prometheus_client
 import uvicorn
@@ -18,10 +19,14 @@ import uvicorn
 from koprogo_iot import demo
 from koprogo_iot.alerting.evaluator import WindowRules
 from koprogo_iot.api.app import create_app
+from koprogo_iot.bacnet.poller import BacnetPoller
+from koprogo_iot.bacnet.publisher import ReadingPublisher
+from koprogo_iot.broker.dynsec import DynamicSecurity
 from koprogo_iot.broker.embedded import EmbeddedBroker
 from koprogo_iot.config import Settings
 from koprogo_iot.devices import registry
 from koprogo_iot.domain.clock import utcnow
+from koprogo_iot.domain.credentials import INGEST_GROUP
 from koprogo_iot.domain.errors import StorageUnavailable
 from koprogo_iot.domain.sensors import DeviceFormat
 from koprogo_iot.ingest.integrations import IntegrationRunner
@@ -35,11 +40,15 @@ from koprogo_iot.mqtt_url import MqttEndpoint
 from koprogo_iot.notify.channels import check_template
 from koprogo_iot.notify.notifier import Notifier
 from koprogo_iot.periodic import every
+from koprogo_iot.services.audit import AuditLog
 from koprogo_iot.services.container import Services
+from koprogo_iot.services.credentials import BrokerAccounts, DatabaseOnly, DeviceLogins
 from koprogo_iot.storage.ports import Storage
 from koprogo_iot.storage.sql.alert_rules import SqlAlertRules
 from koprogo_iot.storage.sql.alerts import SqlAlerts
 from koprogo_iot.storage.sql.audit import SqlAudit
+from koprogo_iot.storage.sql.bacnet import SqlBacnetPoints
+from koprogo_iot.storage.sql.credentials import SqlCredentials
 from koprogo_iot.storage.sql.database import Database
 from koprogo_iot.storage.sql.dead_letters import SqlDeadLetters
 from koprogo_iot.storage.sql.devices import SqlDevices
@@ -80,6 +89,7 @@ def storage_over(db: Database, encryption_key: str) -> Storage:
         dead_letters=SqlDeadLetters(db),
         devices=SqlDevices(db),
         integrations=SqlIntegrations(db, sealer),
+        credentials=SqlCredentials(db),
         alerts=SqlAlerts(db),
         alert_rules=SqlAlertRules(db),
         notifications=SqlNotifications(db, sealer),
@@ -89,6 +99,7 @@ def storage_over(db: Database, encryption_key: str) -> Storage:
         rollups=SqlRollups(db),
         leases=SqlLeases(db),
         maintenance=SqlMaintenance(db, {8: seal_stored_urls(sealer)}),
+        bacnet=SqlBacnetPoints(db),
     )
 
 
@@ -101,13 +112,39 @@ async def open_storage(url: str, encryption_key: str, apply_migrations: bool = T
 
 
 def build_services(
-    storage: Storage, secret: str, token_ttl: timedelta = timedelta(hours=12), bus: LiveBus | None = None
+    storage: Storage,
+    secret: str,
+    token_ttl: timedelta = timedelta(hours=12),
+    bus: LiveBus | None = None,
+    broker: BrokerAccounts | None = None,
 ) -> Services:
-    return Services.over(storage, secret, token_ttl, bus or MemoryBus(), check_template)
+    return Services.over(storage, secret, token_ttl, bus or MemoryBus(), check_template, broker)
 
 
-def _services(settings: Settings, storage: Storage, bus: LiveBus) -> Services:
-    return build_services(storage, settings.token_secret(), timedelta(minutes=settings.token_ttl_minutes), bus)
+def build_broker_accounts(settings: Settings) -> BrokerAccounts | None:
+    """Mosquitto's dynamic security when its admin login is configured (the embedded broker is its own)."""
+    if not settings.mqtt.admin_url:
+        return None
+    endpoint = MqttEndpoint.parse(settings.mqtt.admin_url)
+    return DynamicSecurity(endpoint, settings.mqtt.tls_context() if endpoint.tls else None)
+
+
+def tool_broker_accounts(settings: Settings) -> BrokerAccounts | None:
+    """For the command-line tools: Mosquitto's administration; without an external broker, the embedded one of a
+    running `up` reads the database itself at each login."""
+    return build_broker_accounts(settings) if settings.mqtt.url else DatabaseOnly()
+
+
+async def device_login(settings: Settings, storage: Storage, organization_id: UUID, name: str) -> MqttEndpoint:
+    """The broker, with the organization's device login `name` (renewed: a tool's password lives as long as it)."""
+    logins = DeviceLogins(storage.credentials, storage.tenancy, AuditLog(storage.audit), tool_broker_accounts(settings))
+    credential, password = await logins.renew(organization_id, name)
+    return mqtt_endpoint(settings).with_login(credential.username, password)
+
+
+def _services(settings: Settings, storage: Storage, bus: LiveBus, broker: BrokerAccounts | None) -> Services:
+    ttl = timedelta(minutes=settings.token_ttl_minutes)
+    return build_services(storage, settings.token_secret(), ttl, bus, broker)
 
 
 def build_bus(settings: Settings) -> LiveBus:
@@ -123,6 +160,7 @@ def build_pipeline(settings: Settings, storage: Storage, bus: LiveBus | None, or
         rate_per_sensor=cfg.rate_per_sensor,
         burst_per_sensor=cfg.burst_per_sensor,
         dead_letters_per_minute=cfg.dead_letters_per_minute,
+        dead_letters_per_organization_minute=cfg.dead_letters_per_organization_minute,
     )
     decoders = {DeviceFormat(name): decoder for name, decoder in registry.decoders().items()}
     return Pipeline(storage, limits, bus, decoders, origin)
@@ -136,9 +174,11 @@ def build_integrations(settings: Settings, storage: Storage, bus: LiveBus | None
 
 
 def build_worker(settings: Settings, pipeline: Pipeline, endpoint: MqttEndpoint, shared: bool) -> MqttIngestWorker:
-    """`shared`: one of several workers behind a shared subscription (the embedded broker has none)."""
-    group = settings.mqtt.share_group or None if shared else None
-    return MqttIngestWorker(pipeline, endpoint, settings.mqtt.client_id, group)
+    """`shared`: one of several workers behind the shared subscription only they may join (the embedded broker
+    has one worker and no shared subscriptions)."""
+    group = INGEST_GROUP if shared else None
+    tls = settings.mqtt.tls_context() if endpoint.tls else None
+    return MqttIngestWorker(pipeline, endpoint, settings.mqtt.client_id, group, tls=tls)
 
 
 # Rollups are refreshed by the processes that serve queries (which also catch up before answering), not by the
@@ -161,14 +201,22 @@ async def _refresh_rollups(storage: Storage) -> None:
         pass
 
 
-async def housekeeping(storage: Storage, notifier: Notifier | None = None) -> None:
-    """Background jobs of the API process: rollups and window alert rules every minute, notifications every few
-    seconds, partitions and old device sightings once a day."""
+RECONCILE_INTERVAL = 60.0  # a revocation the broker missed (it was down) is applied within this
+
+
+async def housekeeping(storage: Storage, notifier: Notifier | None = None, logins: DeviceLogins | None = None) -> None:
+    """Background jobs of the API process: rollups, window alert rules and the broker's device logins every minute,
+    notifications every few seconds, partitions and old device sightings once a day."""
     refresher = asyncio.create_task(
         every(REFRESH_INTERVAL, "rollups", lambda: _refresh_rollups(storage)), name="rollups"
     )
     judging = asyncio.create_task(WindowRules(storage).run(), name="window-rules")
     notifying = asyncio.create_task(notifier.run(), name="notifier") if notifier is not None else None
+    reconciling = (
+        asyncio.create_task(every(RECONCILE_INTERVAL, "device logins", logins.reconcile), name="device-logins")
+        if logins is not None
+        else None
+    )
     try:
         while True:
             try:
@@ -181,7 +229,7 @@ async def housekeeping(storage: Storage, notifier: Notifier | None = None) -> No
                 continue
             await asyncio.sleep(86_400)
     finally:
-        for task in (refresher, judging, notifying):
+        for task in (refresher, judging, notifying, reconciling):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -204,8 +252,9 @@ class Running:
     """What `up` started, for the banner and for tests."""
 
     http_url: str
-    mqtt: MqttEndpoint
+    mqtt: MqttEndpoint  # the broker's address
     demo: demo.Demo | None
+    device: MqttEndpoint | None  # with the demo: a device login of its organization, to publish by hand
 
 
 async def _until_stopped(server: uvicorn.Server, *tasks: asyncio.Task[None]) -> None:
@@ -233,31 +282,41 @@ async def run_embedded(
     storage = await open_storage(settings.resolved_database_url, settings.encryption_secret())
     try:
         bus = build_bus(settings)
-        services = _services(settings, storage, bus)
         provisioned = await demo.provision(storage) if with_demo else None
         async with contextlib.AsyncExitStack() as stack:
+            accounts: BrokerAccounts | None
             if settings.mqtt.url:
-                endpoint = MqttEndpoint.parse(settings.mqtt.url)
+                endpoint, accounts = MqttEndpoint.parse(settings.mqtt.url), build_broker_accounts(settings)
             else:
-                endpoint = (
-                    await stack.enter_async_context(EmbeddedBroker(settings.mqtt.host, settings.mqtt.port))
-                ).endpoint
+                broker = EmbeddedBroker(settings.mqtt.host, settings.mqtt.port, storage.credentials)
+                accounts = await stack.enter_async_context(broker)
+                endpoint = broker.endpoint
+            address = MqttEndpoint(endpoint.host, endpoint.port, tls=endpoint.tls)
+            services = _services(settings, storage, bus, accounts)
             stack.push_async_callback(bus.close)
             pipeline = build_pipeline(settings, storage, bus)
             services.provisioning.sensor_listeners.append(pipeline.directory.forget)
             services.alert_rules.listeners.append(pipeline.directory.forget)
             worker = build_worker(settings, pipeline, endpoint, shared=False)
+            notifier = build_notifier(settings, storage, bus)
             tasks = [
                 asyncio.create_task(worker.run(), name="ingest"),
                 asyncio.create_task(build_integrations(settings, storage, bus).run(), name="integrations"),
-                asyncio.create_task(housekeeping(storage, build_notifier(settings, storage, bus)), name="housekeeping"),
+                asyncio.create_task(housekeeping(storage, notifier, services.device_logins), name="housekeeping"),
             ]
             await asyncio.wait_for(worker.subscribed.wait(), timeout=30)
+            device = None
             if provisioned is not None:
-                tasks.append(asyncio.create_task(demo.simulate(provisioned.sensors, endpoint), name="simulator"))
+                logins = services.device_logins
+                org = provisioned.organization.id
+                simulator, password = await logins.renew(org, demo.SIMULATOR_LOGIN)
+                simulating = demo.simulate(provisioned.sensors, address.with_login(simulator.username, password))
+                tasks.append(asyncio.create_task(simulating, name="simulator"))
+                trial, password = await logins.renew(org, demo.TRIAL_LOGIN)
+                device = address.with_login(trial.username, password)
             server = _http_server(settings, services)
             settle_garbage_collector()
-            running = Running(f"http://{settings.http.host}:{settings.http.port}", endpoint, provisioned)
+            running = Running(f"http://{settings.http.host}:{settings.http.port}", address, provisioned, device)
             tasks.append(asyncio.create_task(_announce(server, running, on_ready), name="announce"))
             await _until_stopped(server, *tasks)
     finally:
@@ -293,8 +352,11 @@ async def run_api(settings: Settings) -> None:
     storage = await open_storage(settings.resolved_database_url, settings.encryption_secret(), apply_migrations=False)
     try:
         bus = build_bus(settings)
-        jobs = asyncio.create_task(housekeeping(storage, build_notifier(settings, storage, bus)))
-        server = _http_server(settings, _services(settings, storage, bus))
+        services = _services(settings, storage, bus, build_broker_accounts(settings))
+        jobs = asyncio.create_task(
+            housekeeping(storage, build_notifier(settings, storage, bus), services.device_logins)
+        )
+        server = _http_server(settings, services)
         settle_garbage_collector()
         try:
             await server.serve()
@@ -321,18 +383,65 @@ async def run_ingest(settings: Settings) -> None:
     storage = await open_storage(settings.resolved_database_url, settings.encryption_secret(), apply_migrations=False)
     try:
         bus = build_bus(settings)
-        worker = build_worker(
-            settings, build_pipeline(settings, storage, bus), MqttEndpoint.parse(settings.mqtt.url), shared=True
-        )
+        worker = build_worker(settings, build_pipeline(settings, storage, bus), mqtt_endpoint(settings), shared=True)
         if settings.ingest.metrics_port:
             prometheus_client.start_http_server(settings.ingest.metrics_port, addr=settings.http.host)
         settle_garbage_collector()
-        task = asyncio.create_task(_together(worker.run(), build_integrations(settings, storage, bus).run()))
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await _until_signalled(_together(worker.run(), build_integrations(settings, storage, bus).run()))
         await bus.close()
+    finally:
+        await storage.close()
+
+
+def mqtt_endpoint(settings: Settings) -> MqttEndpoint:
+    """The configured external broker (with the ingest workers' login), else the embedded broker of a running `up`."""
+    mqtt = settings.mqtt
+    return MqttEndpoint.parse(mqtt.url) if mqtt.url else MqttEndpoint(mqtt.host, mqtt.port)
+
+
+BACNET_LOGIN = "Passerelle BACnet"  # the device login a BACnet poller publishes with, renewed at each start
+
+
+async def _until_signalled(job: Awaitable[None]) -> None:
+    """Run `job` until it ends, or until SIGINT or SIGTERM cancel it."""
+    task = asyncio.ensure_future(job)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def run_bacnet(settings: Settings, organization_id: UUID, building_ids: Sequence[UUID] = ()) -> None:
+    """The BACnet poller of an organization's buildings (all of them when none is given), until SIGINT or SIGTERM."""
+    storage = await open_storage(settings.resolved_database_url, settings.encryption_secret(), apply_migrations=False)
+    try:
+        await storage.tenancy.get_organization(organization_id)
+        for building_id in building_ids:
+            await storage.tenancy.get_building(organization_id, building_id)
+        # Imported here: bacpypes3 takes 0.4 s to import, which no other command should pay.
+        from koprogo_iot.bacnet.client import BacnetClient
+
+        cfg = settings.bacnet
+        client = await BacnetClient.open(cfg.host, cfg.port, cfg.device_instance, cfg.timeout)
+        endpoint = await device_login(settings, storage, organization_id, BACNET_LOGIN)
+        publisher = ReadingPublisher(endpoint, tls=settings.mqtt.tls_context())
+        try:
+            publisher.start()
+            if cfg.metrics_port:
+                prometheus_client.start_http_server(cfg.metrics_port, addr=settings.http.host)
+            poller = BacnetPoller(
+                storage.bacnet,
+                storage.sensors,
+                client,
+                publisher,
+                organization_id,
+                building_ids,
+                refresh_interval=cfg.refresh_interval,
+            )
+            await _until_signalled(poller.run())
+        finally:
+            await publisher.close()
+            client.close()
     finally:
         await storage.close()

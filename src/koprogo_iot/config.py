@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import secrets
+import ssl
 from enum import StrEnum
 from pathlib import Path
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from koprogo_iot.mqtt_url import client_tls
 
 # 1883 is the standard MQTT port, usually taken by a system Mosquitto; the embedded broker stays clear of it.
 EMBEDDED_MQTT_PORT = 1884
@@ -26,9 +29,20 @@ class MqttSettings(BaseSettings):
     host: str = Field("127.0.0.1", description="address the embedded broker listens on")
     port: int = Field(EMBEDDED_MQTT_PORT, description="port the embedded broker listens on")
     client_id: str = Field("koprogo-ingest", description="ingest worker's MQTT client id (its persistent session)")
-    share_group: str | None = Field(
-        "koprogo-ingest", description="shared subscription group spreading messages over workers; empty: none"
+    admin_url: str | None = Field(
+        None,
+        description="the external broker's dynamic-security admin (mqtt://admin:pass@host:1883): device "
+        "credentials are created, rotated and revoked through it",
     )
+    ca_file: Path | None = Field(None, description="CA certificate(s) to trust for mqtts:// (default: the system's)")
+    cert_file: Path | None = Field(None, description="client certificate, for a broker that requires one")
+    key_file: Path | None = Field(None, description="the client certificate's private key")
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """The context of the platform's TLS connections to the broker; None: the defaults of each URL."""
+        if self.ca_file is None and self.cert_file is None:
+            return None
+        return client_tls(self.ca_file, self.cert_file, self.key_file)
 
 
 class HttpSettings(BaseSettings):
@@ -49,10 +63,30 @@ class IngestSettings(BaseSettings):
     rate_per_sensor: float = Field(1.0, description="messages per second a sensor may send")
     burst_per_sensor: float = Field(60.0, description="messages a sensor may send at once (backlog after an outage)")
     dead_letters_per_minute: int = Field(10, description="dead letters kept per topic and reason each minute")
+    dead_letters_per_organization_minute: int = Field(
+        100, description="dead letters kept per organization (unknown ones together) and reason each minute"
+    )
     metrics_port: int | None = Field(None, description="`ingest`: serve Prometheus metrics on this port")
     integrations_interval: float = Field(
         10.0, gt=0, description="seconds between two looks at the network server integrations (new, changed, status)"
     )
+
+
+class BacnetSettings(BaseSettings):
+    """`koprogo-iot bacnet`: the poller's own BACnet/IP device."""
+
+    model_config = SettingsConfigDict(env_prefix="KOPROGO_BACNET_")
+
+    host: str = Field("0.0.0.0", description="address the poller's BACnet/IP socket binds")
+    # 47808 is BACnet/IP's port; on a host that also runs a BMS workstation (which holds it), take another one:
+    # controllers answer a read to the port it came from.
+    port: int = Field(47808, ge=0, le=65535, description="UDP port of the poller's socket; 0: any free port")
+    device_instance: int = Field(
+        4_194_300, ge=0, le=4_194_302, description="the poller's device instance, unique on the site's BACnet network"
+    )
+    timeout: float = Field(3.0, gt=0, description="seconds a controller has to answer before it counts as unreachable")
+    refresh_interval: float = Field(60.0, gt=0, description="seconds between two reads of the points' configuration")
+    metrics_port: int | None = Field(None, description="serve Prometheus metrics on this port")
 
 
 class NotifySettings(BaseSettings):
@@ -92,6 +126,7 @@ class Settings(BaseSettings):
     http: HttpSettings = Field(default_factory=lambda: HttpSettings())
     ingest: IngestSettings = Field(default_factory=lambda: IngestSettings())
     notify: NotifySettings = Field(default_factory=lambda: NotifySettings())
+    bacnet: BacnetSettings = Field(default_factory=lambda: BacnetSettings())
 
     @model_validator(mode="after")
     def _production_needs_real_services(self) -> Settings:

@@ -33,6 +33,8 @@ DEMO_PASSWORD = "koprogo-demo"
 SYNDIC_EMAIL = "syndic@demo.koprogo.be"
 OWNER_EMAIL = "owner@demo.koprogo.be"
 ADMIN_EMAIL = "admin@demo.koprogo.be"
+SIMULATOR_LOGIN = "Simulateur de la démo"  # the device credential the simulator publishes with
+TRIAL_LOGIN = "Essai MQTT (démo)"  # the one printed at start, to publish by hand
 DEMO_INTERVAL = 10  # seconds: the shortest sampling interval, so a demo visibly moves
 # History written before the demo starts (charts, analytics and forecasts need it): 16 months (a forecast's yearly
 # profile looks a year back from weeks ago), hourly over the last month and every 6 hours before, which keeps a

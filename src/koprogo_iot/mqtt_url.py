@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 DEFAULT_PORT = 1883
@@ -32,5 +34,16 @@ class MqttEndpoint:
             tls=tls,
         )
 
+    def with_login(self, username: str, password: str) -> MqttEndpoint:
+        return MqttEndpoint(self.host, self.port, username, password, self.tls)
+
     def __str__(self) -> str:
         return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+
+def client_tls(ca_file: Path | None, cert_file: Path | None = None, key_file: Path | None = None) -> ssl.SSLContext:
+    """A TLS client context trusting `ca_file` (or the system's CAs), presenting a client certificate if given."""
+    context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    if cert_file is not None:
+        context.load_cert_chain(str(cert_file), str(key_file) if key_file else None)
+    return context

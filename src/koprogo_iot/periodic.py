@@ -1,24 +1,59 @@
-"""Background jobs that run every few seconds in a server process, and must outlive any one failed run."""
+"""Background jobs that run every few seconds in a server process, and must outlive any one failed run.
+
+Each job's state is kept in `JOBS` (by name) so that the process can report it: a job failing or late is not
+healthy, whatever HTTP answers.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
-from koprogo_iot.domain.errors import StorageUnavailable
+from koprogo_iot.domain.errors import BrokerUnavailable, StorageUnavailable
 
 log = logging.getLogger(__name__)
+LATE_AFTER = 3  # intervals without a successful run before a job counts as late
+
+
+@dataclass(slots=True)
+class JobStatus:
+    name: str
+    interval: float
+    started: float  # time.monotonic() when the job began
+    last_success: float | None = None
+    last_error: str | None = None
+    failures: int = 0  # consecutive failed runs
+
+    def problem(self, now: float | None = None) -> str | None:
+        """Why the job is not healthy (failing, or no success for `LATE_AFTER` intervals); None when it is."""
+        now = time.monotonic() if now is None else now
+        if self.failures:
+            return f"{self.name}: {self.failures} failed run(s) in a row, last: {self.last_error}"
+        since = self.last_success if self.last_success is not None else self.started
+        if now - since > LATE_AFTER * self.interval + 1:
+            return f"{self.name}: no successful run for {now - since:.0f} s (every {self.interval:g} s)"
+        return None
+
+
+JOBS: dict[str, JobStatus] = {}
 
 
 async def every(interval: float, name: str, job: Callable[[], Awaitable[object]]) -> None:
-    """Run `job` every `interval` seconds until cancelled. A database outage is logged and retried; so is any other
-    error: a bug in one run must not stop the process (the API) this runs in."""
+    """Run `job` every `interval` seconds until cancelled. A database or broker outage is logged and retried; so
+    is any other error: a bug in one run must not stop the process (the API) this runs in."""
+    status = JOBS[name] = JobStatus(name, interval, time.monotonic())
     while True:
         try:
             await job()
-        except StorageUnavailable as exc:
-            log.warning("%s: database unavailable, retrying in %.0f s: %s", name, interval, exc)
-        except Exception:
+        except (StorageUnavailable, BrokerUnavailable) as exc:
+            status.failures, status.last_error = status.failures + 1, str(exc)
+            log.warning("%s: retrying in %.0f s: %s", name, interval, exc)
+        except Exception as exc:
+            status.failures, status.last_error = status.failures + 1, f"{type(exc).__name__}: {exc}"
             log.exception("%s: run failed, retrying in %.0f s", name, interval)
+        else:
+            status.failures, status.last_success = 0, time.monotonic()
         await asyncio.sleep(interval)

@@ -10,10 +10,11 @@ import pytest
 from koprogo_iot.bootstrap import open_storage
 from koprogo_iot.domain.alerts import AlertSeverity, AlertStatus, AlertType
 from koprogo_iot.domain.clock import utcnow
+from koprogo_iot.domain.credentials import INGEST_GROUP
 from koprogo_iot.ingest.mqtt_worker import MqttIngestWorker
 from koprogo_iot.ingest.pipeline import IngestLimits, Pipeline
 from koprogo_iot.storage.ports import AlertFilter, Storage
-from tests.conftest import ENCRYPTION_KEY, Mosquitto, eventually, make_tenant, running
+from tests.conftest import ENCRYPTION_KEY, Mosquitto, device_endpoint, eventually, login_args, make_tenant, running
 
 pytestmark = pytest.mark.postgres
 BURST = 200
@@ -27,7 +28,7 @@ async def test_two_workers_on_one_sensors_burst_keep_one_active_alert(postgres_u
         limits = IngestLimits(rate_per_sensor=10_000, burst_per_sensor=10_000)  # the burst itself is the test
         workers = [
             MqttIngestWorker(
-                Pipeline(storage, limits), mosquitto.endpoint, f"alert-race-{i}-{t.organization.id}", "race"
+                Pipeline(storage, limits), mosquitto.endpoint, f"alert-race-{i}-{t.organization.id}", INGEST_GROUP
             )
             for i, storage in enumerate((first, second))
         ]
@@ -39,10 +40,7 @@ async def test_two_workers_on_one_sensors_burst_keep_one_active_alert(postgres_u
             # One mosquitto_pub sending a line per message: the broker spreads them over the two workers.
             proc = await asyncio.create_subprocess_exec(
                 "mosquitto_pub",
-                "-h",
-                mosquitto.endpoint.host,
-                "-p",
-                str(mosquitto.endpoint.port),
+                *login_args(await device_endpoint(mosquitto, flow.mqtt_topic)),
                 "-q",
                 "1",
                 "-t",

@@ -35,7 +35,7 @@ async def test_seed_scenario_one_critical_alert_one_email_then_cleared(
 
     async def publish(second: int, value: float) -> None:
         payload = {"timestamp": (start + timedelta(seconds=second)).isoformat(), "value": value}
-        await mosquitto_pub(mosquitto.endpoint, flow.mqtt_topic, json.dumps(payload))
+        await mosquitto_pub(mosquitto, flow.mqtt_topic, json.dumps(payload))
 
     async def alerts(**params: str) -> list[dict[str, object]]:
         response = await api.client.get("/api/v1/iot/alerts", params=params, headers=headers)

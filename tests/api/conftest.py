@@ -11,6 +11,7 @@ from koprogo_iot.api.app import create_app
 from koprogo_iot.bootstrap import build_services
 from koprogo_iot.domain.tenancy import Role, User
 from koprogo_iot.services.accounts import hash_password
+from koprogo_iot.services.credentials import DatabaseOnly
 from koprogo_iot.storage.ports import Storage
 from koprogo_iot.storage.sql.database import Database
 from tests.conftest import PASSWORD, Tenant, make_tenant
@@ -39,7 +40,8 @@ async def api(storage: Storage, db: Database) -> AsyncIterator[Api]:
     a, b = await make_tenant(storage, "A"), await make_tenant(storage, "B")
     admin = User(a.organization.id, "admin@example.org", "Admin", Role.SUPERADMIN, hash_password(PASSWORD))
     await storage.tenancy.add_user(admin)
-    app = create_app(build_services(storage, secret=SECRET))
+    # The embedded broker's accounts (it reads device credentials from the database): credentials can be issued.
+    app = create_app(build_services(storage, secret=SECRET, broker=DatabaseOnly()))
     async with client_of(app) as client:
         yield Api(client, storage, db, a, b, admin, app)
 

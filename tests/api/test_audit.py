@@ -117,3 +117,29 @@ async def test_a_superadmin_creating_a_user_elsewhere_is_logged_in_that_organiza
         ("user", str(api.admin.id), "new.syndic@example.org")
     ]
     assert await _events(api, admin) == []
+
+
+async def test_device_credentials_and_bacnet_points_are_logged_without_passwords(api: Api) -> None:
+    syndic = await api.token(api.a.syndic.email)
+    issued = await api.client.post("/api/v1/iot/device-credentials", json={"name": "Gateway"}, headers=syndic)
+    assert issued.status_code == 201, issued.text
+    credential = issued.json()
+    rotated = await api.client.post(f"/api/v1/iot/device-credentials/{credential['id']}/rotate", headers=syndic)
+    point = {
+        "building_id": str(api.a.building.id),
+        "sensor_id": str(api.a.common_sensor.id),
+        "address": "192.0.2.10",
+        "object_type": "analog-input",
+        "object_instance": 3,
+    }
+    created = await api.client.post("/api/v1/iot/bacnet/points", json=point, headers=syndic)
+    assert created.status_code == 201, created.text
+    events = await _events(api, syndic)
+    assert [(e["entity_type"], e["action"]) for e in events] == [
+        ("bacnet_point", "created"),
+        ("device_credential", "changed"),
+        ("device_credential", "created"),
+    ]
+    assert events[2]["details"]["username"] == credential["username"]
+    text = str(events)
+    assert credential["password"] not in text and rotated.json()["password"] not in text

@@ -20,6 +20,8 @@ from uuid import UUID
 
 import jwt
 
+from koprogo_iot.domain import credentials
+from koprogo_iot.domain.bacnet import BacnetPoint, ObjectType
 from koprogo_iot.domain.clock import utcnow
 from koprogo_iot.domain.dead_letters import DeadLetter
 from koprogo_iot.domain.integrations import IntegrationKind, LnsIntegration
@@ -54,6 +56,8 @@ class Ids:
     integration_id: UUID
     route_id: UUID
     meter_number: str
+    credential_id: UUID
+    point_id: UUID
 
 
 @dataclass
@@ -87,6 +91,12 @@ class World:
 
     async def route(self, side: str) -> UUID:
         return self._track(side, await _route(self.api, self.ids(side).tenant))
+
+    async def credential(self, side: str) -> UUID:
+        return self._track(side, await _credential(self.api, self.ids(side).tenant))
+
+    async def point(self, side: str) -> UUID:
+        return self._track(side, await _point(self.api, self.ids(side).tenant, await self.sensor(side)))
 
     def _track(self, side: str, entity_id: UUID) -> UUID:
         if side == "foreign":
@@ -189,6 +199,18 @@ def ista_file(t: Tenant, meter_number: str) -> bytes:
     """One reading of a common cold water meter of the tenant's building."""
     row = [t.building.name, "", meter_number, "WATER_COLD", "2025-01-01", "12", "m³", "ACTUAL"]
     return (";".join(COLUMNS) + "\n" + ";".join(row) + "\n").encode()
+
+
+async def bacnet_point(world: World, side: str) -> Call:
+    """A point for a new sensor (a sensor has at most one)."""
+    body = {
+        "building_id": str(building(world.ids(side))),
+        "sensor_id": str(await world.sensor(side)),
+        "address": "192.0.2.10",
+        "object_type": "analog-input",
+        "object_instance": 3,
+    }
+    return Call("/iot/bacnet/points", json=body)
 
 
 async def ista_import(world: World, side: str) -> Call:
@@ -299,6 +321,27 @@ MATRIX: dict[str, Op] = {
     "GET /ista/report": Op(query("/ista/report", "building_id", building), managers(200, 404)),
     "GET /iot/insights": Op(query("/iot/insights", "building_id", building), everyone(200, 404)),
     "GET /audit": Op(query("/audit", "entity_id", sensor), managers(200)),
+    "POST /iot/device-credentials": Op(
+        body("/iot/device-credentials", lambda i: {"name": "Gateway", "building_id": str(building(i))}),
+        managers(201, 404),
+    ),
+    "GET /iot/device-credentials": Op(fixed("/iot/device-credentials"), managers(200)),
+    "GET /iot/device-credentials/{credential_id}": Op(
+        at("/iot/device-credentials/{}", lambda i: i.credential_id), managers(200, 404)
+    ),
+    "POST /iot/device-credentials/{credential_id}/rotate": Op(
+        at("/iot/device-credentials/{}/rotate", lambda i: i.credential_id), managers(200, 404)
+    ),
+    "DELETE /iot/device-credentials/{credential_id}": Op(
+        fresh("/iot/device-credentials/{}", "credential"), managers(200, 404)
+    ),
+    "POST /iot/bacnet/points": Op(bacnet_point, managers(201, 404)),
+    "GET /iot/bacnet/points": Op(query("/iot/bacnet/points", "building_id", building), managers(200, 404)),
+    "GET /iot/bacnet/points/{point_id}": Op(at("/iot/bacnet/points/{}", lambda i: i.point_id), managers(200, 404)),
+    "PUT /iot/bacnet/points/{point_id}": Op(
+        body("/iot/bacnet/points/{}", lambda i: {"scale": 2.0}, lambda i: i.point_id), managers(200, 404)
+    ),
+    "DELETE /iot/bacnet/points/{point_id}": Op(fresh("/iot/bacnet/points/{}", "point"), managers(204, 404)),
     "GET /health": Op(fixed("/health"), everyone(200), public=True),
 }
 
@@ -334,6 +377,18 @@ async def _route(api: Api, t: Tenant) -> UUID:
     return route.id
 
 
+async def _credential(api: Api, t: Tenant) -> UUID:
+    credential, _ = credentials.issue(t.organization.id, f"device {next(_serial)}")
+    await api.storage.credentials.add(credential)
+    return credential.id
+
+
+async def _point(api: Api, t: Tenant, sensor_id: UUID) -> UUID:
+    point = BacnetPoint(t.organization.id, t.building.id, sensor_id, "192.0.2.10", ObjectType.ANALOG_INPUT, 3, 300)
+    await api.storage.bacnet.add(point)
+    return point.id
+
+
 async def _ids(api: Api, t: Tenant) -> Ids:
     alert_id = await insert_alert(api.storage, t.unit_sensor, utcnow())
     syndic = await api.token(t.syndic.email)
@@ -343,7 +398,15 @@ async def _ids(api: Api, t: Tenant) -> Ids:
     # A dead letter in each organization: a syndic must see only theirs, a superadmin every one.
     letter = DeadLetter("koprogo/x", "{}", 2, "unknown_sensor", "matrix", utcnow(), t.organization.id)
     await api.storage.readings.ingest([], [letter])
-    return Ids(t, alert_id, await _integration(api, t), await _route(api, t), meter_number)
+    return Ids(
+        t,
+        alert_id,
+        await _integration(api, t),
+        await _route(api, t),
+        meter_number,
+        await _credential(api, t),
+        await _point(api, t, t.common_sensor.id),
+    )
 
 
 CSV = {"content-type": "text/csv"}
@@ -357,6 +420,8 @@ def _foreign_ids(ids: Ids) -> set[str]:
         str(ids.integration_id),
         str(ids.route_id),
         ids.meter_number,
+        str(ids.credential_id),
+        str(ids.point_id),
     }
 
 

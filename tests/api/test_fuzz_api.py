@@ -24,6 +24,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance, statu
 
 from koprogo_iot.api.app import create_app
 from koprogo_iot.bootstrap import build_services, open_storage
+from koprogo_iot.services.credentials import DatabaseOnly
 from tests.api.conftest import SECRET
 from tests.api.test_inputs import build_services_for_schema
 from tests.conftest import ENCRYPTION_KEY, PASSWORD, _clone_database, _database_url, _drop_database, make_tenant
@@ -50,7 +51,10 @@ def _serve(database_url: str) -> Iterator[Served]:
             tenant = await make_tenant(storage, "Fuzz")
             syndic_email.append(tenant.syndic.email)
             config = uvicorn.Config(
-                create_app(build_services(storage, secret=SECRET)), port=0, log_level="critical", lifespan="off"
+                create_app(build_services(storage, secret=SECRET, broker=DatabaseOnly())),
+                port=0,
+                log_level="critical",
+                lifespan="off",
             )
             server.append(uvicorn.Server(config))
             serving = asyncio.create_task(server[0].serve())

@@ -79,6 +79,8 @@ class Publisher(threading.Thread):
         client.loop_stop()
 
     def connect(self, client: mqtt.Client) -> None:
+        if self.endpoint.username:
+            client.username_pw_set(self.endpoint.username, self.endpoint.password)
         client.connect_async(self.endpoint.host, self.endpoint.port, keepalive=10)
 
     def message(self, i: int) -> tuple[str, str]:
@@ -139,7 +141,7 @@ def worker_env(database_url: str, broker: MosquittoServer, redis_url: str | None
         "KOPROGO_SECRET_KEY": secrets.token_urlsafe(40),
         "KOPROGO_ENCRYPTION_KEY": ENCRYPTION_KEY,
         "KOPROGO_DATABASE_URL": database_url,
-        "KOPROGO_MQTT_URL": f"mqtt://127.0.0.1:{broker.port}",
+        "KOPROGO_MQTT_URL": broker.url,
         "KOPROGO_INGEST_RATE_PER_SENSOR": "1000",
         "KOPROGO_INGEST_BURST_PER_SENSOR": "1000",
     }
@@ -170,7 +172,7 @@ async def test_worker_killed_mid_stream(fleet_db: tuple[str, Fleet], broker: Mos
     env = worker_env(url, broker)
     worker = await start_worker(env, "fault-worker", tmp_path)
     await subscribed(worker)
-    publisher = Publisher(broker.endpoint, fleet)
+    publisher = Publisher(await broker.device(fleet.organization.id), fleet)
     publisher.start()
     await wait_until_published(publisher, 0.4)
     await asyncio.to_thread(worker.stop, True)  # kill -9: whatever it held unacknowledged is redelivered
@@ -191,7 +193,7 @@ async def test_broker_restarted_mid_stream(
     worker = await start_worker(worker_env(url, broker), "fault-worker-mq", tmp_path)
     try:
         await subscribed(worker)
-        publisher = Publisher(broker.endpoint, fleet)
+        publisher = Publisher(await broker.device(fleet.organization.id), fleet)
         publisher.start()
         await wait_until_published(publisher, 0.4)
         await asyncio.to_thread(broker.restart)  # sessions and queued messages persist across the restart
@@ -223,7 +225,7 @@ async def test_database_stopped_and_restarted_mid_stream(
     worker = await start_worker(worker_env(url, broker), "fault-worker-pg", tmp_path)
     try:
         await subscribed(worker)
-        publisher = Publisher(broker.endpoint, fleet)
+        publisher = Publisher(await broker.device(fleet.organization.id), fleet)
         publisher.start()
         await wait_until_published(publisher, 0.3)
         await asyncio.to_thread(private_postgres.stop, True)  # an immediate shutdown, as in a crash
@@ -242,7 +244,7 @@ async def test_redis_stopped_mid_stream(fleet_db: tuple[str, Fleet], broker: Mos
         worker = await start_worker(worker_env(url, broker, redis.url), "fault-worker-redis", tmp_path)
         try:
             await subscribed(worker)
-            publisher = Publisher(broker.endpoint, fleet)
+            publisher = Publisher(await broker.device(fleet.organization.id), fleet)
             publisher.start()
             await wait_until_published(publisher, 0.4)
             await asyncio.to_thread(redis.stop)  # only the live view goes dark
@@ -309,10 +311,6 @@ class UplinkPublisher(Publisher):
     def __init__(self, lns: NetworkServerBroker, devices: list[str]) -> None:
         super().__init__(lns.endpoint, None)
         self.devices = devices
-
-    def connect(self, client: mqtt.Client) -> None:
-        client.username_pw_set(USER, NETWORK_SERVER_PASSWORD)
-        super().connect(client)
 
     def message(self, i: int) -> tuple[str, str]:
         device = self.devices[i % len(self.devices)]

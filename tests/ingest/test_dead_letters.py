@@ -12,8 +12,10 @@ from koprogo_iot.devices.base import DeviceReading
 from koprogo_iot.devices.registry import decoders
 from koprogo_iot.domain.clock import utcnow
 from koprogo_iot.domain.sensors import DeviceFormat, IoTSensor, SensorType
+from koprogo_iot.ingest import metrics
 from koprogo_iot.ingest.mqtt_worker import MqttIngestWorker
-from koprogo_iot.ingest.pipeline import IngestLimits, Pipeline
+from koprogo_iot.ingest.pipeline import IngestLimits, Message, Pipeline
+from koprogo_iot.loadgen.publisher import run_load
 from koprogo_iot.storage.ports import Storage
 from tests.conftest import Mosquitto, Tenant, eventually, make_tenant, mosquitto_pub, running
 
@@ -108,10 +110,10 @@ async def test_rejected_message_is_listed_with_its_reason(storage: Storage, mosq
     async with running(worker(storage, mosquitto)) as w:
         sent = CASES[reason](setup)
         for topic, body in sent:
-            await mosquitto_pub(mosquitto.endpoint, topic, body)
+            await mosquitto_pub(mosquitto, topic, body)
         letters = await eventually(lambda: storage.dead_letters.recent(None, reason))
         # Still ingesting afterwards.
-        await mosquitto_pub(mosquitto.endpoint, tenant.unit_sensor.mqtt_topic, native(42.0))
+        await mosquitto_pub(mosquitto, tenant.unit_sensor.mqtt_topic, native(42.0))
         await eventually(lambda: storage.readings.recent(tenant.organization.id, tenant.unit_sensor.id))
     [letter] = letters
     assert letter.reason == reason and letter.detail
@@ -126,9 +128,44 @@ async def test_rejected_message_is_listed_with_its_reason(storage: Storage, mosq
 async def test_a_flooding_topic_keeps_a_bounded_number_of_dead_letters(storage: Storage) -> None:
     tenant = await make_tenant(storage)
     pipeline = Pipeline(storage, IngestLimits(dead_letters_per_minute=3))
-    from koprogo_iot.ingest.pipeline import Message
-
     messages = [Message(tenant.unit_sensor.mqtt_topic, b"garbage", utcnow()) for _ in range(10)]
     assert await pipeline.handle(messages) == ["invalid_json"] * 10
     assert len(await storage.dead_letters.recent(tenant.organization.id)) == 3
     assert pipeline.stats.rejected["invalid_json"] == 10
+
+
+def suppressed(cap: str) -> float:
+    return metrics.DEAD_LETTERS_SUPPRESSED.labels(cap)._value.get()  # type: ignore[no-any-return]
+
+
+async def test_a_thousand_random_topics_through_the_broker_keep_the_organizations_cap(
+    storage: Storage, mosquitto: Mosquitto
+) -> None:
+    """The attack of issue 12: a topic per message, so the per-topic cap never applies; the organization's does."""
+    tenant = await make_tenant(storage)
+    base = f"koprogo/{tenant.organization.id}/{tenant.building.id}"
+    topics = [f"{base}/junk-{uuid.uuid4().hex}/readings" for _ in range(1000)]
+    limits = IngestLimits(dead_letters_per_minute=10, dead_letters_per_organization_minute=100)
+    ingest = MqttIngestWorker(Pipeline(storage, limits), mosquitto.endpoint, f"flood-{uuid.uuid4().hex[:8]}")
+    before = suppressed("organization")
+    async with running(ingest) as w:
+        device = await mosquitto.server.device(tenant.organization.id)
+        sent = await run_load(device, topics, rate=2000, duration=0.5)
+        assert sent.acknowledged == 1000
+
+        async def all_refused() -> bool:
+            return w.pipeline.stats.rejected.get("unknown_sensor", 0) == 1000
+
+        await eventually(all_refused, timeout=30)
+    assert await storage.dead_letters.counts(tenant.organization.id) == {"unknown_sensor": 100}
+    assert suppressed("organization") - before == 900
+
+
+async def test_unknown_organizations_share_one_cap(storage: Storage) -> None:
+    """Messages naming organizations that do not exist (from a broker without our access rules) count together."""
+    pipeline = Pipeline(storage, IngestLimits(dead_letters_per_organization_minute=5))
+    messages = [
+        Message(f"koprogo/{uuid.uuid4()}/{uuid.uuid4()}/m/readings", native().encode(), utcnow()) for _ in range(20)
+    ]
+    assert await pipeline.handle(messages) == ["unknown_organization"] * 20
+    assert (await storage.dead_letters.counts(None)).get("unknown_organization") == 5

@@ -92,7 +92,7 @@ async def test_shelly_pro_3em(api: Api, mosquitto: Mosquitto) -> None:
         },
     }
     async with running(worker(api.storage, mosquitto)):
-        await mosquitto_pub(mosquitto.endpoint, f"{energy['mqtt_topic']}/events/rpc", json.dumps(status))
+        await mosquitto_pub(mosquitto, f"{energy['mqtt_topic']}/events/rpc", json.dumps(status))
         stored_energy = await one_reading(api, h, energy)
         stored_power = await one_reading(api, h, power)
     assert stored_energy["value"] == pytest.approx(123.456) and stored_energy["unit_of_measure"] == "kWh"
@@ -119,7 +119,7 @@ async def test_chirpstack_v4(api: Api, mosquitto: Mosquitto, typed: str) -> None
     prefix = f"koprogo/{t.organization.id}/{t.building.id}/chirpstack"
     topic = f"{prefix}/application/{event['deviceInfo']['applicationId']}/device/0101aabbccddeeff/event/up"
     async with running(worker(api.storage, mosquitto)):
-        await mosquitto_pub(mosquitto.endpoint, topic, json.dumps(event))
+        await mosquitto_pub(mosquitto, topic, json.dumps(event))
         stored = await one_reading(api, h, water)
     assert stored["value"] == pytest.approx(123456.0) and stored["unit_of_measure"] == "L"  # 123.456 m³
     assert (stored["battery_level"], stored["signal_strength"]) == (87, -87)  # the best of two gateways
@@ -151,7 +151,7 @@ async def test_the_things_stack_v3_with_an_upper_case_dev_eui(api: Api, mosquitt
     message["received_at"] = utcnow().isoformat()
     topic = f"koprogo/{t.organization.id}/{t.building.id}/ttn/v3/koprogo-water@ttn/devices/eui-70b3d57ed005a1b2/up"
     async with running(worker(api.storage, mosquitto)):
-        await mosquitto_pub(mosquitto.endpoint, topic, json.dumps(message))
+        await mosquitto_pub(mosquitto, topic, json.dumps(message))
         stored = await one_reading(api, h, meter)
         temperature = await one_reading(api, h, water)
     assert stored["value"] == pytest.approx(812345.0)
@@ -212,8 +212,8 @@ async def test_wmbusmeters_kamstrup_water_and_heat_meters(api: Api, mosquitto: M
     prefix = f"koprogo/{t.organization.id}/{t.building.id}/wmbus"
     assert water["mqtt_topic"] == f"{prefix}/00112233"
     async with running(worker(api.storage, mosquitto)):
-        await mosquitto_pub(mosquitto.endpoint, f"{prefix}/00112233", json.dumps(multical21))
-        await mosquitto_pub(mosquitto.endpoint, f"{prefix}/6789abcd", json.dumps(kamheat))
+        await mosquitto_pub(mosquitto, f"{prefix}/00112233", json.dumps(multical21))
+        await mosquitto_pub(mosquitto, f"{prefix}/6789abcd", json.dumps(kamheat))
         stored_water = await one_reading(api, h, water)
         stored_heat = await one_reading(api, h, heat)
     assert (stored_water["value"], stored_water["signal_strength"]) == (6408.0, -82)
@@ -250,7 +250,7 @@ async def test_tasmota_energy_monitor(api: Api, mosquitto: Mosquitto) -> None:
         "ENERGY": {"TotalStartTime": "2026-01-01T00:00:00", "Total": 3.128, "Today": 0.2, "Power": 205, "Voltage": 231},
     }
     async with running(worker(api.storage, mosquitto)):
-        await mosquitto_pub(mosquitto.endpoint, total["mqtt_topic"], json.dumps(sensor))
+        await mosquitto_pub(mosquitto, total["mqtt_topic"], json.dumps(sensor))
         stored_total = await one_reading(api, h, total)
         stored_power = await one_reading(api, h, power)
     assert stored_total["value"] == pytest.approx(3128.0) and stored_power["value"] == pytest.approx(0.205)
@@ -288,7 +288,7 @@ async def test_a_wmbus_leak_is_one_leak_alert_on_the_volume_meter(api: Api, mosq
         "rssi_dbm": -77,
     }
     async with running(worker(api.storage, mosquitto)):
-        await mosquitto_pub(mosquitto.endpoint, volume["mqtt_topic"], json.dumps(telegram))
+        await mosquitto_pub(mosquitto, volume["mqtt_topic"], json.dumps(telegram))
         await one_reading(api, h, flow_temperature)
         response = await eventually(lambda: active_alerts(api, h))
     [alert] = response
@@ -360,7 +360,7 @@ async def test_a_device_nobody_reads_is_listed_with_what_it_sends(api: Api, mosq
         return found
 
     async with running(worker(api.storage, mosquitto)):
-        await mosquitto_pub(mosquitto.endpoint, topic, json.dumps(message))
+        await mosquitto_pub(mosquitto, topic, json.dumps(message))
         [device] = await eventually(lambda: unclaimed(h))
     assert (device["device_format"], device["device_id"], device["building_id"]) == (
         "ttn",

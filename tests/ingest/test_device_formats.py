@@ -58,7 +58,7 @@ async def test_shelly_energy_in_wh_is_stored_in_the_sensors_kwh(storage: Storage
     }
     topic = f"koprogo/{t.organization.id}/{t.building.id}/shelly/{device}/events/rpc"
     async with running(worker(storage, mosquitto)) as w:
-        await mosquitto_pub(mosquitto.endpoint, topic, json.dumps(message))
+        await mosquitto_pub(mosquitto, topic, json.dumps(message))
         [stored_energy] = await eventually(lambda: storage.readings.recent(t.organization.id, energy.id))
         [stored_power] = await eventually(lambda: storage.readings.recent(t.organization.id, power.id))
     assert stored_energy.value == pytest.approx(123.456) and stored_energy.unit_of_measure == "kWh"
@@ -88,7 +88,7 @@ async def test_wmbus_water_meter_with_status_flags(storage: Storage, mosquitto: 
     }
     async with running(worker(storage, mosquitto)):
         await mosquitto_pub(
-            mosquitto.endpoint, f"koprogo/{t.organization.id}/{t.building.id}/wmbus/App1Water", json.dumps(telegram)
+            mosquitto, f"koprogo/{t.organization.id}/{t.building.id}/wmbus/App1Water", json.dumps(telegram)
         )
         [reading] = await eventually(lambda: storage.readings.recent(t.organization.id, meter.id))
     assert reading.value == 6.408 and reading.signal_strength == -82 and reading.quality == "warning"
@@ -103,7 +103,7 @@ async def test_a_device_no_sensor_reads_is_an_unknown_sensor(storage: Storage, m
     topic = f"koprogo/{t.organization.id}/{t.building.id}/tasmota/tele/unknown-plug/SENSOR"
     body = json.dumps({"Time": "2026-11-28T10:00:00", "ENERGY": {"Total": 1.5, "Power": 20}})
     async with running(worker(storage, mosquitto)):
-        await mosquitto_pub(mosquitto.endpoint, topic, body)
+        await mosquitto_pub(mosquitto, topic, body)
         [letter] = await eventually(lambda: storage.dead_letters.recent(t.organization.id))
     assert letter.reason == "unknown_sensor" and "unknown-plug" in letter.detail
 

@@ -19,7 +19,16 @@ from koprogo_iot.ingest.pipeline import IngestLimits, Message, Pipeline
 from koprogo_iot.ingest.rejections import Reason
 from koprogo_iot.mqtt_url import MqttEndpoint
 from koprogo_iot.storage.ports import Storage
-from tests.conftest import Mosquitto, Tenant, eventually, make_tenant, mosquitto_pub, running
+from tests.conftest import (
+    Mosquitto,
+    Tenant,
+    device_endpoint,
+    eventually,
+    login_args,
+    make_tenant,
+    mosquitto_pub,
+    running,
+)
 
 pytestmark = pytest.mark.mosquitto
 # Several hundred readings of one sensor within a second: beyond the default per-sensor rate limit.
@@ -116,14 +125,11 @@ async def tenant(storage: Storage) -> Tenant:
     return await make_tenant(storage)
 
 
-async def publish_lines(endpoint: MqttEndpoint, topic: str, bodies: Sequence[str]) -> None:
+async def publish_lines(broker: Mosquitto | MosquittoServer, topic: str, bodies: Sequence[str]) -> None:
     """Many QoS 1 messages from one mosquitto_pub, which exits once the broker has acknowledged them all."""
     proc = await asyncio.create_subprocess_exec(
         "mosquitto_pub",
-        "-h",
-        endpoint.host,
-        "-p",
-        str(endpoint.port),
+        *login_args(await device_endpoint(broker, topic)),
         "-q",
         "1",
         "-t",
@@ -149,7 +155,7 @@ async def test_published_reading_is_stored_with_its_metadata(
 ) -> None:
     org, sensor = tenant.organization.id, tenant.unit_sensor
     async with running(new_worker(storage, mosquitto.endpoint)):
-        await mosquitto_pub(mosquitto.endpoint, sensor.mqtt_topic, native(12.5, battery_level=80, signal_strength=-70))
+        await mosquitto_pub(mosquitto, sensor.mqtt_topic, native(12.5, battery_level=80, signal_strength=-70))
         [reading] = await eventually(lambda: storage.readings.recent(org, sensor.id))
     assert reading.value == 12.5 and reading.battery_level == 80 and reading.signal_strength == -70
     assert reading.quality == "good"
@@ -163,11 +169,11 @@ async def test_value_above_maximum_raises_one_critical_alert_and_clears(
     org, flow = tenant.organization.id, tenant.common_sensor  # max 50 L/h
     async with running(new_worker(storage, mosquitto.endpoint)):
         for i in range(3):
-            await mosquitto_pub(mosquitto.endpoint, flow.mqtt_topic, native(75.0, seconds_ago=30 - i))
+            await mosquitto_pub(mosquitto, flow.mqtt_topic, native(75.0, seconds_ago=30 - i))
         [alert] = await eventually(lambda: _alerts_with(storage, org, occurrences=3))
         assert alert.severity is AlertSeverity.CRITICAL and alert.status is AlertStatus.ACTIVE
         assert not alert.acknowledged and alert.reading_value == 75.0 and alert.threshold_value == 50.0
-        await mosquitto_pub(mosquitto.endpoint, flow.mqtt_topic, native(10.0, seconds_ago=1))
+        await mosquitto_pub(mosquitto, flow.mqtt_topic, native(10.0, seconds_ago=1))
         [cleared] = await eventually(lambda: _alerts_with(storage, org, status=AlertStatus.CLEARED))
     assert cleared.id == alert.id
 
@@ -190,8 +196,8 @@ async def test_bad_messages_are_rejected_and_ingestion_goes_on(
             (sensor.mqtt_topic, "{this is not json"),
         ]
         for topic, body in bad:
-            await mosquitto_pub(mosquitto.endpoint, topic, body)
-        await mosquitto_pub(mosquitto.endpoint, sensor.mqtt_topic, native(7.0))
+            await mosquitto_pub(mosquitto, topic, body)
+        await mosquitto_pub(mosquitto, sensor.mqtt_topic, native(7.0))
         await eventually(lambda: storage.readings.recent(tenant.organization.id, sensor.id))
         await eventually(lambda: _true(sum(worker.pipeline.stats.rejected.values()) == 3))
         assert worker.pipeline.stats.rejected == {"unknown_sensor": 2, "invalid_json": 1}
@@ -205,7 +211,7 @@ async def test_redelivered_messages_are_stored_once(storage: Storage, mosquitto:
     body = native(3.25, seconds_ago=5)
     async with running(new_worker(storage, mosquitto.endpoint)) as worker:
         for _ in range(3):
-            await mosquitto_pub(mosquitto.endpoint, sensor.mqtt_topic, body)
+            await mosquitto_pub(mosquitto, sensor.mqtt_topic, body)
         await eventually(lambda: _true(worker.pipeline.stats.received == 3))
     assert await storage.readings.count(org, sensor.id) == 1
     assert worker.pipeline.stats.duplicates == 2
@@ -217,7 +223,7 @@ async def test_readings_published_while_the_worker_is_down_are_ingested_when_it_
     client_id = f"test-{uuid.uuid4().hex[:10]}"
     async with running(new_worker(storage, mosquitto.endpoint, client_id)):
         pass  # the broker now keeps a persistent session for this client id
-    await publish_lines(mosquitto.endpoint, tenant.unit_sensor.mqtt_topic, [native(i, 100 - i) for i in range(50)])
+    await publish_lines(mosquitto, tenant.unit_sensor.mqtt_topic, [native(i, 100 - i) for i in range(50)])
     async with running(new_worker(storage, mosquitto.endpoint, client_id)):
         await eventually(lambda: _count_is(storage, tenant, 50))
     assert await _count_is(storage, tenant, 50)
@@ -242,7 +248,7 @@ async def test_a_batch_the_database_refused_is_retried_until_stored(
 ) -> None:
     pipeline = FlakyPipeline(storage, failures=2)
     async with running(new_worker(storage, mosquitto.endpoint, pipeline=pipeline)):
-        await mosquitto_pub(mosquitto.endpoint, tenant.unit_sensor.mqtt_topic, native(1.5))
+        await mosquitto_pub(mosquitto, tenant.unit_sensor.mqtt_topic, native(1.5))
         await eventually(lambda: _count_is(storage, tenant, 1))
     assert pipeline.failures == 0 and pipeline.stats.received == 1
 
@@ -270,12 +276,12 @@ async def test_reading_pauses_while_the_database_is_slow_and_nothing_is_lost(
     async with running(new_worker(storage, mosquitto.endpoint, pipeline=pipeline)) as worker:
         connection = worker._connection
         assert connection is not None
-        await publish_lines(mosquitto.endpoint, topic, [native(i, 200 - i) for i in range(10)])
+        await publish_lines(mosquitto, topic, [native(i, 200 - i) for i in range(10)])
         await eventually(lambda: _true(pipeline.entered > 0))  # a batch is held: the database is "slow"
-        await publish_lines(mosquitto.endpoint, topic, [native(i, 200 - i) for i in range(10, 20)])
+        await publish_lines(mosquitto, topic, [native(i, 200 - i) for i in range(10, 20)])
         await eventually(lambda: _true(not connection.reading))  # what came meanwhile paused reading
         held = worker._queued + pipeline.entered
-        await publish_lines(mosquitto.endpoint, topic, [native(i, 200 - i) for i in range(20, 100)])
+        await publish_lines(mosquitto, topic, [native(i, 200 - i) for i in range(20, 100)])
         # Published and acknowledged by the broker, but not read: it waits in the socket buffer and at the broker.
         assert worker._queued + pipeline.entered == held <= 20
         pipeline.gate.set()
@@ -291,12 +297,12 @@ async def test_worker_survives_a_broker_restart_and_loses_nothing(
     server = MosquittoServer(tmp_path / "mq")  # our own broker: the session one is shared by other tests
     with server:
         async with running(new_worker(storage, server.endpoint, pipeline=pipeline)) as worker:
-            await publish_lines(server.endpoint, topic, [native(i, 500 - i) for i in range(200)])
+            await publish_lines(server, topic, [native(i, 500 - i) for i in range(200)])
             # A batch received and not stored, so not acknowledged when the broker goes: it must come again.
             await eventually(lambda: _true(pipeline.entered > 0))
             await asyncio.to_thread(server.restart)
             pipeline.gate.set()
-            await publish_lines(server.endpoint, topic, [native(i, 300 - i) for i in range(200, 400)])
+            await publish_lines(server, topic, [native(i, 300 - i) for i in range(200, 400)])
             await eventually(lambda: _count_is(storage, tenant, 400), timeout=20)
             assert worker.subscribed.is_set()
     # What the old connection delivered was stored but acknowledged on no connection: delivered again, stored once.

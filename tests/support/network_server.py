@@ -3,20 +3,14 @@ credentials required, optionally TLS with a certificate authority made for the t
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import os
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
 from koprogo_iot.bench.services import Service
+from koprogo_iot.broker import certificates
 from koprogo_iot.mqtt_url import MqttEndpoint
 
 USER, PASSWORD = "koprogo", "lns-secret-password"
@@ -26,55 +20,23 @@ USER, PASSWORD = "koprogo", "lns-secret-password"
 class Authority:
     """A certificate authority and a server certificate it signed for 127.0.0.1, as PEM files."""
 
-    ca_pem: str
-    ca_file: Path
+    signer: certificates.Authority  # to sign client certificates too
     cert_file: Path
     key_file: Path
 
+    @property
+    def ca_file(self) -> Path:
+        return self.signer.ca_file
 
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    @property
+    def ca_pem(self) -> str:
+        return self.signer.ca_pem
 
 
 def make_authority(folder: Path) -> Authority:
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(_name("KoproGo test CA"))
-        .issuer_name(_name("KoproGo test CA"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    server = (
-        x509.CertificateBuilder()
-        .subject_name(_name("127.0.0.1"))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    folder.mkdir(parents=True, exist_ok=True)
-    ca_pem = ca.public_bytes(serialization.Encoding.PEM).decode()
-    files = Authority(ca_pem, folder / "ca.pem", folder / "server.pem", folder / "server.key")
-    files.ca_file.write_text(ca_pem)
-    files.cert_file.write_bytes(server.public_bytes(serialization.Encoding.PEM))
-    files.key_file.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return files
+    signer = certificates.make_authority(folder, "KoproGo test CA", days=1)
+    server = certificates.issue(signer, folder, "server", "127.0.0.1", ["127.0.0.1"], days=1)
+    return Authority(signer, server.cert_file, server.key_file)
 
 
 class NetworkServerBroker(Service):
@@ -82,10 +44,12 @@ class NetworkServerBroker(Service):
 
     name = "network server broker"
 
-    def __init__(self, folder: Path, authority: Authority | None = None) -> None:
+    def __init__(self, folder: Path, authority: Authority | None = None, require_certificate: bool = False) -> None:
+        """`require_certificate`: clients must also present a certificate the authority signed."""
         super().__init__()
         self.folder = folder
         self.authority = authority
+        self.require_certificate = require_certificate
 
     @property
     def url(self) -> str:
@@ -113,6 +77,8 @@ class NetworkServerBroker(Service):
         if self.authority is not None:
             a = self.authority
             lines += [f"cafile {a.ca_file}", f"certfile {a.cert_file}", f"keyfile {a.key_file}"]
+            if self.require_certificate:
+                lines.append("require_certificate true")
         if os.geteuid() == 0:  # as the shipped-configuration broker does (see bench.services.MosquittoServer)
             lines.append("user root")
         config = self.folder / "mosquitto.conf"

@@ -14,6 +14,8 @@ from koprogo_iot.api.routers import (
     analytics,
     audit,
     auth,
+    bacnet,
+    credentials,
     devices,
     ingest,
     insights,
@@ -42,6 +44,7 @@ def create_app(services: Services, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES)
         tenancy,
         sensors,
         devices,
+        credentials,
         integrations,
         alerts,
         alert_rules,
@@ -51,6 +54,7 @@ def create_app(services: Services, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES)
         analytics,
         ista,
         insights,
+        bacnet,
         audit,
     ):
         app.include_router(module.router, prefix=API_PREFIX, responses=errors.RESPONSES)

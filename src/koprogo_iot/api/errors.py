@@ -26,6 +26,7 @@ _STATUS: dict[type[errors.KoproGoError], tuple[int, str]] = {
     errors.AuthenticationFailed: (401, "unauthenticated"),
     errors.TooManyAttempts: (429, "too_many_attempts"),
     errors.StorageUnavailable: (503, "storage_unavailable"),
+    errors.BrokerUnavailable: (503, "broker_unavailable"),
 }
 
 

@@ -43,12 +43,14 @@ from koprogo_iot.bench.machine import (
 )
 from koprogo_iot.bench.services import IngestWorker, MosquittoServer, RedisServer, peak_rss_mib
 from koprogo_iot.bootstrap import open_storage
-from koprogo_iot.loadgen.fleet import provision_fleet
+from koprogo_iot.domain.credentials import INGEST_GROUP
+from koprogo_iot.loadgen.fleet import Fleet, provision_fleet
 from koprogo_iot.loadgen.publisher import LoadResult, run_load
+from koprogo_iot.mqtt_url import MqttEndpoint
 from koprogo_iot.progress import Progress
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-SHARE_GROUP = "koprogo-ingest"
+
 SUBSCRIBE_TIMEOUT = 30.0
 POLL_INTERVAL = 0.1
 QUEUE_SAMPLE_INTERVAL = 1.0  # scraping costs the workers a little CPU: once a second is enough to see a backlog
@@ -268,6 +270,7 @@ class _Rig:
     database_url: str
     postgres_version: str
     topics: list[str]
+    device: MqttEndpoint  # the fleet's device login
     mosquitto: MosquittoServer
     redis: RedisServer
     workers: list[IngestWorker]
@@ -286,7 +289,7 @@ async def _start_rig(stack: contextlib.AsyncExitStack, options: argparse.Namespa
     if not options.keep_database:
         stack.push_async_callback(drop_database, options.postgres_url, name)
     database_url = sibling_url(options.postgres_url, name)
-    topics = await _provision(database_url, options.sensors)
+    fleet = await _provision(database_url, options.sensors)
     mosquitto = MosquittoServer(folder / "mosquitto")
     redis = RedisServer()
     for service in (mosquitto, redis):
@@ -300,7 +303,8 @@ async def _start_rig(stack: contextlib.AsyncExitStack, options: argparse.Namespa
         stack.callback(_stop, worker)
         worker.start()
     await _wait_subscribed(workers, SUBSCRIBE_TIMEOUT)
-    return _Rig(database_url, postgres_version, topics, mosquitto, redis, workers)
+    device = await mosquitto.device(fleet.organization.id)
+    return _Rig(database_url, postgres_version, fleet.topics, device, mosquitto, redis, workers)
 
 
 def _remove_unless_failed(folder: Path) -> ExitCallback:
@@ -314,10 +318,10 @@ def _remove_unless_failed(folder: Path) -> ExitCallback:
     return cleanup
 
 
-async def _provision(database_url: str, sensors: int) -> list[str]:
+async def _provision(database_url: str, sensors: int) -> Fleet:
     storage = await open_storage(database_url, secrets.token_urlsafe(36))  # seals nothing here
     try:
-        return (await provision_fleet(storage, sensors)).topics
+        return await provision_fleet(storage, sensors)
     finally:
         await storage.close()
 
@@ -334,9 +338,8 @@ def _worker_env(
         "KOPROGO_SECRET_KEY": secrets.token_urlsafe(36),  # 48 characters
         "KOPROGO_ENCRYPTION_KEY": secrets.token_urlsafe(36),
         "KOPROGO_DATABASE_URL": database_url,
-        "KOPROGO_MQTT_URL": f"mqtt://127.0.0.1:{mosquitto.port}",
+        "KOPROGO_MQTT_URL": mosquitto.url,
         "KOPROGO_REDIS_URL": redis.url,
-        "KOPROGO_MQTT_SHARE_GROUP": SHARE_GROUP,
         "KOPROGO_INGEST_RATE_PER_SENSOR": f"{max(1.0, 2 * per_sensor):g}",
         "KOPROGO_INGEST_BURST_PER_SENSOR": str(burst),
     }
@@ -428,7 +431,7 @@ async def _sample_queue_depth(workers: list[IngestWorker]) -> list[float]:
 async def _publish(rig: _Rig, rate: float, duration: float, label: str) -> LoadResult:
     progress = Progress(int(rate * duration), f"{label} {rate:,.0f}/s")
     try:
-        return await run_load(rig.mosquitto.endpoint, rig.topics, rate, duration, on_progress=progress)
+        return await run_load(rig.device, rig.topics, rate, duration, on_progress=progress)
     finally:
         progress.done()
 
@@ -567,7 +570,7 @@ def _parameters(options: argparse.Namespace) -> dict[str, Any]:
         "sensors": options.sensors,
         "workers": options.workers,
         "drain_timeout": options.drain_timeout,
-        "share_group": SHARE_GROUP,
+        "share_group": INGEST_GROUP,
         "keep_database": options.keep_database,
     }
 

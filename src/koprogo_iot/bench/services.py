@@ -7,7 +7,9 @@ and restart it without touching the services other programs use.
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -16,7 +18,12 @@ import sys
 import time
 from importlib import resources
 from pathlib import Path
+from uuid import UUID
 
+from koprogo_iot.broker.certificates import Authority, make_authority
+from koprogo_iot.broker.certificates import issue as issue_certificate
+from koprogo_iot.broker.dynsec import DynamicSecurity, Login, configuration
+from koprogo_iot.domain.credentials import issue
 from koprogo_iot.mqtt_url import MqttEndpoint
 
 # The broker configuration ingestion needs, shipped in the package (deploy/mosquitto/mosquitto.conf links to it).
@@ -90,24 +97,75 @@ class Service:
 
 
 class MosquittoServer(Service):
-    """Mosquitto with the shipped configuration, persisting into `folder` (so a restart keeps sessions)."""
+    """Mosquitto with the shipped configuration, persisting into `folder` (so a restart keeps sessions).
+
+    Its dynamic-security file is written at the first start with an admin and an ingest login made here; its TLS
+    listener (on `tls_port`) serves a certificate of a CA made here (`authority.ca_file`). Devices get logins
+    through the admin, as the platform gives them (`device`).
+    """
 
     name = "mosquitto"
 
     def __init__(self, folder: Path, port: int | None = None) -> None:
         super().__init__(port)
         self.folder = folder
-        self.endpoint = MqttEndpoint("127.0.0.1", self.port)
+        self.tls_port = free_port()
+        self.admin = Login("koprogo-admin", secrets.token_urlsafe(18))
+        self.ingest = Login("koprogo-ingest", secrets.token_urlsafe(18))
+        self.authority: Authority | None = None
+        self._devices: dict[tuple[UUID, UUID | None], MqttEndpoint] = {}
+
+    def endpoint_of(self, login: Login | None, tls: bool = False) -> MqttEndpoint:
+        port = self.tls_port if tls else self.port
+        user, password = (login.username, login.password) if login else (None, None)
+        return MqttEndpoint("127.0.0.1", port, user, password, tls=tls)
+
+    @property
+    def endpoint(self) -> MqttEndpoint:
+        """Where the ingest workers connect, with their login."""
+        return self.endpoint_of(self.ingest)
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.ingest.username}:{self.ingest.password}@127.0.0.1:{self.port}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"mqtt://{self.admin.username}:{self.admin.password}@127.0.0.1:{self.port}"
+
+    def accounts(self) -> DynamicSecurity:
+        return DynamicSecurity(self.endpoint_of(self.admin))
+
+    async def device(self, organization_id: UUID, building_id: UUID | None = None) -> MqttEndpoint:
+        """A device login of the organization (or building), issued once per server and scope."""
+        scope = (organization_id, building_id)
+        if scope not in self._devices:
+            credential, password = issue(organization_id, "test device", building_id)
+            await self.accounts().grant(credential, password)
+            self._devices[scope] = self.endpoint_of(Login(credential.username, password))
+        return self._devices[scope]
 
     def command(self) -> list[str]:
         self.folder.mkdir(parents=True, exist_ok=True)
+        certificates = self.folder / "certs"
+        if self.authority is None:
+            self.authority = make_authority(certificates, "KoproGo test CA", days=2)
+            issue_certificate(self.authority, certificates, "server", "127.0.0.1", ["127.0.0.1", "localhost"], days=2)
+        security = self.folder / "dynamic-security.json"
+        if not security.exists():  # later starts keep what the plugin saved (logins given or removed since)
+            security.write_text(json.dumps(configuration(self.admin, self.ingest, [])), encoding="utf-8")
+        replaced = {
+            "listener 1883": f"listener {self.port} 127.0.0.1",
+            "listener 8883": f"listener {self.tls_port} 127.0.0.1",
+            "certfile ": f"certfile {certificates / 'server.pem'}",
+            "keyfile ": f"keyfile {certificates / 'server.key'}",
+            "persistence_location ": f"persistence_location {self.folder}/",
+            "plugin ": f"plugin {dynamic_security_plugin()}",
+            "plugin_opt_config_file ": f"plugin_opt_config_file {security}",
+        }
         lines = []
         for line in SHIPPED_MOSQUITTO_CONF.read_text(encoding="utf-8").splitlines():
-            if line.startswith("listener "):
-                line = f"listener {self.port} 127.0.0.1"
-            elif line.startswith("persistence_location "):
-                line = f"persistence_location {self.folder}/"
-            lines.append(line)
+            lines.append(next((new for start, new in replaced.items() if line.startswith(start)), line))
         if os.geteuid() == 0:
             # Mosquitto started as root switches to the `mosquitto` user, which cannot write in our private
             # temporary folder: its persistence (what a restart keeps) would silently fail.
@@ -116,6 +174,14 @@ class MosquittoServer(Service):
         config.write_text("\n".join(lines) + "\n", encoding="utf-8")
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         return [binary, "-c", str(config)]
+
+
+def dynamic_security_plugin() -> Path:
+    """The plugin's library, wherever this machine's Mosquitto package put it."""
+    for pattern in ("/usr/lib/*/mosquitto_dynamic_security.so", "/usr/lib/mosquitto_dynamic_security.so"):
+        for found in sorted(Path("/").glob(pattern.lstrip("/"))):
+            return found
+    raise RuntimeError("Mosquitto's dynamic-security plugin (mosquitto_dynamic_security.so) is not installed")
 
 
 class RedisServer(Service):

@@ -13,6 +13,7 @@ from uuid import UUID
 from pydantic import ValidationError
 
 from koprogo_iot import __version__, bootstrap, demo
+from koprogo_iot.cli import credentials as credentials_cli
 from koprogo_iot.cli import ista as ista_cli
 from koprogo_iot.cli import sensors as sensors_cli
 from koprogo_iot.config import Mode, Settings, explain
@@ -20,7 +21,6 @@ from koprogo_iot.domain.errors import KoproGoError
 from koprogo_iot.domain.tenancy import Organization, Role, User
 from koprogo_iot.loadgen.fleet import provision_fleet
 from koprogo_iot.loadgen.publisher import run_load
-from koprogo_iot.mqtt_url import MqttEndpoint
 from koprogo_iot.progress import Progress
 from koprogo_iot.services.accounts import MIN_PASSWORD_LENGTH, hash_password
 
@@ -28,6 +28,7 @@ from koprogo_iot.services.accounts import MIN_PASSWORD_LENGTH, hash_password
 BENCHMARKS = {
     "ingest": "Mosquitto + PostgreSQL + Redis + ingest workers under a steady load: rate, latency, memory",
     "analytics": "a year of 5-minute readings for 100 sensors in PostgreSQL: query latency",
+    "live": "MQTT publish to WebSocket latency and the dashboard's REST calls, idle and under ingest load",
 }
 
 
@@ -66,6 +67,29 @@ def _parser() -> argparse.ArgumentParser:
     load.add_argument("--duration", type=float, default=60, help="seconds (default 60)")
     load.add_argument("--mqtt-url", help="broker to publish to (KOPROGO_MQTT_URL; default the embedded broker)")
 
+    poller = command("bacnet", "poll Siemens BMS controllers over BACnet/IP and publish native readings (QoS 1)")
+    poller.add_argument("--organization", type=UUID, required=True, help="the organization whose points to poll")
+    poller.add_argument(
+        "--building",
+        type=UUID,
+        action="append",
+        default=[],
+        help="only this building's points (repeat for several; default: every building of the organization)",
+    )
+    poller.add_argument("--mqtt-url", help="broker to publish to (KOPROGO_MQTT_URL; default the embedded broker)")
+    poller.add_argument("--bacnet-host", help="address the BACnet/IP socket binds (KOPROGO_BACNET_HOST, 0.0.0.0)")
+    poller.add_argument(
+        "--bacnet-port", type=int, help="UDP port of the poller's own socket (KOPROGO_BACNET_PORT, 47808; 0: any)"
+    )
+    poller.add_argument(
+        "--device-instance", type=int, help="the poller's own device instance (KOPROGO_BACNET_DEVICE_INSTANCE, 4194300)"
+    )
+    poller.add_argument("--timeout", type=float, help="seconds a controller has to answer (KOPROGO_BACNET_TIMEOUT, 3)")
+    poller.add_argument(
+        "--refresh-interval", type=float, help="seconds between configuration reads (KOPROGO_BACNET_REFRESH_INTERVAL)"
+    )
+    poller.add_argument("--metrics-port", type=int, help="serve Prometheus metrics (KOPROGO_BACNET_METRICS_PORT)")
+
     bench = commands.add_parser(
         "bench",
         help="benchmarks, run apart from the test suite (needs koprogo-iot[bench])",
@@ -77,6 +101,7 @@ def _parser() -> argparse.ArgumentParser:
 
     ista_cli.register(commands)
     sensors_cli.register(commands)
+    credentials_cli.register(commands)
 
     letters = command("dead-letters", "list the messages ingestion refused, newest first, and counts by reason")
     letters.add_argument("--reason", help="only this reason, e.g. invalid_json, unknown_sensor")
@@ -104,8 +129,16 @@ def _settings(args: argparse.Namespace) -> Settings:
         "client_id": getattr(args, "client_id", None),
     }
     http = {"host": getattr(args, "http_host", None), "port": getattr(args, "http_port", None)}
+    bacnet = {
+        "host": getattr(args, "bacnet_host", None),
+        "port": getattr(args, "bacnet_port", None),
+        "device_instance": getattr(args, "device_instance", None),
+        "timeout": getattr(args, "timeout", None),
+        "refresh_interval": getattr(args, "refresh_interval", None),
+        "metrics_port": getattr(args, "metrics_port", None),
+    }
     updates = {k: v for k, v in top.items() if v is not None}
-    for section, values in (("mqtt", mqtt), ("http", http)):
+    for section, values in (("mqtt", mqtt), ("http", http), ("bacnet", bacnet)):
         given = {k: v for k, v in values.items() if v is not None}
         if given:
             updates[section] = getattr(settings, section).model_copy(update=given)
@@ -127,6 +160,8 @@ def _banner(running: bootstrap.Running) -> None:
             f"                {demo.OWNER_EMAIL} / {demo.DEMO_PASSWORD}  (owner of App. 1.1)",
             f"  Publish to    koprogo/{org.id}/{building.id}/<sensor_id>/readings",
         ]
+    if running.device is not None:
+        lines.append(f"  MQTT login    {running.device.username} / {running.device.password}")
     lines.append("Press Ctrl-C to stop.")
     print("\n".join(lines), flush=True)
 
@@ -158,10 +193,14 @@ async def _dead_letters(settings: Settings, args: argparse.Namespace) -> None:
         print(f"    payload ({letter.payload_size} bytes): {letter.payload_excerpt[:160]!r}")
 
 
+LOADGEN_LOGIN = "Générateur de charge"  # the load test organization's device login, renewed at each run
+
+
 async def _loadgen(settings: Settings, args: argparse.Namespace) -> None:
     storage = await bootstrap.open_storage(settings.resolved_database_url, settings.encryption_secret())
     try:
         fleet = await provision_fleet(storage, args.sensors)
+        endpoint = await bootstrap.device_login(settings, storage, fleet.organization.id, LOADGEN_LOGIN)
     finally:
         await storage.close()
     per_sensor = args.rate / args.sensors
@@ -171,14 +210,10 @@ async def _loadgen(settings: Settings, args: argparse.Namespace) -> None:
             f"{settings.ingest.rate_per_sensor:g}/s (KOPROGO_INGEST_RATE_PER_SENSOR): use more --sensors",
             file=sys.stderr,
         )
-    endpoint = (
-        MqttEndpoint.parse(settings.mqtt.url)
-        if settings.mqtt.url
-        else MqttEndpoint(settings.mqtt.host, settings.mqtt.port)
-    )
+    tls = settings.mqtt.tls_context() if endpoint.tls else None
     progress = Progress(int(args.rate * args.duration), f"{args.rate:g}/s to {endpoint}")
     try:
-        result = await run_load(endpoint, fleet.topics, args.rate, args.duration, on_progress=progress)
+        result = await run_load(endpoint, fleet.topics, args.rate, args.duration, on_progress=progress, tls=tls)
     finally:
         progress.done()
     cost = result.cpu_seconds / max(result.published, 1) * 1e6
@@ -234,12 +269,16 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(bootstrap.run_ingest(settings))
         elif args.command == "migrate":
             asyncio.run(_migrate(settings))
+        elif args.command == "bacnet":
+            asyncio.run(bootstrap.run_bacnet(settings, args.organization, args.building))
         elif args.command == "loadgen":
             asyncio.run(_loadgen(settings, args))
         elif args.command == "ista":
             return asyncio.run(ista_cli.execute(settings, args))
         elif args.command in ("sensors", "devices"):
             return asyncio.run(sensors_cli.execute(settings, args))
+        elif args.command in ("credentials", "broker"):
+            return asyncio.run(credentials_cli.execute(settings, args))
         elif args.command == "dead-letters":
             asyncio.run(_dead_letters(settings, args))
         elif args.command == "create-admin":

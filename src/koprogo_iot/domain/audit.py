@@ -30,6 +30,8 @@ class AuditEntity(StrEnum):
     NOTIFICATION_ROUTE = "notification_route"
     NOTIFICATION_SETTINGS = "notification_settings"  # entity id: the organization
     INTEGRATION = "integration"
+    DEVICE_CREDENTIAL = "device_credential"  # issued, password rotated, revoked
+    BACNET_POINT = "bacnet_point"
 
 
 class AuditAction(StrEnum):

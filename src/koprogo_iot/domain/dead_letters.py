@@ -37,6 +37,5 @@ class DeadLetter:
 
 
 def _storable(text: str) -> str:
-    """`text` as any database stores it: NUL (PostgreSQL text refuses it; a topic may carry one, and the detail
-    quotes the topic) and lone surrogates (not UTF-8) become U+FFFD."""
-    return text.encode("utf-8", errors="surrogatepass").decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+    """`text` as any database stores it: NUL bytes and lone surrogates (which PostgreSQL refuses) replaced."""
+    return text.encode("utf-8", errors="replace").decode("utf-8").replace("\x00", "\ufffd")

@@ -8,7 +8,8 @@ KoproGoError
  ├── AuthenticationFailed  unknown user, wrong password or bad token (HTTP 401)
  │    └── TokenExpired     the token (or the session it was refreshed from) is too old: log in again (HTTP 401)
  ├── TooManyAttempts       too many failed logins for an account or an address: wait (HTTP 429)
- └── StorageUnavailable    the database cannot be reached right now (HTTP 503)
+ ├── StorageUnavailable    the database cannot be reached right now (HTTP 503)
+ └── BrokerUnavailable     the MQTT broker's administration cannot be reached or refused (HTTP 503)
 """
 
 
@@ -50,3 +51,7 @@ class TooManyAttempts(KoproGoError):
 
 class StorageUnavailable(KoproGoError):
     """The storage backend failed for a reason outside the request (connection lost, server down)."""
+
+
+class BrokerUnavailable(KoproGoError):
+    """The MQTT broker could not apply a change of device credentials (unreachable, not configured, refused)."""

@@ -7,7 +7,9 @@ READINGS_DUPLICATE = Counter("koprogo_readings_duplicate_total", "Valid readings
 MESSAGES_RECEIVED = Counter("koprogo_messages_received_total", "MQTT messages received by ingestion")
 MESSAGES_REJECTED = Counter("koprogo_messages_rejected_total", "Values refused, by reason", ["reason"])
 DEAD_LETTERS_SUPPRESSED = Counter(
-    "koprogo_dead_letters_suppressed_total", "Rejections counted but not kept (same topic and reason, too often)"
+    "koprogo_dead_letters_suppressed_total",
+    "Rejections counted but not kept: too many this minute for their topic, or organization, and reason",
+    ["cap"],
 )
 DEVICE_VALUES_IGNORED = Counter(
     "koprogo_device_values_ignored_total", "Values of a device that no registered sensor reads"

@@ -28,6 +28,7 @@ from koprogo_iot.domain.sensors import DeviceFormat, IoTSensor, MeasurementKind,
 from koprogo_iot.domain.units import canonical, conversion_factor
 from koprogo_iot.ingest import metrics
 from koprogo_iot.ingest.directory import SensorDirectory
+from koprogo_iot.ingest.quota import MinuteQuota
 from koprogo_iot.ingest.rate_limit import RateLimiter
 from koprogo_iot.ingest.rejections import Reason, Rejected
 from koprogo_iot.ingest.topics import Origin, ParsedTopic
@@ -38,6 +39,14 @@ log = logging.getLogger(__name__)
 
 # Beyond this magnitude a meter value is a decoding error, not a measurement.
 MAX_ABS_VALUE = 1e12
+# Device ids and field names come from payloads: bounded, and printable (a NUL or a lone surrogate, which a JSON
+# string may hold, is refused by PostgreSQL and would fail the whole batch's transaction).
+MAX_DEVICE_ID = 128
+MAX_FIELD_NAME = 200
+
+
+def _usable_name(text: str, limit: int) -> bool:
+    return 0 < len(text) <= limit and text.isprintable()
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +57,8 @@ class IngestLimits:
     rate_per_sensor: float = 1.0  # messages per second, the specification's limit
     burst_per_sensor: float = 60.0  # a device flushing its backlog after an outage
     dead_letters_per_minute: int = 10  # kept per (topic, reason); the rest are only counted
+    # ... and per (organization, reason), unknown organizations counting as one: varying the topic cannot fill the disk
+    dead_letters_per_organization_minute: int = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +131,8 @@ class Pipeline:
         self.directory = SensorDirectory(storage.sensors, storage.alert_rules.organization_rules)
         self.stats = IngestStats()
         self._rate = RateLimiter(self.limits.rate_per_sensor, self.limits.burst_per_sensor)
-        self._letters: dict[tuple[str, str], tuple[float, int]] = {}
+        self._letters_per_topic = MinuteQuota(self.limits.dead_letters_per_minute)
+        self._letters_per_organization = MinuteQuota(self.limits.dead_letters_per_organization_minute)
         self._organizations: dict[UUID, bool] = {}
         self._buildings: set[tuple[UUID, UUID]] = set()  # known to exist (a building is never moved or deleted)
         self._topics: dict[str, ParsedTopic] = {}
@@ -233,6 +245,13 @@ class Pipeline:
             decoded = decoder.decode(topic.rest, message.payload, message.received_at)
         except DecodeError as exc:
             raise Rejected(Reason(exc.reason), str(exc)) from None
+        for reading in decoded:
+            if not _usable_name(reading.device, MAX_DEVICE_ID) or not _usable_name(reading.quantity, MAX_FIELD_NAME):
+                raise Rejected(
+                    Reason.SCHEMA_VIOLATION,
+                    f"device id {reading.device[:80]!r} or field {reading.quantity[:80]!r}: printable text of at most "
+                    f"{MAX_DEVICE_ID} and {MAX_FIELD_NAME} characters expected",
+                )
         values, unread = [], []
         for reading in decoded:
             device = topic.device_format.device_key(reading.device)
@@ -365,17 +384,8 @@ class Pipeline:
         return self._organizations[organization_id]
 
     async def _dead_letter(self, message: Message, failure: Rejected) -> DeadLetter | None:
-        """A dead letter to keep, unless this topic already produced too many for this reason this minute."""
-        key, now = (message.topic, failure.reason.value), time.monotonic()
-        started, count = self._letters.get(key, (now, 0))
-        if now - started >= 60:
-            started, count = now, 0
-        if count >= self.limits.dead_letters_per_minute:
-            metrics.DEAD_LETTERS_SUPPRESSED.inc()
-            return None
-        if len(self._letters) > 10_000:
-            self._letters.clear()
-        self._letters[key] = (started, count + 1)
+        """A dead letter to keep, unless this topic, or this organization, already produced too many for this
+        reason this minute (then it is only counted)."""
         organization = None if self.origin is None else self.origin.organization_id
         try:
             topic_org = UUID(message.topic.split("/")[1])
@@ -383,9 +393,14 @@ class Pipeline:
                 organization = topic_org
         except (ValueError, IndexError):
             pass
-        return DeadLetter.of(
-            message.topic, message.payload, failure.reason.value, failure.detail, message.received_at, organization
-        )
+        reason, now = failure.reason.value, time.monotonic()
+        if not self._letters_per_topic.take((message.topic, reason), now):
+            metrics.DEAD_LETTERS_SUPPRESSED.labels("topic").inc()
+            return None
+        if not self._letters_per_organization.take((organization, reason), now):
+            metrics.DEAD_LETTERS_SUPPRESSED.labels("organization").inc()
+            return None
+        return DeadLetter.of(message.topic, message.payload, reason, failure.detail, message.received_at, organization)
 
     async def _publish_live(self, new: list[Ingested]) -> None:
         assert self.bus is not None

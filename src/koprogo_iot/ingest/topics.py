@@ -14,10 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
+from koprogo_iot.domain.credentials import ALL_TOPICS
 from koprogo_iot.domain.sensors import DeviceFormat
 from koprogo_iot.ingest.rejections import Reason, Rejected
 
-SUBSCRIPTION = "koprogo/#"
+SUBSCRIPTION = ALL_TOPICS
 _FORMATS = {f.value: f for f in DeviceFormat if f is not DeviceFormat.NATIVE}
 
 

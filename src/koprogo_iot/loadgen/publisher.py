@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import math
 import resource
+import ssl
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -57,11 +58,16 @@ async def run_load(
     on_progress: Callable[[int, int], None] | None = None,
     max_inflight: int = 10_000,
     client_id: str | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> LoadResult:
-    """Publish native readings round-robin over `topics` at `rate` messages/s for `duration` s, QoS 1."""
+    """Publish native readings round-robin over `topics` at `rate` messages/s for `duration` s, QoS 1.
+
+    `tls`: the context of an mqtts endpoint (default: the system's trusted CAs)."""
     _check_arguments(topics, rate, duration, max_inflight)
     loop = asyncio.get_running_loop()
-    transport, publisher = await _connect(endpoint, client_id or f"kg-loadgen-{uuid.uuid4().hex[:12]}")
+    if tls is None and endpoint.tls:
+        tls = ssl.create_default_context()
+    transport, publisher = await _connect(endpoint, client_id or f"kg-loadgen-{uuid.uuid4().hex[:12]}", tls)
     encoder = _Encoder(topics)
     published = 0
     first_publish_at: float | None = None
@@ -139,11 +145,13 @@ def _lost(endpoint: MqttEndpoint, published: int, acknowledged: int) -> Connecti
     )
 
 
-async def _connect(endpoint: MqttEndpoint, client_id: str) -> tuple[asyncio.Transport, _Publisher]:
+async def _connect(
+    endpoint: MqttEndpoint, client_id: str, tls: ssl.SSLContext | None
+) -> tuple[asyncio.Transport, _Publisher]:
     loop = asyncio.get_running_loop()
     try:
         transport, publisher = await asyncio.wait_for(
-            loop.create_connection(lambda: _Publisher(loop), endpoint.host, endpoint.port), CONNECT_TIMEOUT
+            loop.create_connection(lambda: _Publisher(loop), endpoint.host, endpoint.port, ssl=tls), CONNECT_TIMEOUT
         )
     except (OSError, TimeoutError) as exc:
         raise ConnectionError(f"cannot connect to {endpoint}: {exc or type(exc).__name__}") from exc

@@ -15,7 +15,9 @@ from uuid import UUID
 
 from koprogo_iot.domain.alerts import AlertDecision, AlertSeverity, AlertStatus, AlertType, IoTAlert
 from koprogo_iot.domain.audit import AuditAction, AuditEntity, AuditEvent
+from koprogo_iot.domain.bacnet import BacnetPoint
 from koprogo_iot.domain.consumption import Point
+from koprogo_iot.domain.credentials import DeviceCredential
 from koprogo_iot.domain.dead_letters import DeadLetter
 from koprogo_iot.domain.devices import DeviceSighting
 from koprogo_iot.domain.integrations import IntegrationStatus, LnsIntegration
@@ -221,6 +223,28 @@ class IntegrationRepository(Protocol):
         ...
 
 
+class CredentialRepository(Protocol):
+    """Devices' MQTT logins (digests only: a password is never stored)."""
+
+    async def add(self, credential: DeviceCredential) -> None: ...
+    async def get(self, organization_id: UUID, credential_id: UUID) -> DeviceCredential: ...
+    async def select(self, organization_id: UUID) -> list[DeviceCredential]:
+        """The organization's credentials, revoked ones included, newest first."""
+        ...
+
+    async def update(self, credential: DeviceCredential) -> None:
+        """Store a rotation or a revocation."""
+        ...
+
+    async def by_username(self, username: str) -> DeviceCredential | None:
+        """The credential a client logs in with, revoked or not (the broker asks; no organization is known yet)."""
+        ...
+
+    async def active(self) -> list[DeviceCredential]:
+        """Every organization's usable credentials: what the broker's configuration holds."""
+        ...
+
+
 class AlertRepository(Protocol):
     async def apply(self, decisions: Sequence[AlertDecision]) -> None:
         """Apply decisions taken outside ingestion (window rules), in order, in one transaction."""
@@ -334,6 +358,22 @@ class AuditRepository(Protocol):
         ...
 
 
+class BacnetPointRepository(Protocol):
+    """The BACnet points the poller reads (the only writer of their table); a point goes with its sensor."""
+
+    async def add(self, point: BacnetPoint) -> None:
+        """`Conflict` when its sensor already has a point."""
+        ...
+
+    async def get(self, organization_id: UUID, point_id: UUID) -> BacnetPoint: ...
+    async def select(self, organization_id: UUID, building_id: UUID | None = None) -> list[BacnetPoint]:
+        """In the order they were created."""
+        ...
+
+    async def update(self, point: BacnetPoint) -> None: ...
+    async def delete(self, organization_id: UUID, point_id: UUID) -> None: ...
+
+
 class ReadingSource(Protocol):
     """Readings of some sensors of one organization around a period: raw, or rebuilt from rollups."""
 
@@ -403,6 +443,7 @@ class Storage:
     dead_letters: DeadLetterRepository
     devices: DeviceRepository
     integrations: IntegrationRepository
+    credentials: CredentialRepository
     alerts: AlertRepository
     alert_rules: AlertRuleRepository
     notifications: NotificationRepository
@@ -412,6 +453,7 @@ class Storage:
     rollups: RollupMaintenance
     leases: LeaseRepository
     maintenance: DatabaseMaintenance
+    bacnet: BacnetPointRepository
 
     async def close(self) -> None:
         await self.maintenance.close()

@@ -1,0 +1,1 @@
+"""`koprogo-iot bacnet`: the Siemens BMS integration, polling BACnet/IP controllers and publishing native readings."""

@@ -1,0 +1,19 @@
+-- BACnet points (issue 11): the Siemens BMS objects the `koprogo-iot bacnet` poller reads, one per native sensor.
+-- Version 7: 0006 belongs to device registration; migrations apply in version order, a gap is harmless.
+CREATE TABLE iot_bacnet_points (
+    id TEXT PRIMARY KEY,
+    organization_id TEXT NOT NULL REFERENCES organizations(id),
+    building_id TEXT NOT NULL REFERENCES buildings(id) ON DELETE CASCADE,
+    -- One point per sensor: two sources for one sensor would interleave two series.
+    sensor_id TEXT NOT NULL UNIQUE REFERENCES iot_sensors(id) ON DELETE CASCADE,
+    address TEXT NOT NULL,
+    object_type TEXT NOT NULL,
+    object_instance INTEGER NOT NULL CHECK (object_instance BETWEEN 0 AND 4194302),
+    polling_interval INTEGER NOT NULL CHECK (polling_interval BETWEEN 10 AND 86400),
+    property_identifier TEXT NOT NULL,
+    device_instance INTEGER CHECK (device_instance BETWEEN 0 AND 4194302),
+    scale REAL NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX iot_bacnet_points_building ON iot_bacnet_points(organization_id, building_id);

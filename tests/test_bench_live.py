@@ -1,0 +1,33 @@
+"""The live benchmark, run tiny against real Mosquitto, Redis, PostgreSQL, worker and API processes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from koprogo_iot.bench import live
+from tests.conftest import POSTGRES_ADMIN_URL
+
+pytestmark = [pytest.mark.postgres, pytest.mark.mosquitto]
+
+
+async def test_tiny_live_benchmark_sees_every_probe_reading_and_times_the_dashboard(tmp_path: Path) -> None:
+    parser = argparse.ArgumentParser()
+    live.add_arguments(parser)
+    arguments = "--rate 200 --duration 2 --idle 2 --sensors 20 --workers 1 --probes 2 --history-days 3"
+    options = parser.parse_args(
+        [*arguments.split(), "--postgres-url", POSTGRES_ADMIN_URL, "--results-dir", str(tmp_path)]
+    )
+    await live.run(options)
+    [path] = tmp_path.glob("live-*.json")
+    result = json.loads(path.read_text())
+    for phase in ("idle", "loaded"):
+        assert result[phase]["websocket_seconds"]["count"] >= 2
+        assert result[phase]["websocket_missing"] == 0
+        assert set(result[phase]["rest_seconds"]) == {"sensor list", "building's day", "sensor's year"}
+        assert result[phase]["rest_errors"] == {}
+    assert result["loaded"]["load"] == {"published": 400, "acknowledged": 400}
+    assert (tmp_path / "live.md").read_text().count("\n") == 3  # header, separator, this run
