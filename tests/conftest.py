@@ -22,6 +22,7 @@ from koprogo_iot.ingest.mqtt_worker import MqttIngestWorker
 from koprogo_iot.mqtt_url import MqttEndpoint
 from koprogo_iot.services.accounts import hash_password
 from koprogo_iot.services.analytics import Analytics
+from koprogo_iot.services.audit import AuditLog
 from koprogo_iot.services.provisioning import Provisioning
 from koprogo_iot.storage.ports import Storage
 from koprogo_iot.storage.sql.database import Database
@@ -267,4 +268,4 @@ async def make_tenant(storage: Storage, name: str = "Tenant") -> Tenant:
 
 def analytics(storage: Storage) -> Analytics:
     """The analytics service over `storage`, as the API wires it."""
-    return Analytics(Provisioning(storage.tenancy, storage.sensors), storage.source)
+    return Analytics(Provisioning(storage.tenancy, storage.sensors, AuditLog(storage.audit)), storage.source)

@@ -140,3 +140,15 @@ def test_sensors_of_a_device_family_are_registered_and_listed(tmp_path: Path) ->
     formats = cli("devices", "formats")
     assert formats.returncode == 0 and "switch:0.aenergy.total" in formats.stdout
     assert "no device heard" in cli("devices", "unclaimed", *where).stdout
+
+
+def test_a_configuration_error_names_the_problem_never_the_values_given() -> None:
+    """pydantic's own message quotes the input, which ended with KOPROGO_SECRET_KEY's last characters."""
+    secret, key = "s" * 30 + "SECRET-TAIL-1234", "e" * 30 + "ENCRYPTION-TAIL-5678"
+    env = {"PATH": "/usr/bin:/bin", "KOPROGO_MODE": "production", "KOPROGO_SECRET_KEY": secret}
+    result = cli("api", env=env | {"KOPROGO_ENCRYPTION_KEY": key})
+    assert result.returncode == 2
+    assert "production mode needs KOPROGO_DATABASE_URL" in result.stderr
+    assert "TAIL" not in result.stderr + result.stdout and "input_value" not in result.stderr
+    short = cli("api", env=env | {"KOPROGO_ENCRYPTION_KEY": "short-ENCRYPTION-TAIL"})
+    assert "KOPROGO_ENCRYPTION_KEY of at least 32" in short.stderr and "TAIL" not in short.stderr

@@ -207,7 +207,8 @@ async def test_the_embedded_broker_refuses_anonymous_clients_and_keeps_devices_t
 
     async def stored() -> list[object]:
         url = f"/api/v1/iot/sensors/{sensor.id}/readings"
-        found = (await client.get(url, params={"start": utcnow().isoformat()[:10]}, headers=headers)).json()
+        today = utcnow().replace(hour=0, minute=0, second=0, microsecond=0).isoformat()  # a zone: RFC 3339
+        found = (await client.get(url, params={"start": today}, headers=headers)).json()
         return [r for r in found if r["value"] == 123456.5]
 
     await eventually(stored)

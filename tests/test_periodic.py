@@ -38,3 +38,14 @@ def test_a_job_without_success_for_three_intervals_is_late() -> None:
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_a_stopped_job_is_no_longer_reported() -> None:
+    async def job() -> None:
+        return None
+
+    task = asyncio.create_task(periodic.every(60, "short-lived job", job))
+    await eventually(lambda: _true("short-lived job" in periodic.JOBS))
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert "short-lived job" not in periodic.JOBS

@@ -52,12 +52,14 @@ from koprogo_iot.mqtt_url import MqttEndpoint
 from koprogo_iot.notify.channels import check_template
 from koprogo_iot.notify.notifier import Notifier
 from koprogo_iot.periodic import every
+from koprogo_iot.services.audit import AuditLog
 from koprogo_iot.services.container import Services
 from koprogo_iot.services.credentials import BrokerAccounts, DatabaseOnly, DeviceLogins
 from koprogo_iot.startup import StartupError, ensure_free, listen, redacted
 from koprogo_iot.storage.ports import Storage
 from koprogo_iot.storage.sql.alert_rules import SqlAlertRules
 from koprogo_iot.storage.sql.alerts import SqlAlerts
+from koprogo_iot.storage.sql.audit import SqlAudit
 from koprogo_iot.storage.sql.bacnet import SqlBacnetPoints
 from koprogo_iot.storage.sql.credentials import SqlCredentials
 from koprogo_iot.storage.sql.database import Database
@@ -67,7 +69,7 @@ from koprogo_iot.storage.sql.integrations import SqlIntegrations
 from koprogo_iot.storage.sql.ista import SqlIsta
 from koprogo_iot.storage.sql.leases import SqlLeases
 from koprogo_iot.storage.sql.maintenance import SqlMaintenance
-from koprogo_iot.storage.sql.notifications import SqlNotifications
+from koprogo_iot.storage.sql.notifications import SqlNotifications, seal_stored_urls
 from koprogo_iot.storage.sql.postgres import PostgresDatabase
 from koprogo_iot.storage.sql.readings import SqlReadings
 from koprogo_iot.storage.sql.rollups import SqlRollups
@@ -102,22 +104,24 @@ async def open_database(url: str) -> Database:
 def storage_over(db: Database, encryption_key: str) -> Storage:
     """Every storage port over `db`: the SQL adapters serve both dialects (each module holds its PostgreSQL fast
     paths beside the portable statements). `encryption_key` seals the secrets stored (`Settings.encryption_secret`)."""
+    sealer = Sealer(encryption_key)
     return Storage(
         tenancy=SqlTenancy(db),
         sensors=SqlSensors(db),
         readings=SqlReadings(db),
         dead_letters=SqlDeadLetters(db),
         devices=SqlDevices(db),
-        integrations=SqlIntegrations(db, Sealer(encryption_key)),
+        integrations=SqlIntegrations(db, sealer),
         credentials=SqlCredentials(db),
         alerts=SqlAlerts(db),
         alert_rules=SqlAlertRules(db),
-        notifications=SqlNotifications(db),
+        notifications=SqlNotifications(db, sealer),
         ista=SqlIsta(db),
+        audit=SqlAudit(db),
         source=SqlReadingSource(db),
         rollups=SqlRollups(db),
         leases=SqlLeases(db),
-        maintenance=SqlMaintenance(db),
+        maintenance=SqlMaintenance(db, {8: seal_stored_urls(sealer)}),
         bacnet=SqlBacnetPoints(db),
     )
 
@@ -165,7 +169,7 @@ def tool_broker_accounts(settings: Settings) -> BrokerAccounts | None:
 
 async def device_login(settings: Settings, storage: Storage, organization_id: UUID, name: str) -> MqttEndpoint:
     """The broker, with the organization's device login `name` (renewed: a tool's password lives as long as it)."""
-    logins = DeviceLogins(storage.credentials, storage.tenancy, tool_broker_accounts(settings))
+    logins = DeviceLogins(storage.credentials, storage.tenancy, AuditLog(storage.audit), tool_broker_accounts(settings))
     credential, password = await logins.renew(organization_id, name)
     return mqtt_endpoint(settings).with_login(credential.username, password)
 
@@ -303,7 +307,7 @@ async def check_services(settings: Settings, bus: LiveBus, *, broker: bool = Fal
 def _http_server(settings: Settings, services: Services, readiness: Readiness) -> uvicorn.Server:
     """The API's server, on a socket taken beforehand (`startup.listen`); SIGTERM is `_stop_on_signals`'s."""
     config = uvicorn.Config(
-        create_app(services, readiness),
+        create_app(services, readiness, settings.http.max_body_bytes),
         host=settings.http.host,
         port=settings.http.port,
         log_config=None,  # our handlers and format (logs.configure)

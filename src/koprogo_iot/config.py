@@ -54,6 +54,9 @@ class HttpSettings(BaseSettings):
     shutdown_timeout: float = Field(
         10.0, gt=0, description="on SIGTERM, seconds to finish requests and close WebSocket clients before stopping"
     )
+    max_body_bytes: int = Field(
+        1024 * 1024, gt=0, description="largest request body (413 beyond); ISTA imports have their own 10 MB"
+    )
 
 
 class IngestSettings(BaseSettings):

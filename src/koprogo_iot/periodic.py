@@ -45,15 +45,19 @@ async def every(interval: float, name: str, job: Callable[[], Awaitable[object]]
     """Run `job` every `interval` seconds until cancelled. A database or broker outage is logged and retried; so
     is any other error: a bug in one run must not stop the process (the API) this runs in."""
     status = JOBS[name] = JobStatus(name, interval, time.monotonic())
-    while True:
-        try:
-            await job()
-        except (StorageUnavailable, BrokerUnavailable) as exc:
-            status.failures, status.last_error = status.failures + 1, str(exc)
-            log.warning("%s: retrying in %.0f s: %s", name, interval, exc)
-        except Exception as exc:
-            status.failures, status.last_error = status.failures + 1, f"{type(exc).__name__}: {exc}"
-            log.exception("%s: run failed, retrying in %.0f s", name, interval)
-        else:
-            status.failures, status.last_success = 0, time.monotonic()
-        await asyncio.sleep(interval)
+    try:
+        while True:
+            try:
+                await job()
+            except (StorageUnavailable, BrokerUnavailable) as exc:
+                status.failures, status.last_error = status.failures + 1, str(exc)
+                log.warning("%s: retrying in %.0f s: %s", name, interval, exc)
+            except Exception as exc:
+                status.failures, status.last_error = status.failures + 1, f"{type(exc).__name__}: {exc}"
+                log.exception("%s: run failed, retrying in %.0f s", name, interval)
+            else:
+                status.failures, status.last_success = 0, time.monotonic()
+            await asyncio.sleep(interval)
+    finally:
+        if JOBS.get(name) is status:  # a job stopped is no longer reported (readiness names the ones it expects)
+            del JOBS[name]

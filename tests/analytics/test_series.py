@@ -11,6 +11,7 @@ from koprogo_iot.domain.errors import InvalidValue, NotFound
 from koprogo_iot.domain.readings import IoTReading
 from koprogo_iot.domain.sensors import IoTSensor
 from koprogo_iot.services.analytics import Analytics
+from koprogo_iot.services.audit import AuditLog
 from koprogo_iot.services.provisioning import Provisioning
 from koprogo_iot.storage.ports import Ingested, Storage
 from tests.conftest import Tenant, make_tenant
@@ -32,7 +33,7 @@ async def series_of(
 ) -> list[GaugePoint] | list[CounterPoint]:
     """The series from the raw readings (the reference the rollups must agree with), for a sensor `principal` may
     read (through the analytics service's check)."""
-    analytics = Analytics(Provisioning(storage.tenancy, storage.sensors), storage.source)
+    analytics = Analytics(Provisioning(storage.tenancy, storage.sensors, AuditLog(storage.audit)), storage.source)
     found = await analytics.provisioning.get_sensor(principal, sensor.id)
     result = await time_series(storage.source, found, at(start), at(end), interval, use_rollups=False)
     return result.points
@@ -107,7 +108,7 @@ async def test_defaults_are_the_last_24_hours_by_5_minutes(storage: Storage) -> 
 
 async def test_foreign_and_neighbour_sensors_are_not_found(storage: Storage) -> None:
     a, b = await make_tenant(storage, "A"), await make_tenant(storage, "B")
-    analytics = Analytics(Provisioning(storage.tenancy, storage.sensors), storage.source)
+    analytics = Analytics(Provisioning(storage.tenancy, storage.sensors, AuditLog(storage.audit)), storage.source)
     with pytest.raises(NotFound):
         await analytics.time_series(syndic(b), a.unit_sensor.id, at(0), at(1), 300)
     owner = Principal.of(a.owner, [a.building.id])

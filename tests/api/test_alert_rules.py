@@ -7,6 +7,7 @@ import uuid
 from koprogo_iot.domain.access import Principal
 from koprogo_iot.domain.sensors import IoTSensor, SensorType
 from koprogo_iot.services.alert_rules import AlertRuleSettings
+from koprogo_iot.services.audit import AuditLog
 from koprogo_iot.services.provisioning import Provisioning
 from tests.api.conftest import Api
 
@@ -148,7 +149,10 @@ async def test_another_organizations_sensors_and_defaults_are_out_of_reach(api: 
 
 async def test_changes_are_announced_for_every_sensor_they_touch(api: Api) -> None:
     """Ingestion caches rules per sensor: each change names the sensors whose rules it changed."""
-    settings = AlertRuleSettings(api.storage.alert_rules, Provisioning(api.storage.tenancy, api.storage.sensors))
+    audit = AuditLog(api.storage.audit)
+    settings = AlertRuleSettings(
+        api.storage.alert_rules, Provisioning(api.storage.tenancy, api.storage.sensors, audit), audit
+    )
     told: list[uuid.UUID] = []
     settings.listeners.append(lambda sensor: told.append(sensor.id))
     syndic = Principal.of(api.a.syndic)

@@ -17,6 +17,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from koprogo_iot.bench.services import MosquittoServer
 from koprogo_iot.cli.ista import operator
 from koprogo_iot.domain.errors import BrokerUnavailable
+from koprogo_iot.services.audit import AuditLog
 from koprogo_iot.services.credentials import DeviceLogins
 from koprogo_iot.storage.ports import Storage
 from tests.conftest import make_tenant
@@ -97,7 +98,7 @@ async def test_a_revocation_the_broker_missed_is_applied_when_it_is_back(storage
     tenant = await make_tenant(storage)
     principal = operator(tenant.organization.id)
     with MosquittoServer(tmp_path / "mq") as server:
-        logins = DeviceLogins(storage.credentials, storage.tenancy, server.accounts())
+        logins = DeviceLogins(storage.credentials, storage.tenancy, AuditLog(storage.audit), server.accounts())
         credential, password = await logins.issue(principal, "gateway")
         await asyncio.to_thread(server.stop)
         with pytest.raises(BrokerUnavailable, match="revoked, but the broker could not disconnect it yet"):

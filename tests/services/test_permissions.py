@@ -9,6 +9,7 @@ from koprogo_iot.domain.access import Principal
 from koprogo_iot.domain.alerts import AlertSeverity
 from koprogo_iot.domain.errors import Forbidden, InvalidValue, NotFound
 from koprogo_iot.domain.notices import DEFAULT_CHANNELS, Channel
+from koprogo_iot.services.audit import AuditLog
 from koprogo_iot.services.notifications import NotificationSetup
 from koprogo_iot.services.provisioning import Provisioning
 from koprogo_iot.storage.ports import Storage
@@ -26,7 +27,7 @@ def refuse(channel: Channel, template: str) -> str:
 
 async def test_notification_setup_is_for_managers_only(storage: Storage) -> None:
     t = await make_tenant(storage)
-    setup = NotificationSetup(storage.notifications, storage.alerts, accept)
+    setup = NotificationSetup(storage.notifications, storage.alerts, accept, AuditLog(storage.audit))
     owner = Principal.of(t.owner, [t.building.id])
     for attempt in (
         setup.settings(owner),
@@ -51,7 +52,7 @@ async def test_notification_setup_is_for_managers_only(storage: Storage) -> None
 
 async def test_provider_urls_are_checked_before_they_are_stored(storage: Storage) -> None:
     t = await make_tenant(storage)
-    setup = NotificationSetup(storage.notifications, storage.alerts, refuse)
+    setup = NotificationSetup(storage.notifications, storage.alerts, refuse, AuditLog(storage.audit))
     with pytest.raises(InvalidValue, match="apprise"):
         await setup.save_settings(Principal.of(t.syndic), {Channel.EMAIL: "nonsense"}, timedelta(hours=1))
     assert (await storage.notifications.get_settings(t.organization.id)).email_url is None
@@ -59,7 +60,7 @@ async def test_provider_urls_are_checked_before_they_are_stored(storage: Storage
 
 async def test_the_outbox_of_another_organizations_alert_is_not_found(storage: Storage) -> None:
     a, b = await make_tenant(storage, "A"), await make_tenant(storage, "B")
-    setup = NotificationSetup(storage.notifications, storage.alerts, accept)
+    setup = NotificationSetup(storage.notifications, storage.alerts, accept, AuditLog(storage.audit))
     theirs = await insert_alert(storage, b.common_sensor, b.organization.created_at)
     with pytest.raises(NotFound):
         await setup.outbox(Principal.of(a.syndic), theirs, None, 10)
@@ -77,7 +78,7 @@ async def test_the_outbox_of_another_organizations_alert_is_not_found(storage: S
 
 async def test_users_set_their_own_contacts_managers_anyone_in_their_organization(storage: Storage) -> None:
     a, b = await make_tenant(storage, "A"), await make_tenant(storage, "B")
-    provisioning = Provisioning(storage.tenancy, storage.sensors)
+    provisioning = Provisioning(storage.tenancy, storage.sensors, AuditLog(storage.audit))
     owner, syndic = Principal.of(a.owner, [a.building.id]), Principal.of(a.syndic)
     mine = await provisioning.set_contacts(owner, a.owner.id, "+32 470 11 22 33", "owner-topic")
     assert (mine.phone, mine.push_topic) == ("+32470112233", "owner-topic")

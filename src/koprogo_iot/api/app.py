@@ -10,10 +10,12 @@ from fastapi.responses import JSONResponse
 
 from koprogo_iot import __version__
 from koprogo_iot.api import errors, webapp
+from koprogo_iot.api.middleware import DEFAULT_MAX_BODY_BYTES, BodyLimit, SecurityHeaders
 from koprogo_iot.api.routers import (
     alert_rules,
     alerts,
     analytics,
+    audit,
     auth,
     bacnet,
     credentials,
@@ -33,19 +35,22 @@ from koprogo_iot.services.container import Services
 API_PREFIX = "/api/v1"
 
 
-def create_app(services: Services, readiness: Readiness | None = None) -> FastAPI:
-    """`readiness`: what `/readyz` checks (`bootstrap.api_readiness`); by default the process's background jobs."""
-    app = _routes(readiness or Readiness({"jobs": jobs_check(())}))
+def create_app(
+    services: Services, readiness: Readiness | None = None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+) -> FastAPI:
+    """`readiness`: what `/readyz` checks (`bootstrap.api_readiness`); by default the process's background jobs.
+    `max_body_bytes`: the largest request body (413 beyond; ISTA imports have their own limit)."""
+    app = _routes(readiness or Readiness({"jobs": jobs_check(())}), max_body_bytes)
     app.state.services = services
     return app
 
 
 def openapi_document() -> dict[str, Any]:
     """The API's OpenAPI schema, without any service: what the web application's typed client is generated from."""
-    return _routes(Readiness()).openapi()
+    return _routes(Readiness(), DEFAULT_MAX_BODY_BYTES).openapi()
 
 
-def _routes(readiness: Readiness) -> FastAPI:
+def _routes(readiness: Readiness, max_body_bytes: int) -> FastAPI:
     # /docs and /redoc are webapp's, with their assets served from this process instead of a CDN.
     app = FastAPI(
         title="KoproGo IoT",
@@ -71,8 +76,9 @@ def _routes(readiness: Readiness) -> FastAPI:
         ista,
         insights,
         bacnet,
+        audit,
     ):
-        app.include_router(module.router, prefix=API_PREFIX)
+        app.include_router(module.router, prefix=API_PREFIX, responses=errors.RESPONSES)
 
     @app.get("/metrics", tags=["operations"], include_in_schema=False)
     async def metrics() -> Response:
@@ -94,4 +100,7 @@ def _routes(readiness: Readiness) -> FastAPI:
         return await readiness_response(readiness)
 
     webapp.install(app)  # last: its catch-all route answers the application's own pages
+    # Outermost last: the security headers go on every answer, the body limit's 413 included.
+    app.add_middleware(BodyLimit, default=max_body_bytes, larger={API_PREFIX + "/ista/imports": ista.MAX_FILE_BYTES})
+    app.add_middleware(SecurityHeaders)
     return app

@@ -19,13 +19,16 @@ def services(request: Request) -> Services:
     return found
 
 
-async def principal(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> Principal:
+def bearer(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
     if credentials is None:
         raise AuthenticationFailed("missing bearer token: POST /api/v1/auth/login first")
-    return await services(request).accounts.principal(credentials.credentials)
+    return credentials.credentials
+
+
+async def principal(request: Request, token: Annotated[str, Depends(bearer)]) -> Principal:
+    return await services(request).accounts.principal(token)
 
 
 ServicesDep = Annotated[Services, Depends(services)]
+BearerDep = Annotated[str, Depends(bearer)]
 PrincipalDep = Annotated[Principal, Depends(principal)]

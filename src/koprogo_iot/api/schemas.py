@@ -6,8 +6,9 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from koprogo_iot.api.inputs import Email, Finite, Instant, Int32, Text
 from koprogo_iot.domain.alerts import AlertSeverity, AlertStatus, AlertType, IoTAlert
 from koprogo_iot.domain.readings import ReadingQuality
 from koprogo_iot.domain.sensors import DeviceFormat, IoTSensor, MeasurementKind, SensorStatus, SensorType
@@ -23,8 +24,8 @@ class _Out(BaseModel):
 
 
 class LoginIn(_In):
-    email: str
-    password: str
+    email: Text
+    password: Text
 
 
 class UserOut(_Out):
@@ -59,7 +60,7 @@ class TokenOut(BaseModel):
 
 
 class OrganizationIn(_In):
-    name: str
+    name: Text
 
 
 class OrganizationOut(_Out):
@@ -69,8 +70,8 @@ class OrganizationOut(_Out):
 
 
 class BuildingIn(_In):
-    name: str
-    address: str = ""
+    name: Text
+    address: Text = ""
 
 
 class BuildingOut(_Out):
@@ -83,8 +84,8 @@ class BuildingOut(_Out):
 
 class UnitIn(_In):
     building_id: UUID
-    name: str
-    floor: int | None = None
+    name: Text
+    floor: Int32 | None = None
 
 
 class UnitOut(_Out):
@@ -97,21 +98,21 @@ class UnitOut(_Out):
 
 
 class UserIn(_In):
-    email: EmailStr
-    password: str
-    full_name: str
+    email: Email
+    password: Text
+    full_name: Text
     role: Role
     unit_ids: list[UUID] = []
     organization_id: UUID | None = Field(None, description="superadmin only: create the user in this organization")
-    phone: str | None = Field(None, description="for SMS alerts, e.g. +32 470 12 34 56")
-    push_topic: str | None = Field(None, description="for push alerts: the user's topic on the push server (ntfy)")
+    phone: Text | None = Field(None, description="for SMS alerts, e.g. +32 470 12 34 56")
+    push_topic: Text | None = Field(None, description="for push alerts: the user's topic on the push server (ntfy)")
 
 
 class ContactsIn(_In):
     """A user's SMS and push contacts (email is the login); null or empty removes one."""
 
-    phone: str | None = Field(None, description="for SMS alerts, e.g. +32 470 12 34 56")
-    push_topic: str | None = Field(None, description="for push alerts: the user's topic on the push server (ntfy)")
+    phone: Text | None = Field(None, description="for SMS alerts, e.g. +32 470 12 34 56")
+    push_topic: Text | None = Field(None, description="for push alerts: the user's topic on the push server (ntfy)")
 
 
 class SensorUpdate(_In):
@@ -119,49 +120,49 @@ class SensorUpdate(_In):
 
     building_id: UUID | None = None
     unit_id: UUID | None = None
-    sensor_id: str | None = Field(None, description="manufacturer id: serial number, MAC address, DevEUI")
+    sensor_id: Text | None = Field(None, description="manufacturer id: serial number, MAC address, DevEUI")
     device_format: DeviceFormat | None = Field(
         None, description="how the device talks: native payloads, or a device family (GET /iot/devices/formats)"
     )
-    device_field: str | None = Field(
+    device_field: Text | None = Field(
         None,
         description="which value of a multi-value device this sensor reads, e.g. emdata:0.total_act; "
         "empty for native sensors",
     )
     sensor_type: SensorType | None = None
     kind: MeasurementKind | None = None
-    manufacturer: str | None = None
-    model: str | None = None
-    firmware_version: str | None = None
-    location: str | None = None
-    floor: int | None = None
-    unit_of_measure: str | None = None
-    sampling_interval: int | None = Field(None, description="seconds, 10 to 86400")
-    calibration_factor: float | None = None
-    alert_threshold_min: float | None = None
-    alert_threshold_max: float | None = None
+    manufacturer: Text | None = None
+    model: Text | None = None
+    firmware_version: Text | None = None
+    location: Text | None = None
+    floor: Int32 | None = None
+    unit_of_measure: Text | None = None
+    sampling_interval: Int32 | None = Field(None, description="seconds, 10 to 86400")
+    calibration_factor: Finite | None = None
+    alert_threshold_min: Finite | None = None
+    alert_threshold_max: Finite | None = None
     status: SensorStatus | None = None
-    installed_at: datetime | None = None
+    installed_at: Instant | None = None
 
 
 class SensorIn(SensorUpdate):
     building_id: UUID
-    sensor_id: str = Field(description="manufacturer id: serial number, MAC address, DevEUI")
+    sensor_id: Text = Field(description="manufacturer id: serial number, MAC address, DevEUI")
     device_format: DeviceFormat = DeviceFormat.NATIVE
-    device_field: str = ""
+    device_field: Text = ""
     sensor_type: SensorType
-    manufacturer: str
-    model: str
-    location: str
-    unit_of_measure: str
-    sampling_interval: int = Field(300, description="seconds, 10 to 86400")
+    manufacturer: Text
+    model: Text
+    location: Text
+    unit_of_measure: Text
+    sampling_interval: Int32 = Field(300, description="seconds, 10 to 86400")
 
     def fields(self) -> dict[str, Any]:
         return self.model_dump(exclude_unset=True) | {"sampling_interval": self.sampling_interval}
 
 
 class CalibrateIn(_In):
-    calibration_factor: float = Field(description="multiplies every raw value the device sends")
+    calibration_factor: Finite = Field(description="multiplies every raw value the device sends")
 
 
 class SensorOut(_Out):
@@ -260,7 +261,7 @@ class AlertStatisticsOut(_Out):
 
 
 class AcknowledgeIn(_In):
-    note: str | None = Field(None, max_length=2000)
+    note: Text | None = Field(None, max_length=2000)
 
 
 class DeadLetterOut(_Out):

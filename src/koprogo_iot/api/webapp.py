@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
+from koprogo_iot.api.inputs import Text
 from koprogo_iot.domain.errors import NotFound
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -73,7 +74,7 @@ def install(app: FastAPI, directory: Path = STATIC_DIR) -> None:
         )
 
     @app.get("/{path:path}", include_in_schema=False)
-    async def web_application(path: str) -> Response:
+    async def web_application(path: Text) -> Response:  # a NUL byte would make the file lookup raise
         if path.startswith("api/"):  # an unknown API path is an API 404, never the application's page
             raise NotFound(f"no API route /{path}")
         if path:

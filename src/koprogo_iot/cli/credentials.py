@@ -17,6 +17,7 @@ from koprogo_iot.cli.ista import operator
 from koprogo_iot.config import Settings
 from koprogo_iot.domain.credentials import DeviceCredential
 from koprogo_iot.mqtt_url import MqttEndpoint
+from koprogo_iot.services.audit import AuditLog
 from koprogo_iot.services.credentials import DeviceLogins
 
 
@@ -65,7 +66,8 @@ async def execute(settings: Settings, args: argparse.Namespace) -> int:
             print(await _broker_config(settings, args.output, await storage.credentials.active()))
             return 0
         await storage.tenancy.get_organization(args.organization)
-        logins = DeviceLogins(storage.credentials, storage.tenancy, bootstrap.tool_broker_accounts(settings))
+        audit = AuditLog(storage.audit)
+        logins = DeviceLogins(storage.credentials, storage.tenancy, audit, bootstrap.tool_broker_accounts(settings))
         principal = operator(args.organization)
         if args.credentials_command == "list":
             print("\n".join(_line(c) for c in await logins.list(principal)) or "no credential")

@@ -38,6 +38,8 @@ FRENCH = {
     "KOPROGO_HTTP_HOST": "adresse d'écoute de l'API (et du port de métriques d'un worker)",
     "KOPROGO_HTTP_PORT": "port d'écoute de l'API",
     "KOPROGO_HTTP_SHUTDOWN_TIMEOUT": "à SIGTERM, secondes pour finir les requêtes et fermer les clients WebSocket",
+    "KOPROGO_HTTP_MAX_BODY_BYTES": "taille maximale du corps d'une requête (413 au-delà) ; les imports ISTA ont "
+    "leurs propres 10 Mo",
     "KOPROGO_INGEST_MAX_PAYLOAD_BYTES": "les messages MQTT plus grands sont refusés (payload_too_large)",
     "KOPROGO_INGEST_MAX_CLOCK_SKEW_SECONDS": "les relevés datés plus loin dans le futur sont refusés "
     "(timestamp_in_future)",

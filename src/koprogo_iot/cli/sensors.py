@@ -12,6 +12,7 @@ from koprogo_iot.cli.ista import operator
 from koprogo_iot.config import Settings
 from koprogo_iot.devices.catalog import FORMATS
 from koprogo_iot.domain.sensors import DeviceFormat, SensorType
+from koprogo_iot.services.audit import AuditLog
 from koprogo_iot.services.devices import Devices
 from koprogo_iot.services.provisioning import Provisioning
 from koprogo_iot.storage.ports import Storage
@@ -71,7 +72,7 @@ async def execute(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _run(storage: Storage, args: argparse.Namespace) -> str:
     principal = operator(args.organization)
-    provisioning = Provisioning(storage.tenancy, storage.sensors)
+    provisioning = Provisioning(storage.tenancy, storage.sensors, AuditLog(storage.audit))
     if args.command == "devices":
         found = await Devices(storage.devices, provisioning).unclaimed(principal, args.building)
         lines = []

@@ -6,6 +6,8 @@ KoproGoError
  ├── Forbidden             the caller's role may not do this (HTTP 403)
  ├── Conflict              the entity would duplicate an existing one (HTTP 409)
  ├── AuthenticationFailed  unknown user, wrong password or bad token (HTTP 401)
+ │    └── TokenExpired     the token (or the session it was refreshed from) is too old: log in again (HTTP 401)
+ ├── TooManyAttempts       too many failed logins for an account or an address: wait (HTTP 429)
  ├── StorageUnavailable    the database cannot be reached right now (HTTP 503)
  └── BrokerUnavailable     the MQTT broker's administration cannot be reached or refused (HTTP 503)
 """
@@ -33,6 +35,18 @@ class Conflict(KoproGoError):
 
 class AuthenticationFailed(KoproGoError):
     """The credentials or the token are not valid."""
+
+
+class TokenExpired(AuthenticationFailed):
+    """The token is past its expiry, or its session is past the longest a session may be refreshed."""
+
+
+class TooManyAttempts(KoproGoError):
+    """Logins are refused for a while after too many failures; `retry_after` is in whole seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class StorageUnavailable(KoproGoError):

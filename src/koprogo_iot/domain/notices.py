@@ -5,12 +5,14 @@ Pure: the notifier (koprogo_iot.notify) reads alerts, routes and users from the 
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -193,6 +195,44 @@ class NotificationSettings:
 
     def url(self, channel: Channel) -> str | None:
         return {Channel.EMAIL: self.email_url, Channel.SMS: self.sms_url, Channel.PUSH: self.push_url}[channel]
+
+    def masked(self) -> NotificationSettings:
+        """The settings as people may read them back: provider URLs with their secrets masked."""
+        return replace(
+            self,
+            email_url=masked_url(self.email_url),
+            sms_url=masked_url(self.sms_url),
+            push_url=masked_url(self.push_url),
+        )
+
+
+MASK = "****"
+# Query parameters apprise providers take secrets in (mailtos `pass`, ntfy `token`, API keys...).
+_SECRET_PARAMETER = re.compile(r"(pass|password|token|secret|key|apikey|auth|sid)$", re.I)
+# A host or path segment that is a credential rather than a name: a long run of letters, digits, `_`, `-` or
+# `:` without a dot (Telegram bot tokens, Discord webhook tokens, SMSEagle access tokens).
+_TOKEN = re.compile(r"^[A-Za-z0-9_:-]{16,}$")
+
+
+def masked_url(url: str | None) -> str | None:
+    """`url` with what may be a credential replaced by `****`: the password of `user:password@`, a lone
+    `token@` user, secret-looking query values and token-like host or path segments; `{to}` is kept."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user, has_password, _ = userinfo.partition(":")
+        netloc = f"{f'{user}:{MASK}' if has_password else MASK}@{MASK if _TOKEN.match(host) else host}"
+    elif _TOKEN.match(netloc):
+        netloc = MASK
+    path = "/".join(MASK if _TOKEN.match(segment) else segment for segment in parts.path.split("/"))
+    query = "&".join(
+        f"{name}={MASK}" if _SECRET_PARAMETER.search(name) else f"{name}{sep}{value}"
+        for name, sep, value in (item.partition("=") for item in parts.query.split("&") if item)
+    )
+    return urlunsplit((parts.scheme, netloc, path, query, parts.fragment))
 
 
 Status = Literal["pending", "sent", "failed"]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 import jwt
@@ -12,14 +13,19 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from koprogo_iot.domain.access import Principal
 from koprogo_iot.domain.clock import utcnow
-from koprogo_iot.domain.errors import AuthenticationFailed, NotFound
+from koprogo_iot.domain.errors import AuthenticationFailed, NotFound, TokenExpired, TooManyAttempts
 from koprogo_iot.domain.tenancy import User
+from koprogo_iot.domain.throttle import FailureThrottle
 from koprogo_iot.storage.ports import TenancyRepository
 
 _hasher = PasswordHasher()
 # Verifying against this when the email is unknown keeps the response time from revealing which emails exist.
 _DUMMY_HASH = _hasher.hash("not-a-real-password")
 MIN_PASSWORD_LENGTH = 8
+# Password guessing: 5 failures per account, or 30 per client address (an office behind one NAT has many users),
+# within 15 minutes; then refused until the oldest failure is 15 minutes old (OWASP's authentication advice).
+ACCOUNT_FAILURES, ADDRESS_FAILURES, FAILURE_WINDOW = 5, 30, timedelta(minutes=15)
+SESSION_MAX = timedelta(days=7)  # how long after a login its tokens may still be refreshed
 
 
 def hash_password(password: str) -> str:
@@ -41,38 +47,78 @@ class IssuedToken:
 
 
 class Accounts:
-    def __init__(self, tenancy: TenancyRepository, secret: str, token_ttl: timedelta) -> None:
+    def __init__(
+        self, tenancy: TenancyRepository, secret: str, token_ttl: timedelta, session_max: timedelta = SESSION_MAX
+    ) -> None:
         self.tenancy = tenancy
         self._secret = secret
         self._ttl = token_ttl
+        self._session_max = session_max
+        self._accounts = FailureThrottle(ACCOUNT_FAILURES, FAILURE_WINDOW)
+        self._addresses = FailureThrottle(ADDRESS_FAILURES, FAILURE_WINDOW)
 
-    async def login(self, email: str, password: str) -> IssuedToken:
-        user = await self.tenancy.find_user_by_email(email)
-        if user is None:
-            _password_matches(_DUMMY_HASH, password)
-            raise AuthenticationFailed("wrong email or password")
-        if not _password_matches(user.password_hash, password):
-            raise AuthenticationFailed("wrong email or password")
+    async def login(self, email: str, password: str, client: str | None = None) -> IssuedToken:
+        """A token for the user; refused (TooManyAttempts) without trying while the account or the client's
+        address is over its failures, so that guessing stops even with the right password."""
         now = utcnow()
+        account = email.strip().lower()
+        wait = max(self._accounts.retry_after(account, now), self._addresses.retry_after(client, now) if client else 0)
+        if wait:
+            raise TooManyAttempts(f"too many failed logins: try again in {wait} s", wait)
+        user = await self.tenancy.find_user_by_email(email)
+        if user is None or not _password_matches(user.password_hash, password):
+            if user is None:
+                _password_matches(_DUMMY_HASH, password)
+            self._accounts.failed(account, now)
+            if client:
+                self._addresses.failed(client, now)
+            raise AuthenticationFailed("wrong email or password")
+        self._accounts.succeeded(account)
+        return self._issue(user, now, now)
+
+    async def refresh(self, token: str) -> IssuedToken:
+        """A new token for a valid one, within `session_max` of the login it comes from (then: log in again)."""
+        claims = self._claims(token)
+        user = await self._user(claims)
+        now = utcnow()
+        logged_in = datetime.fromtimestamp(claims.get("auth_time", claims.get("iat", 0)), UTC)
+        if now - logged_in > self._session_max:
+            raise TokenExpired("the session is too old to be refreshed: log in again")
+        return self._issue(user, logged_in, now)
+
+    def _issue(self, user: User, logged_in: datetime, now: datetime) -> IssuedToken:
         claims = {
             "sub": str(user.id),
             "org": str(user.organization_id),
             "role": user.role.value,
             "iat": int(now.timestamp()),
+            "auth_time": int(logged_in.timestamp()),  # the login a refreshed token comes from
             "exp": int((now + self._ttl).timestamp()),
         }
         token = jwt.encode(claims, self._secret, algorithm="HS256")
         return IssuedToken(token, int(self._ttl.total_seconds()), user)
 
-    async def principal(self, token: str) -> Principal:
-        """The caller behind a bearer token; the user is read again so a deleted user loses access."""
+    def _claims(self, token: str) -> dict[str, Any]:
         try:
-            claims = jwt.decode(token, self._secret, algorithms=["HS256"], options={"require": ["exp", "sub", "org"]})
-            user = await self.tenancy.get_user(UUID(claims["org"]), UUID(claims["sub"]))
+            claims: dict[str, Any] = jwt.decode(
+                token, self._secret, algorithms=["HS256"], options={"require": ["exp", "sub", "org"]}
+            )
         except jwt.ExpiredSignatureError:
-            raise AuthenticationFailed("token expired") from None
-        except (jwt.InvalidTokenError, ValueError, NotFound):
+            raise TokenExpired("token expired: log in again") from None
+        except jwt.InvalidTokenError:
             raise AuthenticationFailed("invalid token") from None
+        return claims
+
+    async def _user(self, claims: dict[str, Any]) -> User:
+        """The user is read again so a deleted user loses access."""
+        try:
+            return await self.tenancy.get_user(UUID(claims["org"]), UUID(claims["sub"]))
+        except (ValueError, NotFound):
+            raise AuthenticationFailed("invalid token") from None
+
+    async def principal(self, token: str) -> Principal:
+        """The caller behind a bearer token."""
+        user = await self._user(self._claims(token))
         if not user.unit_ids:  # only owners have units; the others need no look-up on every request
             return Principal.of(user)
         buildings = {

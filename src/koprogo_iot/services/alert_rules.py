@@ -12,6 +12,7 @@ from typing import Any
 from uuid import UUID
 
 from koprogo_iot.domain.access import Principal
+from koprogo_iot.domain.audit import AuditAction, AuditEntity
 from koprogo_iot.domain.errors import InvalidValue
 from koprogo_iot.domain.rules import (
     AlertRules,
@@ -23,6 +24,7 @@ from koprogo_iot.domain.rules import (
     parse_partial,
 )
 from koprogo_iot.domain.sensors import IoTSensor, SensorType
+from koprogo_iot.services.audit import AuditLog
 from koprogo_iot.services.provisioning import Provisioning
 from koprogo_iot.storage.ports import AlertRuleRepository, SensorFilter
 
@@ -57,9 +59,10 @@ def _combine(sensor: IoTSensor, type_defaults: Mapping[str, Any] | None, overrid
 
 
 class AlertRuleSettings:
-    def __init__(self, repository: AlertRuleRepository, provisioning: Provisioning) -> None:
+    def __init__(self, repository: AlertRuleRepository, provisioning: Provisioning, audit: AuditLog) -> None:
         self.repository = repository
         self.provisioning = provisioning
+        self.audit = audit
         self.listeners: list[RulesListener] = []
 
     def _changed(self, sensors: list[IoTSensor]) -> None:
@@ -92,6 +95,7 @@ class AlertRuleSettings:
             _combine(sensor, partial, overrides.get(sensor.id))
         stored = await self.repository.put_type_defaults(principal.organization_id, sensor_type, partial)
         self._changed(affected)
+        await self.audit.record(principal, AuditEntity.TYPE_RULES, sensor_type, AuditAction.CHANGED, {"rules": stored})
         return self._type_rules(sensor_type, stored)
 
     async def delete_type_rules(self, principal: Principal, sensor_type: SensorType) -> None:
@@ -99,7 +103,8 @@ class AlertRuleSettings:
         # Not checked against the sensors' overrides: going back to the built-in defaults is always allowed, and a
         # sensor whose override no longer combines is evaluated without it (see `domain.rules.layered`).
         affected = await self._sensors_of_type(principal, sensor_type)
-        await self.repository.delete_type_defaults(principal.organization_id, sensor_type)
+        if await self.repository.delete_type_defaults(principal.organization_id, sensor_type):
+            await self.audit.record(principal, AuditEntity.TYPE_RULES, sensor_type, AuditAction.DELETED)
         self._changed(affected)
 
     async def _sensors_of_type(self, principal: Principal, sensor_type: SensorType) -> list[IoTSensor]:
@@ -122,12 +127,14 @@ class AlertRuleSettings:
         partial = parse_partial(document)
         defaults = await self.repository.get_type_defaults(principal.organization_id, sensor.sensor_type)
         _combine(sensor, defaults, partial)
-        await self.repository.put_override(principal.organization_id, sensor_id, partial)
+        stored = await self.repository.put_override(principal.organization_id, sensor_id, partial)
         self._changed([sensor])
+        await self.audit.record(principal, AuditEntity.SENSOR_RULES, sensor_id, AuditAction.CHANGED, {"rules": stored})
         return await self.sensor_rules(principal, sensor_id)
 
     async def delete_sensor_override(self, principal: Principal, sensor_id: UUID) -> None:
         principal.require_manager()
         sensor = await self.provisioning.get_sensor(principal, sensor_id)
-        await self.repository.delete_override(principal.organization_id, sensor_id)
+        if await self.repository.delete_override(principal.organization_id, sensor_id):
+            await self.audit.record(principal, AuditEntity.SENSOR_RULES, sensor_id, AuditAction.DELETED)
         self._changed([sensor])

@@ -6,17 +6,22 @@ from typing import Any
 from uuid import UUID
 
 from koprogo_iot.domain.access import Principal
+from koprogo_iot.domain.audit import AuditAction, AuditEntity, differences
 from koprogo_iot.domain.bacnet import BacnetPoint
 from koprogo_iot.domain.errors import Conflict, InvalidValue
 from koprogo_iot.domain.sensors import DeviceFormat
+from koprogo_iot.services.audit import AuditLog
 from koprogo_iot.storage.ports import BacnetPointRepository, SensorRepository, TenancyRepository
 
 
 class BacnetConfiguration:
-    def __init__(self, points: BacnetPointRepository, tenancy: TenancyRepository, sensors: SensorRepository) -> None:
+    def __init__(
+        self, points: BacnetPointRepository, tenancy: TenancyRepository, sensors: SensorRepository, audit: AuditLog
+    ) -> None:
         self.points = points
         self.tenancy = tenancy
         self.sensors = sensors
+        self.audit = audit
 
     async def _check(self, principal: Principal, point: BacnetPoint) -> None:
         """That the point's building and sensor are the organization's, and the point may feed the sensor."""
@@ -40,6 +45,8 @@ class BacnetConfiguration:
         point = BacnetPoint(organization_id=principal.organization_id, **fields)
         await self._check(principal, point)
         await self.points.add(point)
+        details = {"sensor_id": point.sensor_id, "address": point.address, "object": point.object_instance}
+        await self.audit.record(principal, AuditEntity.BACNET_POINT, point.id, AuditAction.CREATED, details)
         return point
 
     async def list_points(self, principal: Principal, building_id: UUID | None = None) -> list[BacnetPoint]:
@@ -54,11 +61,15 @@ class BacnetConfiguration:
 
     async def update_point(self, principal: Principal, point_id: UUID, changes: dict[str, Any]) -> BacnetPoint:
         principal.require_manager()
-        point = (await self.points.get(principal.organization_id, point_id)).changed(**changes)
+        before = await self.points.get(principal.organization_id, point_id)
+        point = before.changed(**changes)
         await self._check(principal, point)
         await self.points.update(point)
+        details = differences(before, point, ignore=frozenset({"updated_at"}))
+        await self.audit.record(principal, AuditEntity.BACNET_POINT, point_id, AuditAction.CHANGED, details)
         return point
 
     async def delete_point(self, principal: Principal, point_id: UUID) -> None:
         principal.require_manager()
         await self.points.delete(principal.organization_id, point_id)
+        await self.audit.record(principal, AuditEntity.BACNET_POINT, point_id, AuditAction.DELETED)

@@ -9,6 +9,7 @@ from koprogo_iot.live.bus import LiveBus
 from koprogo_iot.services.accounts import Accounts
 from koprogo_iot.services.alert_rules import AlertRuleSettings
 from koprogo_iot.services.analytics import Analytics
+from koprogo_iot.services.audit import AuditLog
 from koprogo_iot.services.bacnet import BacnetConfiguration
 from koprogo_iot.services.credentials import BrokerAccounts, DeviceLogins
 from koprogo_iot.services.devices import Devices
@@ -32,6 +33,7 @@ class Services:
     device_logins: DeviceLogins
     ista: IstaService
     notifications: NotificationSetup
+    audit: AuditLog
     bacnet: BacnetConfiguration
     bus: LiveBus
 
@@ -46,18 +48,20 @@ class Services:
         broker: BrokerAccounts | None = None,
     ) -> Services:
         """`broker`: where device credentials take effect (none: they cannot be changed, the error says why)."""
-        provisioning = Provisioning(storage.tenancy, storage.sensors)
+        audit = AuditLog(storage.audit)
+        provisioning = Provisioning(storage.tenancy, storage.sensors, audit)
         return cls(
             accounts=Accounts(storage.tenancy, secret, token_ttl),
             provisioning=provisioning,
-            monitoring=Monitoring(provisioning, storage.readings, storage.alerts, storage.dead_letters),
-            alert_rules=AlertRuleSettings(storage.alert_rules, provisioning),
+            monitoring=Monitoring(provisioning, storage.readings, storage.alerts, storage.dead_letters, audit),
+            alert_rules=AlertRuleSettings(storage.alert_rules, provisioning, audit),
             analytics=Analytics(provisioning, storage.source),
             devices=Devices(storage.devices, provisioning),
-            integrations=Integrations(storage.integrations),
-            device_logins=DeviceLogins(storage.credentials, storage.tenancy, broker),
+            integrations=Integrations(storage.integrations, audit),
+            device_logins=DeviceLogins(storage.credentials, storage.tenancy, audit, broker),
             ista=IstaService(storage.ista, storage.tenancy, storage.sensors, storage.source),
-            notifications=NotificationSetup(storage.notifications, storage.alerts, check_template),
-            bacnet=BacnetConfiguration(storage.bacnet, storage.tenancy, storage.sensors),
+            notifications=NotificationSetup(storage.notifications, storage.alerts, check_template, audit),
+            bacnet=BacnetConfiguration(storage.bacnet, storage.tenancy, storage.sensors, audit),
+            audit=audit,
             bus=bus,
         )

@@ -14,9 +14,11 @@ from uuid import UUID
 
 from koprogo_iot.domain import credentials
 from koprogo_iot.domain.access import Principal
+from koprogo_iot.domain.audit import AuditAction, AuditEntity
 from koprogo_iot.domain.credentials import DeviceCredential
 from koprogo_iot.domain.errors import BrokerUnavailable, Conflict
 from koprogo_iot.logs import about
+from koprogo_iot.services.audit import AuditLog
 from koprogo_iot.storage.ports import CredentialRepository, TenancyRepository
 
 log = logging.getLogger(__name__)
@@ -62,10 +64,15 @@ class NoBroker:
 
 class DeviceLogins:
     def __init__(
-        self, repository: CredentialRepository, tenancy: TenancyRepository, broker: BrokerAccounts | None = None
+        self,
+        repository: CredentialRepository,
+        tenancy: TenancyRepository,
+        audit: AuditLog,
+        broker: BrokerAccounts | None = None,
     ) -> None:
         self.repository = repository
         self.tenancy = tenancy
+        self.audit = audit
         self.broker: BrokerAccounts = broker or NoBroker()
 
     async def issue(
@@ -82,6 +89,8 @@ class DeviceLogins:
         except BaseException:
             await self.broker.remove(credential.username)
             raise
+        details = {"name": name, "username": credential.username, "building_id": building_id}
+        await self.audit.record(principal, AuditEntity.DEVICE_CREDENTIAL, credential.id, AuditAction.CREATED, details)
         log.info(
             "issued device credential %s (%s) for organization %s",
             credential.username,
@@ -121,6 +130,8 @@ class DeviceLogins:
         credential, password = before.rotated()
         await self.broker.change_password(credential, password)
         await self.repository.update(credential)
+        details = {"password": "(secret)"}
+        await self.audit.record(principal, AuditEntity.DEVICE_CREDENTIAL, credential_id, AuditAction.CHANGED, details)
         log.info("rotated device credential %s", credential.username, extra=about(credential.organization_id))
         return credential, password
 
@@ -130,6 +141,7 @@ class DeviceLogins:
         if credential.active:
             credential = credential.revoked()
             await self.repository.update(credential)
+            await self.audit.record(principal, AuditEntity.DEVICE_CREDENTIAL, credential_id, AuditAction.DELETED)
             log.info("revoked device credential %s", credential.username, extra=about(credential.organization_id))
         try:
             await self.broker.remove(credential.username)

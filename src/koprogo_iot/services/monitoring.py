@@ -8,11 +8,13 @@ from uuid import UUID
 
 from koprogo_iot.domain.access import Principal
 from koprogo_iot.domain.alerts import IoTAlert
+from koprogo_iot.domain.audit import AuditAction, AuditEntity
 from koprogo_iot.domain.clock import utcnow
 from koprogo_iot.domain.dead_letters import DeadLetter
 from koprogo_iot.domain.errors import InvalidValue, NotFound
 from koprogo_iot.domain.readings import IoTReading
 from koprogo_iot.domain.tenancy import Role
+from koprogo_iot.services.audit import AuditLog
 from koprogo_iot.services.provisioning import Provisioning
 from koprogo_iot.storage.ports import (
     AlertFilter,
@@ -32,11 +34,13 @@ class Monitoring:
         readings: ReadingRepository,
         alerts: AlertRepository,
         dead_letters: DeadLetterRepository,
+        audit: AuditLog,
     ) -> None:
         self.provisioning = provisioning
         self._readings = readings
         self._alerts = alerts
         self._letters = dead_letters
+        self._audit = audit
 
     async def readings(
         self,
@@ -89,5 +93,11 @@ class Monitoring:
         return await self._letters.counts(scope)
 
     async def acknowledge(self, principal: Principal, alert_id: UUID, note: str | None) -> IoTAlert:
+        """The first acknowledgment is kept, and logged; a later one changes nothing and logs nothing."""
         principal.require_manager()
-        return await self._alerts.acknowledge(principal.organization_id, alert_id, principal.user_id, note, utcnow())
+        now = utcnow()
+        alert = await self._alerts.acknowledge(principal.organization_id, alert_id, principal.user_id, note, now)
+        if alert.acknowledged_at == now and alert.acknowledged_by == principal.user_id:
+            details = {"note": note, "sensor_id": alert.sensor_id, "alert_type": alert.alert_type}
+            await self._audit.record(principal, AuditEntity.ALERT, alert_id, AuditAction.ACKNOWLEDGED, details)
+        return alert

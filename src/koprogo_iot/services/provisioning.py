@@ -8,20 +8,23 @@ from uuid import UUID
 
 from koprogo_iot.devices import catalog
 from koprogo_iot.domain.access import Principal
+from koprogo_iot.domain.audit import AuditAction, AuditEntity, differences
 from koprogo_iot.domain.errors import Conflict, InvalidValue, NotFound
 from koprogo_iot.domain.sensors import DeviceFormat, IoTSensor
 from koprogo_iot.domain.tenancy import Building, Organization, Role, Unit, User
 from koprogo_iot.domain.units import conversion_factor
 from koprogo_iot.services.accounts import MIN_PASSWORD_LENGTH, hash_password
+from koprogo_iot.services.audit import AuditLog
 from koprogo_iot.storage.ports import SensorFilter, SensorRepository, TenancyRepository
 
 SensorListener = Callable[[IoTSensor], None]
 
 
 class Provisioning:
-    def __init__(self, tenancy: TenancyRepository, sensors: SensorRepository) -> None:
+    def __init__(self, tenancy: TenancyRepository, sensors: SensorRepository, audit: AuditLog) -> None:
         self.tenancy = tenancy
         self.sensors = sensors
+        self.audit = audit
         # Called after a sensor changes; in one process, ingestion forgets its cached copy at once.
         self.sensor_listeners: list[SensorListener] = []
 
@@ -35,6 +38,14 @@ class Provisioning:
         principal.require_superadmin()
         organization = Organization(name=name)
         await self.tenancy.add_organization(organization)
+        await self.audit.record(
+            principal,
+            AuditEntity.ORGANIZATION,
+            organization.id,
+            AuditAction.CREATED,
+            {"name": name},
+            organization_id=organization.id,
+        )
         return organization
 
     async def list_organizations(self, principal: Principal) -> list[Organization]:
@@ -48,6 +59,8 @@ class Provisioning:
         principal.require_manager()
         building = Building(organization_id=principal.organization_id, name=name, address=address)
         await self.tenancy.add_building(building)
+        details = {"name": building.name, "address": building.address}
+        await self.audit.record(principal, AuditEntity.BUILDING, building.id, AuditAction.CREATED, details)
         return building
 
     async def list_buildings(self, principal: Principal) -> list[Building]:
@@ -67,6 +80,8 @@ class Provisioning:
         await self.tenancy.get_building(principal.organization_id, building_id)
         unit = Unit(organization_id=principal.organization_id, building_id=building_id, name=name, floor=floor)
         await self.tenancy.add_unit(unit)
+        details = {"name": unit.name, "building_id": building_id, "floor": floor}
+        await self.audit.record(principal, AuditEntity.UNIT, unit.id, AuditAction.CREATED, details)
         return unit
 
     async def list_units(self, principal: Principal, building_id: UUID | None = None) -> list[Unit]:
@@ -112,6 +127,10 @@ class Provisioning:
         if await self.tenancy.find_user_by_email(user.email) is not None:
             raise Conflict(f"a user with email {user.email} already exists")
         await self.tenancy.add_user(user)
+        details = {"email": user.email, "role": user.role, "unit_ids": user.unit_ids}
+        await self.audit.record(
+            principal, AuditEntity.USER, user.id, AuditAction.CREATED, details, organization_id=target
+        )
         return user
 
     async def list_users(self, principal: Principal) -> list[User]:
@@ -124,7 +143,10 @@ class Provisioning:
         """Where alerts reach a user by SMS and push: users set their own, managers anyone's in their organization."""
         if user_id != principal.user_id:
             principal.require_manager()
-        return await self.tenancy.set_contacts(principal.organization_id, user_id, phone, push_topic)
+        before = await self.tenancy.get_user(principal.organization_id, user_id)
+        after = await self.tenancy.set_contacts(principal.organization_id, user_id, phone, push_topic)
+        await self.audit.record(principal, AuditEntity.USER, user_id, AuditAction.CHANGED, differences(before, after))
+        return after
 
     # --- sensors
 
@@ -156,6 +178,8 @@ class Provisioning:
             raise Conflict(f"sensor id {sensor.sensor_id!r} is already registered in this organization")
         await self.sensors.add(sensor)
         self._changed(sensor)  # a device heard just before may be cached as unknown: forget it
+        details = {"sensor_id": sensor.sensor_id, "building_id": sensor.building_id, "unit_id": sensor.unit_id}
+        await self.audit.record(principal, AuditEntity.SENSOR, sensor.id, AuditAction.CREATED, details)
         return sensor
 
     async def get_sensor(self, principal: Principal, sensor_id: UUID) -> IoTSensor:
@@ -187,6 +211,9 @@ class Provisioning:
         await self.sensors.update(sensor)
         self._changed(before)  # its device id may have changed: both keys must be forgotten
         self._changed(sensor)
+        # Thresholds and the calibration factor are among the fields: their changes show here.
+        details = differences(before, sensor, ignore=frozenset({"updated_at"}))
+        await self.audit.record(principal, AuditEntity.SENSOR, sensor.id, AuditAction.CHANGED, details)
         return sensor
 
     async def calibrate_sensor(self, principal: Principal, sensor_id: UUID, factor: float) -> IoTSensor:
@@ -197,3 +224,5 @@ class Provisioning:
         sensor = await self.get_sensor(principal, sensor_id)
         await self.sensors.delete(principal.organization_id, sensor_id)
         self._changed(sensor)
+        details = {"sensor_id": sensor.sensor_id, "building_id": sensor.building_id}
+        await self.audit.record(principal, AuditEntity.SENSOR, sensor_id, AuditAction.DELETED, details)

@@ -14,6 +14,7 @@ from typing import Protocol
 from uuid import UUID
 
 from koprogo_iot.domain.alerts import AlertDecision, AlertSeverity, AlertStatus, AlertType, IoTAlert
+from koprogo_iot.domain.audit import AuditAction, AuditEntity, AuditEvent
 from koprogo_iot.domain.bacnet import BacnetPoint
 from koprogo_iot.domain.consumption import Point
 from koprogo_iot.domain.credentials import DeviceCredential
@@ -69,6 +70,17 @@ class AlertFilter:
     severity: AlertSeverity | None = None
     start: datetime | None = None  # period on `triggered_at`: start included, end excluded
     end: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilter:
+    entity_type: AuditEntity | None = None
+    entity_id: str | None = None
+    actor_id: UUID | None = None
+    action: AuditAction | None = None
+    start: datetime | None = None  # on `at`: start included, end excluded
+    end: datetime | None = None
+    limit: int = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,6 +353,15 @@ class IstaRepository(Protocol):
     async def link(self, organization_id: UUID, meter_number: str, sensor_id: UUID | None) -> None: ...
 
 
+class AuditRepository(Protocol):
+    """Who did what (the only writer of the audit table); events are never changed or deleted."""
+
+    async def record(self, event: AuditEvent) -> None: ...
+    async def select(self, organization_id: UUID, where: AuditFilter = AuditFilter()) -> list[AuditEvent]:
+        """Newest first, at most `where.limit`."""
+        ...
+
+
 class BacnetPointRepository(Protocol):
     """The BACnet points the poller reads (the only writer of their table); a point goes with its sensor."""
 
@@ -435,6 +456,7 @@ class Storage:
     alert_rules: AlertRuleRepository
     notifications: NotificationRepository
     ista: IstaRepository
+    audit: AuditRepository
     source: ReadingSource
     rollups: RollupMaintenance
     leases: LeaseRepository

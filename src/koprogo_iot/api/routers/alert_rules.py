@@ -13,6 +13,7 @@ from fastapi import APIRouter, Body, Response, status
 from pydantic import BaseModel, Field
 
 from koprogo_iot.api.deps import PrincipalDep, ServicesDep
+from koprogo_iot.api.inputs import Text
 from koprogo_iot.domain.sensors import SensorType
 from koprogo_iot.services.alert_rules import SensorRules, TypeRules
 
@@ -89,7 +90,7 @@ async def put_type_rules(
     sensor_type: SensorType,
     principal: PrincipalDep,
     services: ServicesDep,
-    body: dict[str, Any] = RulesBody,
+    body: dict[Text, Any] = RulesBody,
 ) -> TypeRulesOut:
     """Replace the organization's defaults for the type (syndics); refused when they contradict a sensor's
     override or thresholds."""
@@ -117,7 +118,7 @@ async def put_sensor_override(
     sensor_id: UUID,
     principal: PrincipalDep,
     services: ServicesDep,
-    body: dict[str, Any] = RulesBody,
+    body: dict[Text, Any] = RulesBody,
 ) -> OverrideOut:
     """Replace the sensor's override (syndics)."""
     rules = await services.alert_rules.set_sensor_override(principal, sensor_id, body)

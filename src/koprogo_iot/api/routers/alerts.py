@@ -1,11 +1,11 @@
 """Alerts: list with filters, one alert, statistics, and acknowledge."""
 
-from datetime import datetime
 from uuid import UUID
 
 from fastapi import APIRouter, Query
 
 from koprogo_iot.api.deps import PrincipalDep, ServicesDep
+from koprogo_iot.api.inputs import Instant
 from koprogo_iot.api.schemas import AcknowledgeIn, AlertOut, AlertStatisticsOut
 from koprogo_iot.domain.alerts import AlertSeverity, AlertStatus, AlertType
 from koprogo_iot.storage.ports import AlertFilter
@@ -23,8 +23,8 @@ async def list_alerts(
     severity: AlertSeverity | None = None,
     sensor_id: UUID | None = None,
     building_id: UUID | None = None,
-    start: datetime | None = Query(None, description="triggered at or after, RFC 3339"),
-    end: datetime | None = Query(None, description="triggered before, RFC 3339"),
+    start: Instant | None = Query(None, description="triggered at or after, RFC 3339"),
+    end: Instant | None = Query(None, description="triggered before, RFC 3339"),
     limit: int = Query(100, ge=1, le=1000),
 ) -> list[AlertOut]:
     """Newest first."""
@@ -46,8 +46,8 @@ async def list_alerts(
 async def alert_statistics(
     principal: PrincipalDep,
     services: ServicesDep,
-    start: datetime | None = Query(None, description="alerts triggered at or after, RFC 3339"),
-    end: datetime | None = Query(None, description="alerts triggered before, RFC 3339"),
+    start: Instant | None = Query(None, description="alerts triggered at or after, RFC 3339"),
+    end: Instant | None = Query(None, description="alerts triggered before, RFC 3339"),
     building_id: UUID | None = None,
 ) -> AlertStatisticsOut:
     """Counts by type, severity and building, open and acknowledged counts, and the mean time to acknowledge,

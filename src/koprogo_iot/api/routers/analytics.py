@@ -16,6 +16,7 @@ from koprogo_iot.analytics import series
 from koprogo_iot.analytics.aggregates import GroupBy, Period, SensorScope
 from koprogo_iot.analytics.export import AnalyticsResult, to_csv
 from koprogo_iot.api.deps import PrincipalDep, ServicesDep
+from koprogo_iot.api.inputs import Instant, Int32
 from koprogo_iot.domain.sensors import MeasurementKind, SensorType
 from koprogo_iot.services.analytics import ForecastReport, Horizon
 
@@ -33,8 +34,8 @@ def _json(body: BaseModel) -> Response:
 
 
 FormatQuery = Annotated[Format, Query(alias="format", description="json, or csv for a spreadsheet")]
-StartQuery = Annotated[datetime | None, Query(description="included, RFC 3339 with a zone")]
-EndQuery = Annotated[datetime | None, Query(description="excluded, RFC 3339 with a zone; default now")]
+StartQuery = Annotated[Instant | None, Query(description="included, RFC 3339 with a zone")]
+EndQuery = Annotated[Instant | None, Query(description="excluded, RFC 3339 with a zone; default now")]
 
 
 _encoder = msgspec.json.Encoder()
@@ -169,7 +170,7 @@ async def time_series(
     services: ServicesDep,
     start: StartQuery = None,
     end: EndQuery = None,
-    aggregation_interval: Annotated[int, Query(description="bucket length in seconds")] = series.DEFAULT_INTERVAL,
+    aggregation_interval: Annotated[Int32, Query(description="bucket length in seconds")] = series.DEFAULT_INTERVAL,
     output: FormatQuery = Format.JSON,
 ) -> object:
     """A gauge's avg/min/max/last/count or a counter's consumption per bucket; default: the last 24 h by 5 min."""

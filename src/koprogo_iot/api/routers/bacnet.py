@@ -13,6 +13,7 @@ from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from koprogo_iot.api.deps import PrincipalDep, ServicesDep
+from koprogo_iot.api.inputs import Finite, Int32, Text
 from koprogo_iot.domain.bacnet import BacnetPoint, ObjectType, PropertyIdentifier
 
 router = APIRouter(prefix="/iot/bacnet/points", tags=["bacnet"])
@@ -29,13 +30,13 @@ class PointUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     sensor_id: UUID | None = Field(None, description="the registered native sensor the point feeds (its id)")
-    address: str | None = Field(None, description=_ADDRESS, examples=["192.168.10.21", "192.168.10.21:47809"])
-    device_instance: int | None = Field(None, description=_DEVICE + "; null: not checked")
+    address: Text | None = Field(None, description=_ADDRESS, examples=["192.168.10.21", "192.168.10.21:47809"])
+    device_instance: Int32 | None = Field(None, description=_DEVICE + "; null: not checked")
     object_type: ObjectType | None = None
-    object_instance: int | None = None
+    object_instance: Int32 | None = None
     property_identifier: PropertyIdentifier | None = Field(None, description="default present-value")
-    scale: float | None = Field(None, description=_SCALE)
-    polling_interval: int | None = Field(None, description=_INTERVAL)
+    scale: Finite | None = Field(None, description=_SCALE)
+    polling_interval: Int32 | None = Field(None, description=_INTERVAL)
 
     @model_validator(mode="after")
     def _only_the_device_instance_may_be_null(self) -> PointUpdate:
@@ -51,9 +52,9 @@ class PointUpdate(BaseModel):
 class PointIn(PointUpdate):
     building_id: UUID
     sensor_id: UUID = Field(description="the registered native sensor the point feeds (its id), in that building")
-    address: str = Field(description=_ADDRESS, examples=["192.168.10.21", "192.168.10.21:47809"])
+    address: Text = Field(description=_ADDRESS, examples=["192.168.10.21", "192.168.10.21:47809"])
     object_type: ObjectType
-    object_instance: int = Field(description="0 to 4194302")
+    object_instance: Int32 = Field(description="0 to 4194302")
 
     def fields(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True) | {"device_instance": self.device_instance}

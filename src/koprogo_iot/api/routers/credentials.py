@@ -9,6 +9,7 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from koprogo_iot.api.deps import PrincipalDep, ServicesDep
+from koprogo_iot.api.inputs import Text
 from koprogo_iot.domain.credentials import DeviceCredential
 
 router = APIRouter(prefix="/iot/device-credentials", tags=["device credentials"])
@@ -17,7 +18,7 @@ router = APIRouter(prefix="/iot/device-credentials", tags=["device credentials"]
 class CredentialIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200, description="what the device is, for people")
+    name: Text = Field(min_length=1, max_length=200, description="what the device is, for people")
     building_id: UUID | None = Field(None, description="publish only under this building (default: any building)")
 
 

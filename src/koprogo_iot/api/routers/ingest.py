@@ -3,6 +3,7 @@
 from fastapi import APIRouter, Query
 
 from koprogo_iot.api.deps import PrincipalDep, ServicesDep
+from koprogo_iot.api.inputs import Text
 from koprogo_iot.api.schemas import DeadLetterOut
 
 router = APIRouter(prefix="/ingest", tags=["ingestion"])
@@ -12,7 +13,7 @@ router = APIRouter(prefix="/ingest", tags=["ingestion"])
 async def list_dead_letters(
     principal: PrincipalDep,
     services: ServicesDep,
-    reason: str | None = Query(None, description="e.g. invalid_json, unknown_sensor, rate_limited"),
+    reason: Text | None = Query(None, description="e.g. invalid_json, unknown_sensor, rate_limited"),
     limit: int = Query(100, ge=1, le=1000),
 ) -> object:
     """Newest first: the topic, the start of the payload, the reason and its explanation."""

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from koprogo_iot.analytics import insights
 from koprogo_iot.analytics.insights import InsightKind, InsightReport, Prices, Severity
 from koprogo_iot.api.deps import PrincipalDep, ServicesDep
+from koprogo_iot.api.inputs import Finite
 from koprogo_iot.api.routers.analytics import EndQuery, StartQuery
 
 router = APIRouter(prefix="/iot", tags=["analytics"])
@@ -67,10 +68,10 @@ async def list_insights(
     start: StartQuery = None,
     end: EndQuery = None,
     water_price: Annotated[
-        float, Query(gt=0, description="EUR per m³ valuing leaked water")
+        Finite, Query(gt=0, description="EUR per m³ valuing leaked water")
     ] = insights.DEFAULT_WATER_PRICE_EUR_PER_M3,
     electricity_price: Annotated[
-        float, Query(gt=0, description="EUR per kWh valuing standby")
+        Finite, Query(gt=0, description="EUR per kWh valuing standby")
     ] = insights.DEFAULT_ELECTRICITY_PRICE_EUR_PER_KWH,
 ) -> InsightsOut:
     """Insights on the counters the caller may see, in whole hours; default: the last 30 days, every building."""

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from koprogo_iot.api.deps import PrincipalDep, ServicesDep
+from koprogo_iot.api.inputs import Text
 from koprogo_iot.domain.integrations import IntegrationKind, IntegrationStatus, LnsIntegration
 
 router = APIRouter(prefix="/iot/integrations", tags=["integrations"])
@@ -20,22 +21,22 @@ class IntegrationUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: IntegrationKind | None = None
-    name: str | None = Field(None, max_length=200)
-    broker_url: str | None = Field(None, description="mqtt://host:1883 or mqtts://host:8883, without credentials")
-    username: str | None = None
-    password: str | None = Field(None, description="write-only: stored encrypted, never shown")
-    topic_filter: str | None = Field(
+    name: Text | None = Field(None, max_length=200)
+    broker_url: Text | None = Field(None, description="mqtt://host:1883 or mqtts://host:8883, without credentials")
+    username: Text | None = None
+    password: Text | None = Field(None, description="write-only: stored encrypted, never shown")
+    topic_filter: Text | None = Field(
         None,
         description="default: every uplink (ChirpStack application/+/device/+/event/up, TTS v3/+/devices/+/up)",
     )
-    ca_certificate: str | None = Field(None, description="PEM of a private CA (mqtts); default: the system's CAs")
+    ca_certificate: Text | None = Field(None, description="PEM of a private CA (mqtts); default: the system's CAs")
     enabled: bool | None = None
 
 
 class IntegrationIn(IntegrationUpdate):
     kind: IntegrationKind
-    name: str = Field(max_length=200)
-    broker_url: str = Field(description="mqtt://host:1883 or mqtts://host:8883, without credentials")
+    name: Text = Field(max_length=200)
+    broker_url: Text = Field(description="mqtt://host:1883 or mqtts://host:8883, without credentials")
     enabled: bool = True
 
     def fields(self) -> dict[str, Any]:

@@ -11,6 +11,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from koprogo_iot.api.deps import PrincipalDep, ServicesDep
+from koprogo_iot.api.errors import respond
+from koprogo_iot.api.inputs import Day, Finite, Text
 from koprogo_iot.domain.ista import IstaMeter, MeterType
 from koprogo_iot.ista.report import DEFAULT_THRESHOLD_PERCENT, IstaReport, MeterReport, PeriodStatus
 from koprogo_iot.services.ista import ImportResult, IstaService
@@ -127,11 +129,6 @@ class ReportOut(BaseModel):
         )
 
 
-def _refused(status: int, code: str, message: str) -> JSONResponse:
-    """A transport-level refusal, in the body shape of api/errors.py."""
-    return JSONResponse({"error": code, "message": message}, status_code=status)
-
-
 @router.post(
     "/imports",
     response_model=ImportOut,
@@ -145,11 +142,9 @@ async def import_readings(request: Request, principal: PrincipalDep, ista: IstaD
     """
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in _CSV_TYPES:
-        return _refused(415, "unsupported_media_type", "send the file as the request body with Content-Type: text/csv")
-    data = await request.body()
-    if len(data) > MAX_FILE_BYTES:
-        return _refused(413, "too_large", f"the file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB")
-    return ImportOut.of(await ista.import_csv(principal, data))
+        return respond(415, "unsupported_media_type", "send the file as the request body with Content-Type: text/csv")
+    # Larger than MAX_FILE_BYTES: refused while it is read (api/middleware.BodyLimit, given this route's limit).
+    return ImportOut.of(await ista.import_csv(principal, await request.body()))
 
 
 @router.get("/meters")
@@ -159,7 +154,7 @@ async def list_meters(principal: PrincipalDep, ista: IstaDep, building_id: UUID 
 
 
 @router.put("/meters/{meter_number}/sensor")
-async def link_sensor(meter_number: str, body: SensorLinkIn, principal: PrincipalDep, ista: IstaDep) -> MeterOut:
+async def link_sensor(meter_number: Text, body: SensorLinkIn, principal: PrincipalDep, ista: IstaDep) -> MeterOut:
     """Link the meter to an IoT sensor of the organization (null unlinks it)."""
     return MeterOut.of(await ista.link_sensor(principal, meter_number, body.sensor_id))
 
@@ -168,9 +163,11 @@ async def link_sensor(meter_number: str, body: SensorLinkIn, principal: Principa
 async def report(
     principal: PrincipalDep,
     ista: IstaDep,
-    start: date | None = Query(None, description="periods ending after this date"),
-    end: date | None = Query(None, description="periods starting before this date"),
-    threshold_percent: float = Query(DEFAULT_THRESHOLD_PERCENT, ge=0, description="flag deviations beyond this"),
+    start: Day | None = Query(None, description="periods ending after this date"),
+    end: Day | None = Query(None, description="periods starting before this date"),
+    threshold_percent: Annotated[
+        Finite, Query(ge=0, description="flag deviations beyond this")
+    ] = DEFAULT_THRESHOLD_PERCENT,
     building_id: UUID | None = None,
 ) -> ReportOut:
     """Per meter and period between actual readings: ISTA's consumption, the IoT sensor's, deviation %, flag."""

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from koprogo_iot.api.deps import PrincipalDep, ServicesDep
+from koprogo_iot.api.inputs import Int32, Text
 from koprogo_iot.domain.alerts import AlertSeverity
 from koprogo_iot.domain.notices import (
     DEFAULT_CHANNELS,
@@ -44,10 +45,10 @@ _URL_HELP = "apprise URL template, {to} standing for the recipient's address; nu
 
 
 class SettingsIn(_In):
-    email_url: str | None = Field(None, description=_URL_HELP + " (e.g. mailtos://user:pass@smtp.host?to={to})")
-    sms_url: str | None = Field(None, description=_URL_HELP + " (e.g. twilio://SID:token@+3228887766/{to})")
-    push_url: str | None = Field(None, description=_URL_HELP + " (e.g. ntfys://ntfy.sh/{to})")
-    reminder_interval_s: int = Field(
+    email_url: Text | None = Field(None, description=_URL_HELP + " (e.g. mailtos://user:pass@smtp.host?to={to})")
+    sms_url: Text | None = Field(None, description=_URL_HELP + " (e.g. twilio://SID:token@+3228887766/{to})")
+    push_url: Text | None = Field(None, description=_URL_HELP + " (e.g. ntfys://ntfy.sh/{to})")
+    reminder_interval_s: Int32 = Field(
         4 * 3600, ge=60, description="at most one reminder per interval for an unacknowledged, repeating alert"
     )
 
@@ -79,10 +80,10 @@ class RouteIn(_In):
 
     building_id: UUID | None = Field(None, description="null: every building of the organization")
     role: Literal[Role.SYNDIC, Role.OWNER] | None = Field(None, description="owners: those owning the alert's unit")
-    name: str | None = None
-    email: str | None = None
-    phone: str | None = None
-    push_topic: str | None = None
+    name: Text | None = None
+    email: Text | None = None
+    phone: Text | None = None
+    push_topic: Text | None = None
     channels: ChannelsDoc = Field(
         default_factory=lambda: {s: sorted(c) for s, c in DEFAULT_CHANNELS.items()},
         description='channels per severity, e.g. {"warning": ["email"], "critical": ["email", "sms", "push"]}',

@@ -1,11 +1,12 @@
 """IoT sensors: provisioning, calibration and their readings."""
 
-from datetime import datetime
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Response, status
 
 from koprogo_iot.api.deps import PrincipalDep, ServicesDep
+from koprogo_iot.api.inputs import Instant, Int32
 from koprogo_iot.api.schemas import CalibrateIn, ReadingOut, SensorIn, SensorOut, SensorUpdate
 
 router = APIRouter(prefix="/iot/sensors", tags=["sensors"])
@@ -62,9 +63,9 @@ async def list_readings(
     sensor_id: UUID,
     principal: PrincipalDep,
     services: ServicesDep,
-    start: datetime | None = Query(None, description="included, RFC 3339"),
-    end: datetime | None = Query(None, description="excluded, RFC 3339"),
-    limit: int = Query(1000, description="at most 10,000"),
+    start: Instant | None = Query(None, description="included, RFC 3339"),
+    end: Instant | None = Query(None, description="excluded, RFC 3339"),
+    limit: Annotated[Int32, Query(description="at most 10,000")] = 1000,
 ) -> object:
     """Newest first."""
     return await services.monitoring.readings(principal, sensor_id, start, end, limit)

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 
-from koprogo_iot.storage.sql.database import Database
+from koprogo_iot.storage.sql.database import Database, Executor
 
 log = logging.getLogger(__name__)
+
+
+# What SQL cannot do in a migration (encrypting stored secrets): run in its transaction, after its SQL.
+DataStep = Callable[[Executor], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +48,8 @@ async def pending(db: Database) -> list[Migration]:
     return [m for m in available(db.dialect) if m.version not in done]
 
 
-async def migrate(db: Database) -> list[Migration]:
-    """Apply the migrations `db` has not seen yet; return them."""
+async def migrate(db: Database, steps: Mapping[int, DataStep] | None = None) -> list[Migration]:
+    """Apply the migrations `db` has not seen yet, each with its data step if `steps` has one; return them."""
     await db.executescript(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)"
     )
@@ -55,6 +60,8 @@ async def migrate(db: Database) -> list[Migration]:
             continue
         async with db.transaction() as tx:
             await tx.executescript(migration.sql)
+            if steps and migration.version in steps:
+                await steps[migration.version](tx)
             await tx.execute(
                 "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
                 migration.version,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from uuid import UUID
 
@@ -37,18 +37,44 @@ from koprogo_iot.domain.tenancy import User
 from koprogo_iot.storage.sql import alerts, sensors, tenancy
 from koprogo_iot.storage.sql.database import Database, Executor, Row
 from koprogo_iot.storage.sql.rows import Codec, Table, not_found, placeholders
+from koprogo_iot.storage.sql.sealing import Sealer
 
-SETTINGS = Table(
-    "iot_notification_settings",
-    NotificationSettings,
-    codecs={
-        "reminder_interval": Codec(
-            column="reminder_interval_s",
-            encode=lambda interval: int((interval or DEFAULT_REMINDER).total_seconds()),
-            decode=lambda seconds: timedelta(seconds=seconds),
-        )
-    },
-)
+_URLS = ("email_url", "sms_url", "push_url")  # apprise URLs hold credentials: sealed (storage.sql.sealing)
+
+
+def _settings_table(sealer: Sealer) -> Table[NotificationSettings]:
+    """The settings' rows, provider URLs sealed on the way in and unsealed on the way out (the notifier's)."""
+    url = Codec(
+        encode=lambda u: None if u is None else sealer.seal(u), decode=lambda u: None if u is None else sealer.unseal(u)
+    )
+    reminder = Codec(
+        column="reminder_interval_s",
+        encode=lambda interval: int((interval or DEFAULT_REMINDER).total_seconds()),
+        decode=lambda seconds: timedelta(seconds=seconds),
+    )
+    return Table(
+        "iot_notification_settings",
+        NotificationSettings,
+        codecs={"reminder_interval": reminder} | dict.fromkeys(_URLS, url),
+    )
+
+
+def seal_stored_urls(sealer: Sealer) -> Callable[[Executor], Awaitable[None]]:
+    """Migration 0008's data step: the provider URLs stored in clear before it, sealed."""
+
+    async def step(tx: Executor) -> None:
+        for row in await tx.fetch(f"SELECT organization_id, {', '.join(_URLS)} FROM iot_notification_settings"):
+            sealed = [None if row[u] is None else sealer.seal(row[u]) for u in _URLS]
+            await tx.execute(
+                "UPDATE iot_notification_settings SET email_url = $2, sms_url = $3, push_url = $4 "
+                "WHERE organization_id = $1",
+                row["organization_id"],
+                *sealed,
+            )
+
+    return step
+
+
 ROUTES = Table(
     "iot_notification_routes",
     NotificationRoute,
@@ -59,10 +85,6 @@ ROUTES = Table(
     },
 )
 NOTIFICATIONS = Table("iot_notifications", Notification)
-_UPSERT_SETTINGS = SETTINGS.insert(
-    "ON CONFLICT (organization_id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in SETTINGS.columns if c != "organization_id")
-)
 
 
 def _rank(column: str) -> str:
@@ -106,18 +128,23 @@ async def _in(tx: Executor, table: Table[NotificationSettings] | Table[Notificat
 
 
 class SqlNotifications:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, sealer: Sealer) -> None:
         self.db = db
+        self.settings = _settings_table(sealer)
+        self._upsert = self.settings.insert(
+            "ON CONFLICT (organization_id) DO UPDATE SET "
+            + ", ".join(f"{c} = excluded.{c}" for c in self.settings.columns if c != "organization_id")
+        )
 
     # --- settings
 
     async def get_settings(self, organization_id: UUID) -> NotificationSettings:
-        row = await self.db.fetchrow(SETTINGS.select("organization_id = $1"), organization_id)
-        return NotificationSettings(organization_id) if row is None else SETTINGS.decode(row)
+        row = await self.db.fetchrow(self.settings.select("organization_id = $1"), organization_id)
+        return NotificationSettings(organization_id) if row is None else self.settings.decode(row)
 
     async def save_settings(self, settings: NotificationSettings) -> NotificationSettings:
         """Store the organization's settings (no reminder interval: the platform's default, four hours)."""
-        await self.db.execute(_UPSERT_SETTINGS, *SETTINGS.values(dataclasses.replace(settings, updated_at=utcnow())))
+        await self.db.execute(self._upsert, *self.settings.values(dataclasses.replace(settings, updated_at=utcnow())))
         return await self.get_settings(settings.organization_id)
 
     # --- routes
@@ -158,13 +185,12 @@ class SqlNotifications:
                 await alerts.record_notice(tx, alert, now)
         return contexts
 
-    @staticmethod
     async def _contexts(
-        tx: Executor, claimed: list[IoTAlert], now: datetime, default_reminder: timedelta
+        self, tx: Executor, claimed: list[IoTAlert], now: datetime, default_reminder: timedelta
     ) -> tuple[list[AlertContext], list[IoTAlert]]:
         """The context of each alert due for a notice, and the alerts whose sensor or building is gone."""
         orgs = {a.organization_id for a in claimed}
-        settings = {s.organization_id: s for s in map(SETTINGS.decode, await _in(tx, SETTINGS, orgs))}
+        settings = {s.organization_id: s for s in map(self.settings.decode, await _in(tx, self.settings, orgs))}
         by_sensor = {s.id: s for s in await sensors.by_ids(tx, (a.sensor_id for a in claimed))}
         buildings = tenancy.BUILDINGS
         by_building = {
