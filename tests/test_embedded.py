@@ -15,7 +15,7 @@ from paho.mqtt.client import MQTTv311
 from koprogo_iot import bootstrap, demo
 from koprogo_iot.config import HttpSettings, MqttSettings, Settings
 from koprogo_iot.domain.clock import utcnow
-from koprogo_iot.mqtt_url import MqttEndpoint
+from koprogo_iot.mqtt_url import MqttEndpoint, client_tls
 from tests.conftest import Mosquitto, eventually, free_port, login_args, mosquitto_pub
 from tests.support.mqtt_client import Client
 
@@ -238,20 +238,29 @@ async def test_a_credential_revoked_through_the_api_is_disconnected_from_the_emb
         again.close()
 
 
-async def test_up_over_the_shipped_mosquitto_gives_the_demo_its_logins(tmp_path: Path, mosquitto: Mosquitto) -> None:
-    """`up --demo --mqtt-url ...` with Mosquitto's admin login: the simulator and the printed login are issued
-    through the broker's dynamic security, and their readings are stored."""
+async def test_up_over_the_shipped_mosquitto_in_tls_gives_the_demo_its_logins(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """`up --demo` against Mosquitto's TLS listener with its admin login and CA: the worker, the admin client and
+    the simulator connect over TLS; the simulator's and the printed logins are issued through dynamic security."""
     server = mosquitto.server
+    assert server.authority is not None
+    ingest, admin = server.endpoint_of(server.ingest, tls=True), server.endpoint_of(server.admin, tls=True)
     settings = Settings(
         data_dir=tmp_path,
-        mqtt=MqttSettings(url=server.url, admin_url=server.admin_url, client_id=f"up-{uuid.uuid4().hex[:8]}"),
+        mqtt=MqttSettings(
+            url=f"mqtts://{ingest.username}:{ingest.password}@127.0.0.1:{ingest.port}",
+            admin_url=f"mqtts://{admin.username}:{admin.password}@127.0.0.1:{admin.port}",
+            ca_file=server.authority.ca_file,
+            client_id=f"up-{uuid.uuid4().hex[:8]}",
+        ),
         http=HttpSettings(port=free_port()),
     )
     ready: asyncio.Future[bootstrap.Running] = asyncio.get_running_loop().create_future()
     task = asyncio.create_task(bootstrap.run_embedded(settings, with_demo=True, on_ready=ready.set_result))
     try:
-        running = await asyncio.wait_for(asyncio.shield(ready), timeout=60)
-        assert running.demo is not None and running.device is not None
+        running = await asyncio.wait_for(asyncio.shield(ready), timeout=90)
+        assert running.demo is not None and running.device is not None and running.device.tls
         assert running.device.username in (await server.accounts().logins() or set())
         async with httpx.AsyncClient(base_url=running.http_url, timeout=10) as client:
             headers = await login(client, demo.SYNDIC_EMAIL)
@@ -259,18 +268,23 @@ async def test_up_over_the_shipped_mosquitto_gives_the_demo_its_logins(tmp_path:
             url = f"/api/v1/iot/sensors/{sensor.id}/readings"
             since = {"start": utcnow().isoformat()}
 
-            async def simulated() -> list[object]:
-                found: list[object] = (await client.get(url, params=since, headers=headers)).json()
+            async def simulated() -> list[dict[str, object]]:
+                found: list[dict[str, object]] = (await client.get(url, params=since, headers=headers)).json()
                 return found
 
             await eventually(simulated, timeout=30)
-            payload = json.dumps({"timestamp": utcnow().isoformat(), "value": 4242.5})
-            await mosquitto_pub(running.device, sensor.mqtt_topic, payload)
+            by_hand = Client(running.device, tls=client_tls(server.authority.ca_file))
+            try:
+                assert str(await asyncio.to_thread(by_hand.connect)) == "Success"
+                payload = json.dumps({"timestamp": utcnow().isoformat(), "value": 4242.5})
+                assert str(await asyncio.to_thread(by_hand.publish, sensor.mqtt_topic, payload)) == "Success"
+            finally:
+                by_hand.close()
 
-            async def by_hand() -> bool:
-                return any(r["value"] == 4242.5 for r in await simulated())  # type: ignore[index]
+            async def stored_by_hand() -> bool:
+                return any(r["value"] == 4242.5 for r in await simulated())
 
-            await eventually(by_hand, timeout=30)
+            await eventually(stored_by_hand, timeout=30)
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

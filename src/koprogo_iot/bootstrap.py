@@ -423,7 +423,9 @@ async def run_embedded(
                     logins = services.device_logins
                     org = provisioned.organization.id
                     simulator, password = await logins.renew(org, demo.SIMULATOR_LOGIN)
-                    simulating = demo.simulate(provisioned.sensors, address.with_login(simulator.username, password))
+                    simulator_login = address.with_login(simulator.username, password)
+                    tls = settings.mqtt.tls_context() if address.tls else None
+                    simulating = demo.simulate(provisioned.sensors, simulator_login, tls=tls)
                     tasks.append(asyncio.create_task(simulating, name="simulator"))
                     trial, password = await logins.renew(org, demo.TRIAL_LOGIN)
                     device = address.with_login(trial.username, password)

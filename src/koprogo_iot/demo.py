@@ -6,6 +6,7 @@ import asyncio
 import logging
 import math
 import random
+import ssl
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -293,11 +294,16 @@ def _next_value(device: _Device, now: datetime, step: float) -> float:
     return round(20.5 + 1.5 * math.sin((hour - 9) / 24 * 2 * math.pi) + random.uniform(-0.2, 0.2), 1)
 
 
-async def simulate(sensors: list[IoTSensor], endpoint: MqttEndpoint, speed: float = 1.0) -> None:
-    """Publish native readings over MQTT (QoS 1) for `sensors`, each at its sampling interval, until cancelled."""
+async def simulate(
+    sensors: list[IoTSensor], endpoint: MqttEndpoint, speed: float = 1.0, tls: ssl.SSLContext | None = None
+) -> None:
+    """Publish native readings over MQTT (QoS 1) for `sensors`, each at its sampling interval, until cancelled.
+    `tls`: the context of an mqtts endpoint (default: the system's trusted CAs)."""
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"koprogo-simulator-{uuid.uuid4().hex[:8]}")
     if endpoint.username:
         client.username_pw_set(endpoint.username, endpoint.password)
+    if endpoint.tls:
+        client.tls_set_context(tls or ssl.create_default_context())
     client.connect_async(endpoint.host, endpoint.port)
     client.loop_start()
     devices = [_Device(s, _initial(s)) for s in sensors]
