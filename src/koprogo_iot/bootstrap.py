@@ -8,6 +8,7 @@ import gc
 import logging
 import signal
 import socket
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -320,7 +321,13 @@ def _http_server(settings: Settings, services: Services, readiness: Readiness) -
 
 
 def _stop_on_signals(stop: Callable[[], None]) -> None:
-    """SIGINT and SIGTERM call `stop`: the process stops gracefully and exits 0."""
+    """SIGINT and SIGTERM call `stop`: the process stops gracefully and exits 0.
+
+    Only the main thread can receive signals; a platform run in another thread (the browser tests embed one) is
+    stopped by cancelling its task instead.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop)
