@@ -12,7 +12,7 @@ import pytest
 import websockets
 from paho.mqtt.client import MQTTv311
 
-from koprogo_iot import bootstrap, demo
+from koprogo_iot import bootstrap, demo, periodic
 from koprogo_iot.config import HttpSettings, MqttSettings, Settings
 from koprogo_iot.domain.clock import utcnow
 from koprogo_iot.mqtt_url import MqttEndpoint, client_tls
@@ -68,6 +68,20 @@ async def test_demo_sensors_are_listed_and_their_readings_grow(
     owner = await login(client, demo.OWNER_EMAIL)
     visible = (await client.get("/api/v1/iot/sensors", headers=owner)).json()
     assert 0 < len(visible) < len(sensors)
+
+
+async def test_a_fresh_demo_raises_no_offline_alert(platform: tuple[bootstrap.Running, httpx.AsyncClient]) -> None:
+    """The history ends when the demo starts: the first window-rule run finds no sensor silent."""
+    _, client = platform
+    headers = await login(client, demo.SYNDIC_EMAIL)
+
+    async def window_rules_ran() -> bool:
+        status = periodic.JOBS.get("window rules")
+        return status is not None and status.last_success is not None
+
+    await eventually(window_rules_ran, timeout=30)
+    params = {"alert_type": "sensor_offline"}
+    assert (await client.get("/api/v1/iot/alerts", params=params, headers=headers)).json() == []
 
 
 async def _greater(probe, than: int) -> bool:  # type: ignore[no-untyped-def]

@@ -230,6 +230,9 @@ async def backfill(storage: Storage, sensors: list[IoTSensor], now: datetime, hi
     while moment < now:
         moments.append(moment)
         moment += RECENT_STEP if moment >= now - RECENT else OLDER_STEP
+    # the history ends at `now`, not at the last whole hour: the window rules' first run would otherwise find every
+    # sensor silent for up to an hour before the simulator's first reading, and announce 17 "offline" alerts
+    moments.append(now)
     written = 0
     for sensor in sensors:
         rng = random.Random(sensor.sensor_id)
