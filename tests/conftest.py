@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -85,8 +86,18 @@ def _clone_database(template: str) -> str:
 
     async def create() -> None:
         admin = await asyncpg.connect(POSTGRES_ADMIN_URL)
+        deadline = time.monotonic() + 30
         try:
-            await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+            while True:
+                try:
+                    await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+                    return
+                except asyncpg.ObjectInUseError:
+                    # another session is connected to the template for a moment (TimescaleDB's scheduler does that
+                    # on servers where the extension is preloaded): try again until it has gone
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.2)
         finally:
             await admin.close()
 
