@@ -2,8 +2,9 @@
 
 import asyncio
 
-from koprogo_iot import periodic
+from koprogo_iot import bootstrap, periodic
 from koprogo_iot.domain.errors import StorageUnavailable
+from koprogo_iot.storage.ports import Storage
 from tests.conftest import eventually
 
 
@@ -49,3 +50,29 @@ async def test_a_stopped_job_is_no_longer_reported() -> None:
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert "short-lived job" not in periodic.JOBS
+
+
+def test_a_failed_run_is_retried_sooner_than_its_interval_and_later_each_time() -> None:
+    assert [periodic.retry_delay(86_400, n) for n in (1, 2, 3, 20)] == [5, 10, 20, 3600]
+    assert periodic.retry_delay(0.5, 1) == 0.5  # a job run more often than that retries at its own pace
+
+
+async def test_housekeeping_keeps_its_other_jobs_running_when_one_raises(storage: Storage) -> None:
+    """Partition maintenance raising a bug once stopped every background job, silently (issue 15)."""
+
+    async def broken(_now: object) -> list[str]:
+        raise RuntimeError("relation iot_readings_default does not exist")
+
+    storage.maintenance.maintain_partitions = broken  # type: ignore[method-assign]
+    task = asyncio.create_task(bootstrap.housekeeping(storage))
+    try:
+        await eventually(lambda: _true("maintenance" in periodic.JOBS and periodic.JOBS["maintenance"].failures > 0))
+        problem = periodic.JOBS["maintenance"].problem()
+        assert problem is not None and "RuntimeError: relation iot_readings_default does not exist" in problem
+        await eventually(
+            lambda: _true("rollups" in periodic.JOBS and periodic.JOBS["rollups"].last_success is not None)
+        )
+        assert not task.done()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

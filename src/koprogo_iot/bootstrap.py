@@ -225,6 +225,7 @@ def build_notifier(settings: Settings, storage: Storage, bus: LiveBus) -> Notifi
 
 
 SIGHTINGS_KEPT = timedelta(days=30)  # devices nobody reads, not heard for this long, are forgotten
+MAINTENANCE_INTERVAL = 86_400.0  # partitions made ahead and old sightings forgotten, once a day
 REFRESH_BATCH = 5000  # stale (sensor, hour) marks per transaction
 
 
@@ -239,34 +240,28 @@ RECONCILE_INTERVAL = 60.0  # a revocation the broker missed (it was down) is app
 
 async def housekeeping(storage: Storage, notifier: Notifier | None = None, logins: DeviceLogins | None = None) -> None:
     """Background jobs of the API process: rollups, window alert rules and the broker's device logins every minute,
-    notifications every few seconds, partitions and old device sightings once a day."""
-    refresher = asyncio.create_task(
-        every(REFRESH_INTERVAL, "rollups", lambda: _refresh_rollups(storage)), name="rollups"
-    )
-    judging = asyncio.create_task(WindowRules(storage).run(), name="window-rules")
-    notifying = asyncio.create_task(notifier.run(), name="notifier") if notifier is not None else None
-    reconciling = (
-        asyncio.create_task(every(RECONCILE_INTERVAL, "device logins", logins.reconcile), name="device-logins")
-        if logins is not None
-        else None
-    )
+    notifications every few seconds, partitions and old device sightings once a day. Each job survives its own
+    failures (`periodic.every`): one that raises is logged, retried and reported, and never stops the others."""
+    jobs = [
+        every(REFRESH_INTERVAL, "rollups", lambda: _refresh_rollups(storage)),
+        WindowRules(storage).run(),
+        every(MAINTENANCE_INTERVAL, "maintenance", lambda: _maintain(storage)),
+    ]
+    if notifier is not None:
+        jobs.append(notifier.run())
+    if logins is not None:
+        jobs.append(every(RECONCILE_INTERVAL, "device logins", logins.reconcile))
+    tasks = [asyncio.create_task(job) for job in jobs]
     try:
-        while True:
-            try:
-                now = utcnow()
-                await storage.maintenance.maintain_partitions(now)
-                await storage.devices.forget_before(now - SIGHTINGS_KEPT)
-            except StorageUnavailable as exc:
-                log.warning("daily maintenance failed, retrying in an hour: %s", exc)
-                await asyncio.sleep(3600)
-                continue
-            await asyncio.sleep(86_400)
+        await asyncio.gather(*tasks)
     finally:
-        for task in (refresher, judging, notifying, reconciling):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await _cancel(tasks)
+
+
+async def _maintain(storage: Storage) -> None:
+    now = utcnow()
+    await storage.maintenance.maintain_partitions(now)
+    await storage.devices.forget_before(now - SIGHTINGS_KEPT)
 
 
 async def checked_bus(settings: Settings, *, broker: bool = False, admin: bool = False) -> LiveBus:
@@ -342,7 +337,7 @@ def _server_stopper(server: uvicorn.Server) -> Callable[[], None]:
 
 def api_jobs(notifier: Notifier | None) -> list[str]:
     """The background jobs `housekeeping` runs, by their `periodic` names: readiness expects each of them."""
-    return ["rollups", "window rules", "device logins"] + (["notifier"] if notifier is not None else [])
+    return ["rollups", "window rules", "maintenance", "device logins"] + (["notifier"] if notifier is not None else [])
 
 
 def api_readiness(

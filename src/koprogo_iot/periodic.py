@@ -16,6 +16,7 @@ from koprogo_iot.domain.errors import BrokerUnavailable, StorageUnavailable
 
 log = logging.getLogger(__name__)
 LATE_AFTER = 3  # intervals without a successful run before a job counts as late
+RETRY_FIRST, RETRY_MAX = 5.0, 3600.0  # seconds before retrying a failed run, doubling
 
 
 @dataclass(slots=True)
@@ -41,6 +42,12 @@ class JobStatus:
 JOBS: dict[str, JobStatus] = {}
 
 
+def retry_delay(interval: float, failures: int) -> float:
+    """After `failures` failed runs in a row: 5 s, 10 s, 20 s... up to the job's interval (at most an hour), so a
+    daily job that failed is not left broken for a day, and a failing one does not hammer what it depends on."""
+    return min(interval, RETRY_MAX, RETRY_FIRST * 2.0 ** (failures - 1))
+
+
 async def every(interval: float, name: str, job: Callable[[], Awaitable[object]]) -> None:
     """Run `job` every `interval` seconds until cancelled. A database or broker outage is logged and retried; so
     is any other error: a bug in one run must not stop the process (the API) this runs in."""
@@ -51,13 +58,15 @@ async def every(interval: float, name: str, job: Callable[[], Awaitable[object]]
                 await job()
             except (StorageUnavailable, BrokerUnavailable) as exc:
                 status.failures, status.last_error = status.failures + 1, str(exc)
-                log.warning("%s: retrying in %.0f s: %s", name, interval, exc)
+                delay = retry_delay(interval, status.failures)
+                log.warning("%s: retrying in %.0f s: %s", name, delay, exc)
             except Exception as exc:
                 status.failures, status.last_error = status.failures + 1, f"{type(exc).__name__}: {exc}"
-                log.exception("%s: run failed, retrying in %.0f s", name, interval)
+                delay = retry_delay(interval, status.failures)
+                log.exception("%s: run failed, retrying in %.0f s", name, delay)
             else:
-                status.failures, status.last_success = 0, time.monotonic()
-            await asyncio.sleep(interval)
+                status.failures, status.last_success, delay = 0, time.monotonic(), interval
+            await asyncio.sleep(delay)
     finally:
         if JOBS.get(name) is status:  # a job stopped is no longer reported (readiness names the ones it expects)
             del JOBS[name]
