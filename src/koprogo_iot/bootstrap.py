@@ -86,6 +86,7 @@ log = logging.getLogger(__name__)
 HTTP_SETTING = "KOPROGO_HTTP_PORT (--http-port) or KOPROGO_HTTP_HOST (--http-host)"
 MQTT_PORT_SETTING = "KOPROGO_MQTT_PORT (--mqtt-port) or KOPROGO_MQTT_HOST (--mqtt-host)"
 METRICS_SETTING = "KOPROGO_INGEST_METRICS_PORT (--ingest-metrics-port) or KOPROGO_HTTP_HOST (--http-host)"
+JOBS_METRICS_SETTING = "KOPROGO_JOBS_METRICS_PORT (--jobs-metrics-port) or KOPROGO_HTTP_HOST (--http-host)"
 DATABASE_SETTING = "KOPROGO_DATABASE_URL (--database-url)"
 BROKER_SETTING = "KOPROGO_MQTT_URL (--mqtt-url)"
 ADMIN_SETTING = "KOPROGO_MQTT_ADMIN_URL (--mqtt-admin-url)"
@@ -500,17 +501,54 @@ async def run_api(settings: Settings) -> None:
     try:
         services = _services(settings, storage, bus, build_broker_accounts(settings))
         notifier = build_notifier(settings, storage, bus)
-        jobs = asyncio.create_task(housekeeping(storage, notifier, services.device_logins))
-        server = _http_server(settings, services, api_readiness(settings, storage, bus, api_jobs(notifier)))
+        jobs = []
+        if settings.jobs.in_api:
+            jobs.append(asyncio.create_task(housekeeping(storage, notifier, services.device_logins)))
+        expected = api_jobs(notifier) if settings.jobs.in_api else []
+        server = _http_server(settings, services, api_readiness(settings, storage, bus, expected))
         _stop_on_signals(_server_stopper(server))
         settle_garbage_collector()
         try:
             await server.serve(sockets=[http_socket])
         finally:
-            await _cancel([jobs])
+            await _cancel(jobs)
             await bus.close()
     finally:
         http_socket.close()
+        await storage.close()
+
+
+async def run_jobs(settings: Settings) -> None:
+    """The background jobs alone, until SIGINT or SIGTERM: production runs them in a process of their own so that
+    their heavy runs never hold up the API's event loop (the API replicas then set KOPROGO_JOBS_IN_API=false).
+
+    Running several is safe: the window rules hold a database lease, and the other jobs' writes are idempotent.
+    """
+    port = settings.jobs.metrics_port
+    probe_socket = listen(settings.http.host, port, JOBS_METRICS_SETTING) if port else None
+    try:
+        bus = await checked_bus(settings, admin=True)
+        storage = await _storage_or_close(settings, False, bus)
+    except BaseException:
+        if probe_socket is not None:
+            probe_socket.close()
+        raise
+    try:
+        services = _services(settings, storage, bus, build_broker_accounts(settings))
+        notifier = build_notifier(settings, storage, bus)
+        tasks = [asyncio.create_task(housekeeping(storage, notifier, services.device_logins), name="jobs")]
+        if probe_socket is not None:
+            probes = _probe_server(settings, api_readiness(settings, storage, bus, api_jobs(notifier)))
+            tasks.append(asyncio.create_task(probes.serve(sockets=[probe_socket]), name="probes"))
+        settle_garbage_collector()
+        try:
+            await _until_signalled(asyncio.gather(*tasks))
+        finally:
+            await _cancel(tasks)
+            await bus.close()
+    finally:
+        if probe_socket is not None:
+            probe_socket.close()
         await storage.close()
 
 
@@ -593,7 +631,7 @@ def mqtt_endpoint(settings: Settings) -> MqttEndpoint:
 BACNET_LOGIN = "Passerelle BACnet"  # the device login a BACnet poller publishes with, renewed at each start
 
 
-async def _until_signalled(job: Awaitable[None]) -> None:
+async def _until_signalled(job: Awaitable[object]) -> None:
     """Run `job` until it ends, or until SIGINT or SIGTERM cancel it."""
     task = asyncio.ensure_future(job)
     loop = asyncio.get_running_loop()

@@ -103,6 +103,19 @@ class BacnetSettings(BaseSettings):
     metrics_port: int | None = Field(None, description="serve Prometheus metrics on this port")
 
 
+class JobsSettings(BaseSettings):
+    """The background jobs: rollups, window alert rules, notifier, daily maintenance, the broker's device logins."""
+
+    model_config = SettingsConfigDict(env_prefix="KOPROGO_JOBS_")
+
+    in_api: bool = Field(
+        True, description="`api` also runs the background jobs; false where `koprogo-iot jobs` runs them"
+    )
+    metrics_port: int | None = Field(
+        None, description="`jobs`: serve /metrics, /healthz and /readyz on this port (KOPROGO_HTTP_HOST's address)"
+    )
+
+
 class NotifySettings(BaseSettings):
     """The platform's alert notifications; an organization may set its own provider URLs through the API."""
 
@@ -146,6 +159,7 @@ class Settings(BaseSettings):
     http: HttpSettings = Field(default_factory=lambda: HttpSettings())
     ingest: IngestSettings = Field(default_factory=lambda: IngestSettings())
     notify: NotifySettings = Field(default_factory=lambda: NotifySettings())
+    jobs: JobsSettings = Field(default_factory=lambda: JobsSettings())
     bacnet: BacnetSettings = Field(default_factory=lambda: BacnetSettings())
 
     @model_validator(mode="after")

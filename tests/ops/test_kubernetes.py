@@ -129,13 +129,13 @@ def test_workers_are_a_statefulset_with_stable_client_ids_and_a_disruption_budge
     assert of_kind("prod", "HorizontalPodAutoscaler")["api"]["spec"]["minReplicas"] == 3
 
 
-def test_only_workers_api_and_the_broker_init_reach_the_database() -> None:
+def test_only_workers_api_jobs_and_the_broker_init_reach_the_database() -> None:
     policies = of_kind("prod", "NetworkPolicy")
     assert policies["default-deny-ingress"]["spec"] == {"podSelector": {}, "policyTypes": ["Ingress"]}
     [rule] = policies["database-from-workers-and-api"]["spec"]["ingress"]
     [source] = rule["from"]
     [expression] = source["podSelector"]["matchExpressions"]
-    assert expression["values"] == ["api", "ingest", "broker"]
+    assert expression["values"] == ["api", "jobs", "ingest", "broker"]
     components = {
         name: spec_labels["app.kubernetes.io/component"]
         for name, spec_labels in (
@@ -145,6 +145,16 @@ def test_only_workers_api_and_the_broker_init_reach_the_database() -> None:
         )
     }
     assert components["api"] == "api" and components["ingest"] == "ingest" and components["mosquitto"] == "broker"
+    assert components["jobs"] == "jobs"
+
+
+def test_the_jobs_run_once_apart_from_the_api_replicas() -> None:
+    deployments = of_kind("prod", "Deployment")
+    [api] = deployments["api"]["spec"]["template"]["spec"]["containers"]
+    assert {e["name"]: e.get("value") for e in api["env"]}["KOPROGO_JOBS_IN_API"] == "false"
+    assert deployments["jobs"]["spec"]["replicas"] == 1
+    [jobs] = deployments["jobs"]["spec"]["template"]["spec"]["containers"]
+    assert jobs["args"] == ["jobs"] and jobs["readinessProbe"]["httpGet"]["path"] == "/readyz"
 
 
 def test_the_broker_runs_our_configuration_with_its_logins_and_tls() -> None:

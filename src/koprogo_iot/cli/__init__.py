@@ -49,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
 
     command("api", "run the HTTP API alone")
     command("ingest", "run one ingest worker against an external MQTT broker")
+    command(
+        "jobs", "run the background jobs alone: rollups, window alert rules, notifier, daily maintenance, device logins"
+    )
     command("migrate", "create or upgrade the database schema")
 
     load = command("loadgen", "publish realistic native readings at a steady rate (QoS 1) to load ingestion")
@@ -236,6 +239,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         asyncio.run(bootstrap.run_api(settings))
     elif args.command == "ingest":
         asyncio.run(bootstrap.run_ingest(settings))
+    elif args.command == "jobs":
+        asyncio.run(bootstrap.run_jobs(settings))
     elif args.command == "migrate":
         asyncio.run(_migrate(settings))
     elif args.command == "bacnet":

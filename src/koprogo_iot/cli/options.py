@@ -17,7 +17,15 @@ from typing import Any, Union, get_args, get_origin
 from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic.fields import FieldInfo
 
-from koprogo_iot.config import BacnetSettings, HttpSettings, IngestSettings, MqttSettings, NotifySettings, Settings
+from koprogo_iot.config import (
+    BacnetSettings,
+    HttpSettings,
+    IngestSettings,
+    JobsSettings,
+    MqttSettings,
+    NotifySettings,
+    Settings,
+)
 from koprogo_iot.startup import redacted
 
 TOP = ""  # the section of Settings' own fields
@@ -27,6 +35,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "http": HttpSettings,
     "ingest": IngestSettings,
     "notify": NotifySettings,
+    "jobs": JobsSettings,
     "bacnet": BacnetSettings,
 }
 # Secrets come from the environment only: a command line is visible to every user of the machine (`ps`).
@@ -42,7 +51,8 @@ ALIASES = {
 # The settings sections each command reads; commands not listed read the top-level ones (database, data dir).
 COMMAND_SECTIONS: dict[str, tuple[str, ...]] = {
     "up": (TOP, "mqtt", "http", "ingest", "notify"),
-    "api": (TOP, "mqtt", "http", "notify"),
+    "api": (TOP, "mqtt", "http", "notify", "jobs"),
+    "jobs": (TOP, "mqtt", "http", "notify", "jobs"),
     "ingest": (TOP, "mqtt", "http", "ingest"),
     "bacnet": (TOP, "mqtt", "http", "bacnet"),
     "loadgen": (TOP, "mqtt", "ingest"),

@@ -54,6 +54,10 @@ FRENCH = {
     "avant de se déconnecter (à garder sous le délai de grâce de l'arrêt)",
     "KOPROGO_INGEST_INTEGRATIONS_INTERVAL": "secondes entre deux examens des intégrations de serveurs réseau "
     "(nouvelles, modifiées, état)",
+    "KOPROGO_JOBS_IN_API": "`api` fait aussi tourner les tâches de fond ; false là où `koprogo-iot jobs` "
+    "les fait tourner",
+    "KOPROGO_JOBS_METRICS_PORT": "`jobs` : sert /metrics, /healthz et /readyz sur ce port "
+    "(à l'adresse de KOPROGO_HTTP_HOST)",
     "KOPROGO_NOTIFY_ENABLED": "fait tourner le notificateur dans les processus `up` et `api`",
     "KOPROGO_NOTIFY_EMAIL_URL": "p. ex. mailtos://user:pass@smtp.example.com?from=alerts@example.com&to={to}",
     "KOPROGO_NOTIFY_SMS_URL": "p. ex. twilio://SID:token@+3228887766/{to} ou smseagle://t@hôte/{to}",
