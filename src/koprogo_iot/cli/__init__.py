@@ -16,6 +16,7 @@ from koprogo_iot.cli import ista as ista_cli
 from koprogo_iot.cli import options
 from koprogo_iot.cli import reference as reference_cli
 from koprogo_iot.cli import sensors as sensors_cli
+from koprogo_iot.cli import storage as storage_cli
 from koprogo_iot.config import Mode, Settings
 from koprogo_iot.domain.errors import KoproGoError
 from koprogo_iot.domain.tenancy import Organization, Role, User
@@ -81,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     ista_cli.register(commands)
     sensors_cli.register(commands)
     credentials_cli.register(commands)
+    storage_cli.register(commands)
     reference_cli.register(commands)
 
     letters = command("dead-letters", "list the messages ingestion refused, newest first, and counts by reason")
@@ -253,6 +255,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return asyncio.run(sensors_cli.execute(settings, args))
     elif args.command in ("credentials", "broker"):
         return asyncio.run(credentials_cli.execute(settings, args))
+    elif args.command == "storage":
+        return asyncio.run(storage_cli.execute(settings, args))
     elif args.command == "dead-letters":
         asyncio.run(_dead_letters(settings, args))
     elif args.command == "create-admin":

@@ -425,6 +425,36 @@ class LeaseRepository(Protocol):
     async def completed(self, name: str, holder: str, at: datetime) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class TableSize:
+    name: str  # a monthly partition of iot_readings is listed by itself, its parent in `part_of`
+    rows: int  # PostgreSQL: the planner's estimate (exact after ANALYZE); SQLite: counted
+    bytes: int | None  # table and its indexes; None where SQLite was built without its dbstat table
+    part_of: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StorageReport:
+    tables: list[TableSize]
+    oldest_reading: datetime | None
+    readings_last_day: int
+
+    @property
+    def reading_bytes(self) -> tuple[int, int | None]:
+        """Rows and bytes of raw readings, partitions included."""
+        parts = [t for t in self.tables if "iot_readings" in (t.name, t.part_of)]
+        sizes = [t.bytes for t in parts]
+        return sum(t.rows for t in parts), None if None in sizes else sum(s or 0 for s in sizes)
+
+    @property
+    def projected_bytes_per_month(self) -> int | None:
+        """Raw readings' growth in 30 days at the last day's rate, at the bytes per row stored so far."""
+        rows, size = self.reading_bytes
+        if not rows or size is None:
+            return None
+        return round(self.readings_last_day * 30 * size / rows)
+
+
 class DatabaseMaintenance(Protocol):
     async def migrate(self) -> list[str]:
         """Apply the migrations the database has not seen; return their names."""
@@ -436,6 +466,10 @@ class DatabaseMaintenance(Protocol):
 
     async def maintain_partitions(self, now: datetime) -> None:
         """Monthly partitions around `now` and retention (PostgreSQL; nothing to do on SQLite)."""
+        ...
+
+    async def report(self, now: datetime) -> StorageReport:
+        """What the database holds, table by table, and how fast raw readings grow."""
         ...
 
     async def close(self) -> None: ...
