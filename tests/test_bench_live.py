@@ -28,6 +28,7 @@ async def test_tiny_live_benchmark_sees_every_probe_reading_and_times_the_dashbo
         assert result[phase]["websocket_seconds"]["count"] >= 2
         assert result[phase]["websocket_missing"] == 0
         assert set(result[phase]["rest_seconds"]) == {"sensor list", "building's day", "sensor's year"}
+        assert result[phase]["api_loop_lag"]["ticks"] >= 10  # the API's loop watched every 100 ms
         assert result[phase]["rest_errors"] == {}
     assert result["loaded"]["load"] == {"published": 400, "acknowledged": 400}
     assert (tmp_path / "live.md").read_text().count("\n") == 3  # header, separator, this run

@@ -1,8 +1,9 @@
 """Periodic jobs survive failed runs and report them (what health checks read)."""
 
 import asyncio
+import time
 
-from koprogo_iot import bootstrap, periodic
+from koprogo_iot import bootstrap, health, periodic
 from koprogo_iot.domain.errors import StorageUnavailable
 from koprogo_iot.storage.ports import Storage
 from tests.conftest import eventually
@@ -76,3 +77,20 @@ async def test_housekeeping_keeps_its_other_jobs_running_when_one_raises(storage
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+def _lags_over(threshold: float) -> float:
+    """How many observed lags were above `threshold` seconds (a bucket boundary)."""
+    samples = {s.labels["le"]: s.value for s in health.LOOP_LAG.collect()[0].samples if s.name.endswith("_bucket")}
+    return samples["+Inf"] - samples[str(threshold)]
+
+
+async def test_a_blocked_event_loop_is_measured() -> None:
+    before = _lags_over(0.1)
+    watcher = asyncio.create_task(health.watch_event_loop())
+    try:
+        await asyncio.sleep(0)  # the watcher's timer is set
+        time.sleep(0.3)  # a blocking call holds the loop, as a heavy job would
+        await eventually(lambda: _true(_lags_over(0.1) > before))
+    finally:
+        watcher.cancel()

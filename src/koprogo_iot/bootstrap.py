@@ -41,6 +41,7 @@ from koprogo_iot.health import (
     jobs_check,
     probe_app,
     subscription_check,
+    watch_event_loop,
 )
 from koprogo_iot.ingest.integrations import IntegrationRunner
 from koprogo_iot.ingest.mqtt_worker import MqttIngestWorker
@@ -418,6 +419,7 @@ async def run_embedded(
                 asyncio.create_task(worker.run(), name="ingest"),
                 asyncio.create_task(build_integrations(settings, storage, bus).run(), name="integrations"),
                 asyncio.create_task(housekeeping(storage, notifier, services.device_logins), name="housekeeping"),
+                asyncio.create_task(watch_event_loop(), name="loop lag"),
             ]
             try:
                 await _wait_subscribed(worker)
@@ -501,7 +503,7 @@ async def run_api(settings: Settings) -> None:
     try:
         services = _services(settings, storage, bus, build_broker_accounts(settings))
         notifier = build_notifier(settings, storage, bus)
-        jobs = []
+        jobs = [asyncio.create_task(watch_event_loop(), name="loop lag")]
         if settings.jobs.in_api:
             jobs.append(asyncio.create_task(housekeeping(storage, notifier, services.device_logins)))
         expected = api_jobs(notifier) if settings.jobs.in_api else []
@@ -536,7 +538,10 @@ async def run_jobs(settings: Settings) -> None:
     try:
         services = _services(settings, storage, bus, build_broker_accounts(settings))
         notifier = build_notifier(settings, storage, bus)
-        tasks = [asyncio.create_task(housekeeping(storage, notifier, services.device_logins), name="jobs")]
+        tasks = [
+            asyncio.create_task(housekeeping(storage, notifier, services.device_logins), name="jobs"),
+            asyncio.create_task(watch_event_loop(), name="loop lag"),
+        ]
         if probe_socket is not None:
             probes = _probe_server(settings, api_readiness(settings, storage, bus, api_jobs(notifier)))
             tasks.append(asyncio.create_task(probes.serve(sockets=[probe_socket]), name="probes"))

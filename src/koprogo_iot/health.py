@@ -182,6 +182,26 @@ class JobsCollector(Collector):
 prometheus_client.REGISTRY.register(JobsCollector())
 
 
+# --- the event loop's own health
+
+LOOP_LAG = prometheus_client.Histogram(
+    "koprogo_event_loop_lag_seconds",
+    "How late the event loop ran a 100 ms timer: the time something else held the loop (a blocking call, a heavy "
+    "job), during which no request, WebSocket message or MQTT packet was served",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+LOOP_TICK = 0.1
+
+
+async def watch_event_loop() -> None:
+    """Observe the loop's lag every `LOOP_TICK` until cancelled (the API, `up` and `jobs` run it)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        before = loop.time()
+        await asyncio.sleep(LOOP_TICK)
+        LOOP_LAG.observe(max(0.0, loop.time() - before - LOOP_TICK))
+
+
 # --- the workers' probe server
 
 

@@ -34,6 +34,7 @@ import httpx
 import paho.mqtt.client as mqtt
 import websockets
 from paho.mqtt.enums import CallbackAPIVersion
+from prometheus_client.parser import text_string_to_metric_families
 
 from koprogo_iot.bench.machine import (
     RESULTS_DIR,
@@ -263,14 +264,38 @@ def _percentiles(values: list[float]) -> dict[str, float | int | None]:
     return {"count": len(values), "p50": at(0.5), "p95": at(0.95), "p99": at(0.99), "max": ordered[-1]}
 
 
+async def _loop_lag_buckets(client: httpx.AsyncClient) -> dict[str, float]:
+    """The API's event-loop lag histogram (`health.LOOP_LAG`), cumulative counts by bucket bound."""
+    text = (await client.get("/metrics")).text
+    return {
+        sample.labels["le"]: sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "koprogo_event_loop_lag_seconds"
+        for sample in family.samples
+        if sample.name.endswith("_bucket")
+    }
+
+
+def _loop_lag(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """What the API's loop went through between two scrapes: its 100 ms ticks, how many ran over 50 ms late, and
+    the bucket bound the longest lag stayed under."""
+    seen = {le: after[le] - before.get(le, 0.0) for le in after}
+    total = seen.get("+Inf", 0.0)
+    longest = min((float(le) for le, count in seen.items() if count == total), default=math.inf)
+    return {"ticks": total, "over_50_ms": total - seen.get("0.05", 0.0), "longest_at_most_s": longest}
+
+
 async def _phase(
     label: str,
     seconds: float,
     probe: _Probe,
     rest: _Rest,
     load: Callable[[Progress], Awaitable[LoadResult]] | None,
+    api: httpx.AsyncClient,
 ) -> dict[str, Any]:
-    """Measure for `seconds` (with the load running, if given); what the probes and the REST calls saw."""
+    """Measure for `seconds` (with the load running, if given); what the probes, the REST calls and the API's
+    event loop saw."""
+    lag_before = await _loop_lag_buckets(api)
     first = len(probe.latencies)
     rest.timings.clear()
     rest.errors.clear()
@@ -297,6 +322,7 @@ async def _phase(
         "websocket_missing": lost,
         "rest_seconds": {name: _percentiles(values) for name, values in rest.timings.items()},
         "rest_errors": dict(rest.errors),
+        "api_loop_lag": _loop_lag(lag_before, await _loop_lag_buckets(api)),
         "load": None if loaded is None else {"published": loaded.published, "acknowledged": loaded.acknowledged},
     }
 
@@ -346,13 +372,14 @@ async def run(options: argparse.Namespace) -> None:
             async with _running(_watch(api.url, token, setup.probes, probe, ready)):
                 await asyncio.wait_for(ready.wait(), 30)
                 async with _running(_publish_probes(device, setup.probes, probe), _call_dashboard(client, setup, rest)):
-                    idle = await _phase("idle", options.idle, probe, rest, None)
+                    idle = await _phase("idle", options.idle, probe, rest, None, client)
                     loaded = await _phase(
                         f"{options.rate:,.0f}/s",
                         options.duration,
                         probe,
                         rest,
                         lambda bar: _load(device, setup.fleet.topics, options, bar),
+                        client,
                     )
         result = _result(options, started, version, idle, loaded)
         print(_summary(result))
@@ -410,6 +437,13 @@ def _rest(phase: dict[str, Any]) -> str:
     return ", ".join(f"{name} {_ms(v['p95'])}" for name, v in phase["rest_seconds"].items())
 
 
+def _lag(phase: dict[str, Any]) -> str:
+    lag = phase["api_loop_lag"]
+    longest = _ms(lag["longest_at_most_s"])
+    longest = _ms(lag["longest_at_most_s"])
+    return f"{lag['over_50_ms']:.0f} of {lag['ticks']:.0f} ticks over 50 ms late, longest under {longest} ms"
+
+
 def _summary(r: dict[str, Any]) -> str:
     m, p = r["machine"], r["parameters"]
     lines = [
@@ -423,6 +457,7 @@ def _summary(r: dict[str, Any]) -> str:
         f"{r['loaded']['websocket_seconds']['count']} readings, {r['loaded']['websocket_missing']} missing; "
         f"REST p95 ms: {_rest(r['loaded'])}",
         f"  load            {r['loaded']['load']}",
+        f"  API event loop  {_lag(r['idle'])} idle; {_lag(r['loaded'])} under load",
         f"  acceptance      {r['acceptance']['verdict']}: "
         + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in r["acceptance"].items() if k != "verdict"),
     ]
