@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import random
 import signal
 import socket
 import threading
@@ -30,7 +31,7 @@ from koprogo_iot.config import Settings
 from koprogo_iot.devices import registry
 from koprogo_iot.domain.clock import utcnow
 from koprogo_iot.domain.credentials import INGEST_GROUP
-from koprogo_iot.domain.errors import StorageUnavailable
+from koprogo_iot.domain.errors import StorageRefused, StorageUnavailable
 from koprogo_iot.domain.sensors import DeviceFormat
 from koprogo_iot.health import (
     Check,
@@ -140,8 +141,31 @@ async def open_server_storage(settings: Settings, apply_migrations: bool) -> Sto
     url = settings.resolved_database_url
     try:
         return await open_storage(url, settings.encryption_secret(), apply_migrations)
-    except (StorageUnavailable, OSError, ValueError) as exc:
+    except (StorageUnavailable, StorageRefused, OSError, ValueError) as exc:
         raise StartupError(f"cannot open the database {redacted(url)} ({exc})", DATABASE_SETTING) from exc
+
+
+# Seconds between attempts to open the database while it is down, with up to a quarter of random jitter (workers
+# started together do not knock together).
+STORAGE_WAIT_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0)
+
+
+async def wait_for_storage(settings: Settings) -> Storage:
+    """`open_server_storage` for a worker, which may start before the database: while the database is unavailable
+    (down, refusing connections, full) it waits, one log line per attempt; a wrong address, login or database name
+    still stops the start-up."""
+    url = settings.resolved_database_url
+    attempt = 0
+    while True:
+        try:
+            return await open_storage(url, settings.encryption_secret(), apply_migrations=False)
+        except StorageUnavailable as exc:
+            delay = STORAGE_WAIT_DELAYS[min(attempt, len(STORAGE_WAIT_DELAYS) - 1)] * random.uniform(1.0, 1.25)
+            log.warning("the database %s is unavailable (%s); next attempt in %.1f s", redacted(url), exc, delay)
+            attempt += 1
+            await asyncio.sleep(delay)
+        except (StorageRefused, OSError, ValueError) as exc:
+            raise StartupError(f"cannot open the database {redacted(url)} ({exc})", DATABASE_SETTING) from exc
 
 
 def build_services(
@@ -531,8 +555,14 @@ async def run_ingest(settings: Settings) -> None:
     probe_socket = listen(settings.http.host, port, METRICS_SETTING) if port else None
     try:
         bus = await checked_bus(settings, broker=True)
-        storage = await _storage_or_close(settings, False, bus)
     except BaseException:
+        if probe_socket is not None:
+            probe_socket.close()
+        raise
+    try:
+        storage = await wait_for_storage(settings)
+    except BaseException:
+        await bus.close()
         if probe_socket is not None:
             probe_socket.close()
         raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from enum import Enum
@@ -11,6 +12,20 @@ import asyncpg
 
 from koprogo_iot.storage.sql import failures
 from koprogo_iot.storage.sql.database import Executor, Row
+
+
+class _WithoutTraceback(logging.Filter):
+    """asyncpg's pool reconnects in the background while the server is away, and logs each failed attempt with a
+    traceback: an outage we report ourselves (storage unavailable, retrying) is not a bug. Its reason stays."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            record.msg = f"{record.getMessage()} ({record.exc_info[1]})"
+            record.args, record.exc_info, record.exc_text = None, None, None
+        return True
+
+
+logging.getLogger("asyncpg.pool").addFilter(_WithoutTraceback())
 
 
 def _encode(value: object) -> object:
