@@ -38,6 +38,8 @@ UNAVAILABLE = [
 CONTENTION = [
     asyncpg.DeadlockDetectedError("deadlock detected"),
     asyncpg.SerializationError("could not serialize access due to concurrent update"),
+    asyncpg.InvalidCachedStatementError("cached statement plan is invalid due to a database schema change"),
+    asyncpg.exceptions.OutdatedSchemaCacheError("the schema changed under a cached statement"),
 ]
 PERMANENT = [
     asyncpg.PostgresSyntaxError('syntax error at or near "SELEC"'),
@@ -180,3 +182,22 @@ async def test_opening_a_missing_database_is_refused_and_a_closed_port_unavailab
         await PostgresDatabase.open(POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/missing_{uuid.uuid4().hex[:8]}")
     with pytest.raises(StorageUnavailable):
         await PostgresDatabase.open(f"postgresql://postgres@127.0.0.1:{free_port()}/postgres")
+
+
+@pytest.mark.postgres
+async def test_a_table_changed_under_a_cached_statement_is_contention_and_passes_again(postgres_url: str) -> None:
+    db = await PostgresDatabase.open(postgres_url, max_size=1)  # one connection: its statement cache is reused
+    other = await asyncpg.connect(postgres_url)
+    try:
+        await db.executescript("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1);")
+        async with db.transaction() as tx:
+            await tx.fetch("SELECT * FROM t")
+        await other.execute("ALTER TABLE t ADD COLUMN y INTEGER")  # a migration of a rolling deploy
+        with pytest.raises(StorageContention):
+            async with db.transaction() as tx:
+                await tx.fetch("SELECT * FROM t")
+        async with db.transaction() as tx:
+            assert len(await tx.fetch("SELECT * FROM t")) == 1
+    finally:
+        await other.close()
+        await db.close()

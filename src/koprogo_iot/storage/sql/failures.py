@@ -5,7 +5,7 @@ Callers see three outcomes (domain/errors.py):
   accepting connections, too many connections, shutdown, read-only after a failover, disk full, a locked SQLite
   file). Retry later, with backoff; nothing was written.
 - `StorageContention` (a `StorageUnavailable`): the transaction lost a deadlock or a serialization race against
-  another writer. Retry it at once; nothing was written.
+  another writer, or a migration changed a table under a cached statement. Retry it at once; nothing was written.
 - anything else is permanent: the same statement with the same data fails again (`Conflict` for a constraint, the
   driver's own error for a statement the server rejects). A caller must isolate the data at fault, not retry.
 """
@@ -48,6 +48,10 @@ _SQLITE_TRANSIENT = frozenset(
 
 def postgres(exc: BaseException) -> Exception | None:
     """The classified error to raise for an error of asyncpg (or of the socket under it); None: let it through."""
+    if isinstance(exc, asyncpg.InvalidCachedStatementError | asyncpg.OutdatedSchemaCacheError):
+        # A migration changed a table under a prepared statement (a rolling deploy): asyncpg has dropped its
+        # statement cache, so the same transaction again succeeds.
+        return StorageContention(f"PostgreSQL: {exc}")
     if isinstance(exc, asyncpg.PostgresError):
         state = exc.sqlstate or ""
         if state in _CONTENTION_CODES:
