@@ -10,18 +10,21 @@ import asyncio
 from datetime import timedelta
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from koprogo_iot.bench.services import IngestWorker, MosquittoServer
+from koprogo_iot.bootstrap import open_storage
 from koprogo_iot.domain.clock import utcnow
 from koprogo_iot.loadgen.fleet import Fleet
-from tests.conftest import POSTGRES_ADMIN_URL, eventually
+from tests.conftest import ENCRYPTION_KEY, POSTGRES_ADMIN_URL, eventually
 from tests.faults.test_faults import (  # noqa: F401  (fixtures)
     Publisher,
     broker,
     fleet_db,
     start_worker,
     stored_as_published,
+    stored_keys,
     subscribed,
     wait_until_published,
     worker_env,
@@ -121,3 +124,58 @@ async def test_two_workers_on_the_same_sensors_in_random_order(
     for n in (1, 2):
         log = log_of(tmp_path, f"overlap-{n}")
         assert "deadlock" not in log and "lost a race" not in log and "Traceback" not in log
+
+
+async def test_a_sensor_deleted_mid_stream(
+    fleet_db: tuple[str, Fleet],  # noqa: F811
+    broker: MosquittoServer,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A sensor deleted through the API while two workers have it cached: every other reading stored once, the
+    deleted sensor's later readings dead-lettered (its earlier ones go with it), no worker exits."""
+    url, fleet = fleet_db
+    env = worker_env(url, broker)
+    workers = [await start_worker(env, f"deleting-{n}", tmp_path) for n in (1, 2)]
+    deleted = fleet.sensors[7]
+    try:
+        for worker in workers:
+            await subscribed(worker)
+        publisher = Publisher(await broker.device(fleet.organization.id), fleet, count=3000, rate=500.0)
+        publisher.start()
+        await wait_until_published(publisher, 0.4)
+        storage = await open_storage(url, ENCRYPTION_KEY, apply_migrations=False)
+        try:
+            await storage.sensors.delete(fleet.organization.id, deleted.id)
+        finally:
+            await storage.close()
+
+        async def every_other_reading_stored() -> bool:
+            stored = await stored_keys(url)
+            if stored is None:
+                return False
+            assert len(stored) == len(set(stored)) and all(sensor != deleted.id for sensor, _ in stored)
+            with publisher.sending:
+                expected = {key for key in publisher.keys if key[0] != deleted.id}
+            assert set(stored) <= expected
+            return publisher.published == publisher.count and set(stored) == expected
+
+        await eventually(every_other_reading_stored, timeout=60)
+        await asyncio.to_thread(publisher.join, 30)
+        assert publisher.acknowledged == publisher.count
+        assert alive(*workers)
+        reasons = await dead_letter_reasons(url, deleted.mqtt_topic)
+        assert "storage_refused" in reasons and reasons <= {"storage_refused", "unknown_sensor"}
+    finally:
+        for worker in workers:
+            await asyncio.to_thread(worker.stop)
+    for n in (1, 2):
+        assert "Traceback" not in log_of(tmp_path, f"deleting-{n}")
+
+
+async def dead_letter_reasons(url: str, topic: str) -> set[str]:
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch("SELECT DISTINCT reason FROM dead_letters WHERE topic = $1", topic)
+        return {r["reason"] for r in rows}
+    finally:
+        await conn.close()
