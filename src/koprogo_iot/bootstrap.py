@@ -150,10 +150,10 @@ async def open_server_storage(settings: Settings, apply_migrations: bool) -> Sto
 STORAGE_WAIT_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0)
 
 
-async def wait_for_storage(settings: Settings) -> Storage:
+async def wait_for_storage(settings: Settings, waiting: Callable[[str], None]) -> Storage:
     """`open_server_storage` for a worker, which may start before the database: while the database is unavailable
-    (down, refusing connections, full) it waits, one log line per attempt; a wrong address, login or database name
-    still stops the start-up."""
+    (down, refusing connections, full) it waits, one log line per attempt, telling `waiting` why; a wrong address,
+    login or database name still stops the start-up."""
     url = settings.resolved_database_url
     attempt = 0
     while True:
@@ -162,6 +162,7 @@ async def wait_for_storage(settings: Settings) -> Storage:
         except StorageUnavailable as exc:
             delay = STORAGE_WAIT_DELAYS[min(attempt, len(STORAGE_WAIT_DELAYS) - 1)] * random.uniform(1.0, 1.25)
             log.warning("the database %s is unavailable (%s); next attempt in %.1f s", redacted(url), exc, delay)
+            waiting(f"waiting for the database: {exc}")
             attempt += 1
             await asyncio.sleep(delay)
         except (StorageRefused, OSError, ValueError) as exc:
@@ -559,16 +560,28 @@ async def run_ingest(settings: Settings) -> None:
         if probe_socket is not None:
             probe_socket.close()
         raise
+    # The probes answer while the database is waited for: alive, not ready (an orchestrator must not restart a
+    # worker for an outage it is waiting out).
+    checks: dict[str, Check] = {"database": waiting_check("the database is not opened yet")}
+    probes = _probe_server(settings, Readiness(checks)) if probe_socket is not None else None
+    serving = (
+        asyncio.create_task(probes.serve(sockets=[probe_socket]), name="probes")
+        if probes is not None and probe_socket is not None
+        else None
+    )
     try:
-        storage = await wait_for_storage(settings)
+        storage = await wait_for_storage(settings, lambda why: checks.update(database=waiting_check(why)))
     except BaseException:
+        if probes is not None and serving is not None:
+            probes.should_exit = True
+            await serving
         await bus.close()
         if probe_socket is not None:
             probe_socket.close()
         raise
     try:
         worker = build_worker(settings, build_pipeline(settings, storage, bus), mqtt_endpoint(settings), shared=True)
-        readiness = Readiness(
+        checks.update(
             database_checks(storage.maintenance)
             | {
                 "subscription": subscription_check(worker.subscribed, lambda: worker.last_error),
@@ -582,9 +595,8 @@ async def run_ingest(settings: Settings) -> None:
             asyncio.create_task(worker.run(), name="ingest"),
             asyncio.create_task(build_integrations(settings, storage, bus).run(), name="integrations"),
         ]
-        probes = _probe_server(settings, readiness) if probe_socket is not None else None
-        if probes is not None and probe_socket is not None:
-            tasks.append(asyncio.create_task(probes.serve(sockets=[probe_socket]), name="probes"))
+        if serving is not None:
+            tasks.append(serving)
         settle_garbage_collector()
         signalled = asyncio.create_task(stopping.wait(), name="signal")
         done, _ = await asyncio.wait([signalled, *tasks], return_when=asyncio.FIRST_COMPLETED)
@@ -609,6 +621,15 @@ async def run_ingest(settings: Settings) -> None:
         if probe_socket is not None:
             probe_socket.close()
         await storage.close()
+
+
+def waiting_check(why: str) -> Check:
+    """A readiness check that answers `why` (the process is not ready, and says what it waits for)."""
+
+    async def check() -> str | None:
+        return why
+
+    return check
 
 
 def _probe_server(settings: Settings, readiness: Readiness) -> uvicorn.Server:

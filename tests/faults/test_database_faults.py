@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 
 from koprogo_iot.bench.services import IngestWorker, MosquittoServer
@@ -70,6 +71,17 @@ async def test_the_database_refusing_connections_mid_stream(
             stored_before = await scrape(first, "koprogo_readings_stored_total")
             second = await start_worker(env, "refused-2", tmp_path)  # started while the database refuses
             workers.append(second)
+            # Alive (an orchestrator leaves it be) and not ready, saying why, while it waits.
+            probes = second.metrics_url.removesuffix("/metrics")
+            async with httpx.AsyncClient(timeout=5) as client:
+                assert (await client.get(f"{probes}/healthz")).status_code == 200
+
+                async def says_it_waits() -> bool:
+                    response = await client.get(f"{probes}/readyz")
+                    assert response.status_code == 503
+                    return "not currently accepting connections" in response.json()["checks"]["database"]
+
+                await eventually(says_it_waits, timeout=OUTAGE - 2)
             await asyncio.sleep(OUTAGE)  # the outage itself: nothing to wait for, time is the fault
             assert alive(first, second), "a worker exited while the database refused connections"
             # Nothing stored meanwhile (so nothing acknowledged), while the stream went on.
