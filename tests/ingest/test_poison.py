@@ -17,7 +17,7 @@ from koprogo_iot.devices.registry import decoders
 from koprogo_iot.domain.clock import utcnow
 from koprogo_iot.domain.dead_letters import DeadLetter
 from koprogo_iot.domain.devices import DeviceSighting
-from koprogo_iot.domain.errors import StorageContention, StorageUnavailable
+from koprogo_iot.domain.errors import StorageContention, StorageFault, StorageUnavailable
 from koprogo_iot.domain.sensors import DeviceFormat, IoTSensor
 from koprogo_iot.ingest.mqtt_worker import MqttIngestWorker
 from koprogo_iot.ingest.pipeline import IngestLimits, Message, Pipeline
@@ -136,6 +136,32 @@ async def test_a_refused_sighting_or_dead_letter_is_logged_and_stops_nothing(
     logged = caplog.text
     assert "could not record 1 device sightings" in logged and "could not dead-letter a message" in logged
     assert "Traceback" not in logged
+
+
+async def test_a_batch_of_only_the_deleted_sensor_is_dead_lettered(storage: Storage, tenant: Tenant) -> None:
+    pipeline = Pipeline(storage, LIMITS)
+    deleted = tenant.unit_sensor
+    assert await pipeline.handle([message(deleted, 1, 100)]) == [None]
+    await storage.sensors.delete(tenant.organization.id, deleted.id)
+    outcomes = await pipeline.handle([message(deleted, i, 50 - i) for i in range(3)])
+    assert outcomes == [Reason.STORAGE_REFUSED] * 3
+
+
+async def test_a_batch_refused_message_by_message_is_a_fault_retried_not_poison(
+    storage: Storage, tenant: Tenant
+) -> None:
+    """Every message of several sensors refused on its own (a migration missing, a bug): dead-lettering them would
+    lose them; the batch is retried as a whole instead, and stored once the fault is gone."""
+    broken = True
+    wrapped, _ = refusing(storage, lambda batch, *_: broken and bool(batch))
+    pipeline = Pipeline(wrapped, LIMITS)
+    batch = [message(s, i, 50 - i) for i in range(5) for s in (tenant.common_sensor, tenant.other_unit_sensor)]
+    with pytest.raises(StorageFault, match="refused each of the 10 messages of a batch, of 2 sensors"):
+        await pipeline.handle(batch)
+    assert await storage.dead_letters.recent(tenant.organization.id) == []
+    broken = False  # the migration is applied: the worker's next attempt stores everything
+    assert await pipeline.handle(batch) == [None] * 10
+    assert pipeline.stats.rejected[Reason.STORAGE_REFUSED.value] == 0
 
 
 async def test_unavailability_is_not_taken_for_poison(storage: Storage, tenant: Tenant) -> None:
