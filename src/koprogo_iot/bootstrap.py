@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import random
 import signal
 import socket
 import threading
@@ -30,7 +31,7 @@ from koprogo_iot.config import Settings
 from koprogo_iot.devices import registry
 from koprogo_iot.domain.clock import utcnow
 from koprogo_iot.domain.credentials import INGEST_GROUP
-from koprogo_iot.domain.errors import StorageUnavailable
+from koprogo_iot.domain.errors import StorageRefused, StorageUnavailable
 from koprogo_iot.domain.sensors import DeviceFormat
 from koprogo_iot.health import (
     Check,
@@ -142,8 +143,32 @@ async def open_server_storage(settings: Settings, apply_migrations: bool) -> Sto
     url = settings.resolved_database_url
     try:
         return await open_storage(url, settings.encryption_secret(), apply_migrations)
-    except (StorageUnavailable, OSError, ValueError) as exc:
+    except (StorageUnavailable, StorageRefused, OSError, ValueError) as exc:
         raise StartupError(f"cannot open the database {redacted(url)} ({exc})", DATABASE_SETTING) from exc
+
+
+# Seconds between attempts to open the database while it is down, with up to a quarter of random jitter (workers
+# started together do not knock together).
+STORAGE_WAIT_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0)
+
+
+async def wait_for_storage(settings: Settings, waiting: Callable[[str], None]) -> Storage:
+    """`open_server_storage` for a worker, which may start before the database: while the database is unavailable
+    (down, refusing connections, full) it waits, one log line per attempt, telling `waiting` why; a wrong address,
+    login or database name still stops the start-up."""
+    url = settings.resolved_database_url
+    attempt = 0
+    while True:
+        try:
+            return await open_storage(url, settings.encryption_secret(), apply_migrations=False)
+        except StorageUnavailable as exc:
+            delay = STORAGE_WAIT_DELAYS[min(attempt, len(STORAGE_WAIT_DELAYS) - 1)] * random.uniform(1.0, 1.25)
+            log.warning("the database %s is unavailable (%s); next attempt in %.1f s", redacted(url), exc, delay)
+            waiting(f"waiting for the database: {exc}")
+            attempt += 1
+            await asyncio.sleep(delay)
+        except (StorageRefused, OSError, ValueError) as exc:
+            raise StartupError(f"cannot open the database {redacted(url)} ({exc})", DATABASE_SETTING) from exc
 
 
 def build_services(
@@ -569,14 +594,32 @@ async def run_ingest(settings: Settings) -> None:
     probe_socket = listen(settings.http.host, port, METRICS_SETTING) if port else None
     try:
         bus = await checked_bus(settings, broker=True)
-        storage = await _storage_or_close(settings, False, bus)
     except BaseException:
+        if probe_socket is not None:
+            probe_socket.close()
+        raise
+    # The probes answer while the database is waited for: alive, not ready (an orchestrator must not restart a
+    # worker for an outage it is waiting out).
+    checks: dict[str, Check] = {"database": waiting_check("the database is not opened yet")}
+    probes = _probe_server(settings, Readiness(checks)) if probe_socket is not None else None
+    serving = (
+        asyncio.create_task(probes.serve(sockets=[probe_socket]), name="probes")
+        if probes is not None and probe_socket is not None
+        else None
+    )
+    try:
+        storage = await wait_for_storage(settings, lambda why: checks.update(database=waiting_check(why)))
+    except BaseException:
+        if probes is not None and serving is not None:
+            probes.should_exit = True
+            await serving
+        await bus.close()
         if probe_socket is not None:
             probe_socket.close()
         raise
     try:
         worker = build_worker(settings, build_pipeline(settings, storage, bus), mqtt_endpoint(settings), shared=True)
-        readiness = Readiness(
+        checks.update(
             database_checks(storage.maintenance)
             | {
                 "subscription": subscription_check(worker.subscribed, lambda: worker.last_error),
@@ -590,9 +633,8 @@ async def run_ingest(settings: Settings) -> None:
             asyncio.create_task(worker.run(), name="ingest"),
             asyncio.create_task(build_integrations(settings, storage, bus).run(), name="integrations"),
         ]
-        probes = _probe_server(settings, readiness) if probe_socket is not None else None
-        if probes is not None and probe_socket is not None:
-            tasks.append(asyncio.create_task(probes.serve(sockets=[probe_socket]), name="probes"))
+        if serving is not None:
+            tasks.append(serving)
         settle_garbage_collector()
         signalled = asyncio.create_task(stopping.wait(), name="signal")
         done, _ = await asyncio.wait([signalled, *tasks], return_when=asyncio.FIRST_COMPLETED)
@@ -617,6 +659,15 @@ async def run_ingest(settings: Settings) -> None:
         if probe_socket is not None:
             probe_socket.close()
         await storage.close()
+
+
+def waiting_check(why: str) -> Check:
+    """A readiness check that answers `why` (the process is not ready, and says what it waits for)."""
+
+    async def check() -> str | None:
+        return why
+
+    return check
 
 
 def _probe_server(settings: Settings, readiness: Readiness) -> uvicorn.Server:

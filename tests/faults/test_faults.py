@@ -1,19 +1,21 @@
 """Faults mid-stream, counted: after each, every published reading is stored exactly once.
 
 Each test publishes a numbered stream of readings (QoS 1, persistent sessions) while a real ingest worker
-process stores them, breaks one component halfway, and counts what PostgreSQL holds at the end.
+process stores them, breaks one component halfway, and compares what PostgreSQL holds at the end with what was
+published, key by key: (sensor, timestamp) as the publisher recorded it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import random
 import secrets
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -40,16 +42,35 @@ RATE = 600.0  # per second: the stream lasts 5 s, the fault lands in its middle
 SENSORS = 50
 
 
-class Publisher(threading.Thread):
-    """A device fleet publishing numbered readings, QoS 1, resending what was not acknowledged after a reconnect."""
+Key = tuple[uuid.UUID, datetime]  # (sensor, timestamp): what a reading is stored once by
 
-    def __init__(self, endpoint: MqttEndpoint, fleet: Fleet | None) -> None:
+
+class Publisher(threading.Thread):
+    """A device fleet publishing numbered readings, QoS 1, resending what was not acknowledged after a reconnect.
+
+    `keys` records the (sensor, timestamp) of every reading published, to be compared with what was stored;
+    `shuffled` publishes the numbers in a random order (readings of every sensor interleaved at random).
+    """
+
+    def __init__(
+        self,
+        endpoint: MqttEndpoint,
+        fleet: Fleet | None,
+        count: int = COUNT,
+        rate: float = RATE,
+        shuffled: bool = False,
+        start_time: datetime | None = None,
+    ) -> None:
         super().__init__(daemon=True)
         self.endpoint, self.fleet = endpoint, fleet
+        self.count, self.rate = count, rate
+        self.order = random.sample(range(count), count) if shuffled else range(count)
         self.published = 0
         self.acknowledged = 0
+        self.keys: set[Key] = set()
         self._lock = threading.Lock()
-        self.start_time = utcnow() - timedelta(minutes=10)
+        self.sending = threading.Lock()  # held while a reading is recorded and sent
+        self.start_time = start_time or utcnow() - timedelta(minutes=10)
 
     def run(self) -> None:
         client = mqtt.Client(
@@ -66,14 +87,16 @@ class Publisher(threading.Thread):
         self.connect(client)
         client.loop_start()
         started = time.monotonic()
-        for i in range(COUNT):
-            client.publish(*self.message(i), qos=1)
-            self.published = i + 1
-            delay = started + (i + 1) / RATE - time.monotonic()
+        for n, i in enumerate(self.order):
+            with self.sending:  # recorded as it is sent: what is stored is always among the keys recorded
+                self.keys.add(self.key(i))
+                client.publish(*self.message(i), qos=1)
+                self.published = n + 1
+            delay = started + (n + 1) / self.rate - time.monotonic()
             if delay > 0:
                 time.sleep(delay)  # pacing a device, not synchronising the test
         deadline = time.monotonic() + 60
-        while self.acknowledged < COUNT and time.monotonic() < deadline:
+        while self.acknowledged < self.count and time.monotonic() < deadline:
             time.sleep(0.05)
         client.disconnect()
         client.loop_stop()
@@ -83,11 +106,19 @@ class Publisher(threading.Thread):
             client.username_pw_set(self.endpoint.username, self.endpoint.password)
         client.connect_async(self.endpoint.host, self.endpoint.port, keepalive=10)
 
+    def timestamp(self, i: int) -> datetime:
+        return self.start_time + timedelta(milliseconds=i)
+
     def message(self, i: int) -> tuple[str, str]:
         """The i-th reading: a topic of the fleet and a native payload."""
         assert self.fleet is not None
-        stamp = (self.start_time + timedelta(milliseconds=i)).isoformat()
+        stamp = self.timestamp(i).isoformat()
         return self.fleet.topics[i % len(self.fleet.topics)], f'{{"timestamp": "{stamp}", "value": {i}}}'
+
+    def key(self, i: int) -> Key:
+        """What the i-th reading is stored under."""
+        assert self.fleet is not None
+        return self.fleet.sensors[i % len(self.fleet.sensors)].id, self.timestamp(i)
 
     def _acked(self, *_args: object) -> None:
         with self._lock:
@@ -96,29 +127,51 @@ class Publisher(threading.Thread):
 
 async def wait_until_published(publisher: Publisher, share: float) -> None:
     async def reached() -> bool:
-        return publisher.published >= COUNT * share
+        return publisher.published >= publisher.count * share
 
     await eventually(reached, timeout=30)
 
 
-async def count_rows(url: str) -> tuple[int, int]:
-    """(rows, distinct (sensor, timestamp)): equal when nothing is stored twice."""
+async def count_rows(url: str) -> int:
+    """Readings stored (-1 while the database cannot be reached). The (sensor, timestamp) key makes a reading
+    stored twice impossible: what counts is this count against what was published."""
     try:
         conn = await asyncpg.connect(url, timeout=2)
     except (OSError, asyncpg.PostgresError):
-        return -1, -1
+        return -1
     try:
-        row = await conn.fetchrow("SELECT COUNT(*) AS n, COUNT(DISTINCT (sensor_id, ts)) AS d FROM iot_readings")
-        assert row is not None
-        return int(row["n"]), int(row["d"])
+        return int(await conn.fetchval("SELECT COUNT(*) FROM iot_readings"))
     finally:
         await conn.close()
 
 
-async def all_stored(url: str) -> bool:
-    rows, distinct = await count_rows(url)
-    assert rows == distinct, "a reading was stored twice"
-    return rows == COUNT
+async def stored_keys(url: str) -> list[Key] | None:
+    """The (sensor, timestamp) of every stored reading; None while the database cannot be reached."""
+    try:
+        conn = await asyncpg.connect(url, timeout=2)
+    except (OSError, asyncpg.PostgresError):
+        return None
+    try:
+        return [(r["sensor_id"], r["ts"]) for r in await conn.fetch("SELECT sensor_id, ts FROM iot_readings")]
+    finally:
+        await conn.close()
+
+
+async def stored_as_published(url: str, *publishers: Publisher) -> bool:
+    """True once every published reading is stored; fails at once if anything was stored that nobody published
+    (or under another key). Counted on the client side: the publishers' own records of what they sent."""
+    stored = await stored_keys(url)  # first: whatever it holds was recorded as sent before
+    if stored is None:
+        return False
+    published: set[Key] = set()
+    sent = 0
+    for publisher in publishers:
+        with publisher.sending:
+            published |= publisher.keys
+            sent += publisher.published
+    assert len(published) == sent, "two readings were published under one key"
+    assert set(stored) <= published, f"{len(set(stored) - published)} stored readings were never published"
+    return len(stored) == len(published) == sum(p.count for p in publishers)
 
 
 @pytest.fixture
@@ -179,7 +232,7 @@ async def test_worker_killed_mid_stream(fleet_db: tuple[str, Fleet], broker: Mos
     await wait_until_published(publisher, 0.6)
     worker = await start_worker(env, "fault-worker", tmp_path)  # same client id: same persistent session
     try:
-        await eventually(lambda: all_stored(url), timeout=60)
+        await eventually(lambda: stored_as_published(url, publisher), timeout=60)
     finally:
         await asyncio.to_thread(worker.stop)
     await asyncio.to_thread(publisher.join, 30)
@@ -197,7 +250,7 @@ async def test_broker_restarted_mid_stream(
         publisher.start()
         await wait_until_published(publisher, 0.4)
         await asyncio.to_thread(broker.restart)  # sessions and queued messages persist across the restart
-        await eventually(lambda: all_stored(url), timeout=90)
+        await eventually(lambda: stored_as_published(url, publisher), timeout=90)
         await asyncio.to_thread(publisher.join, 30)
     finally:
         await asyncio.to_thread(worker.stop)
@@ -231,7 +284,7 @@ async def test_database_stopped_and_restarted_mid_stream(
         await asyncio.to_thread(private_postgres.stop, True)  # an immediate shutdown, as in a crash
         await wait_until_published(publisher, 0.6)  # the stream goes on; the worker waits and acks nothing
         await asyncio.to_thread(private_postgres.start)
-        await eventually(lambda: all_stored(url), timeout=90)
+        await eventually(lambda: stored_as_published(url, publisher), timeout=90)
         await asyncio.to_thread(publisher.join, 30)
         assert worker.process is not None and worker.process.poll() is None  # it waited, it did not die
     finally:
@@ -248,7 +301,7 @@ async def test_redis_stopped_mid_stream(fleet_db: tuple[str, Fleet], broker: Mos
             publisher.start()
             await wait_until_published(publisher, 0.4)
             await asyncio.to_thread(redis.stop)  # only the live view goes dark
-            await eventually(lambda: all_stored(url), timeout=60)
+            await eventually(lambda: stored_as_published(url, publisher), timeout=60)
             await asyncio.to_thread(publisher.join, 30)
         finally:
             await asyncio.to_thread(worker.stop)
@@ -262,21 +315,22 @@ async def test_worker_killed_mid_stream_of_a_network_server_integration(postgres
     storage = await open_storage(postgres_url, ENCRYPTION_KEY)
     fleet = await provision_fleet(storage, 1)  # the organization and building
     devices = [f"{i:016x}" for i in range(1, 21)]
+    sensor_ids = []
     for device in devices:
-        await storage.sensors.add(
-            IoTSensor(
-                organization_id=fleet.organization.id,
-                building_id=fleet.building.id,
-                sensor_id=device,
-                device_format="chirpstack",
-                device_field="water.total_m3",
-                sensor_type=SensorType.COLD_WATER,
-                manufacturer="m",
-                model="m",
-                location=device,
-                unit_of_measure="m³",
-            )
+        sensor = IoTSensor(
+            organization_id=fleet.organization.id,
+            building_id=fleet.building.id,
+            sensor_id=device,
+            device_format="chirpstack",
+            device_field="water.total_m3",
+            sensor_type=SensorType.COLD_WATER,
+            manufacturer="m",
+            model="m",
+            location=device,
+            unit_of_measure="m³",
         )
+        await storage.sensors.add(sensor)
+        sensor_ids.append(sensor.id)
     with NetworkServerBroker(tmp_path / "lns") as lns, MosquittoServer(tmp_path / "mqtt") as broker:
         integration = LnsIntegration(
             fleet.organization.id, IntegrationKind.CHIRPSTACK, "lns", lns.url, USER, NETWORK_SERVER_PASSWORD
@@ -290,14 +344,14 @@ async def test_worker_killed_mid_stream_of_a_network_server_integration(postgres
 
         worker = await start_worker(env, "fault-lns", tmp_path)
         await eventually(connected, timeout=30)
-        publisher = UplinkPublisher(lns, devices)
+        publisher = UplinkPublisher(lns, devices, sensor_ids)
         publisher.start()
         await wait_until_published(publisher, 0.4)
         await asyncio.to_thread(worker.stop, True)
         await wait_until_published(publisher, 0.6)
         worker = await start_worker(env, "fault-lns", tmp_path)  # the same holder takes its lease back at once
         try:
-            await eventually(lambda: all_stored(postgres_url), timeout=60)
+            await eventually(lambda: stored_as_published(postgres_url, publisher), timeout=60)
         finally:
             await asyncio.to_thread(worker.stop)
             await storage.close()
@@ -308,12 +362,15 @@ async def test_worker_killed_mid_stream_of_a_network_server_integration(postgres
 class UplinkPublisher(Publisher):
     """ChirpStack publishing numbered uplinks of `devices` to its own broker, with its credentials."""
 
-    def __init__(self, lns: NetworkServerBroker, devices: list[str]) -> None:
+    def __init__(self, lns: NetworkServerBroker, devices: list[str], sensor_ids: list[uuid.UUID]) -> None:
         super().__init__(lns.endpoint, None)
-        self.devices = devices
+        self.devices, self.sensor_ids = devices, sensor_ids
+
+    def key(self, i: int) -> Key:
+        return self.sensor_ids[i % len(self.sensor_ids)], self.timestamp(i)
 
     def message(self, i: int) -> tuple[str, str]:
         device = self.devices[i % len(self.devices)]
-        stamp = (self.start_time + timedelta(milliseconds=i)).isoformat()
+        stamp = self.timestamp(i).isoformat()
         body = {"time": stamp, "deviceInfo": {"devEui": device}, "object": {"water": {"total_m3": i}}}
         return f"application/app-1/device/{device}/event/up", json.dumps(body)

@@ -14,7 +14,7 @@ import pytest
 
 from koprogo_iot.cli import _parser
 from koprogo_iot.cli.options import COMMAND_SECTIONS, variables
-from tests.conftest import Mosquitto, free_port
+from tests.conftest import POSTGRES_ADMIN_URL, Mosquitto, free_port
 
 SECRETS = {"KOPROGO_SECRET_KEY": "s" * 40, "KOPROGO_ENCRYPTION_KEY": "e" * 40}
 
@@ -108,6 +108,16 @@ def test_a_worker_whose_broker_login_is_refused(mosquitto: Mosquitto, postgres_u
     result = start("ingest", "--mqtt-url", f"mqtt://koprogo-ingest:wrong@127.0.0.1:{port}", env=env)
     line = one_line(result, "ingest")
     assert "refused the login" in line and "KOPROGO_MQTT_URL (--mqtt-url)" in line
+
+
+@pytest.mark.mosquitto
+@pytest.mark.postgres
+def test_a_worker_whose_database_does_not_exist_stops_waiting_would_not_cure_it(mosquitto: Mosquitto) -> None:
+    # A database that is down is waited for (tests/faults: a worker started while it refuses connections).
+    missing = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/koprogo_missing_database"
+    env = SECRETS | {"KOPROGO_MODE": "production", "KOPROGO_DATABASE_URL": missing}
+    line = one_line(start("ingest", "--mqtt-url", mosquitto.server.url, env=env), "ingest")
+    assert "cannot open the database" in line and "does not exist" in line and "KOPROGO_DATABASE_URL" in line
 
 
 def test_bad_configuration_is_named_by_its_variable_and_flag(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from koprogo_iot import __version__, bootstrap, demo, logs
 from koprogo_iot.cli import credentials as credentials_cli
 from koprogo_iot.cli import ista as ista_cli
-from koprogo_iot.cli import options
+from koprogo_iot.cli import options, supervisor
 from koprogo_iot.cli import reference as reference_cli
 from koprogo_iot.cli import sensors as sensors_cli
 from koprogo_iot.cli import storage as storage_cli
@@ -49,7 +49,16 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--demo", action="store_true", help="provision a demo building and simulate its sensors")
 
     command("api", "run the HTTP API alone")
-    command("ingest", "run one ingest worker against an external MQTT broker")
+    ingest = command("ingest", "run ingest workers against an external MQTT broker")
+    ingest.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        choices=range(1, 65),
+        metavar="N",
+        help="run N worker processes and restart any that exits, with client ids KOPROGO_MQTT_CLIENT_ID-1..N and "
+        "probes on KOPROGO_INGEST_METRICS_PORT..+N-1 (default 1: this process is the worker)",
+    )
     command(
         "jobs", "run the background jobs alone: rollups, window alert rules, notifier, daily maintenance, device logins"
     )
@@ -207,6 +216,7 @@ def _bench(name: str, options: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Run a command; every failure it expects (bad configuration, a port taken, a service unreachable) is one
     line on stderr and exit status 2."""
+    argv = sys.argv[1:] if argv is None else argv
     args = _parser().parse_args(argv)
     if args.command == "bench":
         return _bench(args.benchmark, args.options)
@@ -219,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         return _failed(args.command, options.configuration_error(exc))
     logs.configure(settings.resolved_log_format, "DEBUG" if args.verbose else settings.log_level)
     try:
-        return _run(args, settings)
+        return _run(args, settings, argv)
     except ValidationError as exc:
         return _failed(args.command, options.configuration_error(exc))
     except (StartupError, ValueError, OSError, ConnectionError, TimeoutError, KoproGoError) as exc:
@@ -234,11 +244,13 @@ def _failed(command: str, message: str) -> int:
     return 2
 
 
-def _run(args: argparse.Namespace, settings: Settings) -> int:
+def _run(args: argparse.Namespace, settings: Settings, argv: list[str]) -> int:
     if args.command == "up":
         asyncio.run(bootstrap.run_embedded(settings, with_demo=args.demo, on_ready=_banner))
     elif args.command == "api":
         asyncio.run(bootstrap.run_api(settings))
+    elif args.command == "ingest" and args.workers > 1:
+        return asyncio.run(supervisor.supervise(argv, settings, args.workers))
     elif args.command == "ingest":
         asyncio.run(bootstrap.run_ingest(settings))
     elif args.command == "jobs":

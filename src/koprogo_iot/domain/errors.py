@@ -8,7 +8,10 @@ KoproGoError
  ├── AuthenticationFailed  unknown user, wrong password or bad token (HTTP 401)
  │    └── TokenExpired     the token (or the session it was refreshed from) is too old: log in again (HTTP 401)
  ├── TooManyAttempts       too many failed logins for an account or an address: wait (HTTP 429)
- ├── StorageUnavailable    the database cannot be reached right now (HTTP 503)
+ ├── StorageUnavailable    the database cannot be reached right now: retry later (HTTP 503)
+ │    ├── StorageContention  the transaction lost a deadlock or serialization race: retry it at once (HTTP 503)
+ │    └── StorageFault       the database refuses everything it is given (a migration missing, a bug): retry later
+ ├── StorageRefused        the database refuses for a reason waiting does not cure (wrong login, no database)
  └── BrokerUnavailable     the MQTT broker's administration cannot be reached or refused (HTTP 503)
 """
 
@@ -51,6 +54,19 @@ class TooManyAttempts(KoproGoError):
 
 class StorageUnavailable(KoproGoError):
     """The storage backend failed for a reason outside the request (connection lost, server down)."""
+
+
+class StorageContention(StorageUnavailable):
+    """The transaction was rolled back to break a deadlock or a serialization conflict with another writer."""
+
+
+class StorageFault(StorageUnavailable):
+    """The database refused each message of a batch on its own: no poison message but a fault of the schema or of
+    the code (a migration not applied, a bug). Retried like an outage, so that no reading is lost meanwhile."""
+
+
+class StorageRefused(KoproGoError):
+    """The database refused us for a reason that waiting does not cure (wrong login, unknown database)."""
 
 
 class BrokerUnavailable(KoproGoError):

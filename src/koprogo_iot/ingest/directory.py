@@ -71,6 +71,13 @@ class SensorDirectory:
             self._layers[organization_id] = cached
         return cached[1]
 
+    def forget_ids(self, sensor_ids: set[UUID]) -> None:
+        """Drop these sensors, whatever device they are cached under: the database refused readings of theirs
+        (deleted by another process), so they are looked up again. A rare path: a scan is cheap enough."""
+        stale = [key for key, (_, sensor) in self._entries.items() if sensor is not None and sensor.id in sensor_ids]
+        for key in stale:
+            del self._entries[key]
+
     def forget(self, sensor: IoTSensor) -> None:
         """Drop a sensor (or its rules) changed in this process (embedded mode), so the change applies at once."""
         self._entries.pop((sensor.organization_id, sensor.sensor_id, sensor.device_field), None)

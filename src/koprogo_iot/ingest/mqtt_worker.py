@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import ssl
 import sys
 import time
@@ -23,7 +24,7 @@ from typing import Any
 
 from koprogo_iot import mqtt_codec
 from koprogo_iot.domain.clock import utcnow
-from koprogo_iot.domain.errors import StorageUnavailable
+from koprogo_iot.domain.errors import StorageContention, StorageUnavailable
 from koprogo_iot.ingest import metrics
 from koprogo_iot.ingest.pipeline import Message, Pipeline
 from koprogo_iot.ingest.topics import SUBSCRIPTION
@@ -33,7 +34,8 @@ from koprogo_iot.mqtt_url import MqttEndpoint
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 2_000  # messages per pipeline call; COPY batches of this size cost ~1 ms on PostgreSQL
-RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)  # seconds between attempts to store a batch the database refused
+RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)  # seconds between attempts to store a batch while the database is away
+CONTENTION_PAUSE = 0.1  # at most, in seconds, before storing again a batch rolled back by a deadlock
 # Seconds between attempts to reach the broker, doubling. Start fast: after a broker restart, Mosquitto 2.0
 # forgets shared subscriptions until the workers subscribe again, and drops what arrives for them meanwhile.
 RECONNECT_MIN, RECONNECT_MAX = 0.1, 10.0
@@ -484,12 +486,20 @@ class MqttIngestWorker:
             current.write(puback_packets(acks))
 
     async def _store(self, batch: list[Message]) -> None:
-        """Store the batch, waiting for the database as long as it takes: unstored means unacknowledged."""
+        """Store the batch, waiting for the database as long as it takes: unstored means unacknowledged.
+
+        Only unavailability is retried as a whole (the pipeline isolates the messages a database refuses for good);
+        a deadlock or serialization failure lost to another worker is retried at once, after a random pause of up
+        to CONTENTION_PAUSE so that the two do not collide again.
+        """
         attempt = 0
         while True:
             try:
                 await self.pipeline.handle(batch)
                 return
+            except StorageContention as exc:
+                log.info("lost a race with another writer (%s); retrying %d messages", exc, len(batch))
+                await asyncio.sleep(random.uniform(0, CONTENTION_PAUSE))
             except StorageUnavailable as exc:
                 delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
                 log.warning("storage unavailable (%s); retrying %d messages in %.1f s", exc, len(batch), delay)

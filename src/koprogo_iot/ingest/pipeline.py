@@ -21,7 +21,7 @@ from koprogo_iot.domain.clock import utcnow
 from koprogo_iot.domain.dead_letters import DeadLetter
 from koprogo_iot.domain.detection import reading_decisions
 from koprogo_iot.domain.devices import MAX_FIELDS, DeviceSighting, SeenField
-from koprogo_iot.domain.errors import InvalidValue, NotFound, StorageUnavailable
+from koprogo_iot.domain.errors import InvalidValue, NotFound, StorageFault, StorageUnavailable
 from koprogo_iot.domain.readings import IoTReading
 from koprogo_iot.domain.rules import AlertRules
 from koprogo_iot.domain.sensors import DeviceFormat, IoTSensor, MeasurementKind, SensorStatus
@@ -93,6 +93,16 @@ class IngestStats:
 
 
 @dataclass(frozen=True, slots=True)
+class _Prepared:
+    """One message of a batch, validated: what to store for it."""
+
+    index: int  # in the batch, for its outcome
+    message: Message
+    readings: list[Ingested]
+    letters: list[DeadLetter]
+
+
+@dataclass(frozen=True, slots=True)
 class _Value:
     """One value of a message, before it is checked against its sensor."""
 
@@ -158,41 +168,113 @@ class Pipeline:
         """Store what is valid, and dead-letter the rest, in one transaction.
 
         Returns, per message, None when at least one of its values was accepted, else its first rejection.
-        Storage errors propagate: the caller must not acknowledge the batch and should retry it.
+        `StorageUnavailable` propagates: the caller must not acknowledge the batch and should retry it. Any other
+        storage failure is the data's (a sensor deleted since it was cached, a value the database refuses): the
+        batch is stored in halves until the messages at fault are found, and those are dead-lettered
+        (`storage_refused`) while the rest is stored (see `_refuse_stored` for the exception).
         """
         outcomes: list[Reason | None] = []
-        accepted: list[Ingested] = []
-        letters: list[DeadLetter] = []
+        prepared: list[_Prepared] = []
         self._sighted.clear()
-        for message in messages:
+        for index, message in enumerate(messages):
             readings, failures = await self._process(message)
-            accepted += readings
             outcomes.append(None if readings or not failures else failures[0].reason)
+            letters = []
             for failure in failures:
-                log.info("rejected a value on %s: %s", message.topic, failure, extra=self._about(message.topic))
-                self.stats.rejected[failure.reason.value] += 1
-                metrics.MESSAGES_REJECTED.labels(failure.reason.value).inc()
-                letter = await self._dead_letter(message, failure)
+                letter = await self._rejected(message, failure)
                 if letter is not None:
                     letters.append(letter)
+            if readings or letters:
+                prepared.append(_Prepared(index, message, readings, letters))
         started = time.perf_counter()
         sightings = list(self._sighted.values())
-        stored = accepted or letters or sightings
-        new = await self.storage.readings.ingest(accepted, letters, sightings) if stored else []
+        refused: list[tuple[_Prepared, Exception]] = []
+        new = await self._store(prepared, sightings, refused) if prepared or sightings else []
+        if refused:
+            await self._refuse_stored(prepared, refused, outcomes)
+        accepted = sum(len(p.readings) for p in prepared)
         metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)
         metrics.BATCH_SIZE.observe(len(messages))
         metrics.MESSAGES_RECEIVED.inc(len(messages))
         metrics.READINGS_STORED.inc(len(new))
-        metrics.READINGS_DUPLICATE.inc(len(accepted) - len(new))
+        metrics.READINGS_DUPLICATE.inc(accepted - len(new))
         self.stats.received += len(messages)
         self.stats.stored += len(new)
-        self.stats.duplicates += len(accepted) - len(new)
+        self.stats.duplicates += accepted - len(new)
         now = utcnow()
         for item in new:
             metrics.END_TO_END_SECONDS.observe(max(0.0, (now - item.reading.timestamp).total_seconds()))
         if self.bus is not None and new:
             await self._publish_live(new)
         return outcomes
+
+    async def _rejected(self, message: Message, failure: Rejected) -> DeadLetter | None:
+        """Log and count a refusal; its dead letter unless the quotas are used up."""
+        log.info("rejected a value on %s: %s", message.topic, failure, extra=self._about(message.topic))
+        self.stats.rejected[failure.reason.value] += 1
+        metrics.MESSAGES_REJECTED.labels(failure.reason.value).inc()
+        return await self._dead_letter(message, failure)
+
+    async def _store(
+        self, prepared: list[_Prepared], sightings: list[DeviceSighting], refused: list[tuple[_Prepared, Exception]]
+    ) -> list[Ingested]:
+        """Store `prepared` (and `sightings`) in one transaction; on a permanent failure, store it in halves down
+        to the messages at fault, which are added to `refused` (not stored)."""
+        try:
+            return await self.storage.readings.ingest(
+                [r for p in prepared for r in p.readings], [letter for p in prepared for letter in p.letters], sightings
+            )
+        except StorageUnavailable:
+            raise  # contention included: the whole batch is retried, nothing was written
+        except Exception as exc:
+            failure = exc
+        if sightings:  # what devices nobody reads said is a hint for registration: never worth a reading
+            new = await self._store(prepared, [], refused) if prepared else []
+            try:
+                await self.storage.readings.ingest([], [], sightings)
+            except StorageUnavailable:
+                raise
+            except Exception as exc:
+                log.error("could not record %d device sightings: %s", len(sightings), exc)
+            return new
+        if len(prepared) > 1:
+            half = len(prepared) // 2
+            return await self._store(prepared[:half], [], refused) + await self._store(prepared[half:], [], refused)
+        refused.append((prepared[0], failure))
+        return []
+
+    async def _refuse_stored(
+        self, prepared: list[_Prepared], refused: list[tuple[_Prepared, Exception]], outcomes: list[Reason | None]
+    ) -> None:
+        """The messages whose rows the database refused: their sensors are looked up afresh (a sensor deleted
+        meanwhile is then an `unknown_sensor`, without failing another batch), and they are dead-lettered.
+
+        Unless every message of the batch, of several sensors, was refused: that is no poison but a fault of ours
+        or of the schema (a migration not applied, a bug), which dead-lettering would turn into lost readings. The
+        batch is then retried as a whole, like an outage (`StorageFault`), and acknowledged only once stored.
+        """
+        sensors = {r.reading.sensor_id for at_fault, _ in refused for r in at_fault.readings}
+        self.directory.forget_ids(sensors)
+        self._organizations.clear()  # an organization deleted meanwhile is seen as such from now on
+        if len(refused) == len(prepared) > 1 and len(sensors) > 1:
+            failure = refused[0][1]
+            raise StorageFault(
+                f"the database refused each of the {len(prepared)} messages of a batch, of {len(sensors)} sensors "
+                f"({type(failure).__name__}: {failure})"
+            )
+        for at_fault, failure in refused:
+            message = at_fault.message
+            outcomes[at_fault.index] = Reason.STORAGE_REFUSED
+            why = Rejected(Reason.STORAGE_REFUSED, f"{type(failure).__name__}: {failure}")
+            letter = await self._rejected(message, why)
+            letters = [*at_fault.letters, letter] if letter is not None else at_fault.letters
+            try:
+                await self.storage.readings.ingest([], letters)
+            except StorageUnavailable:
+                raise
+            except Exception as exc:  # not even its dead letter: counted and logged, never a stopped worker
+                about = self._about(message.topic)
+                log.error("could not dead-letter a message on %s: %s", message.topic, exc, extra=about)
 
     async def _process(self, message: Message) -> tuple[list[Ingested], list[Rejected]]:
         try:

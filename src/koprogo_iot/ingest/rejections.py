@@ -20,6 +20,7 @@ class Reason(StrEnum):
     TIMESTAMP_TOO_OLD = "timestamp_too_old"
     UNIT_MISMATCH = "unit_mismatch"  # the device's unit cannot be converted to the sensor's
     RATE_LIMITED = "rate_limited"  # the sensor sends faster than its allowance
+    STORAGE_REFUSED = "storage_refused"  # the database refused its rows (e.g. its sensor was deleted meanwhile)
     INTERNAL_ERROR = "internal_error"  # a bug of ours: logged with the payload
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from enum import Enum
@@ -9,16 +10,22 @@ from typing import Any
 
 import asyncpg
 
-from koprogo_iot.domain.errors import Conflict, StorageUnavailable
+from koprogo_iot.storage.sql import failures
 from koprogo_iot.storage.sql.database import Executor, Row
 
-# Errors that mean "the server is not there right now", as opposed to a bad statement.
-_UNAVAILABLE = (
-    OSError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.InterfaceError,
-)
+
+class _WithoutTraceback(logging.Filter):
+    """asyncpg's pool reconnects in the background while the server is away, and logs each failed attempt with a
+    traceback: an outage we report ourselves (storage unavailable, retrying) is not a bug. Its reason stays."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            record.msg = f"{record.getMessage()} ({record.exc_info[1]})"
+            record.args, record.exc_info, record.exc_text = None, None, None
+        return True
+
+
+logging.getLogger("asyncpg.pool").addFilter(_WithoutTraceback())
 
 
 def _encode(value: object) -> object:
@@ -40,12 +47,8 @@ class PgExecutor(Executor):
         self._conn = conn
 
     async def _call(self, method: str, sql: str, args: tuple[object, ...]) -> Any:
-        try:
+        with failures.classified(failures.postgres):
             return await getattr(self._conn, method)(sql, *[_encode(a) for a in args])
-        except asyncpg.IntegrityConstraintViolationError as exc:
-            raise Conflict(exc.detail or str(exc)) from exc
-        except _UNAVAILABLE as exc:
-            raise StorageUnavailable(f"PostgreSQL: {exc}") from exc
 
     async def fetch(self, sql: str, *args: object) -> list[Row]:
         return list(await self._call("fetch", sql, args))
@@ -62,12 +65,8 @@ class PgExecutor(Executor):
 
     async def copy_records(self, table: str, columns: list[str], records: Sequence[tuple[object, ...]]) -> None:
         """Binary COPY: the fastest way to load rows (~95,000 rows/s on one connection here)."""
-        try:
+        with failures.classified(failures.postgres):
             await self._conn.copy_records_to_table(table, records=records, columns=columns)
-        except asyncpg.IntegrityConstraintViolationError as exc:
-            raise Conflict(exc.detail or str(exc)) from exc
-        except _UNAVAILABLE as exc:
-            raise StorageUnavailable(f"PostgreSQL: {exc}") from exc
 
 
 class PostgresDatabase(PgExecutor):
@@ -75,24 +74,19 @@ class PostgresDatabase(PgExecutor):
 
     @classmethod
     async def open(cls, url: str, min_size: int = 1, max_size: int = 10) -> PostgresDatabase:
-        try:
+        with failures.classified(failures.postgres_connecting):
             # JIT compilation pays off for long analytical scans only: our queries are short, and the planner's
             # cost estimates over many partitions made PostgreSQL compile some for half a second (measured on the
             # window rules' look-back query: 1.8 s with JIT, see benchmarks/README.md).
             pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, server_settings={"jit": "off"})
-        except _UNAVAILABLE as exc:
-            raise StorageUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
-        except asyncpg.PostgresError as exc:  # refused: unknown database or role, wrong password
-            raise StorageUnavailable(f"PostgreSQL refused the connection: {exc}") from exc
         return cls(pool)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Executor]:
-        try:
+        # Connecting, BEGIN and COMMIT are classified too (a serialization failure may come at COMMIT).
+        with failures.classified(failures.postgres):
             async with self._conn.acquire() as conn, conn.transaction():
                 yield PgExecutor(conn)
-        except _UNAVAILABLE as exc:
-            raise StorageUnavailable(f"PostgreSQL: {exc}") from exc
 
     async def close(self) -> None:
         await self._conn.close()

@@ -15,7 +15,7 @@ from uuid import UUID
 
 import aiosqlite
 
-from koprogo_iot.domain.errors import Conflict, StorageUnavailable
+from koprogo_iot.storage.sql import failures
 from koprogo_iot.storage.sql.database import Executor, Row
 
 _PLACEHOLDER = re.compile(r"\$(\d+)")
@@ -63,12 +63,8 @@ class _Connection(Executor):
         self._conn = conn
 
     async def _run(self, sql: str, args: tuple[object, ...]) -> aiosqlite.Cursor:
-        try:
+        with failures.classified(failures.sqlite):
             return await self._conn.execute(_PLACEHOLDER.sub(r"?\1", sql), [_encode(a) for a in args])
-        except sqlite3.IntegrityError as exc:
-            raise Conflict(str(exc)) from exc
-        except sqlite3.OperationalError as exc:
-            raise StorageUnavailable(f"SQLite: {exc}") from exc
 
     async def fetch(self, sql: str, *args: object) -> list[Row]:
         cursor = await self._run(sql, args)
