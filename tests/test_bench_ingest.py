@@ -64,3 +64,18 @@ async def test_tiny_benchmark_with_a_worker_sigtermed_and_restarted(tmp_path: Pa
     term = result["sigterm"]
     assert term["exit_code"] == 0 and term["exit_seconds"] < 10 and term["worker"] == "bench-ingest-1"
     assert result["acceptance"]["sigterm_exit_within_10_s"]
+
+
+async def test_tiny_benchmark_with_the_paho_client_behind_the_same_pipeline(tmp_path: Path) -> None:
+    """The comparison's other side (`--client paho`, bench/paho_worker.py) stores everything once too."""
+    parser = argparse.ArgumentParser()
+    ingest.add_arguments(parser)
+    args = ["--rate", "500", "--duration", "2", "--warmup", "0", "--sensors", "50", "--workers", "2"]
+    args += ["--client", "paho", "--drain-timeout", "10", "--postgres-url", POSTGRES_ADMIN_URL]
+    options = parser.parse_args([*args, "--results-dir", str(tmp_path)])
+
+    result = await ingest.run(options)
+
+    assert result["published"] == result["acknowledged"] == result["stored"] == 1000
+    assert result["duplicates"] == 0
+    assert "2 paho" in result["markdown"]

@@ -100,6 +100,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds into the measured run: SIGTERM the first worker, time its exit, start it again with the same "
         "client id (a pod restarted), and wait for the rows rather than the workers' counters",
     )
+    parser.add_argument(
+        "--client",
+        choices=("own", "paho"),
+        default="own",
+        help="the workers' MQTT client: ours (koprogo-iot ingest, default) or paho-mqtt 2 behind the same pipeline",
+    )
     parser.add_argument("--keep-database", action="store_true", help="keep the koprogo_bench_* database afterwards")
     parser.add_argument(
         "--results-dir", type=Path, default=RESULTS_DIR, help=f"where results go (default ./{RESULTS_DIR})"
@@ -304,7 +310,8 @@ async def _start_rig(stack: contextlib.AsyncExitStack, options: argparse.Namespa
         service.start()
     env = _worker_env(options, database_url, mosquitto, redis)
     workers = [
-        IngestWorker(env, f"bench-ingest-{i}", folder / f"worker-{i}.log") for i in range(1, options.workers + 1)
+        IngestWorker(env, f"bench-ingest-{i}", folder / f"worker-{i}.log", options.client)
+        for i in range(1, options.workers + 1)
     ]
     for worker in workers:
         stack.callback(_stop, worker)
@@ -617,6 +624,7 @@ def _parameters(options: argparse.Namespace) -> dict[str, Any]:
         "warmup": options.warmup,
         "sensors": options.sensors,
         "workers": options.workers,
+        "client": options.client,
         "drain_timeout": options.drain_timeout,
         "share_group": INGEST_GROUP,
         "keep_database": options.keep_database,
@@ -701,7 +709,7 @@ def _markdown_row(r: dict[str, Any]) -> str:
         str(r["machine"]["nproc"]),
         f"{p['rate']:,.0f} × {p['duration']:g}",
         f"{p['sensors']:,}",
-        str(p["workers"]),
+        f"{p['workers']}" + (" paho" if p.get("client") == "paho" else ""),
         _num(r["measured"]["stored_per_second_until_drained"], "{:,.0f}"),
         f"{r['published']:,}",
         f"{r['stored']:,}",

@@ -200,12 +200,15 @@ class IngestWorker(Service):
 
     name = "ingest worker"
 
-    def __init__(self, env: dict[str, str], client_id: str, log: Path | None = None) -> None:
+    def __init__(self, env: dict[str, str], client_id: str, log: Path | None = None, client: str = "own") -> None:
         super().__init__()
         self.env = env | {"KOPROGO_MQTT_CLIENT_ID": client_id, "KOPROGO_INGEST_METRICS_PORT": str(self.port)}
         self.log = log
+        self.client = client  # "paho": the same pipeline behind paho-mqtt (bench/paho_worker.py), to compare
 
     def command(self) -> list[str]:
+        if self.client == "paho":
+            return [sys.executable, "-m", "koprogo_iot.bench.paho_worker"]
         return [sys.executable, "-m", "koprogo_iot.cli", "ingest"]
 
     def start(self) -> None:
