@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import websockets
 
 from koprogo_iot.bootstrap import open_storage
 from tests.conftest import ENCRYPTION_KEY, PASSWORD, eventually, free_port, make_tenant
+from tests.support.processes import answers, production_env
 
 pytestmark = pytest.mark.postgres
 
@@ -25,26 +25,12 @@ async def test_sigterm_closes_websocket_clients_and_exits(postgres_url: str) -> 
     tenant = await make_tenant(storage, "Shutdown")
     await storage.close()
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KOPROGO_")} | {
-        "KOPROGO_MODE": "production",
-        "KOPROGO_SECRET_KEY": "s" * 40,
-        "KOPROGO_ENCRYPTION_KEY": ENCRYPTION_KEY,
-        "KOPROGO_DATABASE_URL": postgres_url,
-        "KOPROGO_HTTP_PORT": str(port),
-        "KOPROGO_NOTIFY_ENABLED": "false",
-    }
+    env = production_env(postgres_url, KOPROGO_HTTP_PORT=str(port), KOPROGO_NOTIFY_ENABLED="false")
     api = subprocess.Popen([sys.executable, "-m", "koprogo_iot.cli", "api"], env=env, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(base_url=base, timeout=5) as client:
-
-            async def alive() -> bool:
-                try:
-                    return (await client.get("/healthz")).status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            await eventually(alive, timeout=60)
+            await eventually(lambda: answers(client), timeout=60)
             login = {"email": tenant.syndic.email, "password": PASSWORD}
             token = (await client.post("/api/v1/auth/login", json=login)).json()["access_token"]
         async with websockets.connect(f"ws://127.0.0.1:{port}/api/v1/iot/stream?access_token={token}") as ws:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
@@ -12,6 +11,7 @@ import pytest
 from koprogo_iot.bootstrap import open_storage
 from tests.conftest import ENCRYPTION_KEY, PASSWORD, POSTGRES_ADMIN_URL, eventually, free_port, make_tenant
 from tests.support.postgres import allow_connections, refuse_connections
+from tests.support.processes import answers, production_env
 
 pytestmark = pytest.mark.postgres
 
@@ -21,26 +21,12 @@ async def test_the_api_answers_503_in_its_error_format_while_the_database_refuse
     tenant = await make_tenant(storage, "Outage")
     await storage.close()
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KOPROGO_")} | {
-        "KOPROGO_MODE": "production",
-        "KOPROGO_SECRET_KEY": "s" * 40,
-        "KOPROGO_ENCRYPTION_KEY": ENCRYPTION_KEY,
-        "KOPROGO_DATABASE_URL": postgres_url,
-        "KOPROGO_HTTP_PORT": str(port),
-        "KOPROGO_JOBS_IN_API": "false",
-    }
+    env = production_env(postgres_url, KOPROGO_HTTP_PORT=str(port), KOPROGO_JOBS_IN_API="false")
     api = subprocess.Popen([sys.executable, "-m", "koprogo_iot.cli", "api"], env=env, stderr=subprocess.PIPE)
     database = postgres_url.rsplit("/", 1)[1]
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-
-            async def up() -> bool:
-                try:
-                    return (await client.get("/healthz")).status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            await eventually(up, timeout=60)
+            await eventually(lambda: answers(client), timeout=60)
             login = {"email": tenant.syndic.email, "password": PASSWORD}
             token = (await client.post("/api/v1/auth/login", json=login)).json()["access_token"]
             headers = {"Authorization": f"Bearer {token}"}

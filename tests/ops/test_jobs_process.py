@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -13,23 +12,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import ENCRYPTION_KEY, eventually, free_port
+from tests.conftest import eventually, free_port
+from tests.support.processes import answers, production_env
 
 pytestmark = pytest.mark.postgres
-
-
-def _environment(postgres_url: str, **more: str) -> dict[str, str]:
-    return (
-        {k: v for k, v in os.environ.items() if not k.startswith("KOPROGO_")}
-        | {
-            "KOPROGO_MODE": "production",
-            "KOPROGO_SECRET_KEY": "s" * 40,
-            "KOPROGO_ENCRYPTION_KEY": ENCRYPTION_KEY,
-            "KOPROGO_DATABASE_URL": postgres_url,
-            "KOPROGO_NOTIFY_ENABLED": "false",
-        }
-        | more
-    )
 
 
 @pytest.fixture
@@ -42,31 +28,26 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
         assert b"Traceback" not in err, err.decode()
 
 
-async def _ready(client: httpx.AsyncClient) -> bool:
-    try:
-        return (await client.get("/readyz")).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
 async def test_the_jobs_run_in_their_own_process_and_the_api_without_them(
     postgres_url: str, processes: list[subprocess.Popen[bytes]]
 ) -> None:
     jobs_port, api_port = free_port(), free_port()
     command = [sys.executable, "-m", "koprogo_iot.cli"]
-    jobs_env = _environment(postgres_url, KOPROGO_JOBS_METRICS_PORT=str(jobs_port))
+    jobs_env = production_env(postgres_url, KOPROGO_NOTIFY_ENABLED="false", KOPROGO_JOBS_METRICS_PORT=str(jobs_port))
     processes.append(jobs := subprocess.Popen([*command, "jobs"], env=jobs_env, stderr=subprocess.PIPE))
-    api_env = _environment(postgres_url, KOPROGO_HTTP_PORT=str(api_port), KOPROGO_JOBS_IN_API="false")
+    api_env = production_env(
+        postgres_url, KOPROGO_NOTIFY_ENABLED="false", KOPROGO_HTTP_PORT=str(api_port), KOPROGO_JOBS_IN_API="false"
+    )
     processes.append(subprocess.Popen([*command, "api"], env=api_env, stderr=subprocess.PIPE))
     async with (
         httpx.AsyncClient(base_url=f"http://127.0.0.1:{jobs_port}", timeout=5) as jobs_probe,
         httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}", timeout=5) as api,
     ):
-        await eventually(lambda: _ready(jobs_probe), timeout=60)  # every job has run once and succeeded
+        await eventually(lambda: answers(jobs_probe, "/readyz"), timeout=60)  # every job has run once and succeeded
         jobs_metrics = (await jobs_probe.get("/metrics")).text
         for job in ("rollups", "window rules", "maintenance", "device logins"):
             assert f'koprogo_job_last_success_age_seconds{{job="{job}"}}' in jobs_metrics
-        await eventually(lambda: _ready(api), timeout=60)
+        await eventually(lambda: answers(api, "/readyz"), timeout=60)
         assert "koprogo_job_last_success_age_seconds{" not in (await api.get("/metrics")).text
     signalled = time.monotonic()
     jobs.send_signal(signal.SIGTERM)
