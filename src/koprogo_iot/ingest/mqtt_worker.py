@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import ssl
 import sys
 import time
@@ -34,9 +35,14 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 2_000  # messages per pipeline call; COPY batches of this size cost ~1 ms on PostgreSQL
 RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)  # seconds between attempts to store a batch the database refused
-# Seconds between attempts to reach the broker, doubling. Start fast: after a broker restart, Mosquitto 2.0
-# forgets shared subscriptions until the workers subscribe again, and drops what arrives for them meanwhile.
+# Seconds before reconnecting, after a failed attempt or a lost connection alike: a random delay below a ceiling
+# that doubles from RECONNECT_MIN to RECONNECT_MAX ("full jitter": workers dropped together do not return
+# together). Start fast: after a broker restart, Mosquitto 2.0 forgets shared subscriptions until the workers
+# subscribe again, and drops what arrives for them meanwhile. Only a connection that held for STABLE_AFTER seconds
+# starts the ceiling again; one dropped sooner (a broker refusing what we send, another worker with our client id)
+# backs off like a failed attempt rather than reconnecting in a tight loop.
 RECONNECT_MIN, RECONNECT_MAX = 0.1, 10.0
+STABLE_AFTER = 30.0
 KEEPALIVE = 30  # seconds, announced in CONNECT; a PINGREQ goes out when nothing was written for half of it
 CONNECT_TIMEOUT = 10.0  # for the TCP connection, then again for CONNACK and SUBACK
 CLOSE_TIMEOUT = 2.0
@@ -188,6 +194,16 @@ def _long_length(data: bytes, start: int) -> tuple[int, int] | None:
     if len(data) - start >= 4:
         raise ProtocolError("malformed remaining length (more than 4 bytes)")
     return None
+
+
+def reconnect_delay(failures: int) -> float:
+    """Seconds to wait after `failures` (1 or more) attempts failed or connections were lost in a row."""
+    return _jitter(min(RECONNECT_MAX, RECONNECT_MIN * 2 ** min(failures - 1, 32)))
+
+
+def _jitter(ceiling: float) -> float:
+    """Full jitter: anywhere from 0 to the ceiling, uniformly (not a cryptographic use of `random`)."""
+    return random.uniform(0.0, ceiling)
 
 
 def connect_packet(client_id: str, username: str | None, password: str | None) -> bytes:
@@ -371,8 +387,10 @@ class MqttIngestWorker:
                 await self._connection.close(graceful=True)
 
     async def _connect_forever(self, consumer: asyncio.Task[None]) -> None:
-        delay, failure = RECONNECT_MIN, ""
+        failures, failure = 0, ""  # attempts failed or connections lost since one last held; the last reason
         while True:
+            if failures:
+                await asyncio.sleep(reconnect_delay(failures))
             try:
                 connection = await self._open()
             except (OSError, TimeoutError, ConnectionError) as exc:
@@ -386,14 +404,15 @@ class MqttIngestWorker:
                         RECONNECT_MAX,
                     )
                     failure = why
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RECONNECT_MAX)
+                failures += 1
                 continue
-            delay, failure, self.last_error = RECONNECT_MIN, "", None
+            failure, self.last_error = "", None
+            connected_at = time.monotonic()
             await self._serve(connection, consumer)
             self._lost()
             if consumer.done():
                 consumer.result()  # a bug in the consumer stops the worker rather than silently not storing
+            failures = 1 if time.monotonic() - connected_at >= STABLE_AFTER else failures + 1
             log.warning("lost the connection to %s; reconnecting", self.endpoint)
 
     async def _open(self) -> _Connection:
@@ -402,17 +421,22 @@ class MqttIngestWorker:
         opening = loop.create_connection(
             lambda: _Connection(self._enqueue, self.max_packet), self.endpoint.host, self.endpoint.port, ssl=self.tls
         )
-        _, connection = await asyncio.wait_for(opening, CONNECT_TIMEOUT)
+        # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancellation that comes as the awaited
+        # future completes (the SUBACK read as `run` is cancelled), and the worker then ran on, unstoppable.
+        async with asyncio.timeout(CONNECT_TIMEOUT):
+            _, connection = await opening
         try:
             connection.write(connect_packet(self.client_id, self.endpoint.username, self.endpoint.password))
-            session_present, code = await asyncio.wait_for(connection.connack, CONNECT_TIMEOUT)
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                session_present, code = await connection.connack
             if code != 0:
                 raise ConnectionError(f"connection refused: {connack_reason(code)}")
             # Messages may arrive before the SUBACK (a resumed session): they are queued for this connection.
             self._connection = connection
             # Subscribing again when the session was kept is harmless (idempotent) and covers a changed filter.
             connection.write(subscribe_packet(self.subscription))
-            granted = await asyncio.wait_for(connection.suback, CONNECT_TIMEOUT)
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                granted = await connection.suback
             if granted == 0x80:
                 raise ConnectionError(f"subscription to {self.subscription} refused")
         except BaseException:
