@@ -211,7 +211,9 @@ def build_worker(settings: Settings, pipeline: Pipeline, endpoint: MqttEndpoint,
     has one worker and no shared subscriptions)."""
     group = INGEST_GROUP if shared else None
     tls = settings.mqtt.tls_context() if endpoint.tls else None
-    return MqttIngestWorker(pipeline, endpoint, settings.mqtt.client_id, group, tls=tls)
+    return MqttIngestWorker(
+        pipeline, endpoint, settings.mqtt.client_id, group, tls=tls, max_packet=settings.mqtt.max_packet_bytes
+    )
 
 
 # Rollups are refreshed by the processes that serve queries (which also catch up before answering), not by the

@@ -38,6 +38,12 @@ class MqttSettings(BaseSettings):
     ca_file: Path | None = Field(None, description="CA certificate(s) to trust for mqtts:// (default: the system's)")
     cert_file: Path | None = Field(None, description="client certificate, for a broker that requires one")
     key_file: Path | None = Field(None, description="the client certificate's private key")
+    max_packet_bytes: int = Field(
+        512 * 1024,
+        ge=1024,
+        description="largest MQTT packet an ingest worker accepts from the broker: a bigger one is refused before it "
+        "is read and the connection dropped (keep the broker's message_size_limit below it)",
+    )
 
     def tls_context(self) -> ssl.SSLContext | None:
         """The context of the platform's TLS connections to the broker; None: the defaults of each URL."""

@@ -35,6 +35,8 @@ FRENCH = {
     "KOPROGO_MQTT_CA_FILE": "certificat(s) d'autorité à accepter pour mqtts:// (par défaut : ceux du système)",
     "KOPROGO_MQTT_CERT_FILE": "certificat client, pour un broker qui en exige un",
     "KOPROGO_MQTT_KEY_FILE": "la clé privée du certificat client",
+    "KOPROGO_MQTT_MAX_PACKET_BYTES": "plus grand paquet MQTT qu'un worker d'ingestion accepte du broker : un paquet "
+    "plus grand est refusé avant d'être lu et la connexion coupée (garder le message_size_limit du broker en dessous)",
     "KOPROGO_HTTP_HOST": "adresse d'écoute de l'API (et du port de métriques d'un worker)",
     "KOPROGO_HTTP_PORT": "port d'écoute de l'API",
     "KOPROGO_HTTP_SHUTDOWN_TIMEOUT": "à SIGTERM, secondes pour finir les requêtes et fermer les clients WebSocket",
