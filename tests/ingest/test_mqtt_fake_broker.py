@@ -61,6 +61,10 @@ async def started(worker: MqttIngestWorker) -> AsyncIterator[asyncio.Task[None]]
             await task
 
 
+def conflicts() -> float:
+    return REGISTRY.get_sample_value("koprogo_ingest_client_id_conflicts_total") or 0.0
+
+
 def refused(kind: str) -> float:
     return REGISTRY.get_sample_value("koprogo_ingest_mqtt_protocol_errors_total", {"kind": kind}) or 0.0
 
@@ -93,6 +97,7 @@ async def test_the_worker_survives_malformed_packets_counts_them_reconnects_and_
     tenant = await make_tenant(storage)
     topic = tenant.unit_sensor.mqtt_topic
     pipeline = Pipeline(storage, LIMITS)
+    conflicts_before = conflicts()
     async with FakeBroker() as broker:
         worker = MqttIngestWorker(pipeline, broker.endpoint, "fake-broker-test", max_packet=MAX_PACKET)
         async with started(worker) as task:
@@ -113,6 +118,7 @@ async def test_the_worker_survives_malformed_packets_counts_them_reconnects_and_
     assert len(broker.opened) == len(MALFORMED) + 1
     assert await stored(storage, tenant) == len(MALFORMED) + 1
     assert pipeline.stats.received == len(MALFORMED) + 1  # what followed each malformed packet was never read
+    assert conflicts() == conflicts_before  # connections the worker dropped itself: no client id conflict
 
 
 async def test_qos2_is_answered_pubrec_once_stored_then_pubcomp_and_stored_once(
@@ -146,6 +152,7 @@ async def test_reconnects_back_off_exponentially_after_established_connections_d
     monkeypatch.setattr(mqtt_worker, "RECONNECT_MIN", 0.05)
     monkeypatch.setattr(mqtt_worker, "RECONNECT_MAX", 0.4)
     monkeypatch.setattr(mqtt_worker, "_jitter", lambda ceiling: ceiling)
+    conflicts_before = conflicts()
     async with FakeBroker() as broker:
         worker = MqttIngestWorker(Pipeline(storage, LIMITS), broker.endpoint, "fake-broker-backoff")
         async with started(worker):
@@ -158,6 +165,8 @@ async def test_reconnects_back_off_exponentially_after_established_connections_d
     ceilings = [0.05, 0.1, 0.2, 0.4, 0.4]  # doubling, then capped
     for gap, ceiling in zip(gaps, ceilings, strict=True):
         assert ceiling <= gap < ceiling + 0.3, (gaps, ceilings)
+    # Young connections closed by the broker, again and again: what a shared client id looks like, reported.
+    assert conflicts() > conflicts_before
 
 
 def test_reconnect_delays_are_fully_jittered_below_a_doubling_capped_ceiling() -> None:

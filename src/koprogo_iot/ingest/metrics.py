@@ -37,6 +37,10 @@ MQTT_PROTOCOL_ERRORS = Counter(
     "Packets refused from the broker (the connection is dropped and made again): malformed, or too_large",
     ["kind"],
 )
+CLIENT_ID_CONFLICTS = Counter(
+    "koprogo_ingest_client_id_conflicts_total",
+    "Times the broker kept closing a worker's new connections: another client probably uses its client id",
+)
 LIVE_BUS_FAILURES = Counter("koprogo_live_bus_failures_total", "Batches the live bus could not publish")
 
 # Every reason's series exists from the start (at 0): a rate over a series born with its first event misses it.

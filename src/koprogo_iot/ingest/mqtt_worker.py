@@ -43,6 +43,11 @@ RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)  # seconds between attempts to store a 
 # backs off like a failed attempt rather than reconnecting in a tight loop.
 RECONNECT_MIN, RECONNECT_MAX = 0.1, 10.0
 STABLE_AFTER = 30.0
+# Two workers with one client id take the broker session from each other, each connection closed by the broker when
+# the other connects. MQTT 3.1.1 gives no reason for a close, but TAKEOVERS closes by the broker within
+# TAKEOVER_WINDOW seconds, each of a connection younger than STABLE_AFTER, look like that and little else (a broker
+# restarting refuses connections; one refusing what we send closes it before the SUBACK).
+TAKEOVERS, TAKEOVER_WINDOW = 3, 60.0
 KEEPALIVE = 30  # seconds, announced in CONNECT; a PINGREQ goes out when nothing was written for half of it
 CONNECT_TIMEOUT = 10.0  # for the TCP connection, then again for CONNACK and SUBACK
 CLOSE_TIMEOUT = 2.0
@@ -251,6 +256,7 @@ class _Connection(asyncio.Protocol):
         self.last_read = self.last_write = time.monotonic()
         self.ping_sent_at: float | None = None
         self.reading = True
+        self.dropped = False  # by us (protocol error, keep-alive, stopping), not by the broker
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -304,6 +310,7 @@ class _Connection(asyncio.Protocol):
             self.ping_sent_at = None  # a PINGRESP may be waiting unread: judge liveness afresh
 
     def abort(self) -> None:
+        self.dropped = True
         if self.transport is not None:
             self.transport.abort()
 
@@ -319,6 +326,7 @@ class _Connection(asyncio.Protocol):
         """DISCONNECT (when `graceful`, so the broker drops no will and logs no error), close, wait for it."""
         if self.transport is None:
             return
+        self.dropped = True
         if graceful:
             self.write(DISCONNECT)
         self.transport.close()
@@ -340,7 +348,7 @@ class MqttIngestWorker:
         self,
         pipeline: Pipeline,
         endpoint: MqttEndpoint,
-        client_id: str = "koprogo-ingest",
+        client_id: str,
         share_group: str | None = None,
         *,
         subscription: str = SUBSCRIPTION,
@@ -371,6 +379,7 @@ class MqttIngestWorker:
         self._batch_size = 0  # messages in the batch being stored
         self._stopping = False  # `drain` was called: nothing more is read
         self._drained = asyncio.Event()  # set by the consumer once stopping and nothing is left to store
+        self._closed_by_broker: deque[float] = deque()  # when the broker closed young connections, recently
 
     async def run(self) -> None:
         """Ingest until cancelled."""
@@ -412,8 +421,33 @@ class MqttIngestWorker:
             self._lost()
             if consumer.done():
                 consumer.result()  # a bug in the consumer stops the worker rather than silently not storing
-            failures = 1 if time.monotonic() - connected_at >= STABLE_AFTER else failures + 1
+            now = time.monotonic()
+            if now - connected_at >= STABLE_AFTER:
+                failures = 1
+            else:
+                failures += 1
+                if not connection.dropped:
+                    self._check_takeovers(now)
             log.warning("lost the connection to %s; reconnecting", self.endpoint)
+
+    def _check_takeovers(self, now: float) -> None:
+        """Called when the broker closed a young connection: say so when it looks like a shared client id."""
+        closes = self._closed_by_broker
+        closes.append(now)
+        while now - closes[0] > TAKEOVER_WINDOW:
+            closes.popleft()
+        if len(closes) >= TAKEOVERS:
+            closes.clear()
+            metrics.CLIENT_ID_CONFLICTS.inc()
+            log.error(
+                "the broker closed the connection of %s %d times within %.0f s, each soon after it was made: another "
+                "client is probably using the same client id (two ingest workers sharing one take the session from "
+                "each other). Give each worker its own KOPROGO_MQTT_CLIENT_ID, or leave it unset and give each its "
+                "own KOPROGO_INGEST_WORKER_INDEX",
+                self.client_id,
+                TAKEOVERS,
+                TAKEOVER_WINDOW,
+            )
 
     async def _open(self) -> _Connection:
         """Connect, start the session and subscribe; the connection becomes current once subscribed."""
