@@ -1,7 +1,10 @@
 """The asyncio MQTT ingest worker: its frame parser, then ingestion through a real Mosquitto, restarts included."""
 
+import array
 import asyncio
+import fcntl
 import json
+import termios
 import uuid
 from collections.abc import Sequence
 from datetime import timedelta
@@ -253,6 +256,14 @@ async def test_a_batch_the_database_refused_is_retried_until_stored(
     assert pipeline.failures == 0 and pipeline.stats.received == 1
 
 
+def unread_bytes(connection: mqtt_worker._Connection) -> int:
+    """Bytes the kernel has received on the worker's socket that the worker has not read (FIONREAD)."""
+    assert connection.transport is not None
+    count = array.array("i", [0])
+    fcntl.ioctl(connection.transport.get_extra_info("socket").fileno(), termios.FIONREAD, count)
+    return count[0]
+
+
 class GatedPipeline(Pipeline):
     """The real pipeline, holding every batch until the test opens the gate."""
 
@@ -282,8 +293,10 @@ async def test_reading_pauses_while_the_database_is_slow_and_nothing_is_lost(
         await eventually(lambda: _true(not connection.reading))  # what came meanwhile paused reading
         held = worker._queued + pipeline.entered
         await publish_lines(mosquitto, topic, [native(i, 200 - i) for i in range(20, 100)])
-        # Published and acknowledged by the broker, but not read: it waits in the socket buffer and at the broker.
-        assert worker._queued + pipeline.entered == held <= 20
+        # Forwarded by the broker to the worker's socket (the kernel holds them: more than 80 messages of 100 bytes
+        # each, waiting to be read), and not read: nothing more reached the queue or the pipeline.
+        await eventually(lambda: _true(unread_bytes(connection) > 80 * 100))
+        assert worker._queued + pipeline.entered == held <= 20 and not connection.reading
         pipeline.gate.set()
         await eventually(lambda: _count_is(storage, tenant, 100))
         assert connection.reading and pipeline.entered == 100
