@@ -118,6 +118,7 @@ def test_every_message_is_one_packet_and_nothing_passes_a_malformed_one(
     parser, now = PacketParser(MAX_PACKET), utcnow()
     got: list[Published] = []
     raised: ProtocolError | None = None
+    parsed = 0  # bytes of completed packets, as the parser reports them (what the worker's byte bound counts)
     for piece in pieces:
         try:
             messages, acks, _ = parser.feed(piece, now)
@@ -125,6 +126,7 @@ def test_every_message_is_one_packet_and_nothing_passes_a_malformed_one(
             raised = exc
             break
         got += [Published(m.topic, m.payload, ack) for m, ack in zip(messages, acks, strict=True)]
+        parsed += parser.parsed
         assert parser.buffered <= MAX_PACKET  # bounded memory, whatever a packet announces
     # Messages come out whole and in order; once the stream is malformed, nothing more (a read that raised hands
     # nothing over: it is neither stored nor acknowledged, and the broker delivers it again).
@@ -133,6 +135,7 @@ def test_every_message_is_one_packet_and_nothing_passes_a_malformed_one(
     assert all(p.ack & 0xFFFF in received_ids for p in got if p.ack)  # no acknowledgement of an id not received
     if error is None:
         assert raised is None and got == expected and parser.buffered == 0
+        assert parsed == sum(map(len, pieces))
     elif error is PacketTooLarge:
         assert isinstance(raised, PacketTooLarge)  # from its header alone: its bytes were never waited for
     else:

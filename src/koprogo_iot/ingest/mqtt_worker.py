@@ -129,6 +129,7 @@ class PacketParser:
         self._pending: list[bytes] = []  # the start of a packet still incomplete
         self._pending_size = 0
         self._needed = 0  # bytes the incomplete packet needs in all, when its header is known (else 0)
+        self.parsed = 0  # bytes of the packets the last `feed` completed (what its messages hold in memory)
 
     @property
     def buffered(self) -> int:
@@ -142,6 +143,7 @@ class PacketParser:
             self._pending_size += len(data)
             if self._pending_size < self._needed:
                 # A large packet arriving in many reads: joined once when complete, not once per read.
+                self.parsed = 0
                 return [], [], []
             data = b"".join(self._pending)
             self._pending, self._pending_size, self._needed = [], 0, 0
@@ -198,6 +200,7 @@ class PacketParser:
                     raise ProtocolError(f"unexpected packet: first byte {first:#04x}, {length} bytes")
                 control.append((first, data[body:end]))
             position = end
+        self.parsed = position
         if position < size:
             self._pending = [data[position:]]
             self._pending_size = size - position
@@ -256,7 +259,7 @@ class _Chunk:
     connection: _Connection
     messages: list[Message]
     acks: list[int]
-    size: int  # bytes read (what the messages hold in memory, near enough)
+    size: int  # bytes of the packets they came in (what they hold in memory, near enough)
 
 
 class _Connection(asyncio.Protocol):
@@ -292,7 +295,7 @@ class _Connection(asyncio.Protocol):
             self.abort()
             return
         if messages:
-            self._sink(_Chunk(self, messages, acks, len(data)))
+            self._sink(_Chunk(self, messages, acks, self._parser.parsed))
 
     def _control(self, first: int, body: bytes) -> None:
         if first == _CONNACK:
