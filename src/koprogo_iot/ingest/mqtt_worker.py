@@ -393,7 +393,7 @@ class MqttIngestWorker:
         self._queued_bytes = 0  # bytes read for them
         self._ready = asyncio.Event()  # set when _chunks has something
         self._connection: _Connection | None = None
-        self._paused = False  # beyond HIGH_WATER: reading stays paused until the queue is below LOW_WATER
+        self._paused = False  # beyond a high-water mark: reading stays paused until below both low-water marks
         self._busy = False  # a batch is being stored
         self._batch_size = 0  # messages in the batch being stored
         self._stopping = False  # `drain` was called: nothing more is read
