@@ -229,7 +229,7 @@ def build_pipeline(settings: Settings, storage: Storage, bus: LiveBus | None, or
 def build_integrations(settings: Settings, storage: Storage, bus: LiveBus | None) -> IntegrationRunner:
     """Organizations' network servers, subscribed to by this ingest process when it holds their lease."""
     return IntegrationRunner(
-        storage, lambda origin: build_pipeline(settings, storage, bus, origin), settings.mqtt.client_id
+        storage, lambda origin: build_pipeline(settings, storage, bus, origin), settings.ingest_client_id()
     )
 
 
@@ -238,7 +238,9 @@ def build_worker(settings: Settings, pipeline: Pipeline, endpoint: MqttEndpoint,
     has one worker and no shared subscriptions)."""
     group = INGEST_GROUP if shared else None
     tls = settings.mqtt.tls_context() if endpoint.tls else None
-    return MqttIngestWorker(pipeline, endpoint, settings.mqtt.client_id, group, tls=tls)
+    return MqttIngestWorker(
+        pipeline, endpoint, settings.ingest_client_id(), group, tls=tls, max_packet=settings.mqtt.max_packet_bytes
+    )
 
 
 # Rollups are refreshed by the processes that serve queries (which also catch up before answering), not by the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import socket
 import ssl
 from enum import StrEnum
 from pathlib import Path
@@ -29,7 +30,11 @@ class MqttSettings(BaseSettings):
     url: str | None = Field(None, description="external broker (mqtt://user:pass@host:port); unset: embedded broker")
     host: str = Field("127.0.0.1", description="address the embedded broker listens on")
     port: int = Field(EMBEDDED_MQTT_PORT, description="port the embedded broker listens on")
-    client_id: str = Field("koprogo-ingest", description="ingest worker's MQTT client id (its persistent session)")
+    client_id: str | None = Field(
+        None,
+        description="ingest worker's MQTT client id (its persistent session); unset: "
+        "koprogo-ingest-<host name>-<KOPROGO_INGEST_WORKER_INDEX>, one per worker",
+    )
     admin_url: str | None = Field(
         None,
         description="the external broker's dynamic-security admin (mqtt://admin:pass@host:1883): device "
@@ -38,6 +43,12 @@ class MqttSettings(BaseSettings):
     ca_file: Path | None = Field(None, description="CA certificate(s) to trust for mqtts:// (default: the system's)")
     cert_file: Path | None = Field(None, description="client certificate, for a broker that requires one")
     key_file: Path | None = Field(None, description="the client certificate's private key")
+    max_packet_bytes: int = Field(
+        512 * 1024,
+        ge=1024,
+        description="largest MQTT packet an ingest worker accepts from the broker: a bigger one is refused before it "
+        "is read and the connection dropped (keep the broker's message_size_limit below it)",
+    )
 
     def tls_context(self) -> ssl.SSLContext | None:
         """The context of the platform's TLS connections to the broker; None: the defaults of each URL."""
@@ -71,6 +82,9 @@ class IngestSettings(BaseSettings):
     dead_letters_per_minute: int = Field(10, description="dead letters kept per topic and reason each minute")
     dead_letters_per_organization_minute: int = Field(
         100, description="dead letters kept per organization (unknown ones together) and reason each minute"
+    )
+    worker_index: int = Field(
+        0, ge=0, description="which of this host's ingest workers this is (0, 1, ...): ends its default MQTT client id"
     )
     metrics_port: int | None = Field(
         None, description="`ingest`: serve /metrics, /healthz and /readyz on this port (KOPROGO_HTTP_HOST's address)"
@@ -180,6 +194,11 @@ class Settings(BaseSettings):
         if self.log_format is not None:
             return self.log_format
         return LogFormat.JSON if self.mode is Mode.PRODUCTION else LogFormat.TEXT
+
+    def ingest_client_id(self) -> str:
+        """The ingest worker's MQTT client id: the configured one, else one per host and worker. Two workers with
+        the same id take the broker session from each other (and a shared default did: `koprogo-ingest`)."""
+        return self.mqtt.client_id or f"koprogo-ingest-{socket.gethostname()}-{self.ingest.worker_index}"
 
     @property
     def resolved_database_url(self) -> str:

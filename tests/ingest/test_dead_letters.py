@@ -65,6 +65,7 @@ CASES: dict[str, Case] = {
     "invalid_topic": lambda s: [(f"koprogo/{s.tenant.organization.id}/not-a-building/x/readings", native())],
     "invalid_json": lambda s: [(s.tenant.unit_sensor.mqtt_topic, "{oops")],
     "schema_violation": lambda s: [(s.tenant.unit_sensor.mqtt_topic, '{"value": 1}')],
+    "nested_too_deeply": lambda s: [(s.tenant.unit_sensor.mqtt_topic, "[" * 15_000)],  # was a RecursionError
     "unknown_organization": lambda s: [(f"koprogo/{uuid.uuid4()}/{s.tenant.building.id}/x/readings", native())],
     "unknown_sensor": lambda s: [(f"{_base(s)}/nobody/readings", native())],
     "tenant_mismatch": lambda s: [(f"koprogo/{s.tenant.organization.id}/{uuid.uuid4()}/x/readings", native())],

@@ -8,6 +8,7 @@ family's own message shape with arbitrary values in it (what reaches the decoder
 from __future__ import annotations
 
 import json
+import logging
 import math
 import uuid
 from typing import Any
@@ -16,7 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from koprogo_iot.devices import native
 from koprogo_iot.devices.base import DecodeError
+from koprogo_iot.devices.parsing import MAX_DEPTH, MAX_JSON_BYTES, check_bounds
 from koprogo_iot.devices.registry import decoders
 from koprogo_iot.domain.clock import utcnow
 from koprogo_iot.domain.sensors import DeviceFormat, IoTSensor, SensorType
@@ -27,6 +30,7 @@ from tests.conftest import make_tenant
 
 DECODER_EXAMPLES = 400  # per family
 PIPELINE_EXAMPLES = 150  # per database
+NESTING_EXAMPLES = 300
 FIELD_NAMES = [
     "value",
     "timestamp",
@@ -243,3 +247,73 @@ async def test_a_device_status_no_database_can_store_is_not_fatal(
     body = {"id": DEVICE[:8], "media": "water", "total_m3": 1.5, "timestamp": utcnow().isoformat(), "status": status}
     [outcome] = await pipeline.handle([Message(topic, json.dumps(body).encode("utf-8", "surrogatepass"), utcnow())])
     assert outcome in (None, Reason.INVALID_JSON)  # stored (its alert too), or not UTF-8 at all
+
+
+# --- nesting and size, bounded before any JSON decoder recurses (issue 14: `[` x 15,000 was a RecursionError)
+
+DEEP = {
+    "lists": b"[" * 15_000,
+    "objects": b'{"value": ' * 1_600,
+    "closed": b"[" * 40 + b"]" * 40,
+    "in-a-message": b'{"timestamp": "2026-11-29T10:00:00Z", "value": ' + b"[" * 100 + b"1" + b"]" * 100 + b"}",
+}
+
+
+@pytest.mark.parametrize("payload", DEEP.values(), ids=DEEP.keys())
+@pytest.mark.parametrize("fmt", ["native", *sorted(decoders())])
+def test_every_format_refuses_deep_nesting_by_name(fmt: str, payload: bytes) -> None:
+    with pytest.raises(DecodeError) as refused:
+        if fmt == "native":
+            native.decode(payload)
+        else:
+            decoders()[fmt].decode(_own_topic(fmt), payload, utcnow())
+    assert refused.value.reason == "nested_too_deeply"
+
+
+def test_every_format_refuses_a_payload_beyond_the_json_bound() -> None:
+    payload = b'{"value": "' + b"x" * MAX_JSON_BYTES + b'"}'
+    for fmt, decoder in decoders().items():
+        with pytest.raises(DecodeError) as refused:
+            decoder.decode(_own_topic(fmt), payload, utcnow())
+        assert refused.value.reason == "payload_too_large", fmt
+
+
+def _own_topic(fmt: str) -> str:
+    return {
+        "shelly": f"{SHELLY}/events/rpc",
+        "chirpstack": f"application/app/device/{DEVICE}/event/up",
+        "ttn": "v3/app@ttn/devices/meter-1/up",
+        "wmbus": "App1Water",
+        "tasmota": "tele/plug_1/SENSOR",
+    }[fmt]
+
+
+@settings(max_examples=NESTING_EXAMPLES, derandomize=True, deadline=None)
+@given(levels=st.lists(st.booleans(), max_size=MAX_DEPTH + 8), filler=st.text(alphabet='[]{}"\\ab', max_size=6))
+def test_the_nesting_bound_counts_levels_not_brackets_in_strings(levels: list[bool], filler: str) -> None:
+    """Real JSON `len(levels)` deep, its strings full of brackets, quotes and backslashes: refused exactly when
+    deeper than MAX_DEPTH, and what is accepted decodes without recursing too far."""
+    value: Any = filler
+    for is_list in reversed(levels):
+        value = [filler, value] if is_list else {filler: value}
+    payload = json.dumps(value).encode()
+    if len(levels) > MAX_DEPTH:
+        with pytest.raises(DecodeError, match="nested more than"):
+            check_bounds(payload)
+    else:
+        check_bounds(payload)
+        assert json.loads(payload) == value
+
+
+async def test_deep_nesting_is_a_named_dead_letter_for_every_format_without_a_traceback(
+    registered: tuple[Storage, list[str]], caplog: pytest.LogCaptureFixture
+) -> None:
+    storage, topics = registered
+    pipeline = Pipeline(storage, decoders=_formats())
+    # The native sensors and one of each device family (a Shelly's topic is the prefix of its event topics).
+    known = [f"{t}/events/rpc" if "/shelly/" in t else t for t in topics[:7]]
+    with caplog.at_level(logging.INFO):
+        outcomes = await pipeline.handle([Message(topic, DEEP["lists"], utcnow()) for topic in known])
+    assert outcomes == [Reason.NESTED_TOO_DEEPLY] * len(known)
+    assert pipeline.stats.rejected == {"nested_too_deeply": len(known)}
+    assert not [r for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()]

@@ -64,6 +64,8 @@ CASES = {
     "schema_violation_battery": (lambda t: _topic(t), payload(battery_level=140)),
     "schema_violation_naive_time": (lambda t: _topic(t), payload(timestamp="2026-01-31T12:00:00")),
     "schema_violation_string_value": (lambda t: _topic(t), payload(value="12")),
+    "nested_too_deeply": (lambda t: _topic(t), b"[" * 15_000),  # was a RecursionError and a traceback
+    "nested_too_deeply_objects": (lambda t: _topic(t), b'{"value": ' * 1_600),
     "unknown_organization": (lambda t: _topic(t, org=uuid.uuid4()), payload()),
     "unknown_sensor": (lambda t: _topic(t, device="nobody-knows-me"), payload()),
     "tenant_mismatch_building": (lambda t: _topic(t, building=uuid.uuid4()), payload()),

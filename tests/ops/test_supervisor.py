@@ -14,9 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from koprogo_iot.cli import _parser
+from koprogo_iot.cli import _parser, supervisor
 from koprogo_iot.cli.supervisor import worker_arguments
-from koprogo_iot.config import Settings
+from koprogo_iot.config import MqttSettings, Settings
 from tests.conftest import Mosquitto, eventually
 from tests.faults.test_faults import worker_env
 
@@ -104,3 +104,9 @@ async def test_a_killed_worker_is_restarted_and_sigterm_stops_them_all(
             os.killpg(supervisor.pid, signal.SIGKILL)
             supervisor.wait(10)
     assert "Traceback" not in log.read_text()
+
+
+def test_supervised_workers_without_a_client_id_get_this_hosts_default_one_each() -> None:
+    settings = Settings(mqtt=MqttSettings(client_id=None))
+    ids = [supervisor.client_id(settings, i) for i in (1, 2)]
+    assert ids == [f"koprogo-ingest-{socket.gethostname()}-{i}" for i in (1, 2)]

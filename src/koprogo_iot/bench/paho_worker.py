@@ -159,7 +159,9 @@ async def main() -> None:
     storage = await bootstrap.open_server_storage(settings, apply_migrations=False)
     try:
         worker = PahoWorker(
-            bootstrap.build_pipeline(settings, storage, bus), bootstrap.mqtt_endpoint(settings), settings.mqtt.client_id
+            bootstrap.build_pipeline(settings, storage, bus),
+            bootstrap.mqtt_endpoint(settings),
+            settings.ingest_client_id(),
         )
         task = asyncio.ensure_future(worker.run())
         for sig in (signal.SIGINT, signal.SIGTERM):

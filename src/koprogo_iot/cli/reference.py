@@ -29,12 +29,15 @@ FRENCH = {
     "KOPROGO_MQTT_URL": "broker externe (mqtt://utilisateur:mot de passe@hôte:port) ; non défini : broker embarqué",
     "KOPROGO_MQTT_HOST": "adresse d'écoute du broker embarqué",
     "KOPROGO_MQTT_PORT": "port d'écoute du broker embarqué",
-    "KOPROGO_MQTT_CLIENT_ID": "identifiant client MQTT du worker d'ingestion (sa session persistante)",
+    "KOPROGO_MQTT_CLIENT_ID": "identifiant client MQTT du worker d'ingestion (sa session persistante) ; non défini : "
+    "koprogo-ingest-<nom d'hôte>-<KOPROGO_INGEST_WORKER_INDEX>, un par worker",
     "KOPROGO_MQTT_ADMIN_URL": "l'administration dynamic-security du broker externe "
     "(mqtt://admin:mot de passe@hôte:1883) : les identifiants des appareils y sont créés, renouvelés et révoqués",
     "KOPROGO_MQTT_CA_FILE": "certificat(s) d'autorité à accepter pour mqtts:// (par défaut : ceux du système)",
     "KOPROGO_MQTT_CERT_FILE": "certificat client, pour un broker qui en exige un",
     "KOPROGO_MQTT_KEY_FILE": "la clé privée du certificat client",
+    "KOPROGO_MQTT_MAX_PACKET_BYTES": "plus grand paquet MQTT qu'un worker d'ingestion accepte du broker : un paquet "
+    "plus grand est refusé avant d'être lu et la connexion coupée (garder le message_size_limit du broker en dessous)",
     "KOPROGO_HTTP_HOST": "adresse d'écoute de l'API (et du port de métriques d'un worker)",
     "KOPROGO_HTTP_PORT": "port d'écoute de l'API",
     "KOPROGO_HTTP_SHUTDOWN_TIMEOUT": "à SIGTERM, secondes pour finir les requêtes et fermer les clients WebSocket",
@@ -48,6 +51,8 @@ FRENCH = {
     "KOPROGO_INGEST_DEAD_LETTERS_PER_MINUTE": "lettres mortes gardées par topic et par raison chaque minute",
     "KOPROGO_INGEST_DEAD_LETTERS_PER_ORGANIZATION_MINUTE": "lettres mortes gardées par organisation (les inconnues "
     "ensemble) et par raison chaque minute",
+    "KOPROGO_INGEST_WORKER_INDEX": "lequel des workers d'ingestion de cette machine (0, 1, ...) : termine son "
+    "identifiant client MQTT par défaut",
     "KOPROGO_INGEST_METRICS_PORT": "`ingest` : sert /metrics, /healthz et /readyz sur ce port (à l'adresse de "
     "KOPROGO_HTTP_HOST)",
     "KOPROGO_INGEST_DRAIN_SECONDS": "à SIGTERM, secondes laissées à un worker pour stocker et acquitter ce qu'il a lu "

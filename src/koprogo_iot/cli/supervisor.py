@@ -2,7 +2,8 @@
 
 A worker that is gone leaves its share of the shared subscription queued in its persistent session until it comes
 back, so it must come back: each is restarted (after a short, growing pause if it keeps failing), under the same
-client id, so it resumes its own session. Worker i has the client id `<KOPROGO_MQTT_CLIENT_ID>-i` and, when
+client id, so it resumes its own session. Worker i has the client id `<KOPROGO_MQTT_CLIENT_ID>-i` (without one:
+`koprogo-ingest-<host>-i`) and, when
 KOPROGO_INGEST_METRICS_PORT is set, its probes on that port + i - 1. SIGTERM or SIGINT stops every worker
 gracefully (each stores and acknowledges what it read); a worker's start-up error (exit status 2, a configuration
 that a restart would not cure) stops them all.
@@ -27,7 +28,12 @@ STARTUP_ERROR = 2  # the CLI's status for a start-up error
 
 
 def client_id(settings: Settings, index: int) -> str:
-    return f"{settings.mqtt.client_id}-{index}"
+    """Worker i's id: `<KOPROGO_MQTT_CLIENT_ID>-i`, or without one, the default id of worker index i on this host."""
+    if settings.mqtt.client_id:
+        return f"{settings.mqtt.client_id}-{index}"
+    return settings.model_copy(
+        update={"ingest": settings.ingest.model_copy(update={"worker_index": index})}
+    ).ingest_client_id()
 
 
 def worker_arguments(argv: Sequence[str], settings: Settings, index: int) -> list[str]:

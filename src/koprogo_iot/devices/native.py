@@ -9,6 +9,8 @@ from typing import Annotated
 
 import msgspec
 
+from koprogo_iot.devices.parsing import check_bounds
+
 
 class NativePayload(msgspec.Struct, frozen=True):
     timestamp: datetime  # RFC 3339; a zone is required (checked by the pipeline, msgspec accepts naive times)
@@ -42,7 +44,9 @@ def _has_non_finite_value(payload: bytes) -> bool:
 
 
 def decode(payload: bytes) -> NativePayload:
-    """Decode a native payload, telling malformed JSON apart from a wrong shape."""
+    """Decode a native payload, telling malformed JSON apart from a wrong shape; a payload too large or too deeply
+    nested to decode safely is a `DecodeError` naming why."""
+    check_bounds(payload)
     try:
         decoded = _decoder.decode(payload)
     except msgspec.DecodeError as exc:  # ValidationError is a subclass: the JSON parsed, the shape is wrong

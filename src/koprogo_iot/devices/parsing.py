@@ -17,20 +17,45 @@ T = TypeVar("T")
 OLDEST = datetime(2020, 1, 1, tzinfo=UTC)
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 
+# Bounds checked before any JSON decoder runs: msgspec and the json module recurse once per nesting level, so a
+# payload of 15,000 `[` raised RecursionError (a traceback and an internal_error); device messages nest 6 deep at most.
+MAX_DEPTH = 32
+MAX_JSON_BYTES = 512 * 1024  # the broker refuses larger messages (message_size_limit) and the pipeline smaller ones
+# Brackets, and whole strings so that brackets inside them are skipped (an unterminated string leaves its quote
+# unmatched: its brackets are counted, which can only refuse a payload the decoder would refuse anyway).
+_STRUCTURE = re.compile(rb'[\[\]{}]|"(?:[^"\\]|\\.)*"', re.DOTALL)
+
 # RFC 3339 / ISO 8601 with any number of fractional digits: ChirpStack and The Things Stack send nanoseconds.
 _TIMESTAMP = re.compile(r"(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:?\d{2})?")
 
 
+def check_bounds(payload: bytes) -> None:
+    """Refuse a payload larger than MAX_JSON_BYTES ("payload_too_large") or nested deeper than MAX_DEPTH
+    ("nested_too_deeply"), before a decoder recurses into it."""
+    if len(payload) > MAX_JSON_BYTES:
+        raise DecodeError("payload_too_large", f"{len(payload)} bytes > {MAX_JSON_BYTES} allowed")
+    if payload.count(b"[") + payload.count(b"{") <= MAX_DEPTH:
+        return  # cannot nest deeper than it has openings: the usual message costs two C-speed counts, no scan
+    depth = 0
+    for match in _STRUCTURE.finditer(payload):
+        token = match.group()
+        if token in (b"[", b"{"):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise DecodeError("nested_too_deeply", f"JSON nested more than {MAX_DEPTH} levels deep")
+        elif token in (b"]", b"}"):
+            depth -= 1
+
+
 def parse_json(payload: bytes, shape: type[T]) -> T:
     """Decode `payload` into `shape`, telling malformed JSON ("invalid_json") apart from a wrong shape."""
+    check_bounds(payload)
     try:
         return msgspec.json.decode(payload, type=shape)
     except msgspec.ValidationError as exc:  # a subclass of msgspec.DecodeError: the JSON parsed, the shape is wrong
         raise DecodeError("schema_violation", str(exc)) from None
     except msgspec.DecodeError as exc:
         raise DecodeError("invalid_json", str(exc)) from None
-    except RecursionError:  # msgspec recurses per nesting level: a hostile `[[[[...` would escape otherwise
-        raise DecodeError("schema_violation", "JSON nested too deeply") from None
 
 
 def parse_timestamp(text: object) -> datetime | None:

@@ -32,6 +32,15 @@ END_TO_END_SECONDS = Histogram(
 SUBSCRIBED = Gauge("koprogo_ingest_subscribed", "1 while the worker's subscription is active")
 QUEUE_DEPTH = Gauge("koprogo_ingest_queue_depth", "Messages received and not yet stored")
 IN_FLIGHT = Gauge("koprogo_ingest_in_flight", "Messages stored or being stored, not yet acknowledged")
+MQTT_PROTOCOL_ERRORS = Counter(
+    "koprogo_ingest_mqtt_protocol_errors_total",
+    "Packets refused from the broker (the connection is dropped and made again): malformed, or too_large",
+    ["kind"],
+)
+CLIENT_ID_CONFLICTS = Counter(
+    "koprogo_ingest_client_id_conflicts_total",
+    "Times the broker kept closing a worker's new connections: another client probably uses its client id",
+)
 LIVE_BUS_FAILURES = Counter("koprogo_live_bus_failures_total", "Batches the live bus could not publish")
 
 # Every reason's series exists from the start (at 0): a rate over a series born with its first event misses it.
@@ -39,3 +48,5 @@ for _reason in Reason:
     MESSAGES_REJECTED.labels(_reason.value)
 for _cap in ("topic", "organization"):
     DEAD_LETTERS_SUPPRESSED.labels(_cap)
+for _kind in ("malformed", "too_large"):
+    MQTT_PROTOCOL_ERRORS.labels(_kind)

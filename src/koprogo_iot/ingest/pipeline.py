@@ -326,6 +326,8 @@ class Pipeline:
     async def _native(self, topic: ParsedTopic, message: Message) -> list[_Value]:
         try:
             payload = native.decode(message.payload)
+        except DecodeError as exc:
+            raise Rejected(Reason(exc.reason), str(exc)) from None
         except native.InvalidJson as exc:
             raise Rejected(Reason.INVALID_JSON, str(exc)) from None
         except native.SchemaViolation as exc:

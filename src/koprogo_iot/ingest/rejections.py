@@ -10,6 +10,7 @@ class Reason(StrEnum):
     INVALID_TOPIC = "invalid_topic"
     INVALID_JSON = "invalid_json"
     SCHEMA_VIOLATION = "schema_violation"
+    NESTED_TOO_DEEPLY = "nested_too_deeply"  # JSON deeper than any device sends, refused before decoding
     UNKNOWN_ORGANIZATION = "unknown_organization"
     UNKNOWN_SENSOR = "unknown_sensor"
     TENANT_MISMATCH = "tenant_mismatch"  # the topic's organization/building does not own the sensor
