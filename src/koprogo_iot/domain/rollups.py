@@ -1,34 +1,39 @@
 """Hourly, daily and monthly rollups of the readings, refreshed incrementally from the dirty marks ingestion leaves.
 
-Tables (migrations 0002, 0005): `iot_rollups_hourly` (UTC hours), `iot_rollups_daily` (local days in
+Tables (migrations 0002, 0005, 0010): `iot_rollups_hourly` (UTC hours), `iot_rollups_daily` (local days in
 Europe/Brussels, `bucket` = the UTC instant of local midnight: 23 or 25 hours on DST days) and `iot_rollups_monthly`
 (local months). One row per sensor and bucket that holds at least one reading, with count, sum, min, max of the
-values, the first and last reading, and for counters:
-- `increase`: the sum of `counter_steps` increases of the steps *between the bucket's own readings* (its first to
-  its last one), the counter rules starting afresh at the bucket's first reading; NULL for gauges.
-- `resets`, `rollovers`: how many of those steps were resets or rollovers.
-A daily row is built from its hourly rows: their increases plus the steps between consecutive hours' last and first
-readings (`boundary_step`), so a daily row is exactly what an hourly row would be over the whole day; a monthly row
-is built from its daily rows the same way.
+values, the first and last reading, and for counters the state the counter rules carry from reading to reading
+(`domain.consumption`: the baseline is the highest index since the last reset), so that a bucket's figures are
+exactly the reference's on the sensor's whole history, not on the bucket's readings alone:
+- `baseline_in`: the baseline the bucket's first reading was compared with, which the previous reading left
+  (None for the sensor's first reading). A refresh recomputes a row whose `baseline_in` is no longer the previous
+  row's `baseline`: a late reading moves the baselines after it until they agree again.
+- `entry`: the increase of the step from the previous reading to the bucket's first one (None without one). It
+  lies between two rows and belongs to neither row's `increase`: readers spread it over its span.
+- `increase`: the increases of the steps between the bucket's own readings, the first one compared with the
+  baseline after `entry`; `resets`, `rollovers`: how many of those steps were resets or rollovers.
+- `baseline`: the baseline after the bucket's last reading, the next row's `baseline_in`.
+A jitter (a drop under 1 %) just before a bucket thus keeps its higher baseline across the bucket edge, as in the
+reference, instead of counting the climb back a second time. All counter columns are None for gauges.
+A daily row is built from its hourly rows: their increases plus the entries of all but the first, so a daily row is
+exactly what an hourly row would be over the whole day; a monthly row is built from its daily rows the same way.
 
 Combining rows into interpolated consumption (what `domain.consumption` gives on the raw readings)
 ------------------------------------------------------------------------------------------------------
-The step from one row's last reading to the next row's first reading (the next row of the same sensor, with
-any number of empty buckets between) is in neither row. For a bucket [start, end) of a grid aligned to the rows'
-buckets (hourly rows for hours; daily rows for days, weeks, months, years in Brussels):
+For a bucket [start, end) of a grid aligned to the rows' buckets (hourly rows for hours; daily rows for days,
+weeks, months, years in Brussels):
     consumption = sum of `increase` of the rows whose bucket lies in [start, end)
-                + for each pair of consecutive rows (a, b): boundary_step(a, b).increase
+                + for each pair of consecutive rows (a, b): b.entry
                   * overlap([a.last_ts, b.first_ts], [start, end)) / (b.first_ts - a.last_ts)
 Read one row before the range and one after it too, so the steps across the range's edges are interpolated.
-None (unknown) when no inner step and no boundary step overlaps the bucket. This equals `domain.consumption` on
-the raw readings, except after a jitter (a drop under 1 %) just before a bucket starts: the domain keeps the
-higher baseline across it, the rollup restarts at the bucket's first reading and counts the climb back (at most
-the drop) again. Grids not aligned to hours (15 minutes) must use the raw readings.
+None (unknown) when no inner step and no entry step overlaps the bucket. Grids not aligned to hours (15 minutes)
+must use the raw readings.
 
 Refreshing (`storage.sql.rollups`) claims dirty (sensor, hour) marks, recomputes those hours from the raw readings
-with `summarize`, the local days holding them from the hourly rows and those days' months from the daily rows with
-`combine`. Rollover moduli are not known per sensor yet: counters are computed without one, so a wrap counts as a
-reset.
+with `summarize` (and the following hours whose `baseline_in` they move), the local days holding them from the
+hourly rows and those days' months from the daily rows with `combine`. Rollover moduli are not known per sensor
+yet: counters are computed without one, so a wrap counts as a reset.
 """
 
 from __future__ import annotations
@@ -49,7 +54,6 @@ from koprogo_iot.domain.consumption import (
     CounterStep,
     Point,
     StepKind,
-    counter_steps,
     step_increase,
 )
 
@@ -80,6 +84,9 @@ class Rollup:
     increase: float | None  # None for gauges
     resets: int
     rollovers: int
+    baseline_in: float | None  # the baseline the first reading was compared with; None: first reading, or a gauge
+    entry: float | None  # the increase of the step from the previous reading; None: first reading, or a gauge
+    baseline: float | None  # the baseline after the last reading (highest index since the last reset)
 
     @property
     def first(self) -> Point:
@@ -91,8 +98,10 @@ class Rollup:
 
 
 def boundary_step(previous: Rollup, following: Rollup) -> CounterStep:
-    """The step from `previous`'s last reading to `following`'s first one, which neither row's increase covers."""
-    increase, kind, _ = step_increase(previous.last_value, following.first_value)
+    """The step from `previous`'s last reading to `following`'s first one, which neither row's increase covers
+    (`following.entry`, with its kind): the counter rules from `previous`'s closing baseline."""
+    baseline = previous.last_value if previous.baseline is None else previous.baseline
+    increase, kind, _ = step_increase(baseline, following.first_value)
     return CounterStep(previous.last_ts, following.first_ts, increase, kind)
 
 
@@ -125,10 +134,28 @@ class Observation:
     tenancy: tuple[UUID, UUID, UUID | None]  # organization, building, unit of the reading
 
 
-def summarize(sensor_id: UUID, bucket: datetime, readings: Sequence[Observation], cumulative: bool) -> Rollup:
-    """The rollup of one bucket's readings (sorted by time, at least one)."""
+def summarize(
+    sensor_id: UUID,
+    bucket: datetime,
+    readings: Sequence[Observation],
+    cumulative: bool,
+    baseline_in: float | None = None,
+) -> Rollup:
+    """The rollup of one bucket's readings (sorted by time, at least one), a counter's rules starting from
+    `baseline_in`, the baseline the previous reading left (None: these are the sensor's first readings)."""
     values = [r.value for r in readings]
-    steps = counter_steps([(r.ts, r.value) for r in readings]) if cumulative else []
+    increases: list[float] = []
+    kinds: list[StepKind] = []
+    entry = baseline = None
+    if cumulative:
+        if baseline_in is None:
+            baseline = values[0]
+        else:
+            entry, _, baseline = step_increase(baseline_in, values[0])
+        for value in values[1:]:
+            increase, kind, baseline = step_increase(baseline, value)
+            increases.append(increase)
+            kinds.append(kind)
     return Rollup(
         sensor_id,
         bucket,
@@ -141,9 +168,12 @@ def summarize(sensor_id: UUID, bucket: datetime, readings: Sequence[Observation]
         first_value=values[0],
         last_ts=readings[-1].ts,
         last_value=values[-1],
-        increase=math.fsum(s.increase for s in steps) if cumulative else None,
-        resets=sum(s.kind is StepKind.RESET for s in steps),
-        rollovers=sum(s.kind is StepKind.ROLLOVER for s in steps),
+        increase=math.fsum(increases) if cumulative else None,
+        resets=kinds.count(StepKind.RESET),
+        rollovers=kinds.count(StepKind.ROLLOVER),
+        baseline_in=baseline_in if cumulative else None,
+        entry=entry,
+        baseline=baseline,
     )
 
 
@@ -169,32 +199,35 @@ def combine(bucket: datetime, rows: Sequence[Rollup], cumulative: bool) -> Rollu
         increase=math.fsum(increases) if cumulative else None,
         resets=sum(r.resets for r in rows) + sum(s.kind is StepKind.RESET for s in boundaries),
         rollovers=sum(r.rollovers for r in rows) + sum(s.kind is StepKind.ROLLOVER for s in boundaries),
+        baseline_in=first.baseline_in,
+        entry=first.entry,
+        baseline=last.baseline,
     )
 
 
 GaugeRow = tuple[datetime, int, float, float, float, float]  # bucket, count, sum, min, max, last value
-# What a counter's consumption needs of a rollup row: its first and last readings and the increase between them.
-# readings, first_ts, first_value, last_ts, last_value, increase
-CounterRow = tuple[int, datetime, float, datetime, float, float | None]
+# What a counter's consumption needs of a rollup row: its first and last readings, the increase between them and
+# the increase of the step into its first reading.
+# readings, first_ts, first_value, last_ts, last_value, increase, entry
+CounterRow = tuple[int, datetime, float, datetime, float, float | None, float | None]
 
 
 def virtual_index(rows: Sequence[CounterRow]) -> list[Point]:
     """Points of a reset-free index rebuilt from rollup rows: consumption over them equals the raw readings'.
 
     Each row contributes its first and last reading; the index climbs by the row's own `increase` between them
-    and by the boundary step (counter rules on the real values) from one row to the next. Resets and jitter are
-    thus already resolved, which the domain math, seeing a monotonic index, keeps.
+    and by the next row's `entry` from one row to the next. Resets and jitter are thus already resolved (with the
+    baseline carried across rows), which the domain math, seeing a monotonic index, keeps.
     """
     points: list[Point] = []
-    index, previous_value = (rows[0][2] if rows else 0.0), None
-    for count, first_ts, first_value, last_ts, last_value, increase in rows:
-        if previous_value is not None:
-            index += step_increase(previous_value, first_value)[0]
+    index = rows[0][2] if rows else 0.0
+    for position, (count, first_ts, _, last_ts, _, increase, entry) in enumerate(rows):
+        if position:
+            index += entry or 0.0
         points.append((first_ts, index))
         if count > 1:  # (comparing the two aware datetimes instead cost a third of a year's query)
             index += increase or 0.0
             points.append((last_ts, index))
-        previous_value = last_value
     return points
 
 

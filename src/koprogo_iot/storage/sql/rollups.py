@@ -8,7 +8,7 @@ LOCKED, and a per-sensor advisory lock orders their daily recomputations.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -25,7 +25,7 @@ DEFAULT_LIMIT = 5000
 HOURLY = Table("iot_rollups_hourly", Rollup)
 DAILY = Table("iot_rollups_daily", Rollup)
 MONTHLY = Table("iot_rollups_monthly", Rollup)
-_ROWS_PER_STATEMENT = 1_000  # 16 columns: 16,000 parameters, under SQLite's 32,766 and asyncpg's 32,767
+_ROWS_PER_STATEMENT = 1_000  # 19 columns: 19,000 parameters, under SQLite's 32,766 and asyncpg's 32,767
 _UPDATE = ", ".join(f"{c} = excluded.{c}" for c in HOURLY.columns[2:])
 # A mark that already exists is locked, not skipped: a refresher claims marks with SKIP LOCKED, so it cannot take
 # this one and read the hour's readings before this transaction's reading is committed (and then lose it).
@@ -134,10 +134,89 @@ async def _lock_sensors(tx: Executor, sensor_ids: list[UUID]) -> dict[UUID, Meas
 async def _refresh_sensor(
     tx: Executor, sensor_id: UUID, hours: list[datetime] | None, cumulative: bool, zone: ZoneInfo
 ) -> int:
-    """Recompute the sensor's given hours (all when None) and the days holding them; return the hourly rows."""
-    hour_ranges = None if hours is None else _merge((hour, hour + HOUR) for hour in hours)
+    """Recompute the sensor's given hours (all when None), the later hours whose starting baseline they move, and
+    the days and months holding them; return the hourly rows written."""
+    if hours is None:
+        by_hour = await _observations(tx, sensor_id, None)
+        hourly, baseline = [], None
+        for hour, readings in by_hour.items():
+            hourly.append(summarize(sensor_id, hour, readings, cumulative, baseline))
+            baseline = hourly[-1].baseline
+        await _upsert(tx, HOURLY, hourly)
+        await _roll_up(tx, sensor_id, list(by_hour), cumulative, zone)
+        return len(hourly)
+    hourly, emptied = await _rehour(tx, sensor_id, hours, cumulative)
+    await _upsert(tx, HOURLY, hourly)
+    await _delete(tx, HOURLY, sensor_id, emptied)
+    await _roll_up(tx, sensor_id, [r.bucket for r in hourly] + emptied, cumulative, zone)
+    return len(hourly)
+
+
+async def _rehour(
+    tx: Executor, sensor_id: UUID, hours: list[datetime], cumulative: bool
+) -> tuple[list[Rollup], list[datetime]]:
+    """The new rows of the stale `hours` (sorted) and of the later hours whose `baseline_in` is no longer the
+    baseline before them, and the stale hours left without readings. Hours are walked in order from the row before
+    the first stale one, carrying the baseline, and the walk stops at the first later row that already starts from
+    the baseline it follows: every row after it was computed from the baselines that still hold."""
+    by_hour = await _observations(tx, sensor_id, _merge((hour, hour + HOUR) for hour in hours))
+    before = await tx.fetchrow(
+        HOURLY.select("sensor_id = $1 AND bucket < $2") + " ORDER BY bucket DESC LIMIT 1", sensor_id, hours[0]
+    )
+    baseline = HOURLY.decode(before).baseline if before is not None else None
+    stored = {
+        row.bucket: row
+        for row in map(
+            HOURLY.decode, await _fetch_sensor(tx, HOURLY.select(), "bucket", sensor_id, [(hours[0], hours[-1] + HOUR)])
+        )
+    }
+    stale = set(hours)
+    written: list[Rollup] = []
+    emptied: list[datetime] = []
+    for hour in sorted(stale | set(stored)):
+        if hour in by_hour:
+            written.append(summarize(sensor_id, hour, by_hour[hour], cumulative, baseline))
+            baseline = written[-1].baseline
+        elif hour not in stored:
+            continue  # stale, but neither readings nor a row (readings deleted before any refresh)
+        elif hour in stale:
+            emptied.append(hour)  # its readings were deleted: the baseline before it goes on to the next row
+        elif stored[hour].baseline_in != baseline and cumulative:
+            written.append(await _rehour_one(tx, sensor_id, hour, cumulative, baseline))
+            baseline = written[-1].baseline
+        else:
+            baseline = stored[hour].baseline
+    # After the last stale hour, recompute the following rows one by one while the baseline they start from moved.
+    hour = hours[-1]
+    while cumulative:
+        following = await tx.fetchrow(
+            HOURLY.select("sensor_id = $1 AND bucket > $2") + " ORDER BY bucket LIMIT 1", sensor_id, hour
+        )
+        if following is None:
+            break
+        row = HOURLY.decode(following)
+        if row.baseline_in == baseline:
+            break
+        hour = row.bucket
+        written.append(await _rehour_one(tx, sensor_id, hour, cumulative, baseline))
+        baseline = written[-1].baseline
+    return written, emptied
+
+
+async def _rehour_one(
+    tx: Executor, sensor_id: UUID, hour: datetime, cumulative: bool, baseline: float | None
+) -> Rollup:
+    """The row of an hour that has readings, recomputed from the baseline before it."""
+    readings = (await _observations(tx, sensor_id, [(hour, hour + HOUR)]))[hour]
+    return summarize(sensor_id, hour, readings, cumulative, baseline)
+
+
+async def _observations(
+    tx: Executor, sensor_id: UUID, ranges: list[Bucket] | None
+) -> dict[datetime, list[Observation]]:
+    """The sensor's readings in `ranges` (all when None) by UTC hour, in time order."""
     readings = await _fetch_sensor(
-        tx, "SELECT ts, value, organization_id, building_id, unit_id FROM iot_readings", "ts", sensor_id, hour_ranges
+        tx, "SELECT ts, value, organization_id, building_id, unit_id FROM iot_readings", "ts", sensor_id, ranges
     )
     by_hour: dict[datetime, list[Observation]] = {}
     for row in readings:
@@ -147,31 +226,29 @@ async def _refresh_sensor(
         by_hour.setdefault(ts.replace(minute=0, second=0, microsecond=0), []).append(
             Observation(ts, row["value"], tenancy)
         )
-    hourly = [summarize(sensor_id, hour, rows, cumulative) for hour, rows in by_hour.items()]
-    await _upsert(tx, HOURLY, hourly)
-    days = _merge(local_day(hour, zone) for hour in (by_hour if hours is None else hours))
-    if hours is not None:
-        await _delete(tx, HOURLY, sensor_id, [hour for hour in hours if hour not in by_hour])
-        # The days' other hours were not recomputed: read them all back (this transaction sees its own writes).
-        rows = await _fetch_sensor(tx, HOURLY.select(), "bucket", sensor_id, days)
-        hourly = [HOURLY.decode(row) for row in rows]
+    return by_hour
+
+
+async def _roll_up(tx: Executor, sensor_id: UUID, hours: list[datetime], cumulative: bool, zone: ZoneInfo) -> None:
+    """Recompute the local days holding `hours` from their hourly rows, and those days' months from their days."""
+    days = _merge(local_day(hour, zone) for hour in hours)
+    if not days:
+        return  # a sensor without readings
+    # The days' other hours were not recomputed: read them all back (this transaction sees its own writes).
+    hourly = [HOURLY.decode(row) for row in await _fetch_sensor(tx, HOURLY.select(), "bucket", sensor_id, days)]
     by_day: dict[datetime, list[Rollup]] = {}
     for rollup in hourly:
         by_day.setdefault(local_day(rollup.bucket, zone)[0], []).append(rollup)
-    daily = [combine(day, rows, cumulative) for day, rows in by_day.items()]
-    await _upsert(tx, DAILY, daily)
+    await _upsert(tx, DAILY, [combine(day, rows, cumulative) for day, rows in by_day.items()])
     await _delete(tx, DAILY, sensor_id, [start for start, _ in days if start not in by_day])
-    # Months from their days, the same way: read back the months' other days when only some were recomputed.
-    months = _merge(local_month(start, zone) for start, _ in days)
-    if hours is not None:
-        rows = await _fetch_sensor(tx, DAILY.select(), "bucket", sensor_id, months)
-        daily = [DAILY.decode(row) for row in rows]
+    # Months from their days, the same way: read back the months' other days.
+    months = _merge(_months(days, zone))
+    daily = [DAILY.decode(row) for row in await _fetch_sensor(tx, DAILY.select(), "bucket", sensor_id, months)]
     by_month: dict[datetime, list[Rollup]] = {}
-    for rollup in sorted(daily, key=lambda r: r.bucket):
+    for rollup in daily:
         by_month.setdefault(local_month(rollup.bucket, zone)[0], []).append(rollup)
     await _upsert(tx, MONTHLY, [combine(month, rows, cumulative) for month, rows in by_month.items()])
     await _delete(tx, MONTHLY, sensor_id, [start for start, _ in months if start not in by_month])
-    return len(hourly)
 
 
 async def _fetch_sensor(
@@ -208,6 +285,15 @@ async def _delete(tx: Executor, table: Table[Rollup], sensor_id: UUID, buckets: 
             sensor_id,
             *chunk,
         )
+
+
+def _months(spans: list[Bucket], zone: ZoneInfo) -> Iterator[Bucket]:
+    """The local months overlapping any of `spans` (merged days may run over many months)."""
+    for start, end in spans:
+        month = local_month(start, zone)
+        while month[0] < end:
+            yield month
+            month = local_month(month[1], zone)
 
 
 def _merge(intervals: Iterable[Bucket]) -> list[Bucket]:

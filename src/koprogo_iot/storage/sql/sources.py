@@ -66,7 +66,9 @@ WHERE r.organization_id = $1 AND r.bucket >= $4 AND r.bucket < $5"""
 
 _GAUGE_COLUMNS = "r.sensor_id, r.bucket, r.count, r.sum, r.min, r.max, r.last_value"
 # What a counter's consumption needs of a rollup row: its first and last readings and the increase between them.
-_COUNTER_COLUMNS = "r.sensor_id, r.bucket, r.count, r.first_ts, r.first_value, r.last_ts, r.last_value, r.increase"
+_COUNTER_COLUMNS = (
+    "r.sensor_id, r.bucket, r.count, r.first_ts, r.first_value, r.last_ts, r.last_value, r.increase, r.entry"
+)
 
 
 class SqlReadingSource:
@@ -106,11 +108,11 @@ class SqlReadingSource:
         rows = await self._fetch(organization_id, sensor_ids, start, end, rollup, _COUNTER_COLUMNS)
         found: dict[UUID, list[CounterRow]] = {sensor_id: [] for sensor_id in sensor_ids}
         # Rows come ordered by sensor and bucket; positional access: a year of a building is ~30,000 rows.
-        for sensor_id, _, count, first_ts, first_value, last_ts, last_value, increase in cast(
+        for sensor_id, _, count, first_ts, first_value, last_ts, last_value, increase, entry in cast(
             list[Sequence[Any]], rows
         ):
             found[as_uuid(sensor_id)].append(
-                (count, as_time(first_ts), first_value, as_time(last_ts), last_value, increase)
+                (count, as_time(first_ts), first_value, as_time(last_ts), last_value, increase, entry)
             )
         return {sensor_id: virtual_index(rolled) for sensor_id, rolled in found.items()}
 

@@ -1,0 +1,18 @@
+-- Rollups carry the counter's state across bucket edges (domain/rollups.py): the baseline each bucket starts from
+-- and ends with, and the increase of the step into its first reading. Rows computed before knew none of it: they
+-- are dropped and every hour that had one is marked stale, so the refresher recomputes them (the first analytics
+-- query after the upgrade catches up before answering).
+INSERT INTO iot_rollup_dirty (sensor_id, hour) SELECT sensor_id, bucket FROM iot_rollups_hourly WHERE true
+ON CONFLICT (sensor_id, hour) DO NOTHING;
+DELETE FROM iot_rollups_hourly;
+DELETE FROM iot_rollups_daily;
+DELETE FROM iot_rollups_monthly;
+ALTER TABLE iot_rollups_hourly ADD COLUMN baseline_in REAL;
+ALTER TABLE iot_rollups_hourly ADD COLUMN entry REAL;
+ALTER TABLE iot_rollups_hourly ADD COLUMN baseline REAL;
+ALTER TABLE iot_rollups_daily ADD COLUMN baseline_in REAL;
+ALTER TABLE iot_rollups_daily ADD COLUMN entry REAL;
+ALTER TABLE iot_rollups_daily ADD COLUMN baseline REAL;
+ALTER TABLE iot_rollups_monthly ADD COLUMN baseline_in REAL;
+ALTER TABLE iot_rollups_monthly ADD COLUMN entry REAL;
+ALTER TABLE iot_rollups_monthly ADD COLUMN baseline REAL;
