@@ -2,7 +2,8 @@
 with refreshes between them, give through the rollups what `domain.consumption` gives on the raw points.
 
 Sized for CI: `EXAMPLES` examples per database (derandomized, so a run is reproducible), each checking the hour,
-day and month consumption answers over random periods and a gauge's hourly statistics. Failures found while
+day and month consumption answers over random periods, an hourly time series with its flags and a gauge's hourly
+statistics. Failures found while
 writing it are kept below as regular tests.
 """
 
@@ -16,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from koprogo_iot.analytics.aggregates import Counters, GroupBy, Period, consumption_report
-from koprogo_iot.analytics.series import time_series
+from koprogo_iot.analytics.series import GAP_FACTOR, time_series
 from koprogo_iot.domain.consumption import Point, consumption_by_bucket, gauge_stats
 from koprogo_iot.domain.readings import IoTReading
 from koprogo_iot.domain.sensors import IoTSensor, SensorType
@@ -51,8 +52,8 @@ def counter_series(draw: st.DrawFn) -> Series:
         if step == "repeat":  # a redelivery with another value: the first one stays
             points.append((moment, value + draw(st.floats(-5, 5, allow_nan=False))))
             continue
-        gap = draw(st.booleans() | st.just(False))
-        moment += draw(st.integers(6 * 60, 4 * 24 * 60) if gap else st.integers(1, 100)) * MINUTE
+        gap = draw(st.integers(0, 9)) == 0  # longer than any max_gap, one step in ten
+        moment += draw(st.integers(6 * 60, 4 * 24 * 60) if gap else st.integers(1, 14) | st.integers(16, 59)) * MINUTE
         if step == "up":
             value += draw(st.floats(0, 50, allow_nan=False))
         elif step == "jitter":
@@ -69,10 +70,10 @@ def counter_series(draw: st.DrawFn) -> Series:
 
 
 def same(found: float | None, expected: float | None) -> bool:
-    """Equal to 1e-9 relative (to 1e-9 of the largest index near 0, where a relative error means nothing)."""
+    """Equal to 1e-9 relative (and to 1e-12 near 0, where a relative error means nothing); None only for None."""
     if found is None or expected is None:
         return found is expected
-    return math.isclose(found, expected, rel_tol=1e-9, abs_tol=1e-9)
+    return math.isclose(found, expected, rel_tol=1e-9, abs_tol=1e-12)
 
 
 async def new_sensor(storage: Storage, t: Tenant, kind: str) -> IoTSensor:
@@ -152,8 +153,22 @@ async def check(
                 assert same(bucket.consumption, result.consumption), (period, bucket, result)
                 assert bucket.complete == result.complete, (period, bucket, result)
                 assert bucket.sensors == (result.consumption is not None)
-    # The gauge's hourly statistics, from the hourly rollups, against the raw rows' over the whole series.
+    # The counter's hourly time series, from the hourly rollups: figures and every flag, gaps (`estimated`) included.
     start, end = min(ts for ts, _ in points) - timedelta(hours=3), max(ts for ts, _ in points) + timedelta(hours=3)
+    series = await time_series(storage.source, counter, start, end, interval=3600)
+    max_gap = timedelta(seconds=GAP_FACTOR * counter.sampling_interval)
+    grid = [(p.start, p.end) for p in series.points]
+    expected = [r for _, r in consumption_by_bucket(points, grid, max_gap=max_gap)]
+    for point, result in zip(series.points, expected, strict=True):
+        assert same(point.consumption, result.consumption), (point, result)
+        assert (point.complete, point.estimated, point.readings, point.resets) == (
+            result.complete,
+            result.estimated,
+            result.readings,
+            result.resets,
+        ), (point, result)
+        assert point.last_index == (result.last[1] if result.last else None)
+    # The gauge's hourly statistics, from the hourly rollups, against the raw rows' over the whole series.
     found = await time_series(storage.source, gauge, start, end, interval=3600)
     stored = dict(reversed(points))  # the first delivery of a timestamp wins
     stats = {

@@ -1,7 +1,7 @@
 """Issue 13: every consumption path gives `domain.consumption`'s answer on the raw readings, on both stores."""
 
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -121,3 +121,21 @@ async def test_a_late_reading_moves_the_baselines_of_the_hours_after_it(api: Api
 async def hourly_rows(api: Api, sensor_id: UUID) -> list[Rollup]:
     rows = await api.db.fetch(HOURLY.select("sensor_id = $1") + " ORDER BY bucket", sensor_id)
     return [HOURLY.decode(row) for row in rows]
+
+
+async def test_a_gap_inside_an_hour_flags_the_hourly_series_estimated(api: Api) -> None:
+    """Sampled every 5 minutes (a gap is a step over 15): 10:05 -> 10:45 inside the 10:00 hour, a step across the
+    hours' edge of 10 minutes only, so only the row's own longest step can say the 10:00 figure is estimated."""
+    sensor = api.a.unit_sensor  # sampling_interval 300 s
+    readings = [("10:00", 1.0), ("10:05", 1.5), ("10:45", 2.0), ("10:55", 2.5), ("11:05", 3.0), ("11:10", 3.5)]
+    points = [(at(f"2026-03-10T{hm}"), value) for hm, value in readings]
+    await api.storage.readings.ingest([Ingested(IoTReading.measured(sensor, ts, value)) for ts, value in points])
+    headers = await api.token(api.a.syndic.email)
+    params = {"start": "2026-03-10T10:00:00Z", "end": "2026-03-10T12:00:00Z", "aggregation_interval": 3600}
+    response = await api.client.get(f"/api/v1/iot/sensors/{sensor.id}/time-series", params=params, headers=headers)
+    assert response.status_code == 200, response.text
+    got = [(p["consumption"], p["estimated"], p["readings"], p["last_index"]) for p in response.json()["points"]]
+    assert got == [(pytest.approx(1.75), True, 4, 2.5), (pytest.approx(0.75), False, 2, 3.5)]
+    grid = [(at("2026-03-10T10:00"), at("2026-03-10T11:00")), (at("2026-03-10T11:00"), at("2026-03-10T12:00"))]
+    expected = [r for _, r in consumption_by_bucket(points, grid, max_gap=timedelta(minutes=15))]
+    assert [r.estimated for r in expected] == [True, False]

@@ -14,6 +14,8 @@ exactly the reference's on the sensor's whole history, not on the bucket's readi
 - `increase`: the increases of the steps between the bucket's own readings, the first one compared with the
   baseline after `entry`; `resets`, `rollovers`: how many of those steps were resets or rollovers.
 - `baseline`: the baseline after the bucket's last reading, the next row's `baseline_in`.
+- `entry_kind`: the kind of the `entry` step (a reset, a rollover...); `longest_step`: the longest step between the
+  bucket's own readings, in seconds, so that readers can tell a gap longer than any `max_gap` (`estimated`).
 A jitter (a drop under 1 %) just before a bucket thus keeps its higher baseline across the bucket edge, as in the
 reference, instead of counting the climb back a second time. All counter columns are None for gauges.
 A daily row is built from its hourly rows: their increases plus the entries of all but the first, so a daily row is
@@ -42,9 +44,10 @@ import bisect
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import NamedTuple
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -87,6 +90,8 @@ class Rollup:
     baseline_in: float | None  # the baseline the first reading was compared with; None: first reading, or a gauge
     entry: float | None  # the increase of the step from the previous reading; None: first reading, or a gauge
     baseline: float | None  # the baseline after the last reading (highest index since the last reset)
+    entry_kind: StepKind | None  # what the step from the previous reading was; None with `entry`
+    longest_step: float | None  # seconds: the longest step between the bucket's own readings (0 for one); gauges None
 
     @property
     def first(self) -> Point:
@@ -146,12 +151,12 @@ def summarize(
     values = [r.value for r in readings]
     increases: list[float] = []
     kinds: list[StepKind] = []
-    entry = baseline = None
+    entry = baseline = entry_kind = None
     if cumulative:
         if baseline_in is None:
             baseline = values[0]
         else:
-            entry, _, baseline = step_increase(baseline_in, values[0])
+            entry, entry_kind, baseline = step_increase(baseline_in, values[0])
         for value in values[1:]:
             increase, kind, baseline = step_increase(baseline, value)
             increases.append(increase)
@@ -174,6 +179,10 @@ def summarize(
         baseline_in=baseline_in if cumulative else None,
         entry=entry,
         baseline=baseline,
+        entry_kind=entry_kind,
+        longest_step=max((_seconds(a.ts, b.ts) for a, b in itertools.pairwise(readings)), default=0.0)
+        if cumulative
+        else None,
     )
 
 
@@ -202,14 +211,34 @@ def combine(bucket: datetime, rows: Sequence[Rollup], cumulative: bool) -> Rollu
         baseline_in=first.baseline_in,
         entry=first.entry,
         baseline=last.baseline,
+        entry_kind=first.entry_kind,
+        longest_step=max([r.longest_step or 0.0 for r in rows] + [_seconds(s.start, s.end) for s in boundaries])
+        if cumulative
+        else None,
     )
 
 
+def _seconds(start: datetime, end: datetime) -> float:
+    return (end - start).total_seconds()
+
+
 GaugeRow = tuple[datetime, int, float, float, float, float]  # bucket, count, sum, min, max, last value
-# What a counter's consumption needs of a rollup row: its first and last readings, the increase between them and
-# the increase of the step into its first reading.
-# readings, first_ts, first_value, last_ts, last_value, increase, entry
-CounterRow = tuple[int, datetime, float, datetime, float, float | None, float | None]
+
+
+class CounterRow(NamedTuple):
+    """What a counter's consumption needs of a rollup row (the columns `SqlReadingSource` selects)."""
+
+    readings: int  # the row's `count` (a tuple has a `count` method)
+    first_ts: datetime
+    first_value: float
+    last_ts: datetime
+    last_value: float
+    increase: float | None
+    entry: float | None
+    entry_kind: StepKind | None
+    resets: int
+    rollovers: int
+    longest_step: float | None
 
 
 def virtual_index(rows: Sequence[CounterRow]) -> list[Point]:
@@ -221,71 +250,88 @@ def virtual_index(rows: Sequence[CounterRow]) -> list[Point]:
     """
     points: list[Point] = []
     index = rows[0][2] if rows else 0.0
-    for position, (count, first_ts, _, last_ts, _, increase, entry) in enumerate(rows):
+    for position, row in enumerate(rows):
         if position:
-            index += entry or 0.0
-        points.append((first_ts, index))
-        if count > 1:  # (comparing the two aware datetimes instead cost a third of a year's query)
-            index += increase or 0.0
-            points.append((last_ts, index))
+            index += row.entry or 0.0
+        points.append((row.first_ts, index))
+        if row.readings > 1:  # (comparing the two aware datetimes instead cost a third of a year's query)
+            index += row.increase or 0.0
+            points.append((row.last_ts, index))
     return points
 
 
-def index_results(points: list[Point], grid: Sequence[Bucket]) -> list[CounterResult]:
-    """Consumption per bucket of a reset-free (virtual) index: its interpolated value at the end minus at the start.
+def rollup_results(
+    rows: Sequence[CounterRow], grid: Sequence[Bucket], max_gap: timedelta | None = None
+) -> list[CounterResult]:
+    """Consumption per bucket from rollup rows, as `domain.consumption.consumption_by_bucket` computes it on the
+    raw readings, flags included.
 
-    For a monotonic index this is exactly what `domain.consumption.consumption_by_bucket` computes (each step's
-    increase spread linearly over its span), in one cheap pass: a year of hourly buckets costs milliseconds.
+    `rows` are one sensor's rows in time order, with the row before the grid and the row after it; `grid` is sorted,
+    its buckets do not overlap and each holds whole rows (hours, days or months of the rollups). A bucket gets the
+    `increase` of the rows inside it whole and its share of each `entry` step overlapping it, summed term by term:
+    no difference of large indexes, so a small figure on a large index keeps its precision. `gaps` lists the entry
+    steps longer than `max_gap` as (reading, next reading) and, for a row whose own longest step is longer, the
+    row's first and last reading: `estimated` is the reference's, the bounds of a gap inside a row are not kept.
     """
-    if len(points) < 2:
+    if not rows:
         return [_UNKNOWN] * len(grid)
-    times = [t.timestamp() for t, _ in points]
-    values = [v for _, v in points]
-    first, last, n = times[0], times[-1], len(times)
-
-    def bound(moment: float, low: int) -> tuple[int, float]:
-        """The first point at or after `moment` (searched from `low`), and the index interpolated there."""
-        i = bisect.bisect_left(times, moment, low)
-        if i < n and times[i] == moment:
-            return i, values[i]
-        if i == 0:
-            return 0, values[0]
-        if i == n:
-            return n, values[-1]
-        t0 = times[i - 1]
-        return i, values[i - 1] + (values[i] - values[i - 1]) * (moment - t0) / (times[i] - t0)
-
-    results = []
-    # Grids are sorted and usually contiguous: each bucket's start is the previous one's end, found once.
-    previous_end: datetime | None = None
-    end_position, end_index = 0, values[0]
-    for start, end in grid:
-        s = start.timestamp()
-        if start == previous_end:
-            low_position, low_index = end_position, end_index
-        else:
-            low_position, low_index = bound(s, 0)
-        e = end.timestamp()
-        end_position, end_index = bound(e, low_position)
-        previous_end = end
-        if max(s, first) >= min(e, last):
-            results.append(_UNKNOWN)
+    starts = [start for start, _ in grid]
+    ends = [end for _, end in grid]
+    buckets = [_Bucket() for _ in grid]
+    longest = None if max_gap is None else max_gap.total_seconds()
+    for position, row in enumerate(rows):
+        index = bisect.bisect_right(starts, row.first_ts) - 1
+        if index >= 0 and row.first_ts < ends[index]:
+            bucket = buckets[index]
+            bucket.readings += row.readings
+            bucket.first = bucket.first or (row.first_ts, row.first_value)
+            bucket.last = (row.last_ts, row.last_value)
+            if row.readings > 1:
+                bucket.shares.append(row.increase or 0.0)
+                bucket.resets += row.resets
+                bucket.rollovers += row.rollovers
+                if longest is not None and (row.longest_step or 0.0) > longest:
+                    bucket.gaps.append((row.first_ts, row.last_ts))
+        if position == 0 or row.entry is None:
             continue
-        # Before the first point or after the last, the index is flat: the bounds clamp to the covered part.
-        any_inside = end_position > low_position
-        results.append(
-            CounterResult(
-                consumption=end_index - low_index,
-                first=points[low_position] if any_inside else None,
-                last=points[end_position - 1] if any_inside else None,
-                readings=end_position - low_position,
-                resets=0,
-                rollovers=0,
-                gaps=(),
-                complete=first <= s and last >= e,
-            )
+        begin, end = rows[position - 1].last_ts, row.first_ts
+        span = end - begin
+        # The entry step spans the end of the previous row to this row's start: every bucket it overlaps.
+        index = bisect.bisect_right(ends, begin)
+        while index < len(grid) and starts[index] < end:
+            overlap = min(end, ends[index]) - max(begin, starts[index])
+            bucket = buckets[index]
+            bucket.shares.append(row.entry * (overlap / span))
+            bucket.resets += row.entry_kind is StepKind.RESET
+            bucket.rollovers += row.entry_kind is StepKind.ROLLOVER
+            if max_gap is not None and span > max_gap:
+                bucket.gaps.append((begin, end))
+            index += 1
+    first, last = rows[0].first_ts, rows[-1].last_ts
+    return [
+        CounterResult(
+            consumption=math.fsum(b.shares) if b.shares else None,
+            first=b.first,
+            last=b.last,
+            readings=b.readings,
+            resets=b.resets,
+            rollovers=b.rollovers,
+            gaps=tuple(sorted(b.gaps)),
+            complete=bool(b.shares) and first <= start and last >= end,
         )
-    return results
+        for b, (start, end) in zip(buckets, grid, strict=True)
+    ]
+
+
+@dataclass(slots=True)
+class _Bucket:
+    shares: list[float] = field(default_factory=list)
+    readings: int = 0
+    resets: int = 0
+    rollovers: int = 0
+    first: Point | None = None
+    last: Point | None = None
+    gaps: list[Bucket] = field(default_factory=list)
 
 
 _UNKNOWN = CounterResult(None, None, None, 0, 0, 0, (), False)

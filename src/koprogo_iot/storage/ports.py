@@ -31,7 +31,7 @@ from koprogo_iot.domain.notices import (
     Status,
 )
 from koprogo_iot.domain.readings import IoTReading
-from koprogo_iot.domain.rollups import GaugeRow, Rollups
+from koprogo_iot.domain.rollups import CounterRow, GaugeRow, Rollups
 from koprogo_iot.domain.rules import OrganizationRules, Partial
 from koprogo_iot.domain.sensors import IoTSensor, SensorType
 from koprogo_iot.domain.tenancy import Building, Organization, Unit, User
@@ -396,6 +396,13 @@ class ReadingSource(Protocol):
         buckets all start and end on that rollup's bounds: the answer then comes from the rollups, a counter's
         points being a reset-free virtual index (`domain.rollups.virtual_index`); None reads the raw readings.
         """
+        ...
+
+    async def counter_rows(
+        self, organization_id: UUID, sensor_ids: Sequence[UUID], start: datetime, end: datetime, rollup: Rollups
+    ) -> dict[UUID, list[CounterRow]]:
+        """Per counter, its rollup rows in [start, end) plus the row before and the row after, in time order: what
+        `domain.rollups.rollup_results` turns into the reference's consumption per bucket."""
         ...
 
     async def gauge_rows(

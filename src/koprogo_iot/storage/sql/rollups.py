@@ -25,7 +25,7 @@ DEFAULT_LIMIT = 5000
 HOURLY = Table("iot_rollups_hourly", Rollup)
 DAILY = Table("iot_rollups_daily", Rollup)
 MONTHLY = Table("iot_rollups_monthly", Rollup)
-_ROWS_PER_STATEMENT = 1_000  # 19 columns: 19,000 parameters, under SQLite's 32,766 and asyncpg's 32,767
+_ROWS_PER_STATEMENT = 1_000  # 21 columns: 21,000 parameters, under SQLite's 32,766 and asyncpg's 32,767
 _UPDATE = ", ".join(f"{c} = excluded.{c}" for c in HOURLY.columns[2:])
 # A mark that already exists is locked, not skipped: a refresher claims marks with SKIP LOCKED, so it cannot take
 # this one and read the hour's readings before this transaction's reading is committed (and then lose it).

@@ -9,7 +9,7 @@ from typing import Any, cast
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from koprogo_iot.domain.consumption import DEFAULT_ZONE, Point
+from koprogo_iot.domain.consumption import DEFAULT_ZONE, Point, StepKind
 from koprogo_iot.domain.rollups import CounterRow, GaugeRow, Rollups, local_month, virtual_index
 from koprogo_iot.storage.sql.database import Database, Row
 from koprogo_iot.storage.sql.rollups import DAILY, DEFAULT_LIMIT, HOURLY, MONTHLY, refresh_rollups
@@ -67,7 +67,8 @@ WHERE r.organization_id = $1 AND r.bucket >= $4 AND r.bucket < $5"""
 _GAUGE_COLUMNS = "r.sensor_id, r.bucket, r.count, r.sum, r.min, r.max, r.last_value"
 # What a counter's consumption needs of a rollup row: its first and last readings and the increase between them.
 _COUNTER_COLUMNS = (
-    "r.sensor_id, r.bucket, r.count, r.first_ts, r.first_value, r.last_ts, r.last_value, r.increase, r.entry"
+    "r.sensor_id, r.bucket, r.count, r.first_ts, r.first_value, r.last_ts, r.last_value, r.increase, r.entry, "
+    "r.entry_kind, r.resets, r.rollovers, r.longest_step"
 )
 
 
@@ -105,16 +106,33 @@ class SqlReadingSource:
     ) -> dict[UUID, list[Point]]:
         if rollup is None:
             return await self._raw_points(organization_id, sensor_ids, start, end)
+        rows = await self.counter_rows(organization_id, sensor_ids, start, end, rollup)
+        return {sensor_id: virtual_index(rolled) for sensor_id, rolled in rows.items()}
+
+    async def counter_rows(
+        self, organization_id: UUID, sensor_ids: Sequence[UUID], start: datetime, end: datetime, rollup: Rollups
+    ) -> dict[UUID, list[CounterRow]]:
         rows = await self._fetch(organization_id, sensor_ids, start, end, rollup, _COUNTER_COLUMNS)
         found: dict[UUID, list[CounterRow]] = {sensor_id: [] for sensor_id in sensor_ids}
         # Rows come ordered by sensor and bucket; positional access: a year of a building is ~30,000 rows.
-        for sensor_id, _, count, first_ts, first_value, last_ts, last_value, increase, entry in cast(
-            list[Sequence[Any]], rows
-        ):
+        for sensor_id, _, count, first_ts, first_value, last_ts, last_value, *rest in cast(list[Sequence[Any]], rows):
+            increase, entry, entry_kind, resets, rollovers, longest_step = rest
             found[as_uuid(sensor_id)].append(
-                (count, as_time(first_ts), first_value, as_time(last_ts), last_value, increase, entry)
+                CounterRow(
+                    count,
+                    as_time(first_ts),
+                    first_value,
+                    as_time(last_ts),
+                    last_value,
+                    increase,
+                    entry,
+                    None if entry_kind is None else StepKind(entry_kind),
+                    resets,
+                    rollovers,
+                    longest_step,
+                )
             )
-        return {sensor_id: virtual_index(rolled) for sensor_id, rolled in found.items()}
+        return found
 
     async def gauge_rows(
         self, organization_id: UUID, sensor_id: UUID, start: datetime, end: datetime, rollup: Rollups
