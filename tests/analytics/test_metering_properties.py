@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from koprogo_iot.analytics.aggregates import Counters, GroupBy, Period, consumption_report
@@ -34,6 +34,7 @@ MINUTE = timedelta(minutes=1)
 class Series:
     deliveries: list[list[Point]]  # the batches, in the order they are ingested
     refresh_between: list[bool]  # refresh the rollups after each batch (but the last)
+    rollover: float | None  # the counter's register size, when known
 
     @property
     def points(self) -> list[Point]:
@@ -43,12 +44,14 @@ class Series:
 
 @st.composite
 def counter_series(draw: st.DrawFn) -> Series:
-    """Monotone runs, jitter under and drops over the 1 % threshold, resets, gaps of days, repeated timestamps."""
+    """Monotone runs, jitter under and drops over the 1 % threshold, resets, wraps of a register whose size may be
+    known, gaps of days, repeated timestamps."""
+    rollover = draw(st.sampled_from([1000.0, None, 100_000.0]))
     moment = ORIGIN + draw(st.integers(0, 12 * 60)) * MINUTE
-    value = draw(st.floats(0, 100_000, allow_nan=False))
+    value = draw(st.floats(0, rollover or 100_000, allow_nan=False))
     points: list[Point] = [(moment, value)]
     for _ in range(draw(st.integers(1, 30))):
-        step = draw(st.sampled_from(["up", "up", "up", "flat", "jitter", "drop", "reset", "repeat"]))
+        step = draw(st.sampled_from(["up", "up", "up", "flat", "jitter", "drop", "reset", "wrap", "repeat"]))
         if step == "repeat":  # a redelivery with another value: the first one stays
             points.append((moment, value + draw(st.floats(-5, 5, allow_nan=False))))
             continue
@@ -62,11 +65,16 @@ def counter_series(draw: st.DrawFn) -> Series:
             value *= 1 - draw(st.floats(0.011, 0.9))
         elif step == "reset":
             value = draw(st.floats(0, 5, allow_nan=False))
+        elif step == "wrap":  # near the top of the register, then past 0: a rollover when its size is known
+            size = rollover or 100_000
+            points.append((moment, size * (1 - draw(st.floats(0, 0.05)))))
+            moment += draw(st.integers(1, 59)) * MINUTE
+            value = size * draw(st.floats(0, 0.04))
         points.append((moment, value))
     shuffled = draw(st.permutations(points))
     cuts = sorted(draw(st.lists(st.integers(1, max(1, len(points) - 1)), max_size=3, unique=True)))
     batches = [shuffled[a:b] for a, b in zip([0, *cuts], [*cuts, len(shuffled)], strict=True) if shuffled[a:b]]
-    return Series(batches, draw(st.lists(st.booleans(), min_size=len(batches), max_size=len(batches))))
+    return Series(batches, draw(st.lists(st.booleans(), min_size=len(batches), max_size=len(batches))), rollover)
 
 
 def same(found: float | None, expected: float | None) -> bool:
@@ -76,7 +84,7 @@ def same(found: float | None, expected: float | None) -> bool:
     return math.isclose(found, expected, rel_tol=1e-9, abs_tol=1e-12)
 
 
-async def new_sensor(storage: Storage, t: Tenant, kind: str) -> IoTSensor:
+async def new_sensor(storage: Storage, t: Tenant, kind: str, rollover: float | None = None) -> IoTSensor:
     sensor = IoTSensor(
         organization_id=t.organization.id,
         building_id=t.building.id,
@@ -88,6 +96,7 @@ async def new_sensor(storage: Storage, t: Tenant, kind: str) -> IoTSensor:
         location="board",
         unit_of_measure="kWh" if kind == "cumulative" else "W",
         kind=kind,  # type: ignore[arg-type]
+        rollover=rollover,
     )
     await storage.sensors.add(sensor)
     return sensor
@@ -124,7 +133,7 @@ PERIODS = st.tuples(
 async def test_rollups_answer_as_the_reference(
     storage: Storage, tenant: Tenant, series: Series, periods: list[tuple[Period, int, int]]
 ) -> None:
-    counter = await new_sensor(storage, tenant, "cumulative")
+    counter = await new_sensor(storage, tenant, "cumulative", series.rollover)
     gauge = await new_sensor(storage, tenant, "instantaneous")
     await ingest(storage, [counter, gauge], series)
     await check(storage, tenant, counter, gauge, series.points, periods)
@@ -148,7 +157,7 @@ async def check(
             )
             [group] = report.groups
             grid = [(b.start, b.end) for b in group.buckets]
-            expected = [r for _, r in consumption_by_bucket(points, grid)]
+            expected = [r for _, r in consumption_by_bucket(points, grid, rollover=counter.rollover)]
             for bucket, result in zip(group.buckets, expected, strict=True):
                 assert same(bucket.consumption, result.consumption), (period, bucket, result)
                 assert bucket.complete == result.complete, (period, bucket, result)
@@ -158,7 +167,7 @@ async def check(
     series = await time_series(storage.source, counter, start, end, interval=3600)
     max_gap = timedelta(seconds=GAP_FACTOR * counter.sampling_interval)
     grid = [(p.start, p.end) for p in series.points]
-    expected = [r for _, r in consumption_by_bucket(points, grid, max_gap=max_gap)]
+    expected = [r for _, r in consumption_by_bucket(points, grid, max_gap=max_gap, rollover=counter.rollover)]
     for point, result in zip(series.points, expected, strict=True):
         assert same(point.consumption, result.consumption), (point, result)
         assert (point.complete, point.estimated, point.readings, point.resets) == (
@@ -167,6 +176,8 @@ async def check(
             result.readings,
             result.resets,
         ), (point, result)
+        if result.rollovers:
+            event("an hour holds a wrap of a known register")
         assert point.last_index == (result.last[1] if result.last else None)
     # The gauge's hourly statistics, from the hourly rollups, against the raw rows' over the whole series.
     found = await time_series(storage.source, gauge, start, end, interval=3600)

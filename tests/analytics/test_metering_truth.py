@@ -139,3 +139,71 @@ async def test_a_gap_inside_an_hour_flags_the_hourly_series_estimated(api: Api) 
     grid = [(at("2026-03-10T10:00"), at("2026-03-10T11:00")), (at("2026-03-10T11:00"), at("2026-03-10T12:00"))]
     expected = [r for _, r in consumption_by_bucket(points, grid, max_gap=timedelta(minutes=15))]
     assert [r.estimated for r in expected] == [True, False]
+
+
+# A 99999.999 m³ register wrapping between 10:40 and 11:10: with its size known the wrap counts 5 + 3 = 8 (the
+# reference's ROLLOVER); unknown, the wrap is a reset and counts 3 only.
+WRAP = [
+    ("2026-03-10T10:00", 99990.0),
+    ("2026-03-10T10:40", 99995.0),  # +5
+    ("2026-03-10T11:10", 3.0),  # wrapped: +8 with the register size known, +3 as a reset
+    ("2026-03-10T11:50", 8.0),  # +5
+]
+
+
+async def test_a_register_size_set_through_the_api_counts_wraps_on_every_path(api: Api) -> None:
+    headers = await api.token(api.a.syndic.email)
+    created = await register_counter(api, headers, sensor_type="cold_water", unit_of_measure="m³")
+    assert created["rollover"] is None
+    sensor = await api.storage.sensors.get(api.a.organization.id, UUID(created["id"]))
+    points = [(at(ts), value) for ts, value in WRAP]
+    await api.storage.readings.ingest([Ingested(IoTReading.measured(sensor, ts, value)) for ts, value in points])
+    day = ("day", "2026-03-10T00:00:00+01:00", "2026-03-11T00:00:00+01:00")
+    assert [b["consumption"] for b in await consumption(api, headers, created["id"], *day)] == [pytest.approx(13.0)]
+
+    url = f"/api/v1/iot/sensors/{created['id']}"
+    updated = await api.client.put(url, json={"rollover": 100000}, headers=headers)
+    assert updated.status_code == 200, updated.text
+    assert (await api.client.get(url, headers=headers)).json()["rollover"] == 100000.0
+    # The rollups were computed without it: changing it marks them stale, and every answer now counts the wrap.
+    for period, start, end in [day, ("hour", "2026-03-10T09:00:00Z", "2026-03-10T13:00:00Z")]:
+        buckets = await consumption(api, headers, created["id"], period, start, end)
+        expected = reference(points, buckets, rollover=100000)
+        assert all(same(b["consumption"], r.consumption) for b, r in zip(buckets, expected, strict=True))
+        assert sum(b["consumption"] or 0.0 for b in buckets) == pytest.approx(18.0)
+    # Raw readings too: a time series in quarters of an hour is not served by the rollups.
+    params = {"start": "2026-03-10T10:00:00Z", "end": "2026-03-10T12:00:00Z", "aggregation_interval": 900}
+    series = await api.client.get(f"{url}/time-series", params=params, headers=headers)
+    assert sum(p["consumption"] or 0.0 for p in series.json()["points"]) == pytest.approx(18.0)
+
+    cleared = await api.client.put(url, json={"rollover": None}, headers=headers)
+    assert cleared.status_code == 200 and cleared.json()["rollover"] is None
+    assert [b["consumption"] for b in await consumption(api, headers, created["id"], *day)] == [pytest.approx(13.0)]
+
+
+@pytest.mark.parametrize("bad", [0, -5, 1e13, "many"])
+async def test_a_register_size_out_of_bounds_is_refused_naming_the_field(api: Api, bad: object) -> None:
+    headers = await api.token(api.a.syndic.email)
+    created = await register_counter(api, headers)
+    response = await api.client.put(f"/api/v1/iot/sensors/{created['id']}", json={"rollover": bad}, headers=headers)
+    assert response.status_code == 422 and "rollover" in response.text
+    assert (await api.client.get(f"/api/v1/iot/sensors/{created['id']}", headers=headers)).json()["rollover"] is None
+
+
+async def test_a_gauge_has_no_register_size(api: Api) -> None:
+    headers = await api.token(api.a.syndic.email)
+    body = {"kind": "instantaneous", "unit_of_measure": "W", "rollover": 1000}
+    response = await api.client.post(
+        "/api/v1/iot/sensors",
+        json={
+            "building_id": str(api.a.building.id),
+            "sensor_id": "PM-1",
+            "sensor_type": "electricity",
+            "manufacturer": "Shelly",
+            "model": "PM",
+            "location": "board",
+        }
+        | body,
+        headers=headers,
+    )
+    assert response.status_code == 422 and "only a counter" in response.json()["message"]

@@ -308,7 +308,9 @@ async def _totals(
         results = {s.id: rollup_results(rows[s.id], grid) for s in sensors}
     else:
         points = await source.points(counters.organization_id, ids, start, end)
-        results = {s.id: [r for _, r in consumption_by_bucket(points[s.id], grid)] for s in sensors}
+        results = {
+            s.id: [r for _, r in consumption_by_bucket(points[s.id], grid, rollover=s.rollover)] for s in sensors
+        }
     members: dict[tuple[str, str], list[IoTSensor]] = {}
     for sensor in sensors:
         members.setdefault((_group_key(sensor, group_by), sensor.unit_of_measure), []).append(sensor)

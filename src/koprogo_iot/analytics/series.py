@@ -136,7 +136,7 @@ async def time_series(
             results = rollup_results(rows, grid, max_gap)
         else:
             points = (await source.points(org, [sensor.id], start, end))[sensor.id]
-            results = [r for _, r in consumption_by_bucket(points, grid, max_gap=max_gap)]
+            results = [r for _, r in consumption_by_bucket(points, grid, max_gap=max_gap, rollover=sensor.rollover)]
         series = counter_points(results, grid)
     elif hourly:
         series = gauge_points_from_rollups(await source.gauge_rows(org, sensor.id, start, end, Rollups.HOURLY), grid)

@@ -34,8 +34,8 @@ must use the raw readings.
 
 Refreshing (`storage.sql.rollups`) claims dirty (sensor, hour) marks, recomputes those hours from the raw readings
 with `summarize` (and the following hours whose `baseline_in` they move), the local days holding them from the
-hourly rows and those days' months from the daily rows with `combine`. Rollover moduli are not known per sensor
-yet: counters are computed without one, so a wrap counts as a reset.
+hourly rows and those days' months from the daily rows with `combine`, with the sensor's register size
+(`IoTSensor.rollover`): a wrap counts what the meter measured; a sensor without one counts it as a reset.
 """
 
 from __future__ import annotations
@@ -102,11 +102,11 @@ class Rollup:
         return self.last_ts, self.last_value
 
 
-def boundary_step(previous: Rollup, following: Rollup) -> CounterStep:
+def boundary_step(previous: Rollup, following: Rollup, rollover: float | None = None) -> CounterStep:
     """The step from `previous`'s last reading to `following`'s first one, which neither row's increase covers
     (`following.entry`, with its kind): the counter rules from `previous`'s closing baseline."""
     baseline = previous.last_value if previous.baseline is None else previous.baseline
-    increase, kind, _ = step_increase(baseline, following.first_value)
+    increase, kind, _ = step_increase(baseline, following.first_value, rollover)
     return CounterStep(previous.last_ts, following.first_ts, increase, kind)
 
 
@@ -145,9 +145,11 @@ def summarize(
     readings: Sequence[Observation],
     cumulative: bool,
     baseline_in: float | None = None,
+    rollover: float | None = None,
 ) -> Rollup:
     """The rollup of one bucket's readings (sorted by time, at least one), a counter's rules starting from
-    `baseline_in`, the baseline the previous reading left (None: these are the sensor's first readings)."""
+    `baseline_in`, the baseline the previous reading left (None: these are the sensor's first readings), with the
+    counter's register size `rollover` (None: unknown)."""
     values = [r.value for r in readings]
     increases: list[float] = []
     kinds: list[StepKind] = []
@@ -156,9 +158,9 @@ def summarize(
         if baseline_in is None:
             baseline = values[0]
         else:
-            entry, entry_kind, baseline = step_increase(baseline_in, values[0])
+            entry, entry_kind, baseline = step_increase(baseline_in, values[0], rollover)
         for value in values[1:]:
-            increase, kind, baseline = step_increase(baseline, value)
+            increase, kind, baseline = step_increase(baseline, value, rollover)
             increases.append(increase)
             kinds.append(kind)
     return Rollup(
@@ -186,9 +188,9 @@ def summarize(
     )
 
 
-def combine(bucket: datetime, rows: Sequence[Rollup], cumulative: bool) -> Rollup:
+def combine(bucket: datetime, rows: Sequence[Rollup], cumulative: bool, rollover: float | None = None) -> Rollup:
     """The rollup of a bucket from the rollups of its sub-buckets (sorted, at least one): a day from its hours."""
-    boundaries = [boundary_step(a, b) for a, b in itertools.pairwise(rows)] if cumulative else []
+    boundaries = [boundary_step(a, b, rollover) for a, b in itertools.pairwise(rows)] if cumulative else []
     increases = [r.increase or 0.0 for r in rows] + [s.increase for s in boundaries]
     first, last = rows[0], rows[-1]
     return Rollup(

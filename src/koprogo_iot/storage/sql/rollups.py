@@ -9,6 +9,7 @@ LOCKED, and a per-sensor advisory lock orders their daily recomputations.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -86,9 +87,9 @@ async def refresh_rollups(db: Database, *, limit: int = DEFAULT_LIMIT, zone: str
         hours: dict[UUID, list[datetime]] = {}
         for row in claimed:
             hours.setdefault(as_uuid(row["sensor_id"]), []).append(as_time(row["hour"]))
-        kinds = await _lock_sensors(tx, sorted(hours))
-        for sensor_id, kind in kinds.items():
-            await _refresh_sensor(tx, sensor_id, sorted(hours[sensor_id]), kind is MeasurementKind.CUMULATIVE, tz)
+        counters = await _lock_sensors(tx, sorted(hours))
+        for sensor_id, counter in counters.items():
+            await _refresh_sensor(tx, sensor_id, sorted(hours[sensor_id]), counter, tz)
     return len(claimed)
 
 
@@ -103,18 +104,26 @@ async def rebuild_rollups(db: Database, organization_id: UUID | None = None, *, 
     for sensor in sensors:  # one transaction per sensor: a long rebuild does not hold one huge transaction
         sensor_id = as_uuid(sensor["id"])
         async with db.transaction() as tx:
-            kinds = await _lock_sensors(tx, [sensor_id])
-            if sensor_id not in kinds:
+            counters = await _lock_sensors(tx, [sensor_id])
+            if sensor_id not in counters:
                 continue  # deleted meanwhile
             await tx.execute("DELETE FROM iot_rollup_dirty WHERE sensor_id = $1", sensor_id)
             for table in (HOURLY, DAILY, MONTHLY):
                 await tx.execute(f"DELETE FROM {table.name} WHERE sensor_id = $1", sensor_id)
-            written += await _refresh_sensor(tx, sensor_id, None, kinds[sensor_id] is MeasurementKind.CUMULATIVE, tz)
+            written += await _refresh_sensor(tx, sensor_id, None, counters[sensor_id], tz)
     return written
 
 
-async def _lock_sensors(tx: Executor, sensor_ids: list[UUID]) -> dict[UUID, MeasurementKind]:
-    """The kind of each sensor still existing; on PostgreSQL, hold each one's refresh lock until commit."""
+@dataclass(frozen=True, slots=True)
+class _Counter:
+    """What the rules of a sensor's rollups depend on."""
+
+    cumulative: bool  # a counter; a gauge's rows have no counter columns
+    rollover: float | None  # the counter's register size, None when unknown
+
+
+async def _lock_sensors(tx: Executor, sensor_ids: list[UUID]) -> dict[UUID, _Counter]:
+    """The rules of each sensor still existing; on PostgreSQL, hold each one's refresh lock until commit."""
     if not sensor_ids:
         return {}
     if tx.dialect == "postgres":
@@ -126,13 +135,16 @@ async def _lock_sensors(tx: Executor, sensor_ids: list[UUID]) -> dict[UUID, Meas
             sensor_ids,
         )
     rows = await tx.fetch(
-        f"SELECT id, kind FROM iot_sensors WHERE id IN ({placeholders(len(sensor_ids))})", *sensor_ids
+        f"SELECT id, kind, rollover FROM iot_sensors WHERE id IN ({placeholders(len(sensor_ids))})", *sensor_ids
     )
-    return {as_uuid(r["id"]): MeasurementKind(r["kind"]) for r in rows}
+    return {
+        as_uuid(r["id"]): _Counter(MeasurementKind(r["kind"]) is MeasurementKind.CUMULATIVE, r["rollover"])
+        for r in rows
+    }
 
 
 async def _refresh_sensor(
-    tx: Executor, sensor_id: UUID, hours: list[datetime] | None, cumulative: bool, zone: ZoneInfo
+    tx: Executor, sensor_id: UUID, hours: list[datetime] | None, counter: _Counter, zone: ZoneInfo
 ) -> int:
     """Recompute the sensor's given hours (all when None), the later hours whose starting baseline they move, and
     the days and months holding them; return the hourly rows written."""
@@ -140,20 +152,20 @@ async def _refresh_sensor(
         by_hour = await _observations(tx, sensor_id, None)
         hourly, baseline = [], None
         for hour, readings in by_hour.items():
-            hourly.append(summarize(sensor_id, hour, readings, cumulative, baseline))
+            hourly.append(summarize(sensor_id, hour, readings, counter.cumulative, baseline, counter.rollover))
             baseline = hourly[-1].baseline
         await _upsert(tx, HOURLY, hourly)
-        await _roll_up(tx, sensor_id, list(by_hour), cumulative, zone)
+        await _roll_up(tx, sensor_id, list(by_hour), counter, zone)
         return len(hourly)
-    hourly, emptied = await _rehour(tx, sensor_id, hours, cumulative)
+    hourly, emptied = await _rehour(tx, sensor_id, hours, counter)
     await _upsert(tx, HOURLY, hourly)
     await _delete(tx, HOURLY, sensor_id, emptied)
-    await _roll_up(tx, sensor_id, [r.bucket for r in hourly] + emptied, cumulative, zone)
+    await _roll_up(tx, sensor_id, [r.bucket for r in hourly] + emptied, counter, zone)
     return len(hourly)
 
 
 async def _rehour(
-    tx: Executor, sensor_id: UUID, hours: list[datetime], cumulative: bool
+    tx: Executor, sensor_id: UUID, hours: list[datetime], counter: _Counter
 ) -> tuple[list[Rollup], list[datetime]]:
     """The new rows of the stale `hours` (sorted) and of the later hours whose `baseline_in` is no longer the
     baseline before them, and the stale hours left without readings. Hours are walked in order from the row before
@@ -175,20 +187,20 @@ async def _rehour(
     emptied: list[datetime] = []
     for hour in sorted(stale | set(stored)):
         if hour in by_hour:
-            written.append(summarize(sensor_id, hour, by_hour[hour], cumulative, baseline))
+            written.append(summarize(sensor_id, hour, by_hour[hour], counter.cumulative, baseline, counter.rollover))
             baseline = written[-1].baseline
         elif hour not in stored:
             continue  # stale, but neither readings nor a row (readings deleted before any refresh)
         elif hour in stale:
             emptied.append(hour)  # its readings were deleted: the baseline before it goes on to the next row
-        elif stored[hour].baseline_in != baseline and cumulative:
-            written.append(await _rehour_one(tx, sensor_id, hour, cumulative, baseline))
+        elif stored[hour].baseline_in != baseline and counter.cumulative:
+            written.append(await _rehour_one(tx, sensor_id, hour, counter, baseline))
             baseline = written[-1].baseline
         else:
             baseline = stored[hour].baseline
     # After the last stale hour, recompute the following rows one by one while the baseline they start from moved.
     hour = hours[-1]
-    while cumulative:
+    while counter.cumulative:
         following = await tx.fetchrow(
             HOURLY.select("sensor_id = $1 AND bucket > $2") + " ORDER BY bucket LIMIT 1", sensor_id, hour
         )
@@ -198,17 +210,17 @@ async def _rehour(
         if row.baseline_in == baseline:
             break
         hour = row.bucket
-        written.append(await _rehour_one(tx, sensor_id, hour, cumulative, baseline))
+        written.append(await _rehour_one(tx, sensor_id, hour, counter, baseline))
         baseline = written[-1].baseline
     return written, emptied
 
 
 async def _rehour_one(
-    tx: Executor, sensor_id: UUID, hour: datetime, cumulative: bool, baseline: float | None
+    tx: Executor, sensor_id: UUID, hour: datetime, counter: _Counter, baseline: float | None
 ) -> Rollup:
     """The row of an hour that has readings, recomputed from the baseline before it."""
     readings = (await _observations(tx, sensor_id, [(hour, hour + HOUR)]))[hour]
-    return summarize(sensor_id, hour, readings, cumulative, baseline)
+    return summarize(sensor_id, hour, readings, counter.cumulative, baseline, counter.rollover)
 
 
 async def _observations(
@@ -229,7 +241,7 @@ async def _observations(
     return by_hour
 
 
-async def _roll_up(tx: Executor, sensor_id: UUID, hours: list[datetime], cumulative: bool, zone: ZoneInfo) -> None:
+async def _roll_up(tx: Executor, sensor_id: UUID, hours: list[datetime], counter: _Counter, zone: ZoneInfo) -> None:
     """Recompute the local days holding `hours` from their hourly rows, and those days' months from their days."""
     days = _merge(local_day(hour, zone) for hour in hours)
     if not days:
@@ -239,7 +251,7 @@ async def _roll_up(tx: Executor, sensor_id: UUID, hours: list[datetime], cumulat
     by_day: dict[datetime, list[Rollup]] = {}
     for rollup in hourly:
         by_day.setdefault(local_day(rollup.bucket, zone)[0], []).append(rollup)
-    await _upsert(tx, DAILY, [combine(day, rows, cumulative) for day, rows in by_day.items()])
+    await _upsert(tx, DAILY, [combine(day, rows, counter.cumulative, counter.rollover) for day, rows in by_day.items()])
     await _delete(tx, DAILY, sensor_id, [start for start, _ in days if start not in by_day])
     # Months from their days, the same way: read back the months' other days.
     months = _merge(_months(days, zone))
@@ -247,7 +259,8 @@ async def _roll_up(tx: Executor, sensor_id: UUID, hours: list[datetime], cumulat
     by_month: dict[datetime, list[Rollup]] = {}
     for rollup in daily:
         by_month.setdefault(local_month(rollup.bucket, zone)[0], []).append(rollup)
-    await _upsert(tx, MONTHLY, [combine(month, rows, cumulative) for month, rows in by_month.items()])
+    monthly = [combine(month, rows, counter.cumulative, counter.rollover) for month, rows in by_month.items()]
+    await _upsert(tx, MONTHLY, monthly)
     await _delete(tx, MONTHLY, sensor_id, [start for start, _ in months if start not in by_month])
 
 

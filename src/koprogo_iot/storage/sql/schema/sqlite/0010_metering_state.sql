@@ -23,3 +23,5 @@ ALTER TABLE iot_rollups_daily ADD COLUMN entry_kind TEXT;
 ALTER TABLE iot_rollups_daily ADD COLUMN longest_step REAL;
 ALTER TABLE iot_rollups_monthly ADD COLUMN entry_kind TEXT;
 ALTER TABLE iot_rollups_monthly ADD COLUMN longest_step REAL;
+-- A counter's register size (rollover modulus), NULL when unknown: changing it marks the sensor's rollups stale.
+ALTER TABLE iot_sensors ADD COLUMN rollover REAL;
