@@ -15,6 +15,7 @@ from koprogo_iot.cli import credentials as credentials_cli
 from koprogo_iot.cli import ista as ista_cli
 from koprogo_iot.cli import options
 from koprogo_iot.cli import reference as reference_cli
+from koprogo_iot.cli import rollups as rollups_cli
 from koprogo_iot.cli import sensors as sensors_cli
 from koprogo_iot.config import Mode, Settings
 from koprogo_iot.domain.errors import KoproGoError
@@ -79,6 +80,9 @@ def _parser() -> argparse.ArgumentParser:
     sensors_cli.register(commands)
     credentials_cli.register(commands)
     reference_cli.register(commands)
+
+    verify = command("verify-rollups", "recompute a period's rollups from the raw readings and report differences")
+    rollups_cli.add_arguments(verify)
 
     letters = command("dead-letters", "list the messages ingestion refused, newest first, and counts by reason")
     letters.add_argument("--reason", help="only this reason, e.g. invalid_json, unknown_sensor")
@@ -248,6 +252,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return asyncio.run(sensors_cli.execute(settings, args))
     elif args.command in ("credentials", "broker"):
         return asyncio.run(credentials_cli.execute(settings, args))
+    elif args.command == "verify-rollups":
+        return asyncio.run(rollups_cli.execute(settings, args))
     elif args.command == "dead-letters":
         asyncio.run(_dead_letters(settings, args))
     elif args.command == "create-admin":

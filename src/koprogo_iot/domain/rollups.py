@@ -43,7 +43,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -337,3 +337,75 @@ class _Bucket:
 
 
 _UNKNOWN = CounterResult(None, None, None, 0, 0, 0, (), False)
+
+
+def derive(
+    sensor_id: UUID,
+    by_hour: dict[datetime, list[Observation]],
+    cumulative: bool,
+    rollover: float | None,
+    baseline: float | None,
+    zone: ZoneInfo,
+) -> dict[Rollups, list[Rollup]]:
+    """Every hourly, daily and monthly row of a sensor's readings (by UTC hour, in time order), the counter rules
+    starting from `baseline` (the state before the first hour; None: from the first reading): what the refresh
+    leaves in the tables, computed from the raw readings alone."""
+    hourly: list[Rollup] = []
+    for hour, readings in by_hour.items():
+        hourly.append(summarize(sensor_id, hour, readings, cumulative, baseline, rollover))
+        baseline = hourly[-1].baseline
+    daily = _group(hourly, lambda bucket: local_day(bucket, zone)[0], cumulative, rollover)
+    monthly = _group(daily, lambda bucket: local_month(bucket, zone)[0], cumulative, rollover)
+    return {Rollups.HOURLY: hourly, Rollups.DAILY: daily, Rollups.MONTHLY: monthly}
+
+
+def _group(
+    rows: list[Rollup], bucket_of: Callable[[datetime], datetime], cumulative: bool, rollover: float | None
+) -> list[Rollup]:
+    grouped: dict[datetime, list[Rollup]] = {}
+    for row in rows:
+        grouped.setdefault(bucket_of(row.bucket), []).append(row)
+    return [combine(bucket, members, cumulative, rollover) for bucket, members in grouped.items()]
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    """A stored rollup row that is not what the raw readings give."""
+
+    table: Rollups
+    bucket: datetime
+    field: str  # the column that differs; "row" when the row is missing or should not exist
+    stored: object
+    expected: object
+
+
+def differences(table: Rollups, stored: Sequence[Rollup], expected: Sequence[Rollup]) -> list[Difference]:
+    """Every way `stored` rows differ from `expected` ones: missing, extra or changed rows. Values are compared
+    exactly: the refresh computes them with these same functions in the same order, and both databases keep a
+    float's 64 bits."""
+    found: list[Difference] = []
+    by_bucket = {row.bucket: row for row in stored}
+    for row in expected:
+        kept = by_bucket.pop(row.bucket, None)
+        if kept is None:
+            found.append(Difference(table, row.bucket, "row", None, "present"))
+            continue
+        for name in Rollup.__dataclass_fields__:
+            have, want = getattr(kept, name), getattr(row, name)
+            if have == want:
+                continue
+            found.append(Difference(table, row.bucket, name, have, want))
+    found += [Difference(table, bucket, "row", "present", None) for bucket in by_bucket]
+    return sorted(found, key=lambda d: (d.bucket, d.field))
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """What a verification of the stored rollups compared, and every difference found, by sensor."""
+
+    start: datetime | None  # the period, widened to whole local months; None: from the first reading
+    end: datetime | None  # None: to the last reading
+    sensors: int
+    readings: int
+    rows: int  # stored rows compared (hourly, daily and monthly)
+    differences: list[tuple[UUID, Difference]]

@@ -7,7 +7,7 @@ data takes the organization: there is no unscoped query, except the ones named f
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -31,7 +31,7 @@ from koprogo_iot.domain.notices import (
     Status,
 )
 from koprogo_iot.domain.readings import IoTReading
-from koprogo_iot.domain.rollups import CounterRow, GaugeRow, Rollups
+from koprogo_iot.domain.rollups import CounterRow, GaugeRow, Rollups, Verification
 from koprogo_iot.domain.rules import OrganizationRules, Partial
 from koprogo_iot.domain.sensors import IoTSensor, SensorType
 from koprogo_iot.domain.tenancy import Building, Organization, Unit, User
@@ -417,8 +417,19 @@ class RollupMaintenance(Protocol):
         """Recompute the rollups of up to `limit` (sensor, hour) pairs new readings made stale; return how many."""
         ...
 
-    async def rebuild(self, organization_id: UUID | None = None) -> int:
-        """Recompute every rollup (of one organization, or all) from the raw readings; return the hourly rows."""
+    async def rebuild(self, organization_id: UUID | None = None, sensor_ids: list[UUID] | None = None) -> int:
+        """Recompute every rollup (of one organization, or all; of some sensors only) from the raw readings;
+        return the hourly rows."""
+        ...
+
+    async def verify(
+        self,
+        organization_id: UUID | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        on_sensor: Callable[[int, int], None] | None = None,
+    ) -> Verification:
+        """Recompute the rollups of a period from the raw readings and list every stored row that differs."""
         ...
 
 

@@ -8,7 +8,7 @@ LOCKED, and a per-sensor advisory lock orders their daily recomputations.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -16,7 +16,19 @@ from zoneinfo import ZoneInfo
 
 from koprogo_iot.domain.consumption import DEFAULT_ZONE, Bucket
 from koprogo_iot.domain.readings import IoTReading
-from koprogo_iot.domain.rollups import Observation, Rollup, combine, local_day, local_month, summarize
+from koprogo_iot.domain.rollups import (
+    Difference,
+    Observation,
+    Rollup,
+    Rollups,
+    Verification,
+    combine,
+    derive,
+    differences,
+    local_day,
+    local_month,
+    summarize,
+)
 from koprogo_iot.domain.sensors import MeasurementKind
 from koprogo_iot.storage.sql.database import Database, Executor, Row
 from koprogo_iot.storage.sql.rows import Table, as_time, as_uuid, placeholders
@@ -69,8 +81,17 @@ class SqlRollups:
     async def refresh(self, limit: int = DEFAULT_LIMIT) -> int:
         return await refresh_rollups(self.db, limit=limit, zone=self.zone)
 
-    async def rebuild(self, organization_id: UUID | None = None) -> int:
-        return await rebuild_rollups(self.db, organization_id, zone=self.zone)
+    async def rebuild(self, organization_id: UUID | None = None, sensor_ids: list[UUID] | None = None) -> int:
+        return await rebuild_rollups(self.db, organization_id, sensor_ids, zone=self.zone)
+
+    async def verify(
+        self,
+        organization_id: UUID | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        on_sensor: Callable[[int, int], None] | None = None,
+    ) -> Verification:
+        return await verify_rollups(self.db, organization_id, start, end, zone=self.zone, on_sensor=on_sensor)
 
 
 async def refresh_rollups(db: Database, *, limit: int = DEFAULT_LIMIT, zone: str = DEFAULT_ZONE) -> int:
@@ -93,16 +114,19 @@ async def refresh_rollups(db: Database, *, limit: int = DEFAULT_LIMIT, zone: str
     return len(claimed)
 
 
-async def rebuild_rollups(db: Database, organization_id: UUID | None = None, *, zone: str = DEFAULT_ZONE) -> int:
-    """Recompute every rollup row (of one organization, or all) from the raw readings; return the hourly rows."""
+async def rebuild_rollups(
+    db: Database,
+    organization_id: UUID | None = None,
+    sensor_ids: list[UUID] | None = None,
+    *,
+    zone: str = DEFAULT_ZONE,
+) -> int:
+    """Recompute every rollup row (of one organization, or all; of some sensors only) from the raw readings; return
+    the hourly rows."""
     tz = ZoneInfo(zone)
-    if organization_id is None:
-        sensors = await db.fetch("SELECT id FROM iot_sensors ORDER BY id")
-    else:
-        sensors = await db.fetch("SELECT id FROM iot_sensors WHERE organization_id = $1 ORDER BY id", organization_id)
     written = 0
-    for sensor in sensors:  # one transaction per sensor: a long rebuild does not hold one huge transaction
-        sensor_id = as_uuid(sensor["id"])
+    for sensor_id in await _sensors(db, organization_id, sensor_ids):
+        # One transaction per sensor: a long rebuild does not hold one huge transaction.
         async with db.transaction() as tx:
             counters = await _lock_sensors(tx, [sensor_id])
             if sensor_id not in counters:
@@ -298,6 +322,71 @@ async def _delete(tx: Executor, table: Table[Rollup], sensor_id: UUID, buckets: 
             sensor_id,
             *chunk,
         )
+
+
+async def _sensors(db: Database, organization_id: UUID | None, sensor_ids: list[UUID] | None) -> list[UUID]:
+    """The ids of the sensors (of one organization, or all), in id order; only those of `sensor_ids` if given."""
+    if organization_id is None:
+        rows = await db.fetch("SELECT id FROM iot_sensors ORDER BY id")
+    else:
+        rows = await db.fetch("SELECT id FROM iot_sensors WHERE organization_id = $1 ORDER BY id", organization_id)
+    found = [as_uuid(row["id"]) for row in rows]
+    return found if sensor_ids is None else [sensor_id for sensor_id in found if sensor_id in set(sensor_ids)]
+
+
+# Bounds that hold every reading the API accepts (api/inputs: 2000 to 2100), for an unbounded period.
+_EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+_LATEST = datetime(3000, 1, 1, tzinfo=UTC)
+
+
+async def verify_rollups(
+    db: Database,
+    organization_id: UUID | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    *,
+    zone: str = DEFAULT_ZONE,
+    on_sensor: Callable[[int, int], None] | None = None,
+) -> Verification:
+    """Recompute the hourly, daily and monthly rows of [start, end) from the raw readings and compare them with the
+    stored ones (after refreshing the stale hours, as queries do). The period is widened to whole local months, so
+    that every day and month compared is recomputed whole. Without `start`, the counter rules run from each
+    sensor's first reading; with it, from the state the stored row before the period left (verify from the start
+    to check that too). `on_sensor(done, total)` follows the progress."""
+    tz = ZoneInfo(zone)
+    while await refresh_rollups(db, zone=zone) >= DEFAULT_LIMIT:
+        pass
+    first = None if start is None else local_month(start, tz)[0]
+    last = None if end is None else local_month(end - timedelta(microseconds=1), tz)[1]
+    span = [(first or _EARLIEST, last or _LATEST)]
+    sensors = await _sensors(db, organization_id, None)
+    readings = rows = 0
+    found: list[tuple[UUID, Difference]] = []
+    for done, sensor_id in enumerate(sensors, 1):
+        async with db.transaction() as tx:  # the sensor's refresh lock: no refresh changes its rows meanwhile
+            counters = await _lock_sensors(tx, [sensor_id])
+            if sensor_id in counters:
+                counter = counters[sensor_id]
+                baseline = None
+                if first is not None:
+                    before = await tx.fetchrow(
+                        HOURLY.select("sensor_id = $1 AND bucket < $2") + " ORDER BY bucket DESC LIMIT 1",
+                        sensor_id,
+                        first,
+                    )
+                    baseline = None if before is None else HOURLY.decode(before).baseline
+                by_hour = await _observations(tx, sensor_id, span)
+                readings += sum(len(observed) for observed in by_hour.values())
+                expected = derive(sensor_id, by_hour, counter.cumulative, counter.rollover, baseline, tz)
+                for rollup, table in ((Rollups.HOURLY, HOURLY), (Rollups.DAILY, DAILY), (Rollups.MONTHLY, MONTHLY)):
+                    stored = [
+                        table.decode(row) for row in await _fetch_sensor(tx, table.select(), "bucket", sensor_id, span)
+                    ]
+                    rows += len(stored)
+                    found += [(sensor_id, d) for d in differences(rollup, stored, expected[rollup])]
+        if on_sensor is not None:
+            on_sensor(done, len(sensors))
+    return Verification(first, last, len(sensors), readings, rows, found)
 
 
 def _months(spans: list[Bucket], zone: ZoneInfo) -> Iterator[Bucket]:
