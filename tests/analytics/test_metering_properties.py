@@ -2,8 +2,8 @@
 with refreshes between them, give through the rollups what `domain.consumption` gives on the raw points.
 
 Sized for CI: `EXAMPLES` examples per database (derandomized, so a run is reproducible), each checking the hour,
-day and month consumption answers over random periods, an hourly time series with its flags and a gauge's hourly
-statistics. Failures found while
+day and month consumption answers over random periods, an hourly time series (rollups) and quarter-hour ones (raw
+readings) with their flags, and a gauge's hourly statistics. Failures found while
 writing it are kept below as regular tests.
 """
 
@@ -179,6 +179,21 @@ async def check(
         if result.rollovers:
             event("an hour holds a wrap of a known register")
         assert point.last_index == (result.last[1] if result.last else None)
+    # Quarters of an hour from the raw readings, from just after a reading (the edge one): they start from the
+    # state the counter rules had before it.
+    for _, start_hours, hours in periods:
+        first = points[start_hours % len(points)][0] + timedelta(minutes=1 + start_hours % 40)
+        series = await time_series(storage.source, counter, first, first + timedelta(hours=hours), interval=900)
+        grid = [(p.start, p.end) for p in series.points]
+        expected = [r for _, r in consumption_by_bucket(points, grid, max_gap=max_gap, rollover=counter.rollover)]
+        for point, result in zip(series.points, expected, strict=True):
+            assert same(point.consumption, result.consumption), (point, result)
+            assert (point.complete, point.estimated, point.readings, point.resets) == (
+                result.complete,
+                result.estimated,
+                result.readings,
+                result.resets,
+            ), (point, result)
     # The gauge's hourly statistics, from the hourly rollups, against the raw rows' over the whole series.
     found = await time_series(storage.source, gauge, start, end, interval=3600)
     stored = dict(reversed(points))  # the first delivery of a timestamp wins

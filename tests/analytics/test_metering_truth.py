@@ -207,3 +207,27 @@ async def test_a_gauge_has_no_register_size(api: Api) -> None:
         headers=headers,
     )
     assert response.status_code == 422 and "only a counter" in response.json()["message"]
+
+
+async def test_raw_readings_carry_the_baseline_from_before_the_period(api: Api) -> None:
+    """Quarters of an hour are served from the raw readings: from 11:00, after the jitter at 10:40, the step to
+    11:10 (100.5 -> 100.8) is still under the baseline of 101 and counts nothing, as on the whole history."""
+    headers = await api.token(api.a.syndic.email)
+    created = await register_counter(api, headers)
+    sensor = await api.storage.sensors.get(api.a.organization.id, UUID(created["id"]))
+    points = [(at(ts), value) for ts, value in SEVEN]
+    await api.storage.readings.ingest([Ingested(IoTReading.measured(sensor, ts, value)) for ts, value in points])
+    params = {"start": "2026-03-10T11:00:00Z", "end": "2026-03-10T13:00:00Z", "aggregation_interval": 900}
+    response = await api.client.get(f"/api/v1/iot/sensors/{created['id']}/time-series", params=params, headers=headers)
+    assert response.status_code == 200, response.text
+    got = response.json()["points"]
+    grid = [(datetime.fromisoformat(p["start"]), datetime.fromisoformat(p["end"])) for p in got]
+    expected = [r for _, r in consumption_by_bucket(points, grid, max_gap=timedelta(seconds=3 * 600))]
+    for point, result in zip(got, expected, strict=True):
+        assert same(point["consumption"], result.consumption), (point, result)
+        assert (point["readings"], point["complete"], point["estimated"]) == (
+            result.readings,
+            result.complete,
+            result.estimated,
+        )
+    assert sum(p["consumption"] or 0.0 for p in got) == pytest.approx(1.5)  # 0.5 + 0.5 + 0.5 over 101

@@ -392,6 +392,8 @@ class ReadingSource(Protocol):
         """Per sensor, its readings in [start, end) plus the last one before `start` and the first at/after `end`.
 
         The two edge readings let a counter's consumption be interpolated at the period's bounds; gauges ignore them.
+        A counter's points before `start` also carry the state the counter rules had before its edge reading (the
+        baseline since the last reset, on a point before it), so that consumption over them is the whole history's.
         Every requested sensor is a key, with an empty list when it has no reading. `rollup` says the caller's
         buckets all start and end on that rollup's bounds: the answer then comes from the rollups, a counter's
         points being a reset-free virtual index (`domain.rollups.virtual_index`); None reads the raw readings.
