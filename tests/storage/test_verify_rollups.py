@@ -75,3 +75,27 @@ async def test_a_period_is_widened_to_whole_local_months_and_starts_from_the_sto
     assert (march.start, march.end) == (at("2026-02-28T23:00"), at("2026-03-31T22:00"))
     # March's one reading, checked from the baseline February's last hourly row left (101, not 101.5's jitter).
     assert (march.readings, march.differences) == (2, [])
+
+
+async def test_an_installation_upgraded_to_0010_recomputes_its_rollups(storage: Storage, db: Database) -> None:
+    """Rows computed before 0010 knew nothing of the counter's state: the migration drops them and marks their hours
+    stale, and the refresh computes them again. (The state before 0010 is made by undoing 0010 by hand.)"""
+    t = await make_tenant(storage)
+    await stored(storage, t)
+    assert (await storage.rollups.verify(t.organization.id)).differences == []
+    expected = [await db.fetch(f"SELECT * FROM {table} ORDER BY sensor_id, bucket") for table in TABLES]
+    for table in TABLES:
+        for column in ("baseline_in", "entry", "baseline", "entry_kind", "longest_step"):
+            await db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    await db.execute("ALTER TABLE iot_sensors DROP COLUMN rollover")
+    await db.execute("DELETE FROM schema_migrations WHERE version = 10")
+
+    assert await storage.maintenance.migrate() == ["0010_metering_state"]
+    assert [await db.fetch(f"SELECT * FROM {table}") for table in TABLES] == [[], [], []]
+    stale = await db.fetch("SELECT sensor_id, hour FROM iot_rollup_dirty")
+    assert len(stale) == 4 + 1  # the counter's four hours, the gauge's one
+    assert await storage.rollups.refresh() == 5
+    assert [await db.fetch(f"SELECT * FROM {table} ORDER BY sensor_id, bucket") for table in TABLES] == expected
+
+
+TABLES = ("iot_rollups_hourly", "iot_rollups_daily", "iot_rollups_monthly")
