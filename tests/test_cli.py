@@ -152,3 +152,88 @@ def test_a_configuration_error_names_the_problem_never_the_values_given() -> Non
     assert "TAIL" not in result.stderr + result.stdout and "input_value" not in result.stderr
     short = cli("api", env=env | {"KOPROGO_ENCRYPTION_KEY": "short-ENCRYPTION-TAIL"})
     assert "KOPROGO_ENCRYPTION_KEY of at least 32" in short.stderr and "TAIL" not in short.stderr
+
+
+def test_a_counters_register_size_is_set_and_cleared_by_the_cli(tmp_path: Path) -> None:
+    import asyncio
+
+    from koprogo_iot.bootstrap import open_storage
+    from koprogo_iot.domain.tenancy import Building, Organization
+    from tests.conftest import ENCRYPTION_KEY
+
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    org = Organization(name="Syndic & Co")
+    building = Building(organization_id=org.id, name="Résidence")
+
+    async def provision() -> None:
+        storage = await open_storage(url, ENCRYPTION_KEY)
+        await storage.tenancy.add_organization(org)
+        await storage.tenancy.add_building(building)
+        await storage.close()
+
+    async def rollovers() -> list[float | None]:
+        storage = await open_storage(url, ENCRYPTION_KEY)
+        try:
+            return [s.rollover for s in await storage.sensors.select(org.id)]
+        finally:
+            await storage.close()
+
+    asyncio.run(provision())
+    where = ("--database-url", url, "--organization", str(org.id))
+    meter = ("--building", str(building.id), "--type", "cold_water", "--unit-of-measure", "m³")
+    added = cli("sensors", "add", *where, *meter, "--sensor-id", "WM-1", "--rollover", "100000")
+    assert added.returncode == 0, added.stderr
+    assert asyncio.run(rollovers()) == [100000.0]
+    sensor_id = added.stdout.split()[2].rstrip(":")
+    cleared = cli("sensors", "set-rollover", sensor_id, "none", *where)
+    assert cleared.returncode == 0 and "unknown" in cleared.stdout, cleared.stderr
+    assert asyncio.run(rollovers()) == [None]
+    assert cli("sensors", "set-rollover", sensor_id, "99999.999", *where).returncode == 0
+    assert asyncio.run(rollovers()) == [99999.999]
+    refused = cli("sensors", "set-rollover", sensor_id, "0", *where)
+    assert refused.returncode == 2 and "rollover must be" in refused.stderr and "Traceback" not in refused.stderr
+    assert asyncio.run(rollovers()) == [99999.999]
+
+
+def test_verify_rollups_reports_differences_and_repairs_them(tmp_path: Path) -> None:
+    import asyncio
+    from datetime import UTC, datetime, timedelta
+
+    from koprogo_iot.bootstrap import open_database, open_storage
+    from koprogo_iot.domain.readings import IoTReading
+    from koprogo_iot.storage.ports import Ingested
+    from tests.conftest import ENCRYPTION_KEY, make_tenant
+
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    start = datetime(2026, 3, 10, 8, tzinfo=UTC)
+
+    async def provision() -> str:
+        storage = await open_storage(url, ENCRYPTION_KEY)
+        t = await make_tenant(storage)
+        readings = [IoTReading.measured(t.unit_sensor, start + timedelta(minutes=20 * i), 5.0 + i) for i in range(9)]
+        await storage.readings.ingest([Ingested(r) for r in readings])
+        await storage.close()
+        return str(t.organization.id)
+
+    async def damage() -> None:
+        db = await open_database(url)
+        await db.execute("UPDATE iot_rollups_hourly SET increase = 7 WHERE count > 1")
+        await db.close()
+
+    organization = asyncio.run(provision())
+    where = ("--database-url", url, "--organization", organization)
+    clean = cli("verify-rollups", *where)
+    assert clean.returncode == 0, clean.stderr
+    assert "3 sensor(s), 9 readings, 5 rollup rows from the first reading to the last reading: 0 difference(s)" in (
+        clean.stdout
+    )
+    assert "verifying rollups" in clean.stderr and "100%" in clean.stderr
+    asyncio.run(damage())
+    damaged = cli("verify-rollups", *where, "--start", "2026-03-01T00:00:00+01:00")
+    assert damaged.returncode == 1
+    assert "hourly " in damaged.stdout and " increase: stored 7.0, expected 2.0" in damaged.stdout
+    assert "3 difference(s)" in damaged.stdout  # the three hours; their day and month were right
+    repaired = cli("verify-rollups", *where, "--repair")
+    assert repaired.returncode == 0 and "0 difference(s) left" in repaired.stdout, repaired.stdout
+    naive = cli("verify-rollups", *where, "--start", "2026-03-01")
+    assert naive.returncode == 2 and "time zone" in naive.stderr and "Traceback" not in naive.stderr

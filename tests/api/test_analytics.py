@@ -35,10 +35,10 @@ async def test_time_series_json_and_csv(api: Api) -> None:
     assert csv.headers["content-disposition"] == (
         f'attachment; filename="time-series-{api.a.unit_sensor.sensor_id}-20260302T100000Z-20260302T120000Z.csv"'
     )
-    # Whole hours are served from the hourly rollups, which cannot tell lost readings (estimated: false);
-    # tests/analytics/test_series.py checks the flag on raw readings.
+    # Whole hours are served from the hourly rollups, which flag lost readings as the raw readings do: read hourly,
+    # a sensor sampling every 5 minutes lost some (estimated: true).
     assert csv.text.splitlines()[1] == (
-        f"{api.a.unit_sensor.id},m³,2026-03-02T10:00:00Z,2026-03-02T11:00:00Z,1,100,1,0,true,false"
+        f"{api.a.unit_sensor.id},m³,2026-03-02T10:00:00Z,2026-03-02T11:00:00Z,1,100,1,0,true,true"
     )
 
 

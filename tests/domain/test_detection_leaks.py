@@ -195,3 +195,12 @@ def test_flow_not_covering_the_span_decides_nothing() -> None:
 def test_zero_flow_level_is_configurable() -> None:
     rules: AlertRules = layer({"leak": {"zero_flow": 5}})
     assert isinstance(continuous_flow_leak(flow(), rules, flow_series(5, 7), MORNING)[0], ClearAlert)
+
+
+def test_a_register_wrapping_in_the_night_still_vouches_for_a_flow_when_its_size_is_known() -> None:
+    # A 999.999 m³ register read every 5 minutes, 0.25 L a step, wrapping past 0 in the middle of the night.
+    points = [(ts, (value + 876.54) % 1000) for ts, value in counter_night(0.00025)]
+    assert any(b[1] < a[1] for a, b in zip(points, points[1:], strict=False))  # the wrap is inside the series
+    assert night_leak(meter(), RULES, points, MORNING) == []  # unknown size: a reset, which vouches for nothing
+    alert = only_raise(night_leak(meter(rollover=1000.0), RULES, points, MORNING)).alert
+    assert alert.message == "Sensor KAM-7 (Flat 2B): water ran all night (01:00-05:00): 12 L, 3 L/h on average"

@@ -7,7 +7,7 @@ import pytest
 
 from koprogo_iot.domain.consumption import calendar_buckets, consumption_by_bucket, fixed_buckets
 from koprogo_iot.domain.readings import IoTReading
-from koprogo_iot.domain.rollups import Rollups, index_results
+from koprogo_iot.domain.rollups import Rollups, rollup_results
 from koprogo_iot.storage.ports import Ingested, Storage
 from tests.conftest import make_tenant
 
@@ -35,19 +35,26 @@ async def test_rollups_give_the_raw_answer(storage: Storage) -> None:
         expected = [r.consumption for _, r in consumption_by_bucket(via_raw, grid)]
         got = [r.consumption for _, r in consumption_by_bucket(via_rollups, grid)]
         assert got == pytest.approx(expected, abs=1e-9)
-        # The one-pass difference of the virtual index gives the same figures, and the same completeness.
-        fast = index_results(via_rollups, grid)
-        assert [r.consumption for r in fast] == pytest.approx(expected, abs=1e-9)
-        assert [r.complete for r in fast] == [r.complete for _, r in consumption_by_bucket(via_rollups, grid)]
+        # The rows themselves, summed bucket by bucket, give the same figures, and the raw answer's flags.
+        rows = (await source.counter_rows(org, [sensor.id], *span, rollup))[sensor.id]
+        raw = [r for _, r in consumption_by_bucket(via_raw, grid)]
+        assert rollup_results(rows, grid) == raw
 
 
-def test_index_results_leave_uncovered_buckets_unknown() -> None:
-    points = [(START + timedelta(hours=1), 10.0), (START + timedelta(hours=3), 14.0)]
+async def test_rollup_results_leave_uncovered_buckets_unknown(storage: Storage) -> None:
+    t = await make_tenant(storage)
+    sensor = t.unit_sensor
+    readings = [(START + timedelta(hours=1), 10.0), (START + timedelta(hours=3), 14.0)]
+    await storage.readings.ingest([Ingested(IoTReading.measured(sensor, ts, value)) for ts, value in readings])
     grid = [(START + timedelta(hours=h), START + timedelta(hours=h + 1)) for h in range(5)]
-    got = index_results(points, grid)
+    rows = await storage.source.counter_rows(t.organization.id, [sensor.id], START, grid[-1][1], Rollups.HOURLY)
+    got = rollup_results(rows[sensor.id], grid)
     assert [r.consumption for r in got] == [None, 2.0, 2.0, None, None]
     assert [r.complete for r in got] == [False, True, True, False, False]
-    assert index_results(points[:1], grid) == [got[0]] * 5
+    assert got == [r for _, r in consumption_by_bucket(readings, grid)]
+    one = [r for _, r in consumption_by_bucket(readings[:1], grid)]
+    assert rollup_results(rows[sensor.id][:1], grid) == one and all(r.consumption is None for r in one)
+    assert rollup_results([], grid) == [got[0]] * 5
 
 
 async def test_monthly_rollups_give_the_raw_answer_with_partial_months_at_the_edges(storage: Storage) -> None:
@@ -73,5 +80,6 @@ async def test_monthly_rollups_give_the_raw_answer_with_partial_months_at_the_ed
     via_raw = (await source.points(org, [sensor.id], start, end))[sensor.id]
     assert len(via_months) < len(via_days) < len(via_raw)
     expected = [r.consumption for _, r in consumption_by_bucket(via_raw, grid)]
-    assert [r.consumption for r in index_results(via_months, grid)] == pytest.approx(expected, abs=1e-9)
-    assert [r.consumption for r in index_results(via_days, grid)] == pytest.approx(expected, abs=1e-9)
+    for rollup in (Rollups.MONTHLY, Rollups.DAILY):
+        rows = (await source.counter_rows(org, [sensor.id], start, end, rollup))[sensor.id]
+        assert [r.consumption for r in rollup_results(rows, grid)] == pytest.approx(expected, rel=1e-12)

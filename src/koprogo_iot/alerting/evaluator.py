@@ -34,7 +34,7 @@ from koprogo_iot.domain.detection import (
     statistical_decision,
     threshold_window,
 )
-from koprogo_iot.domain.rollups import Rollups, index_results
+from koprogo_iot.domain.rollups import Rollups, rollup_results
 from koprogo_iot.domain.rules import AlertRules
 from koprogo_iot.domain.sensors import IoTSensor, MeasurementKind, SensorStatus
 from koprogo_iot.periodic import every
@@ -162,9 +162,8 @@ class WindowRules:
             values: dict[datetime, float] = {}
             if sensor.measurement_kind is MeasurementKind.CUMULATIVE:
                 grid = sorted((h, h + HOUR) for h in hours)
-                found = await self.storage.source.points(organization_id, [sensor.id], start, end, Rollups.HOURLY)
-                index = found[sensor.id]
-                for (h, _), result in zip(grid, index_results(index, grid), strict=True):
+                found = await self.storage.source.counter_rows(organization_id, [sensor.id], start, end, Rollups.HOURLY)
+                for (h, _), result in zip(grid, rollup_results(found[sensor.id], grid), strict=True):
                     if result.consumption is not None:
                         values[h] = result.consumption
             else:

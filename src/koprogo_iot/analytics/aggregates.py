@@ -29,7 +29,7 @@ from koprogo_iot.domain.consumption import (
     relative_change,
 )
 from koprogo_iot.domain.errors import InvalidValue
-from koprogo_iot.domain.rollups import Rollups, index_results, local_day
+from koprogo_iot.domain.rollups import Rollups, local_day, rollup_results
 from koprogo_iot.domain.sensors import IoTSensor, MeasurementKind, SensorType
 from koprogo_iot.storage.ports import ReadingSource
 
@@ -302,11 +302,15 @@ async def _totals(
 ) -> list[GroupTotals]:
     sensors = counters.sensors
     start, end = min(b[0] for b in grid), max(b[1] for b in grid)
-    points = await source.points(counters.organization_id, [s.id for s in sensors], start, end, rollup)
-    if rollup is not None:  # a reset-free index rebuilt from rollups: its difference across each bucket
-        results = {s.id: index_results(points[s.id], grid) for s in sensors}
+    ids = [s.id for s in sensors]
+    if rollup is not None:
+        rows = await source.counter_rows(counters.organization_id, ids, start, end, rollup)
+        results = {s.id: rollup_results(rows[s.id], grid) for s in sensors}
     else:
-        results = {s.id: [r for _, r in consumption_by_bucket(points[s.id], grid)] for s in sensors}
+        points = await source.points(counters.organization_id, ids, start, end)
+        results = {
+            s.id: [r for _, r in consumption_by_bucket(points[s.id], grid, rollover=s.rollover)] for s in sensors
+        }
     members: dict[tuple[str, str], list[IoTSensor]] = {}
     for sensor in sensors:
         members.setdefault((_group_key(sensor, group_by), sensor.unit_of_measure), []).append(sensor)

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from koprogo_iot.domain.clock import require_aware, utcnow
 from koprogo_iot.domain.consumption import (
     Bucket,
+    CounterResult,
     Point,
     bucket_floor,
     bucketed_gauge_stats,
@@ -17,7 +18,7 @@ from koprogo_iot.domain.consumption import (
     fixed_buckets,
 )
 from koprogo_iot.domain.errors import InvalidValue
-from koprogo_iot.domain.rollups import GaugeRow, Rollups, index_results
+from koprogo_iot.domain.rollups import GaugeRow, Rollups, rollup_results
 from koprogo_iot.domain.sensors import IoTSensor, MeasurementKind
 from koprogo_iot.storage.ports import ReadingSource
 
@@ -129,9 +130,14 @@ async def time_series(
     org = sensor.organization_id
     series: list[GaugePoint] | list[CounterPoint]
     if sensor.measurement_kind is MeasurementKind.CUMULATIVE:
-        points = (await source.points(org, [sensor.id], start, end, Rollups.HOURLY if hourly else None))[sensor.id]
-        # Rollup points are a row's first and last readings: their spacing says nothing about lost readings.
-        series = counter_points(sensor, points, grid, gaps=not hourly)
+        max_gap = timedelta(seconds=GAP_FACTOR * sensor.sampling_interval)
+        if hourly:
+            rows = (await source.counter_rows(org, [sensor.id], start, end, Rollups.HOURLY))[sensor.id]
+            results = rollup_results(rows, grid, max_gap)
+        else:
+            points = (await source.points(org, [sensor.id], start, end))[sensor.id]
+            results = [r for _, r in consumption_by_bucket(points, grid, max_gap=max_gap, rollover=sensor.rollover)]
+        series = counter_points(results, grid)
     elif hourly:
         series = gauge_points_from_rollups(await source.gauge_rows(org, sensor.id, start, end, Rollups.HOURLY), grid)
     else:
@@ -139,13 +145,8 @@ async def time_series(
     return TimeSeries(sensor, start, end, interval, series)
 
 
-def counter_points(sensor: IoTSensor, points: list[Point], grid: list[Bucket], gaps: bool = True) -> list[CounterPoint]:
-    """Every bucket of the grid with the counter's interpolated consumption (`gaps`: flag lost readings)."""
-    if gaps:
-        max_gap = timedelta(seconds=GAP_FACTOR * sensor.sampling_interval)
-        results = [r for _, r in consumption_by_bucket(points, grid, max_gap=max_gap)]
-    else:  # a reset-free index rebuilt from rollups
-        results = index_results(points, grid)
+def counter_points(results: list[CounterResult], grid: list[Bucket]) -> list[CounterPoint]:
+    """Every bucket of the grid with the counter's interpolated consumption and what the figure rests on."""
     return [
         CounterPoint(
             start=bucket_start,

@@ -17,6 +17,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator, EmailStr, Field
 
+from koprogo_iot.domain.sensors import MAX_ROLLOVER
+
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
@@ -55,5 +57,7 @@ Text = Annotated[str, AfterValidator(check_text)]
 Email = Annotated[EmailStr, BeforeValidator(_text_before)]
 Int32 = Annotated[int, Field(ge=INT32_MIN, le=INT32_MAX)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
+# A counter's register size (its rollover modulus): the domain's bounds, refused here with the field named.
+Register = Annotated[float, Field(gt=0, le=MAX_ROLLOVER, allow_inf_nan=False)]
 Instant = Annotated[datetime, AfterValidator(check_instant)]
 Day = Annotated[date, AfterValidator(check_day)]

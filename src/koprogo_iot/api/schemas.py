@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from koprogo_iot.api.inputs import Email, Finite, Instant, Int32, Text
+from koprogo_iot.api.inputs import Email, Finite, Instant, Int32, Register, Text
 from koprogo_iot.domain.alerts import AlertSeverity, AlertStatus, AlertType, IoTAlert
 from koprogo_iot.domain.readings import ReadingQuality
 from koprogo_iot.domain.sensors import DeviceFormat, IoTSensor, MeasurementKind, SensorStatus, SensorType
@@ -141,6 +141,11 @@ class SensorUpdate(_In):
     calibration_factor: Finite | None = None
     alert_threshold_min: Finite | None = None
     alert_threshold_max: Finite | None = None
+    rollover: Register | None = Field(
+        None,
+        description="a counter's register size: the index at which it returns to 0, e.g. 100000 for a 99999.999 m³ "
+        "register; null: unknown (a wrap then counts as a reset)",
+    )
     status: SensorStatus | None = None
     installed_at: Instant | None = None
 
@@ -190,6 +195,7 @@ class SensorOut(_Out):
     alert_threshold_min: float | None
     alert_threshold_max: float | None
     alert_enabled: bool
+    rollover: float | None
     status: SensorStatus
     last_reading_at: datetime | None
     last_value: float | None

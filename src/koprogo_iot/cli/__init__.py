@@ -15,6 +15,7 @@ from koprogo_iot.cli import credentials as credentials_cli
 from koprogo_iot.cli import ista as ista_cli
 from koprogo_iot.cli import options, supervisor
 from koprogo_iot.cli import reference as reference_cli
+from koprogo_iot.cli import rollups as rollups_cli
 from koprogo_iot.cli import sensors as sensors_cli
 from koprogo_iot.cli import storage as storage_cli
 from koprogo_iot.config import Mode, Settings
@@ -93,6 +94,9 @@ def _parser() -> argparse.ArgumentParser:
     credentials_cli.register(commands)
     storage_cli.register(commands)
     reference_cli.register(commands)
+
+    verify = command("verify-rollups", "recompute a period's rollups from the raw readings and report differences")
+    rollups_cli.add_arguments(verify)
 
     letters = command("dead-letters", "list the messages ingestion refused, newest first, and counts by reason")
     letters.add_argument("--reason", help="only this reason, e.g. invalid_json, unknown_sensor")
@@ -269,6 +273,8 @@ def _run(args: argparse.Namespace, settings: Settings, argv: list[str]) -> int:
         return asyncio.run(credentials_cli.execute(settings, args))
     elif args.command == "storage":
         return asyncio.run(storage_cli.execute(settings, args))
+    elif args.command == "verify-rollups":
+        return asyncio.run(rollups_cli.execute(settings, args))
     elif args.command == "dead-letters":
         asyncio.run(_dead_letters(settings, args))
     elif args.command == "create-admin":

@@ -1,34 +1,41 @@
 """Hourly, daily and monthly rollups of the readings, refreshed incrementally from the dirty marks ingestion leaves.
 
-Tables (migrations 0002, 0005): `iot_rollups_hourly` (UTC hours), `iot_rollups_daily` (local days in
+Tables (migrations 0002, 0005, 0010): `iot_rollups_hourly` (UTC hours), `iot_rollups_daily` (local days in
 Europe/Brussels, `bucket` = the UTC instant of local midnight: 23 or 25 hours on DST days) and `iot_rollups_monthly`
 (local months). One row per sensor and bucket that holds at least one reading, with count, sum, min, max of the
-values, the first and last reading, and for counters:
-- `increase`: the sum of `counter_steps` increases of the steps *between the bucket's own readings* (its first to
-  its last one), the counter rules starting afresh at the bucket's first reading; NULL for gauges.
-- `resets`, `rollovers`: how many of those steps were resets or rollovers.
-A daily row is built from its hourly rows: their increases plus the steps between consecutive hours' last and first
-readings (`boundary_step`), so a daily row is exactly what an hourly row would be over the whole day; a monthly row
-is built from its daily rows the same way.
+values, the first and last reading, and for counters the state the counter rules carry from reading to reading
+(`domain.consumption`: the baseline is the highest index since the last reset), so that a bucket's figures are
+exactly the reference's on the sensor's whole history, not on the bucket's readings alone:
+- `baseline_in`: the baseline the bucket's first reading was compared with, which the previous reading left
+  (None for the sensor's first reading). A refresh recomputes a row whose `baseline_in` is no longer the previous
+  row's `baseline`: a late reading moves the baselines after it until they agree again.
+- `entry`: the increase of the step from the previous reading to the bucket's first one (None without one). It
+  lies between two rows and belongs to neither row's `increase`: readers spread it over its span.
+- `increase`: the increases of the steps between the bucket's own readings, the first one compared with the
+  baseline after `entry`; `resets`, `rollovers`: how many of those steps were resets or rollovers.
+- `baseline`: the baseline after the bucket's last reading, the next row's `baseline_in`.
+- `entry_kind`: the kind of the `entry` step (a reset, a rollover...); `longest_step`: the longest step between the
+  bucket's own readings, in seconds, so that readers can tell a gap longer than any `max_gap` (`estimated`).
+A jitter (a drop under 1 %) just before a bucket thus keeps its higher baseline across the bucket edge, as in the
+reference, instead of counting the climb back a second time. All counter columns are None for gauges.
+A daily row is built from its hourly rows: their increases plus the entries of all but the first, so a daily row is
+exactly what an hourly row would be over the whole day; a monthly row is built from its daily rows the same way.
 
 Combining rows into interpolated consumption (what `domain.consumption` gives on the raw readings)
 ------------------------------------------------------------------------------------------------------
-The step from one row's last reading to the next row's first reading (the next row of the same sensor, with
-any number of empty buckets between) is in neither row. For a bucket [start, end) of a grid aligned to the rows'
-buckets (hourly rows for hours; daily rows for days, weeks, months, years in Brussels):
+For a bucket [start, end) of a grid aligned to the rows' buckets (hourly rows for hours; daily rows for days,
+weeks, months, years in Brussels):
     consumption = sum of `increase` of the rows whose bucket lies in [start, end)
-                + for each pair of consecutive rows (a, b): boundary_step(a, b).increase
+                + for each pair of consecutive rows (a, b): b.entry
                   * overlap([a.last_ts, b.first_ts], [start, end)) / (b.first_ts - a.last_ts)
 Read one row before the range and one after it too, so the steps across the range's edges are interpolated.
-None (unknown) when no inner step and no boundary step overlaps the bucket. This equals `domain.consumption` on
-the raw readings, except after a jitter (a drop under 1 %) just before a bucket starts: the domain keeps the
-higher baseline across it, the rollup restarts at the bucket's first reading and counts the climb back (at most
-the drop) again. Grids not aligned to hours (15 minutes) must use the raw readings.
+None (unknown) when no inner step and no entry step overlaps the bucket. Grids not aligned to hours (15 minutes)
+must use the raw readings.
 
 Refreshing (`storage.sql.rollups`) claims dirty (sensor, hour) marks, recomputes those hours from the raw readings
-with `summarize`, the local days holding them from the hourly rows and those days' months from the daily rows with
-`combine`. Rollover moduli are not known per sensor yet: counters are computed without one, so a wrap counts as a
-reset.
+with `summarize` (and the following hours whose `baseline_in` they move), the local days holding them from the
+hourly rows and those days' months from the daily rows with `combine`, with the sensor's register size
+(`IoTSensor.rollover`): a wrap counts what the meter measured; a sensor without one counts it as a reset.
 """
 
 from __future__ import annotations
@@ -36,10 +43,11 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import NamedTuple
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -49,7 +57,6 @@ from koprogo_iot.domain.consumption import (
     CounterStep,
     Point,
     StepKind,
-    counter_steps,
     step_increase,
 )
 
@@ -80,6 +87,11 @@ class Rollup:
     increase: float | None  # None for gauges
     resets: int
     rollovers: int
+    baseline_in: float | None  # the baseline the first reading was compared with; None: first reading, or a gauge
+    entry: float | None  # the increase of the step from the previous reading; None: first reading, or a gauge
+    baseline: float | None  # the baseline after the last reading (highest index since the last reset)
+    entry_kind: StepKind | None  # what the step from the previous reading was; None with `entry`
+    longest_step: float | None  # seconds: the longest step between the bucket's own readings (0 for one); gauges None
 
     @property
     def first(self) -> Point:
@@ -90,9 +102,11 @@ class Rollup:
         return self.last_ts, self.last_value
 
 
-def boundary_step(previous: Rollup, following: Rollup) -> CounterStep:
-    """The step from `previous`'s last reading to `following`'s first one, which neither row's increase covers."""
-    increase, kind, _ = step_increase(previous.last_value, following.first_value)
+def boundary_step(previous: Rollup, following: Rollup, rollover: float | None = None) -> CounterStep:
+    """The step from `previous`'s last reading to `following`'s first one, which neither row's increase covers
+    (`following.entry`, with its kind): the counter rules from `previous`'s closing baseline."""
+    baseline = previous.last_value if previous.baseline is None else previous.baseline
+    increase, kind, _ = step_increase(baseline, following.first_value, rollover)
     return CounterStep(previous.last_ts, following.first_ts, increase, kind)
 
 
@@ -125,10 +139,30 @@ class Observation:
     tenancy: tuple[UUID, UUID, UUID | None]  # organization, building, unit of the reading
 
 
-def summarize(sensor_id: UUID, bucket: datetime, readings: Sequence[Observation], cumulative: bool) -> Rollup:
-    """The rollup of one bucket's readings (sorted by time, at least one)."""
+def summarize(
+    sensor_id: UUID,
+    bucket: datetime,
+    readings: Sequence[Observation],
+    cumulative: bool,
+    baseline_in: float | None = None,
+    rollover: float | None = None,
+) -> Rollup:
+    """The rollup of one bucket's readings (sorted by time, at least one), a counter's rules starting from
+    `baseline_in`, the baseline the previous reading left (None: these are the sensor's first readings), with the
+    counter's register size `rollover` (None: unknown)."""
     values = [r.value for r in readings]
-    steps = counter_steps([(r.ts, r.value) for r in readings]) if cumulative else []
+    increases: list[float] = []
+    kinds: list[StepKind] = []
+    entry = baseline = entry_kind = None
+    if cumulative:
+        if baseline_in is None:
+            baseline = values[0]
+        else:
+            entry, entry_kind, baseline = step_increase(baseline_in, values[0], rollover)
+        for value in values[1:]:
+            increase, kind, baseline = step_increase(baseline, value, rollover)
+            increases.append(increase)
+            kinds.append(kind)
     return Rollup(
         sensor_id,
         bucket,
@@ -141,15 +175,22 @@ def summarize(sensor_id: UUID, bucket: datetime, readings: Sequence[Observation]
         first_value=values[0],
         last_ts=readings[-1].ts,
         last_value=values[-1],
-        increase=math.fsum(s.increase for s in steps) if cumulative else None,
-        resets=sum(s.kind is StepKind.RESET for s in steps),
-        rollovers=sum(s.kind is StepKind.ROLLOVER for s in steps),
+        increase=math.fsum(increases) if cumulative else None,
+        resets=kinds.count(StepKind.RESET),
+        rollovers=kinds.count(StepKind.ROLLOVER),
+        baseline_in=baseline_in if cumulative else None,
+        entry=entry,
+        baseline=baseline,
+        entry_kind=entry_kind,
+        longest_step=max((_seconds(a.ts, b.ts) for a, b in itertools.pairwise(readings)), default=0.0)
+        if cumulative
+        else None,
     )
 
 
-def combine(bucket: datetime, rows: Sequence[Rollup], cumulative: bool) -> Rollup:
+def combine(bucket: datetime, rows: Sequence[Rollup], cumulative: bool, rollover: float | None = None) -> Rollup:
     """The rollup of a bucket from the rollups of its sub-buckets (sorted, at least one): a day from its hours."""
-    boundaries = [boundary_step(a, b) for a, b in itertools.pairwise(rows)] if cumulative else []
+    boundaries = [boundary_step(a, b, rollover) for a, b in itertools.pairwise(rows)] if cumulative else []
     increases = [r.increase or 0.0 for r in rows] + [s.increase for s in boundaries]
     first, last = rows[0], rows[-1]
     return Rollup(
@@ -169,90 +210,202 @@ def combine(bucket: datetime, rows: Sequence[Rollup], cumulative: bool) -> Rollu
         increase=math.fsum(increases) if cumulative else None,
         resets=sum(r.resets for r in rows) + sum(s.kind is StepKind.RESET for s in boundaries),
         rollovers=sum(r.rollovers for r in rows) + sum(s.kind is StepKind.ROLLOVER for s in boundaries),
+        baseline_in=first.baseline_in,
+        entry=first.entry,
+        baseline=last.baseline,
+        entry_kind=first.entry_kind,
+        longest_step=max([r.longest_step or 0.0 for r in rows] + [_seconds(s.start, s.end) for s in boundaries])
+        if cumulative
+        else None,
     )
 
 
+def _seconds(start: datetime, end: datetime) -> float:
+    return (end - start).total_seconds()
+
+
 GaugeRow = tuple[datetime, int, float, float, float, float]  # bucket, count, sum, min, max, last value
-# What a counter's consumption needs of a rollup row: its first and last readings and the increase between them.
-# readings, first_ts, first_value, last_ts, last_value, increase
-CounterRow = tuple[int, datetime, float, datetime, float, float | None]
+
+
+class CounterRow(NamedTuple):
+    """What a counter's consumption needs of a rollup row (the columns `SqlReadingSource` selects)."""
+
+    readings: int  # the row's `count` (a tuple has a `count` method)
+    first_ts: datetime
+    first_value: float
+    last_ts: datetime
+    last_value: float
+    increase: float | None
+    entry: float | None
+    entry_kind: StepKind | None
+    resets: int
+    rollovers: int
+    longest_step: float | None
 
 
 def virtual_index(rows: Sequence[CounterRow]) -> list[Point]:
     """Points of a reset-free index rebuilt from rollup rows: consumption over them equals the raw readings'.
 
     Each row contributes its first and last reading; the index climbs by the row's own `increase` between them
-    and by the boundary step (counter rules on the real values) from one row to the next. Resets and jitter are
-    thus already resolved, which the domain math, seeing a monotonic index, keeps.
+    and by the next row's `entry` from one row to the next. Resets and jitter are thus already resolved (with the
+    baseline carried across rows), which the domain math, seeing a monotonic index, keeps.
     """
     points: list[Point] = []
-    index, previous_value = (rows[0][2] if rows else 0.0), None
-    for count, first_ts, first_value, last_ts, last_value, increase in rows:
-        if previous_value is not None:
-            index += step_increase(previous_value, first_value)[0]
-        points.append((first_ts, index))
-        if count > 1:  # (comparing the two aware datetimes instead cost a third of a year's query)
-            index += increase or 0.0
-            points.append((last_ts, index))
-        previous_value = last_value
+    index = rows[0][2] if rows else 0.0
+    for position, row in enumerate(rows):
+        if position:
+            index += row.entry or 0.0
+        points.append((row.first_ts, index))
+        if row.readings > 1:  # (comparing the two aware datetimes instead cost a third of a year's query)
+            index += row.increase or 0.0
+            points.append((row.last_ts, index))
     return points
 
 
-def index_results(points: list[Point], grid: Sequence[Bucket]) -> list[CounterResult]:
-    """Consumption per bucket of a reset-free (virtual) index: its interpolated value at the end minus at the start.
+def rollup_results(
+    rows: Sequence[CounterRow], grid: Sequence[Bucket], max_gap: timedelta | None = None
+) -> list[CounterResult]:
+    """Consumption per bucket from rollup rows, as `domain.consumption.consumption_by_bucket` computes it on the
+    raw readings, flags included.
 
-    For a monotonic index this is exactly what `domain.consumption.consumption_by_bucket` computes (each step's
-    increase spread linearly over its span), in one cheap pass: a year of hourly buckets costs milliseconds.
+    `rows` are one sensor's rows in time order, with the row before the grid and the row after it; `grid` is sorted,
+    its buckets do not overlap and each holds whole rows (hours, days or months of the rollups). A bucket gets the
+    `increase` of the rows inside it whole and its share of each `entry` step overlapping it, summed term by term:
+    no difference of large indexes, so a small figure on a large index keeps its precision. `gaps` lists the entry
+    steps longer than `max_gap` as (reading, next reading) and, for a row whose own longest step is longer, the
+    row's first and last reading: `estimated` is the reference's, the bounds of a gap inside a row are not kept.
     """
-    if len(points) < 2:
+    if not rows:
         return [_UNKNOWN] * len(grid)
-    times = [t.timestamp() for t, _ in points]
-    values = [v for _, v in points]
-    first, last, n = times[0], times[-1], len(times)
-
-    def bound(moment: float, low: int) -> tuple[int, float]:
-        """The first point at or after `moment` (searched from `low`), and the index interpolated there."""
-        i = bisect.bisect_left(times, moment, low)
-        if i < n and times[i] == moment:
-            return i, values[i]
-        if i == 0:
-            return 0, values[0]
-        if i == n:
-            return n, values[-1]
-        t0 = times[i - 1]
-        return i, values[i - 1] + (values[i] - values[i - 1]) * (moment - t0) / (times[i] - t0)
-
-    results = []
-    # Grids are sorted and usually contiguous: each bucket's start is the previous one's end, found once.
-    previous_end: datetime | None = None
-    end_position, end_index = 0, values[0]
-    for start, end in grid:
-        s = start.timestamp()
-        if start == previous_end:
-            low_position, low_index = end_position, end_index
-        else:
-            low_position, low_index = bound(s, 0)
-        e = end.timestamp()
-        end_position, end_index = bound(e, low_position)
-        previous_end = end
-        if max(s, first) >= min(e, last):
-            results.append(_UNKNOWN)
+    starts = [start for start, _ in grid]
+    ends = [end for _, end in grid]
+    buckets = [_Bucket() for _ in grid]
+    longest = None if max_gap is None else max_gap.total_seconds()
+    for position, row in enumerate(rows):
+        index = bisect.bisect_right(starts, row.first_ts) - 1
+        if index >= 0 and row.first_ts < ends[index]:
+            bucket = buckets[index]
+            bucket.readings += row.readings
+            bucket.first = bucket.first or (row.first_ts, row.first_value)
+            bucket.last = (row.last_ts, row.last_value)
+            if row.readings > 1:
+                bucket.shares.append(row.increase or 0.0)
+                bucket.resets += row.resets
+                bucket.rollovers += row.rollovers
+                if longest is not None and (row.longest_step or 0.0) > longest:
+                    bucket.gaps.append((row.first_ts, row.last_ts))
+        if position == 0 or row.entry is None:
             continue
-        # Before the first point or after the last, the index is flat: the bounds clamp to the covered part.
-        any_inside = end_position > low_position
-        results.append(
-            CounterResult(
-                consumption=end_index - low_index,
-                first=points[low_position] if any_inside else None,
-                last=points[end_position - 1] if any_inside else None,
-                readings=end_position - low_position,
-                resets=0,
-                rollovers=0,
-                gaps=(),
-                complete=first <= s and last >= e,
-            )
+        begin, end = rows[position - 1].last_ts, row.first_ts
+        span = end - begin
+        # The entry step spans the end of the previous row to this row's start: every bucket it overlaps.
+        index = bisect.bisect_right(ends, begin)
+        while index < len(grid) and starts[index] < end:
+            overlap = min(end, ends[index]) - max(begin, starts[index])
+            bucket = buckets[index]
+            bucket.shares.append(row.entry * (overlap / span))
+            bucket.resets += row.entry_kind is StepKind.RESET
+            bucket.rollovers += row.entry_kind is StepKind.ROLLOVER
+            if max_gap is not None and span > max_gap:
+                bucket.gaps.append((begin, end))
+            index += 1
+    first, last = rows[0].first_ts, rows[-1].last_ts
+    return [
+        CounterResult(
+            consumption=math.fsum(b.shares) if b.shares else None,
+            first=b.first,
+            last=b.last,
+            readings=b.readings,
+            resets=b.resets,
+            rollovers=b.rollovers,
+            gaps=tuple(sorted(b.gaps)),
+            complete=bool(b.shares) and first <= start and last >= end,
         )
-    return results
+        for b, (start, end) in zip(buckets, grid, strict=True)
+    ]
+
+
+@dataclass(slots=True)
+class _Bucket:
+    shares: list[float] = field(default_factory=list)
+    readings: int = 0
+    resets: int = 0
+    rollovers: int = 0
+    first: Point | None = None
+    last: Point | None = None
+    gaps: list[Bucket] = field(default_factory=list)
 
 
 _UNKNOWN = CounterResult(None, None, None, 0, 0, 0, (), False)
+
+
+def derive(
+    sensor_id: UUID,
+    by_hour: dict[datetime, list[Observation]],
+    cumulative: bool,
+    rollover: float | None,
+    baseline: float | None,
+    zone: ZoneInfo,
+) -> dict[Rollups, list[Rollup]]:
+    """Every hourly, daily and monthly row of a sensor's readings (by UTC hour, in time order), the counter rules
+    starting from `baseline` (the state before the first hour; None: from the first reading): what the refresh
+    leaves in the tables, computed from the raw readings alone."""
+    hourly: list[Rollup] = []
+    for hour, readings in by_hour.items():
+        hourly.append(summarize(sensor_id, hour, readings, cumulative, baseline, rollover))
+        baseline = hourly[-1].baseline
+    daily = _group(hourly, lambda bucket: local_day(bucket, zone)[0], cumulative, rollover)
+    monthly = _group(daily, lambda bucket: local_month(bucket, zone)[0], cumulative, rollover)
+    return {Rollups.HOURLY: hourly, Rollups.DAILY: daily, Rollups.MONTHLY: monthly}
+
+
+def _group(
+    rows: list[Rollup], bucket_of: Callable[[datetime], datetime], cumulative: bool, rollover: float | None
+) -> list[Rollup]:
+    grouped: dict[datetime, list[Rollup]] = {}
+    for row in rows:
+        grouped.setdefault(bucket_of(row.bucket), []).append(row)
+    return [combine(bucket, members, cumulative, rollover) for bucket, members in grouped.items()]
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    """A stored rollup row that is not what the raw readings give."""
+
+    table: Rollups
+    bucket: datetime
+    field: str  # the column that differs; "row" when the row is missing or should not exist
+    stored: object
+    expected: object
+
+
+def differences(table: Rollups, stored: Sequence[Rollup], expected: Sequence[Rollup]) -> list[Difference]:
+    """Every way `stored` rows differ from `expected` ones: missing, extra or changed rows. Values are compared
+    exactly: the refresh computes them with these same functions in the same order, and both databases keep a
+    float's 64 bits."""
+    found: list[Difference] = []
+    by_bucket = {row.bucket: row for row in stored}
+    for row in expected:
+        kept = by_bucket.pop(row.bucket, None)
+        if kept is None:
+            found.append(Difference(table, row.bucket, "row", None, "present"))
+            continue
+        for name in Rollup.__dataclass_fields__:
+            have, want = getattr(kept, name), getattr(row, name)
+            if have == want:
+                continue
+            found.append(Difference(table, row.bucket, name, have, want))
+    found += [Difference(table, bucket, "row", "present", None) for bucket in by_bucket]
+    return sorted(found, key=lambda d: (d.bucket, d.field))
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """What a verification of the stored rollups compared, and every difference found, by sensor."""
+
+    start: datetime | None  # the period, widened to whole local months; None: from the first reading
+    end: datetime | None  # None: to the last reading
+    sensors: int
+    readings: int
+    rows: int  # stored rows compared (hourly, daily and monthly)
+    differences: list[tuple[UUID, Difference]]

@@ -16,6 +16,7 @@ from koprogo_iot.domain.errors import InvalidValue
 
 MIN_SAMPLING_INTERVAL = 10  # seconds, from the specification
 MAX_SAMPLING_INTERVAL = 86_400  # 24 h
+MAX_ROLLOVER = 1e12  # larger than any meter register (12 digits), small enough to keep a float's precision
 # Characters that would break the MQTT topic `koprogo/{org}/{building}/{sensor_id}/readings`.
 _TOPIC_UNSAFE = frozenset("/+#\x00")
 _E = TypeVar("_E", bound=StrEnum)
@@ -127,6 +128,9 @@ class IoTSensor:
     calibration_factor: float = 1.0
     alert_threshold_min: float | None = None
     alert_threshold_max: float | None = None
+    # A counter's register size: the index at which it returns to 0 (100000 for a 99999.999 m³ register). Known,
+    # a wrap counts what the meter measured; unknown (None), it counts as a reset (domain.consumption).
+    rollover: float | None = None
     status: SensorStatus = SensorStatus.ACTIVE
     last_reading_at: datetime | None = None
     last_value: float | None = None
@@ -168,6 +172,11 @@ class IoTSensor:
         high = _finite_or_none(self.alert_threshold_max, "maximum threshold")
         if low is not None and high is not None and low >= high:
             raise InvalidValue("minimum threshold must be below maximum threshold")
+        rollover = _finite_or_none(self.rollover, "rollover")
+        if rollover is not None and not 0 < rollover <= MAX_ROLLOVER:
+            raise InvalidValue(f"rollover must be a register size above 0 and at most {MAX_ROLLOVER:g}")
+        if rollover is not None and self.measurement_kind is not MeasurementKind.CUMULATIVE:
+            raise InvalidValue("only a counter (cumulative sensor) has a rollover")
         if self.last_battery_level is not None and not 0 <= self.last_battery_level <= 100:
             raise InvalidValue("battery level must be between 0 and 100")
 

@@ -263,7 +263,7 @@ class IstaService:
         grid = [(reading_instant(period.start), reading_instant(period.end)) for period in periods]
         found = await self.source.points(meter.organization_id, [sensor.id], grid[0][0], grid[-1][1])
         points = found[sensor.id]
-        results = consumption_by_bucket(points, grid)
+        results = consumption_by_bucket(points, grid, rollover=sensor.rollover)
         return [
             compare(period, factor, result, sensor.unit_of_measure, threshold_percent)
             for period, (_, result) in zip(periods, results, strict=True)

@@ -7,7 +7,7 @@ data takes the organization: there is no unscoped query, except the ones named f
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -31,7 +31,7 @@ from koprogo_iot.domain.notices import (
     Status,
 )
 from koprogo_iot.domain.readings import IoTReading
-from koprogo_iot.domain.rollups import GaugeRow, Rollups
+from koprogo_iot.domain.rollups import CounterRow, GaugeRow, Rollups, Verification
 from koprogo_iot.domain.rules import OrganizationRules, Partial
 from koprogo_iot.domain.sensors import IoTSensor, SensorType
 from koprogo_iot.domain.tenancy import Building, Organization, Unit, User
@@ -392,10 +392,19 @@ class ReadingSource(Protocol):
         """Per sensor, its readings in [start, end) plus the last one before `start` and the first at/after `end`.
 
         The two edge readings let a counter's consumption be interpolated at the period's bounds; gauges ignore them.
+        A counter's points before `start` also carry the state the counter rules had before its edge reading (the
+        baseline since the last reset, on a point before it), so that consumption over them is the whole history's.
         Every requested sensor is a key, with an empty list when it has no reading. `rollup` says the caller's
         buckets all start and end on that rollup's bounds: the answer then comes from the rollups, a counter's
         points being a reset-free virtual index (`domain.rollups.virtual_index`); None reads the raw readings.
         """
+        ...
+
+    async def counter_rows(
+        self, organization_id: UUID, sensor_ids: Sequence[UUID], start: datetime, end: datetime, rollup: Rollups
+    ) -> dict[UUID, list[CounterRow]]:
+        """Per counter, its rollup rows in [start, end) plus the row before and the row after, in time order: what
+        `domain.rollups.rollup_results` turns into the reference's consumption per bucket."""
         ...
 
     async def gauge_rows(
@@ -410,8 +419,19 @@ class RollupMaintenance(Protocol):
         """Recompute the rollups of up to `limit` (sensor, hour) pairs new readings made stale; return how many."""
         ...
 
-    async def rebuild(self, organization_id: UUID | None = None) -> int:
-        """Recompute every rollup (of one organization, or all) from the raw readings; return the hourly rows."""
+    async def rebuild(self, organization_id: UUID | None = None, sensor_ids: list[UUID] | None = None) -> int:
+        """Recompute every rollup (of one organization, or all; of some sensors only) from the raw readings;
+        return the hourly rows."""
+        ...
+
+    async def verify(
+        self,
+        organization_id: UUID | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        on_sensor: Callable[[int, int], None] | None = None,
+    ) -> Verification:
+        """Recompute the rollups of a period from the raw readings and list every stored row that differs."""
         ...
 
 

@@ -82,7 +82,7 @@ def night_leak(
     night = between(up_to(points, now), start, end)
     if not covers(night, start, end, step, tail=step):
         return []
-    steps = counter_steps(night)
+    steps = counter_steps(night, rollover=sensor.rollover)
     still = timedelta(0)
     for counter_step in steps:
         if counter_step.kind is StepKind.NORMAL and counter_step.increase == 0:

@@ -129,7 +129,7 @@ def faulty_window(sensor: IoTSensor, rules: AlertRules, points: Sequence[Point],
     if recent:
         baseline = recent[0][1]  # the highest index since the last restart, as `counter_steps` keeps it
         for (start, _), (end, value) in itertools.pairwise(recent):
-            increase, kind, new_baseline = step_increase(baseline, value)
+            increase, kind, new_baseline = step_increase(baseline, value, sensor.rollover)
             if kind is StepKind.RESET and value >= NEAR_ZERO * baseline:
                 backwards.append((end, baseline, value))
             elif kind is StepKind.NORMAL and end > start:

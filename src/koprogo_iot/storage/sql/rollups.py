@@ -8,14 +8,27 @@ LOCKED, and a per-sensor advisory lock orders their daily recomputations.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from koprogo_iot.domain.consumption import DEFAULT_ZONE, Bucket
 from koprogo_iot.domain.readings import IoTReading
-from koprogo_iot.domain.rollups import Observation, Rollup, combine, local_day, local_month, summarize
+from koprogo_iot.domain.rollups import (
+    Difference,
+    Observation,
+    Rollup,
+    Rollups,
+    Verification,
+    combine,
+    derive,
+    differences,
+    local_day,
+    local_month,
+    summarize,
+)
 from koprogo_iot.domain.sensors import MeasurementKind
 from koprogo_iot.storage.sql.database import Database, Executor, Row
 from koprogo_iot.storage.sql.rows import Table, as_time, as_uuid, placeholders
@@ -25,7 +38,7 @@ DEFAULT_LIMIT = 5000
 HOURLY = Table("iot_rollups_hourly", Rollup)
 DAILY = Table("iot_rollups_daily", Rollup)
 MONTHLY = Table("iot_rollups_monthly", Rollup)
-_ROWS_PER_STATEMENT = 1_000  # 16 columns: 16,000 parameters, under SQLite's 32,766 and asyncpg's 32,767
+_ROWS_PER_STATEMENT = 1_000  # 21 columns: 21,000 parameters, under SQLite's 32,766 and asyncpg's 32,767
 _UPDATE = ", ".join(f"{c} = excluded.{c}" for c in HOURLY.columns[2:])
 # A mark that already exists is locked, not skipped: a refresher claims marks with SKIP LOCKED, so it cannot take
 # this one and read the hour's readings before this transaction's reading is committed (and then lose it).
@@ -68,8 +81,17 @@ class SqlRollups:
     async def refresh(self, limit: int = DEFAULT_LIMIT) -> int:
         return await refresh_rollups(self.db, limit=limit, zone=self.zone)
 
-    async def rebuild(self, organization_id: UUID | None = None) -> int:
-        return await rebuild_rollups(self.db, organization_id, zone=self.zone)
+    async def rebuild(self, organization_id: UUID | None = None, sensor_ids: list[UUID] | None = None) -> int:
+        return await rebuild_rollups(self.db, organization_id, sensor_ids, zone=self.zone)
+
+    async def verify(
+        self,
+        organization_id: UUID | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        on_sensor: Callable[[int, int], None] | None = None,
+    ) -> Verification:
+        return await verify_rollups(self.db, organization_id, start, end, zone=self.zone, on_sensor=on_sensor)
 
 
 async def refresh_rollups(db: Database, *, limit: int = DEFAULT_LIMIT, zone: str = DEFAULT_ZONE) -> int:
@@ -86,35 +108,46 @@ async def refresh_rollups(db: Database, *, limit: int = DEFAULT_LIMIT, zone: str
         hours: dict[UUID, list[datetime]] = {}
         for row in claimed:
             hours.setdefault(as_uuid(row["sensor_id"]), []).append(as_time(row["hour"]))
-        kinds = await _lock_sensors(tx, sorted(hours))
-        for sensor_id, kind in kinds.items():
-            await _refresh_sensor(tx, sensor_id, sorted(hours[sensor_id]), kind is MeasurementKind.CUMULATIVE, tz)
+        counters = await _lock_sensors(tx, sorted(hours))
+        for sensor_id, counter in counters.items():
+            await _refresh_sensor(tx, sensor_id, sorted(hours[sensor_id]), counter, tz)
     return len(claimed)
 
 
-async def rebuild_rollups(db: Database, organization_id: UUID | None = None, *, zone: str = DEFAULT_ZONE) -> int:
-    """Recompute every rollup row (of one organization, or all) from the raw readings; return the hourly rows."""
+async def rebuild_rollups(
+    db: Database,
+    organization_id: UUID | None = None,
+    sensor_ids: list[UUID] | None = None,
+    *,
+    zone: str = DEFAULT_ZONE,
+) -> int:
+    """Recompute every rollup row (of one organization, or all; of some sensors only) from the raw readings; return
+    the hourly rows."""
     tz = ZoneInfo(zone)
-    if organization_id is None:
-        sensors = await db.fetch("SELECT id FROM iot_sensors ORDER BY id")
-    else:
-        sensors = await db.fetch("SELECT id FROM iot_sensors WHERE organization_id = $1 ORDER BY id", organization_id)
     written = 0
-    for sensor in sensors:  # one transaction per sensor: a long rebuild does not hold one huge transaction
-        sensor_id = as_uuid(sensor["id"])
+    for sensor_id in await _sensors(db, organization_id, sensor_ids):
+        # One transaction per sensor: a long rebuild does not hold one huge transaction.
         async with db.transaction() as tx:
-            kinds = await _lock_sensors(tx, [sensor_id])
-            if sensor_id not in kinds:
+            counters = await _lock_sensors(tx, [sensor_id])
+            if sensor_id not in counters:
                 continue  # deleted meanwhile
             await tx.execute("DELETE FROM iot_rollup_dirty WHERE sensor_id = $1", sensor_id)
             for table in (HOURLY, DAILY, MONTHLY):
                 await tx.execute(f"DELETE FROM {table.name} WHERE sensor_id = $1", sensor_id)
-            written += await _refresh_sensor(tx, sensor_id, None, kinds[sensor_id] is MeasurementKind.CUMULATIVE, tz)
+            written += await _refresh_sensor(tx, sensor_id, None, counters[sensor_id], tz)
     return written
 
 
-async def _lock_sensors(tx: Executor, sensor_ids: list[UUID]) -> dict[UUID, MeasurementKind]:
-    """The kind of each sensor still existing; on PostgreSQL, hold each one's refresh lock until commit."""
+@dataclass(frozen=True, slots=True)
+class _Counter:
+    """What the rules of a sensor's rollups depend on."""
+
+    cumulative: bool  # a counter; a gauge's rows have no counter columns
+    rollover: float | None  # the counter's register size, None when unknown
+
+
+async def _lock_sensors(tx: Executor, sensor_ids: list[UUID]) -> dict[UUID, _Counter]:
+    """The rules of each sensor still existing; on PostgreSQL, hold each one's refresh lock until commit."""
     if not sensor_ids:
         return {}
     if tx.dialect == "postgres":
@@ -126,18 +159,100 @@ async def _lock_sensors(tx: Executor, sensor_ids: list[UUID]) -> dict[UUID, Meas
             sensor_ids,
         )
     rows = await tx.fetch(
-        f"SELECT id, kind FROM iot_sensors WHERE id IN ({placeholders(len(sensor_ids))})", *sensor_ids
+        f"SELECT id, kind, rollover FROM iot_sensors WHERE id IN ({placeholders(len(sensor_ids))})", *sensor_ids
     )
-    return {as_uuid(r["id"]): MeasurementKind(r["kind"]) for r in rows}
+    return {
+        as_uuid(r["id"]): _Counter(MeasurementKind(r["kind"]) is MeasurementKind.CUMULATIVE, r["rollover"])
+        for r in rows
+    }
 
 
 async def _refresh_sensor(
-    tx: Executor, sensor_id: UUID, hours: list[datetime] | None, cumulative: bool, zone: ZoneInfo
+    tx: Executor, sensor_id: UUID, hours: list[datetime] | None, counter: _Counter, zone: ZoneInfo
 ) -> int:
-    """Recompute the sensor's given hours (all when None) and the days holding them; return the hourly rows."""
-    hour_ranges = None if hours is None else _merge((hour, hour + HOUR) for hour in hours)
+    """Recompute the sensor's given hours (all when None), the later hours whose starting baseline they move, and
+    the days and months holding them; return the hourly rows written."""
+    if hours is None:
+        by_hour = await _observations(tx, sensor_id, None)
+        hourly, baseline = [], None
+        for hour, readings in by_hour.items():
+            hourly.append(summarize(sensor_id, hour, readings, counter.cumulative, baseline, counter.rollover))
+            baseline = hourly[-1].baseline
+        await _upsert(tx, HOURLY, hourly)
+        await _roll_up(tx, sensor_id, list(by_hour), counter, zone)
+        return len(hourly)
+    hourly, emptied = await _rehour(tx, sensor_id, hours, counter)
+    await _upsert(tx, HOURLY, hourly)
+    await _delete(tx, HOURLY, sensor_id, emptied)
+    await _roll_up(tx, sensor_id, [r.bucket for r in hourly] + emptied, counter, zone)
+    return len(hourly)
+
+
+async def _rehour(
+    tx: Executor, sensor_id: UUID, hours: list[datetime], counter: _Counter
+) -> tuple[list[Rollup], list[datetime]]:
+    """The new rows of the stale `hours` (sorted) and of the later hours whose `baseline_in` is no longer the
+    baseline before them, and the stale hours left without readings. Hours are walked in order from the row before
+    the first stale one, carrying the baseline, and the walk stops at the first later row that already starts from
+    the baseline it follows: every row after it was computed from the baselines that still hold."""
+    by_hour = await _observations(tx, sensor_id, _merge((hour, hour + HOUR) for hour in hours))
+    before = await tx.fetchrow(
+        HOURLY.select("sensor_id = $1 AND bucket < $2") + " ORDER BY bucket DESC LIMIT 1", sensor_id, hours[0]
+    )
+    baseline = HOURLY.decode(before).baseline if before is not None else None
+    stored = {
+        row.bucket: row
+        for row in map(
+            HOURLY.decode, await _fetch_sensor(tx, HOURLY.select(), "bucket", sensor_id, [(hours[0], hours[-1] + HOUR)])
+        )
+    }
+    stale = set(hours)
+    written: list[Rollup] = []
+    emptied: list[datetime] = []
+    for hour in sorted(stale | set(stored)):
+        if hour in by_hour:
+            written.append(summarize(sensor_id, hour, by_hour[hour], counter.cumulative, baseline, counter.rollover))
+            baseline = written[-1].baseline
+        elif hour not in stored:
+            continue  # stale, but neither readings nor a row (readings deleted before any refresh)
+        elif hour in stale:
+            emptied.append(hour)  # its readings were deleted: the baseline before it goes on to the next row
+        elif stored[hour].baseline_in != baseline and counter.cumulative:
+            written.append(await _rehour_one(tx, sensor_id, hour, counter, baseline))
+            baseline = written[-1].baseline
+        else:
+            baseline = stored[hour].baseline
+    # After the last stale hour, recompute the following rows one by one while the baseline they start from moved.
+    hour = hours[-1]
+    while counter.cumulative:
+        following = await tx.fetchrow(
+            HOURLY.select("sensor_id = $1 AND bucket > $2") + " ORDER BY bucket LIMIT 1", sensor_id, hour
+        )
+        if following is None:
+            break
+        row = HOURLY.decode(following)
+        if row.baseline_in == baseline:
+            break
+        hour = row.bucket
+        written.append(await _rehour_one(tx, sensor_id, hour, counter, baseline))
+        baseline = written[-1].baseline
+    return written, emptied
+
+
+async def _rehour_one(
+    tx: Executor, sensor_id: UUID, hour: datetime, counter: _Counter, baseline: float | None
+) -> Rollup:
+    """The row of an hour that has readings, recomputed from the baseline before it."""
+    readings = (await _observations(tx, sensor_id, [(hour, hour + HOUR)]))[hour]
+    return summarize(sensor_id, hour, readings, counter.cumulative, baseline, counter.rollover)
+
+
+async def _observations(
+    tx: Executor, sensor_id: UUID, ranges: list[Bucket] | None
+) -> dict[datetime, list[Observation]]:
+    """The sensor's readings in `ranges` (all when None) by UTC hour, in time order."""
     readings = await _fetch_sensor(
-        tx, "SELECT ts, value, organization_id, building_id, unit_id FROM iot_readings", "ts", sensor_id, hour_ranges
+        tx, "SELECT ts, value, organization_id, building_id, unit_id FROM iot_readings", "ts", sensor_id, ranges
     )
     by_hour: dict[datetime, list[Observation]] = {}
     for row in readings:
@@ -147,31 +262,30 @@ async def _refresh_sensor(
         by_hour.setdefault(ts.replace(minute=0, second=0, microsecond=0), []).append(
             Observation(ts, row["value"], tenancy)
         )
-    hourly = [summarize(sensor_id, hour, rows, cumulative) for hour, rows in by_hour.items()]
-    await _upsert(tx, HOURLY, hourly)
-    days = _merge(local_day(hour, zone) for hour in (by_hour if hours is None else hours))
-    if hours is not None:
-        await _delete(tx, HOURLY, sensor_id, [hour for hour in hours if hour not in by_hour])
-        # The days' other hours were not recomputed: read them all back (this transaction sees its own writes).
-        rows = await _fetch_sensor(tx, HOURLY.select(), "bucket", sensor_id, days)
-        hourly = [HOURLY.decode(row) for row in rows]
+    return by_hour
+
+
+async def _roll_up(tx: Executor, sensor_id: UUID, hours: list[datetime], counter: _Counter, zone: ZoneInfo) -> None:
+    """Recompute the local days holding `hours` from their hourly rows, and those days' months from their days."""
+    days = _merge(local_day(hour, zone) for hour in hours)
+    if not days:
+        return  # a sensor without readings
+    # The days' other hours were not recomputed: read them all back (this transaction sees its own writes).
+    hourly = [HOURLY.decode(row) for row in await _fetch_sensor(tx, HOURLY.select(), "bucket", sensor_id, days)]
     by_day: dict[datetime, list[Rollup]] = {}
     for rollup in hourly:
         by_day.setdefault(local_day(rollup.bucket, zone)[0], []).append(rollup)
-    daily = [combine(day, rows, cumulative) for day, rows in by_day.items()]
-    await _upsert(tx, DAILY, daily)
+    await _upsert(tx, DAILY, [combine(day, rows, counter.cumulative, counter.rollover) for day, rows in by_day.items()])
     await _delete(tx, DAILY, sensor_id, [start for start, _ in days if start not in by_day])
-    # Months from their days, the same way: read back the months' other days when only some were recomputed.
-    months = _merge(local_month(start, zone) for start, _ in days)
-    if hours is not None:
-        rows = await _fetch_sensor(tx, DAILY.select(), "bucket", sensor_id, months)
-        daily = [DAILY.decode(row) for row in rows]
+    # Months from their days, the same way: read back the months' other days.
+    months = _merge(_months(days, zone))
+    daily = [DAILY.decode(row) for row in await _fetch_sensor(tx, DAILY.select(), "bucket", sensor_id, months)]
     by_month: dict[datetime, list[Rollup]] = {}
-    for rollup in sorted(daily, key=lambda r: r.bucket):
+    for rollup in daily:
         by_month.setdefault(local_month(rollup.bucket, zone)[0], []).append(rollup)
-    await _upsert(tx, MONTHLY, [combine(month, rows, cumulative) for month, rows in by_month.items()])
+    monthly = [combine(month, rows, counter.cumulative, counter.rollover) for month, rows in by_month.items()]
+    await _upsert(tx, MONTHLY, monthly)
     await _delete(tx, MONTHLY, sensor_id, [start for start, _ in months if start not in by_month])
-    return len(hourly)
 
 
 async def _fetch_sensor(
@@ -208,6 +322,80 @@ async def _delete(tx: Executor, table: Table[Rollup], sensor_id: UUID, buckets: 
             sensor_id,
             *chunk,
         )
+
+
+async def _sensors(db: Database, organization_id: UUID | None, sensor_ids: list[UUID] | None) -> list[UUID]:
+    """The ids of the sensors (of one organization, or all), in id order; only those of `sensor_ids` if given."""
+    if organization_id is None:
+        rows = await db.fetch("SELECT id FROM iot_sensors ORDER BY id")
+    else:
+        rows = await db.fetch("SELECT id FROM iot_sensors WHERE organization_id = $1 ORDER BY id", organization_id)
+    found = [as_uuid(row["id"]) for row in rows]
+    return found if sensor_ids is None else [sensor_id for sensor_id in found if sensor_id in set(sensor_ids)]
+
+
+# Bounds that hold every reading the API accepts (api/inputs: 2000 to 2100), for an unbounded period.
+_EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+_LATEST = datetime(3000, 1, 1, tzinfo=UTC)
+
+
+async def verify_rollups(
+    db: Database,
+    organization_id: UUID | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    *,
+    zone: str = DEFAULT_ZONE,
+    on_sensor: Callable[[int, int], None] | None = None,
+) -> Verification:
+    """Recompute the hourly, daily and monthly rows of [start, end) from the raw readings and compare them with the
+    stored ones (after refreshing the stale hours, as queries do). The period is widened to whole local months, so
+    that every day and month compared is recomputed whole. Without `start`, the counter rules run from each
+    sensor's first reading; with it, from the state the stored row before the period left (verify from the start
+    to check that too). `on_sensor(done, total)` follows the progress."""
+    tz = ZoneInfo(zone)
+    while await refresh_rollups(db, zone=zone) >= DEFAULT_LIMIT:
+        pass
+    first = None if start is None else local_month(start, tz)[0]
+    last = None if end is None else local_month(end - timedelta(microseconds=1), tz)[1]
+    span = [(first or _EARLIEST, last or _LATEST)]
+    sensors = await _sensors(db, organization_id, None)
+    readings = rows = 0
+    found: list[tuple[UUID, Difference]] = []
+    for done, sensor_id in enumerate(sensors, 1):
+        async with db.transaction() as tx:  # the sensor's refresh lock: no refresh changes its rows meanwhile
+            counters = await _lock_sensors(tx, [sensor_id])
+            if sensor_id in counters:
+                counter = counters[sensor_id]
+                baseline = None
+                if first is not None:
+                    before = await tx.fetchrow(
+                        HOURLY.select("sensor_id = $1 AND bucket < $2") + " ORDER BY bucket DESC LIMIT 1",
+                        sensor_id,
+                        first,
+                    )
+                    baseline = None if before is None else HOURLY.decode(before).baseline
+                by_hour = await _observations(tx, sensor_id, span)
+                readings += sum(len(observed) for observed in by_hour.values())
+                expected = derive(sensor_id, by_hour, counter.cumulative, counter.rollover, baseline, tz)
+                for rollup, table in ((Rollups.HOURLY, HOURLY), (Rollups.DAILY, DAILY), (Rollups.MONTHLY, MONTHLY)):
+                    stored = [
+                        table.decode(row) for row in await _fetch_sensor(tx, table.select(), "bucket", sensor_id, span)
+                    ]
+                    rows += len(stored)
+                    found += [(sensor_id, d) for d in differences(rollup, stored, expected[rollup])]
+        if on_sensor is not None:
+            on_sensor(done, len(sensors))
+    return Verification(first, last, len(sensors), readings, rows, found)
+
+
+def _months(spans: list[Bucket], zone: ZoneInfo) -> Iterator[Bucket]:
+    """The local months overlapping any of `spans` (merged days may run over many months)."""
+    for start, end in spans:
+        month = local_month(start, zone)
+        while month[0] < end:
+            yield month
+            month = local_month(month[1], zone)
 
 
 def _merge(intervals: Iterable[Bucket]) -> list[Bucket]:

@@ -100,9 +100,23 @@ class SqlSensors:
 
     async def update(self, sensor: IoTSensor) -> None:
         values = SENSORS.values(sensor)
-        changed = await self.db.execute(_UPDATE, sensor.organization_id, sensor.id, *[values[p] for p in _POSITIONS])
-        if not changed:
-            raise not_found("sensor", sensor.id)
+        async with self.db.transaction() as tx:
+            before = await tx.fetchrow(
+                "SELECT kind, rollover FROM iot_sensors WHERE organization_id = $1 AND id = $2",
+                sensor.organization_id,
+                sensor.id,
+            )
+            if before is None:
+                raise not_found("sensor", sensor.id)
+            await tx.execute(_UPDATE, sensor.organization_id, sensor.id, *[values[p] for p in _POSITIONS])
+            if (before["kind"], before["rollover"]) != (sensor.measurement_kind.value, sensor.rollover):
+                # The counter rules of its readings changed: every hour it has rollups for is recomputed.
+                await tx.execute(
+                    "INSERT INTO iot_rollup_dirty (sensor_id, hour) "
+                    "SELECT sensor_id, bucket FROM iot_rollups_hourly WHERE sensor_id = $1 "
+                    "ON CONFLICT (sensor_id, hour) DO NOTHING",
+                    sensor.id,
+                )
 
     async def delete(self, organization_id: UUID, sensor_id: UUID) -> None:
         # Its readings, rollups, alerts (and their notifications) and rule override go with it: ON DELETE CASCADE.

@@ -4,12 +4,12 @@ buckets fall on rollup bounds, rebuilt into the points the domain's consumption 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from koprogo_iot.domain.consumption import DEFAULT_ZONE, Point
+from koprogo_iot.domain.consumption import DEFAULT_ZONE, Point, StepKind
 from koprogo_iot.domain.rollups import CounterRow, GaugeRow, Rollups, local_month, virtual_index
 from koprogo_iot.storage.sql.database import Database, Row
 from koprogo_iot.storage.sql.rollups import DAILY, DEFAULT_LIMIT, HOURLY, MONTHLY, refresh_rollups
@@ -66,7 +66,10 @@ WHERE r.organization_id = $1 AND r.bucket >= $4 AND r.bucket < $5"""
 
 _GAUGE_COLUMNS = "r.sensor_id, r.bucket, r.count, r.sum, r.min, r.max, r.last_value"
 # What a counter's consumption needs of a rollup row: its first and last readings and the increase between them.
-_COUNTER_COLUMNS = "r.sensor_id, r.bucket, r.count, r.first_ts, r.first_value, r.last_ts, r.last_value, r.increase"
+_COUNTER_COLUMNS = (
+    "r.sensor_id, r.bucket, r.count, r.first_ts, r.first_value, r.last_ts, r.last_value, r.increase, r.entry, "
+    "r.entry_kind, r.resets, r.rollovers, r.longest_step"
+)
 
 
 class SqlReadingSource:
@@ -91,7 +94,53 @@ class SqlReadingSource:
             found[as_uuid(row["sensor_id"])].append((as_time(row["ts"]), float(row["value"])))
         for points in found.values():
             points.sort()
+        await self._seed_baselines(found, start)
         return found
+
+    async def _seed_baselines(self, found: dict[UUID, list[Point]], start: datetime) -> None:
+        """Give each counter's points the state the counter rules had before its edge reading (the last one before
+        `start`), so that a jitter before the period keeps its higher baseline, as on the whole history.
+
+        That state is the hourly rollup's `baseline_in` of the edge reading's hour (None for the sensor's first hour),
+        followed by the hour's readings before the edge one. It rides on a point 1 µs before the hour's first
+        reading: the step from it lies before `start`, so it adds nothing to any bucket of the period; it only sets
+        the baseline. Gauges' rows (no `increase`) are left out.
+        """
+        edges = {
+            sensor_id: points[0][0].replace(minute=0, second=0, microsecond=0)
+            for sensor_id, points in found.items()
+            if points and points[0][0] < start
+        }
+        if not edges:
+            return
+        # The background refresher runs every few seconds; the edge hours must be current.
+        while await refresh_rollups(self.db) >= DEFAULT_LIMIT:
+            pass
+        pairs = list(edges.items())
+        where = " OR ".join(f"(sensor_id = ${2 * i + 1} AND bucket = ${2 * i + 2})" for i in range(len(pairs)))
+        args = [value for pair in pairs for value in pair]
+        rows = await self.db.fetch(
+            f"SELECT sensor_id, first_ts, baseline_in FROM {HOURLY.name} WHERE ({where}) AND increase IS NOT NULL",
+            *args,
+        )
+        # A counter's edge hour: its state before the hour (None: the hour holds the sensor's first reading).
+        seeds = {as_uuid(r["sensor_id"]): (as_time(r["first_ts"]), r["baseline_in"]) for r in rows}
+        if not seeds:
+            return
+        spans = [(sensor_id, edges[sensor_id], found[sensor_id][0][0]) for sensor_id in seeds]
+        where = " OR ".join(
+            f"(sensor_id = ${3 * i + 1} AND ts >= ${3 * i + 2} AND ts < ${3 * i + 3})" for i in range(len(spans))
+        )
+        earlier = await self.db.fetch(
+            f"SELECT sensor_id, ts, value FROM iot_readings WHERE {where}", *[v for span in spans for v in span]
+        )
+        for sensor_id, (first_ts, baseline) in seeds.items():
+            if baseline is not None:
+                found[sensor_id].insert(0, (first_ts - timedelta(microseconds=1), float(baseline)))
+        for row in earlier:
+            found[as_uuid(row["sensor_id"])].append((as_time(row["ts"]), float(row["value"])))
+        for sensor_id in seeds:
+            found[sensor_id].sort()
 
     async def points(
         self,
@@ -103,16 +152,33 @@ class SqlReadingSource:
     ) -> dict[UUID, list[Point]]:
         if rollup is None:
             return await self._raw_points(organization_id, sensor_ids, start, end)
+        rows = await self.counter_rows(organization_id, sensor_ids, start, end, rollup)
+        return {sensor_id: virtual_index(rolled) for sensor_id, rolled in rows.items()}
+
+    async def counter_rows(
+        self, organization_id: UUID, sensor_ids: Sequence[UUID], start: datetime, end: datetime, rollup: Rollups
+    ) -> dict[UUID, list[CounterRow]]:
         rows = await self._fetch(organization_id, sensor_ids, start, end, rollup, _COUNTER_COLUMNS)
         found: dict[UUID, list[CounterRow]] = {sensor_id: [] for sensor_id in sensor_ids}
         # Rows come ordered by sensor and bucket; positional access: a year of a building is ~30,000 rows.
-        for sensor_id, _, count, first_ts, first_value, last_ts, last_value, increase in cast(
-            list[Sequence[Any]], rows
-        ):
+        for sensor_id, _, count, first_ts, first_value, last_ts, last_value, *rest in cast(list[Sequence[Any]], rows):
+            increase, entry, entry_kind, resets, rollovers, longest_step = rest
             found[as_uuid(sensor_id)].append(
-                (count, as_time(first_ts), first_value, as_time(last_ts), last_value, increase)
+                CounterRow(
+                    count,
+                    as_time(first_ts),
+                    first_value,
+                    as_time(last_ts),
+                    last_value,
+                    increase,
+                    entry,
+                    None if entry_kind is None else StepKind(entry_kind),
+                    resets,
+                    rollovers,
+                    longest_step,
+                )
             )
-        return {sensor_id: virtual_index(rolled) for sensor_id, rolled in found.items()}
+        return found
 
     async def gauge_rows(
         self, organization_id: UUID, sensor_id: UUID, start: datetime, end: datetime, rollup: Rollups
