@@ -73,6 +73,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=2, help="ingest worker processes (default 2)")
     parser.add_argument("--probes", type=int, default=20, help="sensors the WebSocket client watches (default 20)")
     parser.add_argument("--history-days", type=int, default=365, help="hourly history of one sensor (default 365)")
+    parser.add_argument(
+        "--rest-pause",
+        type=float,
+        default=0.0,
+        help="seconds between two rounds of the dashboard's REST calls (default 0: back to back, the worst case; "
+        "an open dashboard refreshes every few seconds)",
+    )
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL, help="admin database of the server")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help=f"default ./{RESULTS_DIR}")
 
@@ -206,8 +213,10 @@ class _Rest:
     errors: dict[str, int] = field(default_factory=dict)
 
 
-async def _call_dashboard(client: httpx.AsyncClient, setup: _Setup, rest: _Rest, rounds: int | None = None) -> None:
-    """The calls in turn, `rounds` times (None: until cancelled)."""
+async def _call_dashboard(
+    client: httpx.AsyncClient, setup: _Setup, rest: _Rest, rounds: int | None = None, pause: float = 0.0
+) -> None:
+    """The calls in turn, `rounds` times (None: until cancelled), `pause` seconds between two rounds."""
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     building = str(setup.fleet.building.id)
     calls: dict[str, tuple[str, dict[str, str]]] = {
@@ -237,6 +246,8 @@ async def _call_dashboard(client: httpx.AsyncClient, setup: _Setup, rest: _Rest,
                 rest.timings.setdefault(name, []).append(elapsed)
             else:
                 rest.errors[name] = rest.errors.get(name, 0) + 1
+        if pause:
+            await asyncio.sleep(pause)
 
 
 @contextlib.asynccontextmanager
@@ -371,7 +382,10 @@ async def run(options: argparse.Namespace) -> None:
             await _call_dashboard(client, setup, rest, rounds=1)  # warm-up: rollups caught up, caches filled
             async with _running(_watch(api.url, token, setup.probes, probe, ready)):
                 await asyncio.wait_for(ready.wait(), 30)
-                async with _running(_publish_probes(device, setup.probes, probe), _call_dashboard(client, setup, rest)):
+                async with _running(
+                    _publish_probes(device, setup.probes, probe),
+                    _call_dashboard(client, setup, rest, pause=options.rest_pause),
+                ):
                     idle = await _phase("idle", options.idle, probe, rest, None, client)
                     loaded = await _phase(
                         f"{options.rate:,.0f}/s",

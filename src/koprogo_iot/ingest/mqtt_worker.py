@@ -4,23 +4,23 @@ It does what the ingest worker needs and nothing else: one persistent session, o
 packets parsed straight out of each read, and the acknowledgements of a stored batch written together in one
 `transport.write` (paho-mqtt runs a network thread, one callback and one PUBACK write per message).
 
-What that saves, measured (benchmarks/results/ingest.md, 2 vCPUs, 10,000 readings/s, two workers, pipeline and
-PostgreSQL COPY included): 75-88 µs of worker CPU per message on this client against 92 µs on paho, a run made with
-other test suites on the machine; some 10-20 %, not "a tenth". The single-worker runs (49 against 105 µs) are no
-comparison: paho was saturated there. The one-run comparison issue 14 asks for (paho 2 with manual acknowledgements
-driven from this loop, back to back, same load) decides whether this client stays; until then it is kept to
-library grade: every length checked against its packet, a maximum packet size (refused before buffering, counted,
-disconnected), memory bounded in messages and bytes, reconnection with exponential backoff and full jitter after
-every kind of drop, QoS 2 answered (PUBREC once stored, PUBCOMP on PUBREL), TLS, and a clear error when two workers
-share a client id.
+What that saves, measured in one run (issue 14's comparison: `koprogo-iot bench ingest --rate 10000 --duration 60
+--workers 2`, then the same with `--client paho`, back to back on the 2-vCPU VM, 2026-11-29; bench/paho_worker.py
+puts the same pipeline, batching and acknowledgement after commit behind paho-mqtt 2 with manual acknowledgements,
+driven from the asyncio loop as Home Assistant drives it): 89-90 µs of worker CPU per stored reading on this client
+against 106-107 µs on paho (+18 %), p99 179 against 293 ms, both storing 650,000 of 650,000 once. The rule was to
+switch to paho within 15 %: this client stays, at library grade: every length checked against its packet, a
+maximum packet size (refused before buffering, counted, disconnected), memory bounded in messages and bytes,
+reconnection with exponential backoff and full jitter after every kind of drop, QoS 2 answered (PUBREC once stored,
+PUBCOMP on PUBREL), TLS, and a clear error when two workers share a client id.
 
 Why not MQTT 5: what it would bring is either had otherwise or not this client's to give. Receive maximum is
 Mosquitto's max_inflight_messages (set for the workers in the shipped configuration); a session's lifetime is
 persistent_client_expiration, broker-wide, and a dead worker's share is a supervision question (restart it);
 a DISCONNECT reason would name a session takeover that the worker now infers from repeated closes. Against that,
 every PUBLISH would carry a properties field to parse on the hot path, and every acknowledgement a reason code.
-Should the comparison keep this client, session expiry and receive maximum are the two properties worth adding
-(CONNECT only, nothing per message).
+Session expiry and receive maximum are the two properties worth adding one day (CONNECT only, nothing per
+message).
 """
 
 from __future__ import annotations
