@@ -12,6 +12,7 @@ from koprogo_iot.domain.readings import IoTReading
 from koprogo_iot.domain.rollups import Rollup, boundary_step
 from koprogo_iot.domain.sensors import IoTSensor
 from koprogo_iot.storage.ports import Ingested, Storage
+from koprogo_iot.storage.sql import rollups as rollups_module
 from koprogo_iot.storage.sql.database import Database
 from koprogo_iot.storage.sql.rollups import DAILY, HOURLY, MONTHLY
 from koprogo_iot.storage.sql.rows import Table
@@ -183,3 +184,55 @@ async def test_concurrent_refreshers_claim_each_mark_once(storage: Storage, db: 
     assert sum(r.increase or 0 for r in incremental[1]) + sum(
         boundary_step(a, b).increase for a, b in itertools.pairwise(incremental[1])
     ) == pytest.approx(149.0)
+
+
+async def test_ingestion_is_not_held_while_a_refresh_recomputes(
+    storage: Storage, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The refresher claimed its marks in the transaction that recomputed them: every ingest batch that marked the
+    same hours waited for its commit (seconds at 10,000 readings/s). Now a reading of an hour being recomputed is
+    stored at once, marks its hour again, and the next refresh takes it in."""
+    if db.dialect != "postgres":
+        pytest.skip("SQLite runs one transaction at a time")
+    t = await make_tenant(storage)
+    await ingest(storage, t.unit_sensor, [("2026-03-10T10:00", 100.0), ("2026-03-10T10:20", 101.0)])
+    recomputing, release = asyncio.Event(), asyncio.Event()
+    original = rollups_module._refresh_sensor
+
+    async def slow(*args: object) -> int:
+        recomputing.set()
+        await release.wait()  # the recomputing transaction stays open
+        return await original(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(rollups_module, "_refresh_sensor", slow)
+    refreshing = asyncio.create_task(storage.rollups.refresh())
+    await asyncio.wait_for(recomputing.wait(), 10)
+    try:
+        await asyncio.wait_for(ingest(storage, t.unit_sensor, [("2026-03-10T10:40", 102.0)]), 5)
+    finally:
+        release.set()
+        assert await refreshing == 1
+    monkeypatch.setattr(rollups_module, "_refresh_sensor", original)
+    assert await storage.rollups.refresh() == 1  # the hour, marked again by the reading stored meanwhile
+    [hour] = await rollups(db, HOURLY, t.unit_sensor)
+    assert hour.count == 3
+
+
+async def test_a_failed_refresh_puts_its_marks_back(
+    storage: Storage, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    t = await make_tenant(storage)
+    await ingest(storage, t.unit_sensor, [("2026-03-10T10:00", 100.0), ("2026-03-10T11:20", 101.0)])
+
+    async def broken(*args: object) -> int:
+        raise RuntimeError("a bug in the recomputation")
+
+    monkeypatch.setattr(rollups_module, "_refresh_sensor", broken)
+    with pytest.raises(RuntimeError):
+        await storage.rollups.refresh()
+    monkeypatch.undo()
+    assert await storage.rollups.refresh() == 2  # both hours are still stale, and recomputed now
+    assert [r.bucket for r in await rollups(db, HOURLY, t.unit_sensor)] == [
+        at("2026-03-10T10:00"),
+        at("2026-03-10T11:00"),
+    ]

@@ -8,6 +8,8 @@ LOCKED, and a per-sensor advisory lock orders their daily recomputations.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,6 +34,8 @@ from koprogo_iot.domain.rollups import (
 from koprogo_iot.domain.sensors import MeasurementKind
 from koprogo_iot.storage.sql.database import Database, Executor, Row
 from koprogo_iot.storage.sql.rows import Table, as_time, as_uuid, placeholders
+
+log = logging.getLogger(__name__)
 
 HOUR = timedelta(hours=1)
 DEFAULT_LIMIT = 5000
@@ -95,23 +99,52 @@ class SqlRollups:
 
 
 async def refresh_rollups(db: Database, *, limit: int = DEFAULT_LIMIT, zone: str = DEFAULT_ZONE) -> int:
-    """Claim up to `limit` stale marks and recompute their hours, days and months; return how many marks."""
+    """Claim up to `limit` stale marks and recompute their hours, days and months; return how many marks.
+
+    The marks are claimed in a short transaction of their own. Ingestion marks the hours it writes in its own
+    transactions (`mark_stale`), and an insert of a mark whose delete is not committed yet waits for that commit:
+    claiming in the recomputing transaction held every worker's commit for the whole recomputation (seconds at
+    10,000 readings/s, benchmarks/README.md, live path). A reading committed after its hour was claimed marks it
+    again, for the next refresh; one still uncommitted holds its mark, which SKIP LOCKED leaves alone. If the
+    recomputation fails, the claimed marks are put back.
+    """
     tz = ZoneInfo(zone)
     async with db.transaction() as tx:
-        # Claimed marks are deleted in this transaction: if the refresh fails they come back with the rollback.
         skip_locked = " FOR UPDATE SKIP LOCKED" if tx.dialect == "postgres" else ""
         claimed = await tx.fetch(
             "DELETE FROM iot_rollup_dirty WHERE (sensor_id, hour) IN "
             f"(SELECT sensor_id, hour FROM iot_rollup_dirty LIMIT $1{skip_locked}) RETURNING sensor_id, hour",
             limit,
         )
-        hours: dict[UUID, list[datetime]] = {}
-        for row in claimed:
-            hours.setdefault(as_uuid(row["sensor_id"]), []).append(as_time(row["hour"]))
-        counters = await _lock_sensors(tx, sorted(hours))
-        for sensor_id, counter in counters.items():
-            await _refresh_sensor(tx, sensor_id, sorted(hours[sensor_id]), counter, tz)
+    hours: dict[UUID, list[datetime]] = {}
+    for row in claimed:
+        hours.setdefault(as_uuid(row["sensor_id"]), []).append(as_time(row["hour"]))
+    try:
+        async with db.transaction() as tx:
+            counters = await _lock_sensors(tx, sorted(hours))
+            for sensor_id, counter in counters.items():
+                await _refresh_sensor(tx, sensor_id, sorted(hours[sensor_id]), counter, tz)
+    except BaseException:
+        await asyncio.shield(_mark_again(db, hours))  # even when cancelled: the marks are all that says "stale"
+        raise
     return len(claimed)
+
+
+async def _mark_again(db: Database, hours: dict[UUID, list[datetime]]) -> None:
+    marks = sorted((sensor_id, hour) for sensor_id, claimed in hours.items() for hour in claimed)
+    try:
+        async with db.transaction() as tx:
+            for start in range(0, len(marks), _ROWS_PER_STATEMENT):
+                chunk = marks[start : start + _ROWS_PER_STATEMENT]
+                values = ", ".join(f"(${2 * i + 1}, ${2 * i + 2})" for i in range(len(chunk)))
+                await tx.execute(
+                    f"INSERT INTO iot_rollup_dirty (sensor_id, hour) VALUES {values} ON CONFLICT DO NOTHING",
+                    *[value for mark in chunk for value in mark],
+                )
+    except Exception:
+        # The database is gone as well: these hours stay as they were until a reading marks them again, or
+        # `koprogo-iot verify-rollups --repair` finds them.
+        log.exception("rollups: %d stale hour(s) could not be marked again after a failed refresh", len(marks))
 
 
 async def rebuild_rollups(
