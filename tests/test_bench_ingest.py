@@ -14,29 +14,16 @@ from tests.conftest import POSTGRES_ADMIN_URL
 pytestmark = [pytest.mark.postgres, pytest.mark.mosquitto]
 
 
-async def test_tiny_benchmark_stores_every_reading_once_and_writes_results(tmp_path: Path) -> None:
+def tiny(tmp_path: Path, arguments: str) -> argparse.Namespace:
+    """The benchmark's options for a run of a few seconds on 50 sensors, its results in `tmp_path`."""
     parser = argparse.ArgumentParser()
     ingest.add_arguments(parser)
-    options = parser.parse_args(
-        [
-            "--rate",
-            "500",
-            "--duration",
-            "2",
-            "--warmup",
-            "0.5",
-            "--sensors",
-            "50",
-            "--workers",
-            "1",
-            "--drain-timeout",
-            "10",
-            "--postgres-url",
-            POSTGRES_ADMIN_URL,
-            "--results-dir",
-            str(tmp_path),
-        ]
-    )
+    rest = ["--sensors", "50", "--postgres-url", POSTGRES_ADMIN_URL, "--results-dir", str(tmp_path)]
+    return parser.parse_args([*arguments.split(), *rest])
+
+
+async def test_tiny_benchmark_stores_every_reading_once_and_writes_results(tmp_path: Path) -> None:
+    options = tiny(tmp_path, "--rate 500 --duration 2 --warmup 0.5 --workers 1 --drain-timeout 10")
 
     result = await ingest.run(options)
 
@@ -51,11 +38,7 @@ async def test_tiny_benchmark_stores_every_reading_once_and_writes_results(tmp_p
 
 
 async def test_tiny_benchmark_with_a_worker_sigtermed_and_restarted(tmp_path: Path) -> None:
-    parser = argparse.ArgumentParser()
-    ingest.add_arguments(parser)
-    args = ["--rate", "500", "--duration", "3", "--warmup", "0", "--sensors", "50", "--workers", "2"]
-    args += ["--sigterm-at", "1", "--drain-timeout", "30", "--postgres-url", POSTGRES_ADMIN_URL]
-    options = parser.parse_args([*args, "--results-dir", str(tmp_path)])
+    options = tiny(tmp_path, "--rate 500 --duration 3 --warmup 0 --workers 2 --sigterm-at 1 --drain-timeout 30")
 
     result = await ingest.run(options)
 
@@ -68,11 +51,7 @@ async def test_tiny_benchmark_with_a_worker_sigtermed_and_restarted(tmp_path: Pa
 
 async def test_tiny_benchmark_with_the_paho_client_behind_the_same_pipeline(tmp_path: Path) -> None:
     """The comparison's other side (`--client paho`, bench/paho_worker.py) stores everything once too."""
-    parser = argparse.ArgumentParser()
-    ingest.add_arguments(parser)
-    args = ["--rate", "500", "--duration", "2", "--warmup", "0", "--sensors", "50", "--workers", "2"]
-    args += ["--client", "paho", "--drain-timeout", "10", "--postgres-url", POSTGRES_ADMIN_URL]
-    options = parser.parse_args([*args, "--results-dir", str(tmp_path)])
+    options = tiny(tmp_path, "--rate 500 --duration 2 --warmup 0 --workers 2 --client paho --drain-timeout 10")
 
     result = await ingest.run(options)
 

@@ -68,11 +68,15 @@ async def mark_stale(tx: Executor, readings: Iterable[IoTReading]) -> None:
             [hour for _, hour in marks],
         )
         return
+    await _insert_marks(tx, marks, _MARK_CONFLICT)
+
+
+async def _insert_marks(tx: Executor, marks: list[tuple[UUID, datetime]], conflict: str) -> None:
     for start in range(0, len(marks), _ROWS_PER_STATEMENT):
         chunk = marks[start : start + _ROWS_PER_STATEMENT]
         values = ", ".join(f"(${2 * i + 1}, ${2 * i + 2})" for i in range(len(chunk)))
         await tx.execute(
-            f"INSERT INTO iot_rollup_dirty (sensor_id, hour) VALUES {values} {_MARK_CONFLICT}",
+            f"INSERT INTO iot_rollup_dirty (sensor_id, hour) VALUES {values} {conflict}",
             *[value for mark in chunk for value in mark],
         )
 
@@ -134,13 +138,7 @@ async def _mark_again(db: Database, hours: dict[UUID, list[datetime]]) -> None:
     marks = sorted((sensor_id, hour) for sensor_id, claimed in hours.items() for hour in claimed)
     try:
         async with db.transaction() as tx:
-            for start in range(0, len(marks), _ROWS_PER_STATEMENT):
-                chunk = marks[start : start + _ROWS_PER_STATEMENT]
-                values = ", ".join(f"(${2 * i + 1}, ${2 * i + 2})" for i in range(len(chunk)))
-                await tx.execute(
-                    f"INSERT INTO iot_rollup_dirty (sensor_id, hour) VALUES {values} ON CONFLICT DO NOTHING",
-                    *[value for mark in chunk for value in mark],
-                )
+            await _insert_marks(tx, marks, "ON CONFLICT DO NOTHING")
     except Exception:
         # The database is gone as well: these hours stay as they were until a reading marks them again, or
         # `koprogo-iot verify-rollups --repair` finds them.
