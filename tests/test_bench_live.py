@@ -31,4 +31,6 @@ async def test_tiny_live_benchmark_sees_every_probe_reading_and_times_the_dashbo
         assert result[phase]["api_loop_lag"]["ticks"] >= 10  # the API's loop watched every 100 ms
         assert result[phase]["rest_errors"] == {}
     assert result["loaded"]["load"] == {"published": 400, "acknowledged": 400}
+    # The dashboard's queries bring the rollups up to date: the readings stored under load are folded in.
+    assert result["loaded"]["rollup_refresh"]["folded"] > 0
     assert (tmp_path / "live.md").read_text().count("\n") == 3  # header, separator, this run

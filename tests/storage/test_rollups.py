@@ -197,14 +197,14 @@ async def test_ingestion_is_not_held_while_a_refresh_recomputes(
     t = await make_tenant(storage)
     await ingest(storage, t.unit_sensor, [("2026-03-10T10:00", 100.0), ("2026-03-10T10:20", 101.0)])
     recomputing, release = asyncio.Event(), asyncio.Event()
-    original = rollups_module._refresh_sensor
+    original = rollups_module._recompute
 
-    async def slow(*args: object) -> int:
+    async def slow(*args: object) -> None:
         recomputing.set()
         await release.wait()  # the recomputing transaction stays open
-        return await original(*args)  # type: ignore[arg-type]
+        await original(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(rollups_module, "_refresh_sensor", slow)
+    monkeypatch.setattr(rollups_module, "_recompute", slow)
     refreshing = asyncio.create_task(storage.rollups.refresh())
     await asyncio.wait_for(recomputing.wait(), 10)
     try:
@@ -212,7 +212,7 @@ async def test_ingestion_is_not_held_while_a_refresh_recomputes(
     finally:
         release.set()
         assert await refreshing == 1
-    monkeypatch.setattr(rollups_module, "_refresh_sensor", original)
+    monkeypatch.setattr(rollups_module, "_recompute", original)
     assert await storage.rollups.refresh() == 1  # the hour, marked again by the reading stored meanwhile
     [hour] = await rollups(db, HOURLY, t.unit_sensor)
     assert hour.count == 3
@@ -224,10 +224,10 @@ async def test_a_failed_refresh_puts_its_marks_back(
     t = await make_tenant(storage)
     await ingest(storage, t.unit_sensor, [("2026-03-10T10:00", 100.0), ("2026-03-10T11:20", 101.0)])
 
-    async def broken(*args: object) -> int:
+    async def broken(*args: object) -> None:
         raise RuntimeError("a bug in the recomputation")
 
-    monkeypatch.setattr(rollups_module, "_refresh_sensor", broken)
+    monkeypatch.setattr(rollups_module, "_recompute", broken)
     with pytest.raises(RuntimeError):
         await storage.rollups.refresh()
     monkeypatch.undo()
@@ -236,3 +236,62 @@ async def test_a_failed_refresh_puts_its_marks_back(
         at("2026-03-10T10:00"),
         at("2026-03-10T11:00"),
     ]
+
+
+async def test_readings_in_time_order_are_folded_without_reading_the_hour_again(storage: Storage, db: Database) -> None:
+    """Issue 13, incremental refresh: a refresh re-read whole hours of raw readings (36 M rows a minute at 10,000
+    readings/s near the end of an hour). New readings after the latest rollup are now folded into the hour, day and
+    month; a reading already counted is not read again: changing one behind the store's back changes nothing."""
+    t = await make_tenant(storage)
+    await ingest(storage, t.unit_sensor, COUNTER[:4])
+    assert await storage.rollups.refresh() == 1
+    await db.execute(
+        "UPDATE iot_readings SET value = 50.0 WHERE sensor_id = $1 AND ts = $2", t.unit_sensor.id, at(COUNTER[0][0])
+    )
+    await ingest(storage, t.unit_sensor, COUNTER[4:])  # the rest of 10:00 and the next hour
+    assert await storage.rollups.refresh() == 2
+    hours = await rollups(db, HOURLY, t.unit_sensor)
+    assert [(h.count, h.min, h.increase) for h in hours] == [
+        (6, 0.4, pytest.approx(1.9)),  # the 100.0 it counted, not the 50.0 it would have read
+        (2, 1.5, pytest.approx(1.0)),
+    ]
+    [day], [month] = await rollups(db, DAILY, t.unit_sensor), await rollups(db, MONTHLY, t.unit_sensor)
+    assert (day.count, day.min, day.increase, day.last_ts) == (8, 0.4, pytest.approx(3.5), at("2026-03-10T11:40"))
+    assert (month.count, month.increase, month.baseline) == (8, pytest.approx(3.5), 2.5)
+    # A late reading cannot be folded: its hour is read again, with what it now holds.
+    await ingest(storage, t.unit_sensor, [("2026-03-10T10:10", 100.3)])
+    assert await storage.rollups.refresh() == 1
+    assert (await rollups(db, HOURLY, t.unit_sensor))[0].min == 0.4
+    assert (await rollups(db, HOURLY, t.unit_sensor))[0].count == 7
+    assert (await storage.rollups.verify(t.organization.id)).differences == []
+
+
+async def test_a_reading_stored_during_a_refresh_is_counted_once(
+    storage: Storage, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reading committed after the refresh claimed its marks is folded in by that refresh, and its own mark (made
+    after the claim) looks late at the next one: the count of the hour's readings shows it is in already. A late
+    reading in the same situation is not: the hour is recomputed."""
+    if db.dialect != "postgres":
+        pytest.skip("SQLite runs one transaction at a time")
+    t = await make_tenant(storage)
+    await ingest(storage, t.unit_sensor, [("2026-03-10T10:00", 100.0)])
+    await storage.rollups.refresh()
+    await ingest(storage, t.unit_sensor, [("2026-03-10T10:10", 101.0)])
+    original = rollups_module._recompute
+
+    async def meanwhile(*args: object) -> None:
+        await ingest(storage, t.unit_sensor, [("2026-03-10T10:20", 103.0)])
+        await original(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(rollups_module, "_recompute", meanwhile)
+    assert await storage.rollups.refresh() == 1
+    monkeypatch.undo()
+    assert await storage.rollups.refresh() == 1  # the mark of 10:20
+    [hour] = await rollups(db, HOURLY, t.unit_sensor)
+    assert (hour.count, hour.increase) == (3, 3.0)
+    await ingest(storage, t.unit_sensor, [("2026-03-10T10:15", 102.0), ("2026-03-10T10:30", 104.0)])
+    assert await storage.rollups.refresh() == 1
+    [hour] = await rollups(db, HOURLY, t.unit_sensor)
+    assert (hour.count, hour.increase) == (5, 4.0)
+    assert (await storage.rollups.verify(t.organization.id)).differences == []

@@ -275,16 +275,44 @@ def _percentiles(values: list[float]) -> dict[str, float | int | None]:
     return {"count": len(values), "p50": at(0.5), "p95": at(0.95), "p99": at(0.99), "max": ordered[-1]}
 
 
-async def _loop_lag_buckets(client: httpx.AsyncClient) -> dict[str, float]:
-    """The API's event-loop lag histogram (`health.LOOP_LAG`), cumulative counts by bucket bound."""
-    text = (await client.get("/metrics")).text
-    return {
-        sample.labels["le"]: sample.value
-        for family in text_string_to_metric_families(text)
-        if family.name == "koprogo_event_loop_lag_seconds"
-        for sample in family.samples
-        if sample.name.endswith("_bucket")
+@dataclass(frozen=True)
+class _Scrape:
+    """What the API's `/metrics` says: its event-loop lag histogram (`health.LOOP_LAG`), cumulative counts by
+    bucket bound, and what keeping the rollups current cost it (`storage.sql.rollups`)."""
+
+    lag: dict[str, float]
+    refresh_seconds: float
+    refresh_readings: dict[str, float]  # by path: folded, recomputed
+
+
+async def _scrape(client: httpx.AsyncClient) -> _Scrape:
+    families = list(text_string_to_metric_families((await client.get("/metrics")).text))
+    samples = [(family.name, sample) for family in families for sample in family.samples]
+    return _Scrape(
+        lag={
+            sample.labels["le"]: sample.value
+            for name, sample in samples
+            if name == "koprogo_event_loop_lag_seconds" and sample.name.endswith("_bucket")
+        },
+        refresh_seconds=sum(
+            s.value for name, s in samples if name == "koprogo_rollup_refresh_seconds" and s.name.endswith("_total")
+        ),
+        refresh_readings={
+            s.labels["path"]: s.value
+            for name, s in samples
+            if name == "koprogo_rollup_refresh_readings" and s.name.endswith("_total")
+        },
+    )
+
+
+def _refresh_cost(before: _Scrape, after: _Scrape, stored: int | None) -> dict[str, float | None]:
+    """What refreshing the rollups cost between two scrapes: wall seconds, readings read by path, and the wall
+    time per reading stored meanwhile."""
+    seconds = after.refresh_seconds - before.refresh_seconds
+    read = {
+        path: after.refresh_readings[path] - before.refresh_readings.get(path, 0.0) for path in after.refresh_readings
     }
+    return {"seconds": seconds, **read, "us_per_stored_reading": seconds * 1e6 / stored if stored else None}
 
 
 def _loop_lag(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
@@ -306,7 +334,7 @@ async def _phase(
 ) -> dict[str, Any]:
     """Measure for `seconds` (with the load running, if given); what the probes, the REST calls and the API's
     event loop saw."""
-    lag_before = await _loop_lag_buckets(api)
+    before = await _scrape(api)
     first = len(probe.latencies)
     rest.timings.clear()
     rest.errors.clear()
@@ -325,6 +353,7 @@ async def _phase(
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and any(t >= started for t in probe.sent.values()):
         await asyncio.sleep(0.1)
+    after = await _scrape(api)
     window = [lat for sent, lat in probe.latencies[first:] if sent >= started]
     lost = sum(1 for t in probe.sent.values() if t >= started)
     return {
@@ -333,7 +362,8 @@ async def _phase(
         "websocket_missing": lost,
         "rest_seconds": {name: _percentiles(values) for name, values in rest.timings.items()},
         "rest_errors": dict(rest.errors),
-        "api_loop_lag": _loop_lag(lag_before, await _loop_lag_buckets(api)),
+        "api_loop_lag": _loop_lag(before.lag, after.lag),
+        "rollup_refresh": _refresh_cost(before, after, None if loaded is None else loaded.acknowledged),
         "load": None if loaded is None else {"published": loaded.published, "acknowledged": loaded.acknowledged},
     }
 
@@ -454,8 +484,17 @@ def _rest(phase: dict[str, Any]) -> str:
 def _lag(phase: dict[str, Any]) -> str:
     lag = phase["api_loop_lag"]
     longest = _ms(lag["longest_at_most_s"])
-    longest = _ms(lag["longest_at_most_s"])
     return f"{lag['over_50_ms']:.0f} of {lag['ticks']:.0f} ticks over 50 ms late, longest under {longest} ms"
+
+
+def _refresh(phase: dict[str, Any]) -> str:
+    cost = phase["rollup_refresh"]
+    per = cost["us_per_stored_reading"]
+    return (
+        f"{cost['seconds']:.1f} s wall under load, {cost.get('folded', 0):,.0f} readings folded in, "
+        f"{cost.get('recomputed', 0):,.0f} read again to recompute hours; "
+        f"{'n/a' if per is None else f'{per:.1f}'} µs per stored reading"
+    )
 
 
 def _summary(r: dict[str, Any]) -> str:
@@ -472,6 +511,7 @@ def _summary(r: dict[str, Any]) -> str:
         f"REST p95 ms: {_rest(r['loaded'])}",
         f"  load            {r['loaded']['load']}",
         f"  API event loop  {_lag(r['idle'])} idle; {_lag(r['loaded'])} under load",
+        f"  rollup refresh  {_refresh(r['loaded'])}",
         f"  acceptance      {r['acceptance']['verdict']}: "
         + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in r["acceptance"].items() if k != "verdict"),
     ]

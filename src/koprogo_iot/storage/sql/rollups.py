@@ -9,12 +9,16 @@ LOCKED, and a per-sensor advisory lock orders their daily recomputations.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 from zoneinfo import ZoneInfo
+
+from prometheus_client import Counter
 
 from koprogo_iot.domain.consumption import DEFAULT_ZONE, Bucket
 from koprogo_iot.domain.readings import IoTReading
@@ -27,6 +31,7 @@ from koprogo_iot.domain.rollups import (
     combine,
     derive,
     differences,
+    extend,
     local_day,
     local_month,
     summarize,
@@ -37,6 +42,13 @@ from koprogo_iot.storage.sql.rows import Table, as_time, as_uuid, placeholders
 
 log = logging.getLogger(__name__)
 
+# What keeping rollups current costs: wall time of refreshes, and the raw readings they read, folded in after the
+# latest rows or read again to recompute hours (late readings, rule changes). The live benchmark reports both.
+REFRESH_SECONDS = Counter("koprogo_rollup_refresh_seconds_total", "Wall time spent refreshing rollups")
+REFRESH_READINGS = Counter(
+    "koprogo_rollup_refresh_readings_total", "Raw readings read by rollup refreshes, by how", ["path"]
+)
+
 HOUR = timedelta(hours=1)
 DEFAULT_LIMIT = 5000
 HOURLY = Table("iot_rollups_hourly", Rollup)
@@ -46,37 +58,50 @@ _ROWS_PER_STATEMENT = 1_000  # 21 columns: 21,000 parameters, under SQLite's 32,
 _UPDATE = ", ".join(f"{c} = excluded.{c}" for c in HOURLY.columns[2:])
 # A mark that already exists is locked, not skipped: a refresher claims marks with SKIP LOCKED, so it cannot take
 # this one and read the hour's readings before this transaction's reading is committed (and then lose it).
-# The update never happens (WHERE false) but PostgreSQL locks the row anyway; SQLite has one writer at a time.
-_MARK_CONFLICT = "ON CONFLICT (sensor_id, hour) DO UPDATE SET hour = excluded.hour WHERE false"
+# It is updated only when this batch brings an earlier reading (rare: in time order, the existing mark's is the
+# earliest), but PostgreSQL locks the row either way; SQLite has one writer at a time. A NULL `since` (the whole
+# hour) stays NULL, and a mark put back after a failed refresh may bring one.
+_MARK_CONFLICT = (
+    "ON CONFLICT (sensor_id, hour) DO UPDATE SET since = excluded.since "
+    "WHERE excluded.since IS NULL OR iot_rollup_dirty.since > excluded.since"
+)
 
 
-def stale_hours(readings: Iterable[IoTReading]) -> list[tuple[UUID, datetime]]:
-    """The distinct (sensor, UTC hour) pairs of `readings`, sorted so concurrent batches lock marks in one order."""
-    marks = {(r.sensor_id, r.timestamp.astimezone(UTC).replace(minute=0, second=0, microsecond=0)) for r in readings}
-    return sorted(marks)
+def stale_hours(readings: Iterable[IoTReading]) -> list[tuple[UUID, datetime, datetime]]:
+    """The distinct (sensor, UTC hour) pairs of `readings` with the earliest reading of each, sorted so that
+    concurrent batches lock marks in one order."""
+    earliest: dict[tuple[UUID, datetime], datetime] = {}
+    for r in readings:
+        ts = r.timestamp.astimezone(UTC)
+        key = (r.sensor_id, ts.replace(minute=0, second=0, microsecond=0))
+        if key not in earliest or ts < earliest[key]:
+            earliest[key] = ts
+    return sorted((sensor_id, hour, since) for (sensor_id, hour), since in earliest.items())
 
 
 async def mark_stale(tx: Executor, readings: Iterable[IoTReading]) -> None:
-    """Record the (sensor, UTC hour) pairs whose rollups new readings change, for the refresher."""
+    """Record the (sensor, UTC hour) pairs whose rollups new readings change, and the earliest new reading of each,
+    for the refresher."""
     marks = stale_hours(readings)
     if tx.dialect == "postgres":  # WITH ORDINALITY keeps the sorted order, in which concurrent batches lock marks
         await tx.execute(
-            "INSERT INTO iot_rollup_dirty (sensor_id, hour) SELECT m.sensor_id, m.hour "
-            "FROM unnest($1::uuid[], $2::timestamptz[]) WITH ORDINALITY AS m(sensor_id, hour, n) ORDER BY m.n "
-            f"{_MARK_CONFLICT}",
-            [sensor_id for sensor_id, _ in marks],
-            [hour for _, hour in marks],
+            "INSERT INTO iot_rollup_dirty (sensor_id, hour, since) SELECT m.sensor_id, m.hour, m.since "
+            "FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[]) "
+            f"WITH ORDINALITY AS m(sensor_id, hour, since, n) ORDER BY m.n {_MARK_CONFLICT}",
+            [sensor_id for sensor_id, _, _ in marks],
+            [hour for _, hour, _ in marks],
+            [since for _, _, since in marks],
         )
         return
     await _insert_marks(tx, marks, _MARK_CONFLICT)
 
 
-async def _insert_marks(tx: Executor, marks: list[tuple[UUID, datetime]], conflict: str) -> None:
+async def _insert_marks(tx: Executor, marks: Sequence[tuple[UUID, datetime, datetime | None]], conflict: str) -> None:
     for start in range(0, len(marks), _ROWS_PER_STATEMENT):
         chunk = marks[start : start + _ROWS_PER_STATEMENT]
-        values = ", ".join(f"(${2 * i + 1}, ${2 * i + 2})" for i in range(len(chunk)))
+        values = ", ".join(f"(${3 * i + 1}, ${3 * i + 2}, ${3 * i + 3})" for i in range(len(chunk)))
         await tx.execute(
-            f"INSERT INTO iot_rollup_dirty (sensor_id, hour) VALUES {values} {conflict}",
+            f"INSERT INTO iot_rollup_dirty (sensor_id, hour, since) VALUES {values} {conflict}",
             *[value for mark in chunk for value in mark],
         )
 
@@ -103,7 +128,7 @@ class SqlRollups:
 
 
 async def refresh_rollups(db: Database, *, limit: int = DEFAULT_LIMIT, zone: str = DEFAULT_ZONE) -> int:
-    """Claim up to `limit` stale marks and recompute their hours, days and months; return how many marks.
+    """Claim up to `limit` stale marks and bring their hours, days and months up to date; return how many marks.
 
     The marks are claimed in a short transaction of their own. Ingestion marks the hours it writes in its own
     transactions (`mark_stale`), and an insert of a mark whose delete is not committed yet waits for that commit:
@@ -111,38 +136,221 @@ async def refresh_rollups(db: Database, *, limit: int = DEFAULT_LIMIT, zone: str
     10,000 readings/s, benchmarks/README.md, live path). A reading committed after its hour was claimed marks it
     again, for the next refresh; one still uncommitted holds its mark, which SKIP LOCKED leaves alone. If the
     recomputation fails, the claimed marks are put back.
+
+    A sensor whose new readings all come after its latest rollup (readings in time order: the common case) has
+    them folded into its latest hour, day and month (`extend`), reading nothing but them; any other (a late
+    reading, a rule change) has its stale hours recomputed from the raw readings (`_refresh_sensor`).
     """
-    tz = ZoneInfo(zone)
+    started = time.perf_counter()
+    try:
+        return await _refresh(db, limit, ZoneInfo(zone))
+    finally:
+        REFRESH_SECONDS.inc(time.perf_counter() - started)
+
+
+async def _refresh(db: Database, limit: int, tz: ZoneInfo) -> int:
     async with db.transaction() as tx:
         skip_locked = " FOR UPDATE SKIP LOCKED" if tx.dialect == "postgres" else ""
         claimed = await tx.fetch(
             "DELETE FROM iot_rollup_dirty WHERE (sensor_id, hour) IN "
-            f"(SELECT sensor_id, hour FROM iot_rollup_dirty LIMIT $1{skip_locked}) RETURNING sensor_id, hour",
+            f"(SELECT sensor_id, hour FROM iot_rollup_dirty LIMIT $1{skip_locked}) RETURNING sensor_id, hour, since",
             limit,
         )
-    hours: dict[UUID, list[datetime]] = {}
+    marks: dict[UUID, dict[datetime, datetime | None]] = {}
     for row in claimed:
-        hours.setdefault(as_uuid(row["sensor_id"]), []).append(as_time(row["hour"]))
+        since = None if row["since"] is None else as_time(row["since"])
+        marks.setdefault(as_uuid(row["sensor_id"]), {})[as_time(row["hour"])] = since
     try:
         async with db.transaction() as tx:
-            counters = await _lock_sensors(tx, sorted(hours))
-            for sensor_id, counter in counters.items():
-                await _refresh_sensor(tx, sensor_id, sorted(hours[sensor_id]), counter, tz)
+            await _recompute(tx, marks, tz)
     except BaseException:
-        await asyncio.shield(_mark_again(db, hours))  # even when cancelled: the marks are all that says "stale"
+        await asyncio.shield(_mark_again(db, marks))  # even when cancelled: the marks are all that says "stale"
         raise
     return len(claimed)
 
 
-async def _mark_again(db: Database, hours: dict[UUID, list[datetime]]) -> None:
-    marks = sorted((sensor_id, hour) for sensor_id, claimed in hours.items() for hour in claimed)
+async def _recompute(tx: Executor, marks: dict[UUID, dict[datetime, datetime | None]], zone: ZoneInfo) -> None:
+    """Bring the rollups of the claimed marks up to date: by folding where the readings extend them, else by
+    recomputing the stale hours."""
+    counters = await _lock_sensors(tx, sorted(marks))
+    tails = await _tails(tx, {sensor_id: marks[sensor_id] for sensor_id in counters})
+    await _fold(tx, tails, counters, zone)
+    for sensor_id, counter in counters.items():
+        if sensor_id not in tails:
+            await _refresh_sensor(tx, sensor_id, sorted(marks[sensor_id]), counter, zone)
+
+
+async def _mark_again(db: Database, marks: dict[UUID, dict[datetime, datetime | None]]) -> None:
+    again = sorted((sensor_id, hour, since) for sensor_id, hours in marks.items() for hour, since in hours.items())
     try:
         async with db.transaction() as tx:
-            await _insert_marks(tx, marks, "ON CONFLICT DO NOTHING")
+            await _insert_marks(tx, again, _MARK_CONFLICT)
     except Exception:
         # The database is gone as well: these hours stay as they were until a reading marks them again, or
         # `koprogo-iot verify-rollups --repair` finds them.
-        log.exception("rollups: %d stale hour(s) could not be marked again after a failed refresh", len(marks))
+        log.exception("rollups: %d stale hour(s) could not be marked again after a failed refresh", len(again))
+
+
+@dataclass(slots=True)
+class _Tail:
+    """A sensor whose stale readings all come after its latest rollup rows, which they extend."""
+
+    hour: Rollup | None  # the latest hourly row, and the daily and monthly rows holding it (None: no rollups yet)
+    day: Rollup | None
+    month: Rollup | None
+    readings: list[Observation] = field(default_factory=list)  # the readings after `hour`, in time order
+
+
+async def _tails(tx: Executor, marks: dict[UUID, dict[datetime, datetime | None]]) -> dict[UUID, _Tail]:
+    """The sensors whose marks stand only for readings after their latest rollup, with those readings.
+
+    A mark's `since` is its earliest reading when ingestion made it. Readings committed between the claim and the
+    reads below are read too (and their marks, made after the claim, look late at the next refresh): for a mark
+    whose `since` is not after the latest row's last reading, the row's count against the readings up to that
+    reading tells whether one is missing from it (readings of a sensor are only added: a deletion goes with the
+    sensor, or with retention, which marks nothing)."""
+    latest = await _latest_hours(tx, list(marks))
+    tails: dict[UUID, _Tail] = {}
+    for sensor_id, hours in marks.items():
+        row = latest.get(sensor_id)
+        if row is None:
+            tails[sensor_id] = _Tail(None, None, None)
+            continue
+        if min(hours) < row.bucket:
+            continue  # an hour before the latest row: a late reading
+        since = hours.get(row.bucket, _AFTER)
+        if since is None:
+            continue  # the whole hour, on purpose
+        if since <= row.last_ts and not await _counted(tx, row):
+            continue
+        tails[sensor_id] = _Tail(row, None, None)
+    latest_hours = {sensor_id: tail.hour for sensor_id, tail in tails.items() if tail.hour is not None}
+    at = {sensor_id: row.bucket for sensor_id, row in latest_hours.items()}
+    days, months = await _rows_at(tx, DAILY, at), await _rows_at(tx, MONTHLY, at)
+    for sensor_id, row in latest_hours.items():
+        day, month = days.get(sensor_id), months.get(sensor_id)
+        if day is None or month is None or not row.last_ts == day.last_ts == month.last_ts:
+            del tails[sensor_id]  # rows that do not end together (the day or month being recomputed): recompute
+            continue
+        tails[sensor_id].day, tails[sensor_id].month = day, month
+    readings = await _readings_after(
+        tx, {s: (_EARLIEST if t.hour is None else t.hour.last_ts, max(marks[s]) + HOUR) for s, t in tails.items()}
+    )
+    for sensor_id, tail in tails.items():
+        tail.readings = readings.get(sensor_id, [])
+    REFRESH_READINGS.labels("folded").inc(sum(len(found) for found in readings.values()))
+    return tails
+
+
+_AFTER = datetime.max.replace(tzinfo=UTC)  # an hour after the latest row has no row: its readings are all new
+
+
+async def _counted(tx: Executor, row: Rollup) -> bool:
+    """Whether `row` already counts every reading of its hour up to its last one."""
+    found = await tx.fetchrow(
+        "SELECT count(*) AS n FROM iot_readings WHERE sensor_id = $1 AND ts >= $2 AND ts <= $3",
+        row.sensor_id,
+        row.bucket,
+        row.last_ts,
+    )
+    return found is not None and found["n"] == row.count
+
+
+async def _fold(tx: Executor, tails: dict[UUID, _Tail], counters: dict[UUID, _Counter], zone: ZoneInfo) -> None:
+    """Extend each sensor's latest hourly, daily and monthly rows with its new readings, and start the rows of the
+    buckets after them: every level from the readings themselves, as `summarize` would over the whole bucket."""
+    rows: dict[Table[Rollup], list[Rollup]] = {HOURLY: [], DAILY: [], MONTHLY: []}
+    for sensor_id, tail in tails.items():
+        if not tail.readings:
+            continue  # its readings were folded by the previous refresh already
+        counter = counters[sensor_id]
+        levels = (
+            (HOURLY, tail.hour, lambda ts: ts.replace(minute=0, second=0, microsecond=0)),
+            (DAILY, tail.day, lambda ts: local_day(ts, zone)[0]),
+            (MONTHLY, tail.month, lambda ts: local_month(ts, zone)[0]),
+        )
+        for table, latest, bucket_of in levels:
+            for bucket, readings in itertools.groupby(tail.readings, key=lambda r: bucket_of(r.ts)):
+                group = list(readings)
+                if latest is not None and latest.bucket == bucket:
+                    latest = extend(latest, group, counter.cumulative, counter.rollover)
+                else:
+                    baseline = None if latest is None else latest.baseline
+                    latest = summarize(sensor_id, bucket, group, counter.cumulative, baseline, counter.rollover)
+                rows[table].append(latest)
+    for table, written in rows.items():
+        await _upsert(tx, table, written)
+
+
+async def _latest_hours(tx: Executor, sensor_ids: list[UUID]) -> dict[UUID, Rollup]:
+    """Each sensor's latest hourly row (none for a sensor without rollups)."""
+    if not sensor_ids:
+        return {}
+    if tx.dialect == "postgres":
+        rows = await tx.fetch(
+            f"SELECT {HOURLY.column_list('h')} FROM unnest($1::uuid[]) AS s(id) CROSS JOIN LATERAL "
+            f"({HOURLY.select('sensor_id = s.id')} ORDER BY bucket DESC LIMIT 1) h",
+            sensor_ids,
+        )
+    else:
+        rows = []
+        for sensor_id in sensor_ids:
+            found = await tx.fetchrow(HOURLY.select("sensor_id = $1") + " ORDER BY bucket DESC LIMIT 1", sensor_id)
+            rows += [found] if found is not None else []
+    return {row.sensor_id: row for row in map(HOURLY.decode, rows)}
+
+
+async def _rows_at(tx: Executor, table: Table[Rollup], instants: dict[UUID, datetime]) -> dict[UUID, Rollup]:
+    """Each sensor's row of `table` holding its instant: the latest one starting at or before it."""
+    if not instants:
+        return {}
+    if tx.dialect == "postgres":
+        rows = await tx.fetch(
+            f"SELECT {table.column_list('r')} FROM unnest($1::uuid[], $2::timestamptz[]) AS s(id, at) CROSS JOIN "
+            f"LATERAL ({table.select('sensor_id = s.id AND bucket <= s.at')} ORDER BY bucket DESC LIMIT 1) r",
+            list(instants),
+            list(instants.values()),
+        )
+    else:
+        rows = []
+        for sensor_id, at in instants.items():
+            found = await tx.fetchrow(
+                table.select("sensor_id = $1 AND bucket <= $2") + " ORDER BY bucket DESC LIMIT 1", sensor_id, at
+            )
+            rows += [found] if found is not None else []
+    return {row.sensor_id: row for row in map(table.decode, rows)}
+
+
+async def _readings_after(tx: Executor, spans: dict[UUID, tuple[datetime, datetime]]) -> dict[UUID, list[Observation]]:
+    """Each sensor's readings after the first instant of its span and before the second, in time order."""
+    columns = "r.sensor_id, r.ts, r.value, r.organization_id, r.building_id, r.unit_id"
+    if not spans:
+        return {}
+    if tx.dialect == "postgres":
+        rows = await tx.fetch(
+            f"SELECT {columns} FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[]) AS s(id, after, before) "
+            "JOIN iot_readings r ON r.sensor_id = s.id AND r.ts > s.after AND r.ts < s.before "
+            "ORDER BY r.sensor_id, r.ts",
+            list(spans),
+            [after for after, _ in spans.values()],
+            [before for _, before in spans.values()],
+        )
+    else:
+        rows = []
+        for sensor_id, (after, before) in spans.items():
+            rows += await tx.fetch(
+                f"SELECT {columns} FROM iot_readings r "
+                "WHERE r.sensor_id = $1 AND r.ts > $2 AND r.ts < $3 ORDER BY r.ts",
+                sensor_id,
+                after,
+                before,
+            )
+    found: dict[UUID, list[Observation]] = {}
+    for row in rows:
+        unit = None if row["unit_id"] is None else as_uuid(row["unit_id"])
+        tenancy = (as_uuid(row["organization_id"]), as_uuid(row["building_id"]), unit)
+        found.setdefault(as_uuid(row["sensor_id"]), []).append(Observation(as_time(row["ts"]), row["value"], tenancy))
+    return found
 
 
 async def rebuild_rollups(
@@ -204,7 +412,7 @@ async def _refresh_sensor(
     """Recompute the sensor's given hours (all when None), the later hours whose starting baseline they move, and
     the days and months holding them; return the hourly rows written."""
     if hours is None:
-        by_hour = await _observations(tx, sensor_id, None)
+        by_hour = await _reread(tx, sensor_id, None)
         hourly, baseline = [], None
         for hour, readings in by_hour.items():
             hourly.append(summarize(sensor_id, hour, readings, counter.cumulative, baseline, counter.rollover))
@@ -226,7 +434,7 @@ async def _rehour(
     baseline before them, and the stale hours left without readings. Hours are walked in order from the row before
     the first stale one, carrying the baseline, and the walk stops at the first later row that already starts from
     the baseline it follows: every row after it was computed from the baselines that still hold."""
-    by_hour = await _observations(tx, sensor_id, _merge((hour, hour + HOUR) for hour in hours))
+    by_hour = await _reread(tx, sensor_id, _merge((hour, hour + HOUR) for hour in hours))
     before = await tx.fetchrow(
         HOURLY.select("sensor_id = $1 AND bucket < $2") + " ORDER BY bucket DESC LIMIT 1", sensor_id, hours[0]
     )
@@ -274,8 +482,15 @@ async def _rehour_one(
     tx: Executor, sensor_id: UUID, hour: datetime, counter: _Counter, baseline: float | None
 ) -> Rollup:
     """The row of an hour that has readings, recomputed from the baseline before it."""
-    readings = (await _observations(tx, sensor_id, [(hour, hour + HOUR)]))[hour]
+    readings = (await _reread(tx, sensor_id, [(hour, hour + HOUR)]))[hour]
     return summarize(sensor_id, hour, readings, counter.cumulative, baseline, counter.rollover)
+
+
+async def _reread(tx: Executor, sensor_id: UUID, ranges: list[Bucket] | None) -> dict[datetime, list[Observation]]:
+    """`_observations`, for a recomputation: counted."""
+    by_hour = await _observations(tx, sensor_id, ranges)
+    REFRESH_READINGS.labels("recomputed").inc(sum(len(readings) for readings in by_hour.values()))
+    return by_hour
 
 
 async def _observations(

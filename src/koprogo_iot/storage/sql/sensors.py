@@ -110,11 +110,12 @@ class SqlSensors:
                 raise not_found("sensor", sensor.id)
             await tx.execute(_UPDATE, sensor.organization_id, sensor.id, *[values[p] for p in _POSITIONS])
             if (before["kind"], before["rollover"]) != (sensor.measurement_kind.value, sensor.rollover):
-                # The counter rules of its readings changed: every hour it has rollups for is recomputed.
+                # The counter rules of its readings changed: every hour it has rollups for is recomputed whole
+                # (a NULL `since`, also over a mark already there).
                 await tx.execute(
                     "INSERT INTO iot_rollup_dirty (sensor_id, hour) "
                     "SELECT sensor_id, bucket FROM iot_rollups_hourly WHERE sensor_id = $1 "
-                    "ON CONFLICT (sensor_id, hour) DO NOTHING",
+                    "ON CONFLICT (sensor_id, hour) DO UPDATE SET since = NULL",
                     sensor.id,
                 )
 
