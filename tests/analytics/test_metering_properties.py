@@ -2,11 +2,16 @@
 with refreshes between them, give through the rollups what `domain.consumption` gives on the raw points.
 
 Sized for CI: `EXAMPLES` examples per database (derandomized, so a run is reproducible), each checking the hour,
-day and month consumption answers over random periods, a period against the one before it, an hourly time series
-(rollups) and quarter-hour ones (raw readings) with their flags, and a gauge's hourly statistics. It found no
-failure of the code once written; the cases its mutants failed on (the issue's jitter, a gap inside one hour, a
-wrap, a jitter before a raw period) are regular tests in test_metering_truth.py."""
+day and month consumption answers over random periods and their CSV, a unit against the building's median, a period
+against the one before it, an hourly time series (rollups) and quarter-hour ones (raw readings) with their flags, a
+gauge's hourly statistics, and that `verify-rollups` finds the stored rows equal to the raw readings' (series are
+delivered shuffled, or in time order, which the refresh folds into the latest rows). The ISTA report needs no
+property of its own: it computes its periods with `consumption_by_bucket` on the raw readings, the reference itself.
+It found no failure of the code once written; the cases its mutants failed on (the issue's jitter, a gap inside one
+hour, a wrap, a jitter before a raw period) are regular tests in test_metering_truth.py."""
 
+import csv
+import io
 import math
 import uuid
 from dataclasses import dataclass
@@ -16,7 +21,15 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from koprogo_iot.analytics.aggregates import Counters, GroupBy, Period, consumption_report, period_comparison
+from koprogo_iot.analytics.aggregates import (
+    Counters,
+    GroupBy,
+    Period,
+    consumption_report,
+    period_comparison,
+    units_vs_median,
+)
+from koprogo_iot.analytics.export import to_csv
 from koprogo_iot.analytics.series import GAP_FACTOR, time_series
 from koprogo_iot.domain.consumption import Point, consumption_by_bucket, gauge_stats
 from koprogo_iot.domain.readings import IoTReading
@@ -166,8 +179,24 @@ async def check(
                 assert same(bucket.consumption, result.consumption), (period, bucket, result)
                 assert bucket.complete == result.complete, (period, bucket, result)
                 assert bucket.sensors == (result.consumption is not None)
-    # A period against the one before it, from the hourly rollups.
+            # The CSV download of the same answer: the same figures, to its 9 decimals.
+            rows = list(csv.DictReader(io.StringIO(to_csv(report))))
+            for row, result in zip(rows, expected, strict=True):
+                written = None if row["consumption"] == "" else float(row["consumption"])
+                assert (written is None) == (result.consumption is None), (row, result)
+                assert written is None or abs(written - (result.consumption or 0.0)) <= 1e-9 * max(1.0, written)
+                assert row["complete"] == str(result.complete).lower()
+    # The unit against the building's median (its unit alone here: the median is its own figure).
     _, start_hours, hours = periods[0]
+    start = ORIGIN + timedelta(hours=start_hours)
+    median = await units_vs_median(
+        storage.source, counters, t.building.id, counter.sensor_type, start, start + timedelta(hours=hours)
+    )
+    [unit] = median.units
+    [(_, result)] = consumption_by_bucket(points, [(median.start, median.end)], rollover=counter.rollover)
+    assert same(unit.consumption, result.consumption) and same(unit.median, result.consumption), (unit, result)
+    assert unit.complete == result.complete
+    # A period against the one before it, from the hourly rollups.
     current = ORIGIN + timedelta(hours=start_hours)
     compared = await period_comparison(
         storage.source, counters, GroupBy.SENSOR, current, current + timedelta(hours=hours)
