@@ -21,6 +21,7 @@ from koprogo_iot.ista.periods import IstaPeriod, ista_periods, reading_instant
 from koprogo_iot.ista.report import IstaReport, MeterReport, PeriodStatus
 from koprogo_iot.services.ista import IstaService
 from koprogo_iot.storage.ports import Ingested, Storage
+from koprogo_iot.storage.sql.database import Database
 from tests.conftest import make_tenant
 
 JAN, JUL = date(2025, 1, 1), date(2025, 7, 1)
@@ -317,3 +318,25 @@ async def test_command_line_import_and_report(
     out = capsys.readouterr().out
     assert "threshold 5 %: 1 period(s) flagged" in out
     assert "2025-01-01 .. 2025-07-01" in out and "+7.0 %" in out and "deviation  <-- FLAGGED" in out
+
+
+async def test_the_report_comes_from_the_daily_rollups_and_outlives_the_raw_readings(
+    storage: Storage, db: Database
+) -> None:
+    """ISTA compares whole years: with raw readings kept 13 months (retention), the report of the year before would
+    find nothing. It reads the daily rollups, which are kept for good: the same figures once the raw rows are gone."""
+    t = await make_tenant(storage)
+    one = t.unit_sensor.sensor_id
+    b = t.building.name
+    data = ista_file(
+        f"{b};App. 1;{one};WATER_COLD;2025-01-01;100;m³;ACTUAL", f"{b};App. 1;{one};WATER_COLD;2025-07-01;200;m³;ACTUAL"
+    )
+    await service(storage).import_csv(principal(t.syndic), data)
+    await record(storage, t.unit_sensor, (date(2024, 12, 1), 990), (JAN, 1000), (date(2025, 4, 1), 1050))
+    await record(storage, t.unit_sensor, (JUL, 1104), (date(2025, 8, 1), 1150), hours=12)
+    before = meter_report(await service(storage).report(principal(t.syndic)), one).periods
+    await db.execute("DELETE FROM iot_readings WHERE sensor_id = $1", t.unit_sensor.id)
+    after = meter_report(await service(storage).report(principal(t.syndic)), one).periods
+    assert after == before
+    # 1050 on 1 April at midnight -> 1104 on 1 July at noon: all but 12 h of the 91.5 days fall inside.
+    assert before[0].iot_consumption == pytest.approx(50 + 54 * (91 * 24) / (91 * 24 + 12))

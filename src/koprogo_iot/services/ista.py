@@ -10,9 +10,9 @@ from datetime import date
 from uuid import UUID
 
 from koprogo_iot.domain.access import Principal
-from koprogo_iot.domain.consumption import consumption_by_bucket
 from koprogo_iot.domain.errors import Forbidden, InvalidValue
 from koprogo_iot.domain.ista import IstaMeter, IstaReading, ReadingKind
+from koprogo_iot.domain.rollups import Rollups, rollup_results
 from koprogo_iot.domain.sensors import IoTSensor, MeasurementKind
 from koprogo_iot.domain.tenancy import Building, Unit
 from koprogo_iot.domain.units import conversion_factor
@@ -260,11 +260,14 @@ class IstaService:
             return without_iot(PeriodStatus.NOT_COMPARABLE, note)
         if not periods:
             return []
+        # ISTA's periods run from local midnight to local midnight: whole daily rollups, which give the reference's
+        # consumption (domain.rollups) and stay when retention has dropped the raw readings of past years.
         grid = [(reading_instant(period.start), reading_instant(period.end)) for period in periods]
-        found = await self.source.points(meter.organization_id, [sensor.id], grid[0][0], grid[-1][1])
-        points = found[sensor.id]
-        results = consumption_by_bucket(points, grid, rollover=sensor.rollover)
+        found = await self.source.counter_rows(
+            meter.organization_id, [sensor.id], grid[0][0], grid[-1][1], Rollups.DAILY
+        )
+        results = rollup_results(found[sensor.id], grid)
         return [
             compare(period, factor, result, sensor.unit_of_measure, threshold_percent)
-            for period, (_, result) in zip(periods, results, strict=True)
+            for period, result in zip(periods, results, strict=True)
         ]
