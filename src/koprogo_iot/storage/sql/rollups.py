@@ -242,6 +242,7 @@ async def _tails(tx: Executor, marks: dict[UUID, dict[datetime, datetime | None]
     return tails
 
 
+_SLICE = 0.005  # seconds of folding between two yields to the event loop
 _AFTER = datetime.max.replace(tzinfo=UTC)  # an hour after the latest row has no row: its readings are all new
 
 
@@ -260,7 +261,11 @@ async def _fold(tx: Executor, tails: dict[UUID, _Tail], counters: dict[UUID, _Co
     """Extend each sensor's latest hourly, daily and monthly rows with its new readings, and start the rows of the
     buckets after them: every level from the readings themselves, as `summarize` would over the whole bucket."""
     rows: dict[Table[Rollup], list[Rollup]] = {HOURLY: [], DAILY: [], MONTHLY: []}
+    yielded = time.perf_counter()
     for sensor_id, tail in tails.items():
+        if time.perf_counter() - yielded > _SLICE:
+            await asyncio.sleep(0)  # the loop may be the API's (`up`, or jobs in the API): let it answer meanwhile
+            yielded = time.perf_counter()
         if not tail.readings:
             continue  # its readings were folded by the previous refresh already
         counter = counters[sensor_id]
