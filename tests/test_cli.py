@@ -195,6 +195,50 @@ def test_a_counters_register_size_is_set_and_cleared_by_the_cli(tmp_path: Path) 
     assert asyncio.run(rollovers()) == [99999.999]
 
 
+def test_a_buildings_main_meter_is_set_by_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """In-process (`main`): four commands as subprocesses took 24 s on a loaded machine."""
+    import asyncio
+
+    from koprogo_iot.bootstrap import open_storage
+    from koprogo_iot.cli import main
+    from koprogo_iot.domain.tenancy import Building, Organization
+    from tests.conftest import ENCRYPTION_KEY
+
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    org = Organization(name="Syndic & Co")
+    building = Building(organization_id=org.id, name="Résidence")
+
+    async def provision() -> None:
+        storage = await open_storage(url, ENCRYPTION_KEY)
+        await storage.tenancy.add_organization(org)
+        await storage.tenancy.add_building(building)
+        await storage.close()
+
+    async def mains() -> list[str]:
+        storage = await open_storage(url, ENCRYPTION_KEY)
+        try:
+            return sorted(s.sensor_id for s in await storage.sensors.select(org.id) if s.main_meter)
+        finally:
+            await storage.close()
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main([*args, "--database-url", url, "--organization", str(org.id)])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    asyncio.run(provision())
+    meter = ("--building", str(building.id), "--type", "cold_water", "--unit-of-measure", "m³")
+    code, added, err = run("sensors", "add", *meter, "--sensor-id", "MAIN-1", "--main-meter")
+    assert code == 0, err
+    assert asyncio.run(mains()) == ["MAIN-1"]
+    spare_id = run("sensors", "add", *meter, "--sensor-id", "MAIN-2")[1].split()[2].rstrip(":")
+    code, _, err = run("sensors", "set-main-meter", spare_id, "yes")
+    assert code == 2 and "already the building's main cold_water meter" in err and "Traceback" not in err
+    code, out, err = run("sensors", "set-main-meter", added.split()[2].rstrip(":"), "no")
+    assert code == 0 and "not a main meter" in out, err
+    assert asyncio.run(mains()) == []
+
+
 def test_verify_rollups_reports_differences_and_repairs_them(tmp_path: Path) -> None:
     import asyncio
     from datetime import UTC, datetime, timedelta

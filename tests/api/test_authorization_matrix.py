@@ -309,6 +309,7 @@ MATRIX: dict[str, Op] = {
         query("/iot/consumption/units-vs-median", "building_id", building, sensor_type="cold_water"),
         managers(200, 404),
     ),
+    "GET /iot/buildings/{building_id}/balance": Op(at("/iot/buildings/{}/balance", building), managers(200, 404)),
     "GET /iot/consumption/period-comparison": Op(
         query("/iot/consumption/period-comparison", "building_id", building), everyone(200, 404)
     ),

@@ -4,8 +4,9 @@ Ingest workers decide only per-reading rules; these need a stretch of history an
 part of it, so one process at a time (the holder of the `window-rules` lease) judges the stored readings.
 Each run judges the short rules (offline, threshold with duration, spike, continuous flow, stuck); the first run
 of each hour also the long ones (night leak, counters going backwards or jumping over the last day, the
-statistical outlier of the hour that just ended). Decisions go through the store like ingestion's: one active
-alert per (sensor, type), and evidence already judged is not counted as a repeat.
+statistical outlier of the hour that just ended, the building balance of the last whole days). Decisions go through
+the store like ingestion's: one active alert per (sensor, type), and evidence already judged is not counted as a
+repeat.
 """
 
 from __future__ import annotations
@@ -16,13 +17,16 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from msgspec.structs import replace
 
-from koprogo_iot.domain.alerts import AlertDecision, AlertStatus
+from koprogo_iot.analytics.balance import balances, meterings
+from koprogo_iot.domain.alerts import AlertDecision, AlertStatus, AlertType, ClearAlert
 from koprogo_iot.domain.clock import utcnow
-from koprogo_iot.domain.consumption import DEFAULT_ZONE, Point
+from koprogo_iot.domain.consumption import DEFAULT_ZONE, Point, calendar_buckets
 from koprogo_iot.domain.detection import (
+    balance_decision,
     baseline_hours,
     continuous_flow_leak,
     faulty_window,
@@ -86,15 +90,18 @@ class WindowRules:
         )
         applied = 0
         for organization in await self.storage.tenancy.list_organizations():
-            sensors = [
-                s for s in await self.storage.sensors.select(organization.id) if s.status is not SensorStatus.INACTIVE
-            ]
+            everything = await self.storage.sensors.select(organization.id)
+            sensors = [s for s in everything if s.status is not SensorStatus.INACTIVE]
             if not sensors:
                 continue
             layers = await self.storage.alert_rules.organization_rules(organization.id)
             rules = {s.id: layers.for_sensor(s) for s in sensors}
             decisions = await self._judge(organization.id, sensors, rules, now, hourly)
-            decisions += await self._retired(organization.id, rules, now)
+            if hourly:
+                # Unit meters switched off still count: the balance must show what they no longer measure.
+                decisions += await self._balance(organization.id, everything, rules, now)
+            mains = {s.id for s in sensors if s.main_meter}
+            decisions += await self._retired(organization.id, rules, mains, now)
             if decisions:
                 await self.storage.alerts.apply(decisions)
                 applied += len(decisions)
@@ -130,12 +137,39 @@ class WindowRules:
         return decisions
 
     async def _retired(
-        self, organization_id: UUID, rules: dict[UUID, AlertRules], now: datetime
+        self, organization_id: UUID, rules: dict[UUID, AlertRules], mains: set[UUID], now: datetime
     ) -> list[AlertDecision]:
-        """Clears for the active alerts whose rule was switched off (or threshold removed) since they were raised."""
+        """Clears for the active alerts whose rule was switched off (or threshold removed) since they were raised,
+        and for balance alerts of sensors that are no longer main meters."""
         active = await self.storage.alerts.select(organization_id, AlertFilter(status=AlertStatus.ACTIVE, limit=10_000))
-        found = (retired_rule(a, rules[a.sensor_id], now) for a in active if a.sensor_id in rules)
+        found = [retired_rule(a, rules[a.sensor_id], now) for a in active if a.sensor_id in rules]
+        found += [
+            ClearAlert(a.sensor_id, a.alert_type, now, a.rule)
+            for a in active
+            if a.alert_type is AlertType.BUILDING_BALANCE and a.sensor_id in rules and a.sensor_id not in mains
+        ]
         return [clear for clear in found if clear is not None]
+
+    async def _balance(
+        self, organization_id: UUID, sensors: list[IoTSensor], rules: dict[UUID, AlertRules], now: datetime
+    ) -> list[AlertDecision]:
+        """Each main meter against its unit meters over its rule's last whole local days (from the hourly rollups:
+        local midnights are whole hours)."""
+        zone = ZoneInfo(self.zone)
+        today = now.astimezone(zone).date()
+        decisions: list[AlertDecision] = []
+        for metering in meterings(sensors):
+            rule = rules[metering.main.id].balance if metering.main.id in rules else None
+            if rule is None or not rule.enabled:
+                continue
+            first = today - timedelta(days=rule.days)
+            start, end = (datetime(d.year, d.month, d.day, tzinfo=zone) for d in (first, today))
+            grid = calendar_buckets(start, end, "day", zone)
+            [found] = await balances(self.storage.source, organization_id, [metering], grid, Rollups.HOURLY)
+            decision = balance_decision(metering.main, rules[metering.main.id], found.buckets, now, self.zone)
+            if decision is not None:
+                decisions.append(decision)
+        return decisions
 
     def _points_rules(
         self, sensor: IoTSensor, rules: AlertRules, points: Sequence[Point], now: datetime, hourly: bool

@@ -178,6 +178,14 @@ async def consumption_report(
 ) -> ConsumptionReport:
     """The counters' consumption per `period` bucket over [start, end), summed per group (`use_rollups` False:
     from the raw readings whatever the buckets)."""
+    grid, rollup = report_grid(period, start, end)
+    groups = await _totals(source, counters, group_by, grid, rollup if use_rollups else None)
+    return ConsumptionReport(group_by, period, grid[0][0], grid[-1][1], groups)
+
+
+def report_grid(period: Period, start: datetime | None, end: datetime | None) -> tuple[list[Bucket], Rollups | None]:
+    """The `period` buckets of a report over [start, end) (defaults: the period's span up to now), and the rollup
+    they are made of (None: none, read the raw readings)."""
     if start is None:
         start = period_floor((end or utcnow()) - period.default_span, period)
     start, end = resolve_period(start, end, period.default_span)
@@ -186,11 +194,10 @@ async def consumption_report(
     grid = period_buckets(start, end, period)
     # Buckets that are whole hours, or whole local days and months, are made of rollup rows: read those.
     rollup = Rollups.HOURLY if period is Period.HOUR else Rollups.DAILY
-    aligned = all(_on_rollup_bound(rollup, bound) for bucket in grid for bound in bucket)
-    if aligned and period is Period.MONTH:
-        rollup = Rollups.MONTHLY  # whole months from monthly rows, the partial ones at the edges from daily rows
-    groups = await _totals(source, counters, group_by, grid, rollup if aligned and use_rollups else None)
-    return ConsumptionReport(group_by, period, start, end, groups)
+    if not all(_on_rollup_bound(rollup, bound) for bucket in grid for bound in bucket):
+        return grid, None
+    # Whole months from monthly rows, the partial ones at the edges from daily rows.
+    return grid, Rollups.MONTHLY if period is Period.MONTH else rollup
 
 
 def _on_rollup_bound(rollup: Rollups, instant: datetime) -> bool:
@@ -301,16 +308,7 @@ async def _totals(
     rollup: Rollups | None = None,
 ) -> list[GroupTotals]:
     sensors = counters.sensors
-    start, end = min(b[0] for b in grid), max(b[1] for b in grid)
-    ids = [s.id for s in sensors]
-    if rollup is not None:
-        rows = await source.counter_rows(counters.organization_id, ids, start, end, rollup)
-        results = {s.id: rollup_results(rows[s.id], grid) for s in sensors}
-    else:
-        points = await source.points(counters.organization_id, ids, start, end)
-        results = {
-            s.id: [r for _, r in consumption_by_bucket(points[s.id], grid, rollover=s.rollover)] for s in sensors
-        }
+    results = await counter_results(source, counters.organization_id, sensors, grid, rollup)
     members: dict[tuple[str, str], list[IoTSensor]] = {}
     for sensor in sensors:
         members.setdefault((_group_key(sensor, group_by), sensor.unit_of_measure), []).append(sensor)
@@ -325,6 +323,33 @@ async def _totals(
         for (key, uom), group in members.items()
     ]
     return sorted(groups, key=lambda g: (g.label, g.unit_of_measure, g.key))
+
+
+async def counter_results(
+    source: ReadingSource,
+    organization_id: UUID,
+    sensors: Sequence[IoTSensor],
+    grid: Sequence[Bucket],
+    rollup: Rollups | None = None,
+    gap_factor: float | None = None,
+) -> dict[UUID, list[CounterResult]]:
+    """Each counter's consumption per bucket of `grid`, from `rollup` rows (each bucket made of whole rows) or from
+    the raw readings (None). `gap_factor`: a step longer than this many of the sensor's sampling intervals makes
+    the figure `estimated`; None: not looked for."""
+    start, end = min(b[0] for b in grid), max(b[1] for b in grid)
+    ids = [s.id for s in sensors]
+
+    def max_gap(sensor: IoTSensor) -> timedelta | None:
+        return None if gap_factor is None else timedelta(seconds=gap_factor * sensor.sampling_interval)
+
+    if rollup is not None:
+        rows = await source.counter_rows(organization_id, ids, start, end, rollup)
+        return {s.id: rollup_results(rows[s.id], grid, max_gap(s)) for s in sensors}
+    points = await source.points(organization_id, ids, start, end)
+    return {
+        s.id: [r for _, r in consumption_by_bucket(points[s.id], grid, rollover=s.rollover, max_gap=max_gap(s))]
+        for s in sensors
+    }
 
 
 def _group_key(sensor: IoTSensor, group_by: GroupBy) -> str:

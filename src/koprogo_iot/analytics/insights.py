@@ -8,6 +8,8 @@ Rules (thresholds are the constants below, each with its reason):
 - `hot_cold_ratio`: hot water above `HOT_SHARE` of a unit's water (hot + cold), or of the building's (managers only).
 - `standby_electricity`: a common electricity counter whose night power is at least `STANDBY_SHARE` of its daytime
   power (08:00-20:00), or above `STANDBY_NIGHT_KW`.
+- `building_balance`: a building's main meter counting more than `BALANCE_SHARE` above the sum of its units' meters
+  of its medium over the period (`analytics.balance`). Managers only: an owner does not see the other units.
 Only sensors the caller may see are read (the analytics service narrows them to the owner's scope), so an owner
 never gets an insight about a neighbour's unit. The period is trimmed to whole hours so the hourly rollups answer;
 nights and days are examined over its last `RECENT_SPAN`; a longer period's whole local days come from the daily
@@ -26,6 +28,7 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from koprogo_iot.analytics.aggregates import Counters
+from koprogo_iot.analytics.balance import MediumBalance, balances, meterings
 from koprogo_iot.analytics.series import resolve_period
 from koprogo_iot.domain.consumption import (
     DEFAULT_ZONE,
@@ -86,6 +89,10 @@ MIN_STANDBY_KW = 0.05  # 50 W is emergency lighting and the meters themselves: n
 MIN_COVERAGE = 0.9
 # Building-wide ratio from at least two units: with one, it repeats that unit's insight.
 MIN_UNITS_FOR_BUILDING_RATIO = 2
+# Meters may each err by 2 % (Measuring Instruments Directive, usual flows): a main meter 3 % above the sum of the
+# units' is beyond what the meters explain, 10 % is a loss worth acting on (the balance alert's default is 3 % too).
+BALANCE_SHARE = 0.03
+BALANCE_SHARE_WARNING = 0.10
 
 _WATER = (SensorType.COLD_WATER, SensorType.HOT_WATER)
 _HOUR = timedelta(hours=1)
@@ -97,6 +104,7 @@ class InsightKind(StrEnum):
     UNIT_ABOVE_MEDIAN = "unit_above_median"
     HOT_COLD_RATIO = "hot_cold_ratio"
     STANDBY_ELECTRICITY = "standby_electricity"
+    BUILDING_BALANCE = "building_balance"
 
 
 class Severity(StrEnum):
@@ -219,6 +227,9 @@ async def building_insights(
     ]
     if building_wide:
         found += units_above_median(usages, names)
+        # One bucket of whole hours: the hourly rollups answer, as the figures above.
+        period = await balances(source, organization_id, meterings(sensors), [(start, end)], Rollups.HOURLY)
+        found += building_balances(period, names)
     order = list(Severity)
     found.sort(key=lambda i: (order.index(i.severity), str(i.building_id), i.kind.value, i.title))
     return InsightReport(start, end, building_id, prices, found)
@@ -434,6 +445,48 @@ def units_above_median(usages: Sequence[_Usage], names: _Names) -> list[Insight]
                 )
             )
     return found
+
+
+def building_balances(found: Iterable[MediumBalance], names: _Names) -> list[Insight]:
+    """Main meters counting notably more than their units' meters over the period."""
+    insights = []
+    for balance in found:
+        total = balance.total
+        if total is None or total.share is None or total.share <= BALANCE_SHARE:
+            continue
+        main, units, unexplained = total.main or 0.0, total.units or 0.0, total.unexplained or 0.0
+        uom, what = balance.unit_of_measure, balance.sensor_type.value.replace("_", " ")
+        caveat = (
+            " The figures are estimated: a meter has a gap in its readings or none at all, which can itself explain "
+            "part of the difference."
+            if total.estimated
+            else ""
+        )
+        place = names.building(balance.building_id)
+        insights.append(
+            Insight(
+                kind=InsightKind.BUILDING_BALANCE,
+                severity=Severity.WARNING if total.share >= BALANCE_SHARE_WARNING else Severity.INFO,
+                building_id=balance.building_id,
+                sensor_id=balance.main_sensor_id,
+                title=f"{total.share:.1%} of the {what} of {place} goes through no unit's meter",
+                message=(
+                    f"Over the period the main {what} meter counted {main:.3f} {uom} and the "
+                    f"{total.units_total} units' meters {units:.3f} {uom}: {unexplained:.3f} {uom} "
+                    f"({total.share:.1%}) is unexplained, more than the meters' own tolerance. Look for a leak on "
+                    f"the common pipes, a unit meter missing, stopped or bypassed.{caveat}"
+                ),
+                figures={
+                    "main_consumption": Figure(_round(main), uom),
+                    "units_consumption": Figure(_round(units), uom),
+                    "unexplained": Figure(_round(unexplained), uom),
+                    "unexplained_share": Figure(_round(total.share * 100), "%"),
+                    "threshold": Figure(BALANCE_SHARE * 100, "%"),
+                    "units_measured": Figure(total.units_measured, "meters"),
+                },
+            )
+        )
+    return insights
 
 
 def _usage(

@@ -146,6 +146,11 @@ class SensorUpdate(_In):
         description="a counter's register size: the index at which it returns to 0, e.g. 100000 for a 99999.999 m³ "
         "register; null: unknown (a wrap then counts as a reset)",
     )
+    main_meter: bool = Field(
+        False,
+        description="the building's main meter of its sensor type: a common counter, which the building balance "
+        "compares with the sum of its units' counters of that type; one per building and type",
+    )
     status: SensorStatus | None = None
     installed_at: Instant | None = None
 
@@ -196,6 +201,7 @@ class SensorOut(_Out):
     alert_threshold_max: float | None
     alert_enabled: bool
     rollover: float | None
+    main_meter: bool
     status: SensorStatus
     last_reading_at: datetime | None
     last_value: float | None

@@ -34,9 +34,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add.add_argument("--model", default="unknown")
     add.add_argument("--location", default="", help="where it is installed (default: the device field or id)")
     add.add_argument("--rollover", type=float, help=_ROLLOVER)
+    add.add_argument("--main-meter", action="store_true", help=_MAIN_METER)
     rollover = actions.add_parser("set-rollover", help="set or clear a counter's register size (its rollover)")
     rollover.add_argument("sensor", type=UUID, help="the sensor's id (`sensors list`)")
     rollover.add_argument("value", type=_register, help=f"{_ROLLOVER}; `none` to clear it")
+    main = actions.add_parser("set-main-meter", help="make a common counter the building's main meter, or not")
+    main.add_argument("sensor", type=UUID, help="the sensor's id (`sensors list`)")
+    main.add_argument("value", choices=["yes", "no"], help=_MAIN_METER)
     listed = actions.add_parser("list", help="the organization's sensors and the topic each device publishes to")
     listed.add_argument("--building", type=UUID)
 
@@ -45,13 +49,15 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     device_actions.add_parser("formats", help="each device family: its device id, fields and topic")
     unclaimed = device_actions.add_parser("unclaimed", help="devices heard sending values no sensor reads yet")
     unclaimed.add_argument("--building", type=UUID)
-    for action in (add, rollover, listed, unclaimed):
+    for action in (add, rollover, main, listed, unclaimed):
         action.add_argument("--organization", type=UUID, required=True, help="the organization's id")
         action.add_argument("--data-dir", help="where embedded data lives (KOPROGO_DATA_DIR, default ./data)")
         action.add_argument("--database-url", help="postgresql://... or sqlite:///path (KOPROGO_DATABASE_URL)")
 
 
 _ROLLOVER = "a counter's register size: the index at which it returns to 0, e.g. 100000 for a 99999.999 m³ register"
+
+_MAIN_METER = "the building's main meter of its type, balanced against the units' counters (one per building and type)"
 
 
 def _register(text: str) -> float | None:
@@ -110,6 +116,10 @@ async def _run(storage: Storage, args: argparse.Namespace) -> str:
         sensor = await provisioning.update_sensor(principal, args.sensor, {"rollover": args.value})
         size = "unknown (a wrap counts as a reset)" if sensor.rollover is None else f"{sensor.rollover:g}"
         return f"sensor {sensor.id}: register size {size}; its rollups are recomputed"
+    if args.sensors_command == "set-main-meter":
+        sensor = await provisioning.update_sensor(principal, args.sensor, {"main_meter": args.value == "yes"})
+        role = "the building's main meter" if sensor.main_meter else "not a main meter"
+        return f"sensor {sensor.id}: {role} of {sensor.sensor_type.value}"
     fields: dict[str, Any] = {
         "building_id": args.building,
         "unit_id": args.unit,
@@ -123,6 +133,7 @@ async def _run(storage: Storage, args: argparse.Namespace) -> str:
         "model": args.model,
         "location": args.location or args.device_field or args.sensor_id,
         "rollover": args.rollover,
+        "main_meter": args.main_meter,
     }
     sensor = await provisioning.create_sensor(principal, fields)
     return f"registered sensor {sensor.id}: publish to {sensor.mqtt_topic}"

@@ -24,6 +24,7 @@ class AlertType(StrEnum):
     LOW_BATTERY = "low_battery"
     SENSOR_FAULTY = "sensor_faulty"
     LEAK_DETECTED = "leak_detected"
+    BUILDING_BALANCE = "building_balance"  # a main meter counting more than its building's unit meters
 
 
 class AlertSeverity(StrEnum):

@@ -327,8 +327,10 @@ def compose(
 
     place = unit.name if unit is not None else "common"
     severity = alert.severity.value.capitalize()
-    # A battery alert's value is the battery level, not a reading of the sensor's quantity.
-    unit_of_measure = "%" if alert.alert_type is AlertType.LOW_BATTERY else sensor.unit_of_measure
+    # A battery alert's value is the battery level, a balance alert's the unexplained share: not a reading of the
+    # sensor's quantity.
+    percent = alert.alert_type in (AlertType.LOW_BATTERY, AlertType.BUILDING_BALANCE)
+    unit_of_measure = "%" if percent else sensor.unit_of_measure
     subject = (
         f"{_PURPOSE_PREFIX[purpose]}{severity}: {_label(alert.alert_type).lower()} on {sensor.sensor_id} "
         f"({building.name}, {place})"

@@ -125,6 +125,18 @@ class StatisticalRule(_Rule, frozen=True):
     min_samples: Annotated[int, msgspec.Meta(ge=2)] = 3
 
 
+class BalanceRule(_Rule, frozen=True):
+    """A building's main meter counting more than the sum of its units' meters of the same medium: the unexplained
+    share above `max_share_percent` on each of the last `days` whole local days. Judged on main meters only.
+
+    3 %: a meter of the European Measuring Instruments Directive may err by 2 % at usual flows, so a sum of unit
+    meters against a main meter can differ by that much with nothing wrong; beyond it, water or energy is lost or
+    uncounted. 3 days: one day's difference can be a meter's reading delayed across midnight."""
+
+    max_share_percent: Annotated[float, msgspec.Meta(gt=0, le=100)] = 3.0
+    days: Annotated[int, msgspec.Meta(ge=1, le=31)] = 3
+
+
 class AlertRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     threshold: ThresholdRule = ThresholdRule()
     spike: SpikeRule = SpikeRule()
@@ -133,6 +145,7 @@ class AlertRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
     battery: BatteryRule = BatteryRule()
     faulty: FaultyRule = FaultyRule()
     statistical: StatisticalRule = StatisticalRule()
+    balance: BalanceRule = BalanceRule()
 
     def __post_init__(self) -> None:
         t = self.threshold

@@ -131,6 +131,9 @@ class IoTSensor:
     # A counter's register size: the index at which it returns to 0 (100000 for a 99999.999 m³ register). Known,
     # a wrap counts what the meter measured; unknown (None), it counts as a reset (domain.consumption).
     rollover: float | None = None
+    # The building's main meter for its sensor type (its medium): the counter the units' counters of that type are
+    # balanced against (domain.balance). One per building and type; a common counter, never a unit's.
+    main_meter: bool = False
     status: SensorStatus = SensorStatus.ACTIVE
     last_reading_at: datetime | None = None
     last_value: float | None = None
@@ -177,6 +180,8 @@ class IoTSensor:
             raise InvalidValue(f"rollover must be a register size above 0 and at most {MAX_ROLLOVER:g}")
         if rollover is not None and self.measurement_kind is not MeasurementKind.CUMULATIVE:
             raise InvalidValue("only a counter (cumulative sensor) has a rollover")
+        if self.main_meter and (self.measurement_kind is not MeasurementKind.CUMULATIVE or self.unit_id is not None):
+            raise InvalidValue("a main meter is a common counter (cumulative, without a unit)")
         if self.last_battery_level is not None and not 0 <= self.last_battery_level <= 100:
             raise InvalidValue("battery level must be between 0 and 100")
 

@@ -9,7 +9,7 @@ from enum import StrEnum
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from koprogo_iot.analytics import aggregates, forecast, insights, series
+from koprogo_iot.analytics import aggregates, balance, forecast, insights, series
 from koprogo_iot.analytics.aggregates import (
     ComparisonReport,
     ConsumptionReport,
@@ -19,6 +19,7 @@ from koprogo_iot.analytics.aggregates import (
     Period,
     SensorScope,
 )
+from koprogo_iot.analytics.balance import BalanceReport
 from koprogo_iot.analytics.insights import InsightReport, Prices
 from koprogo_iot.analytics.series import TimeSeries
 from koprogo_iot.domain.access import Principal
@@ -114,6 +115,21 @@ class Analytics:
         principal.require_manager()
         counters = await self.counters(principal, SensorScope(building_id=building_id, sensor_type=sensor_type))
         return await aggregates.units_vs_median(self.source, counters, building_id, sensor_type, start, end)
+
+    async def building_balance(
+        self,
+        principal: Principal,
+        building_id: UUID,
+        sensor_type: SensorType | None = None,
+        period: Period = Period.DAY,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> BalanceReport:
+        """The building's main meters against the sum of its units' meters. For managers only: an owner sees only
+        their own units, so the sum would miss the neighbours' and the whole difference look unexplained."""
+        principal.require_manager()
+        counters = await self.counters(principal, SensorScope(building_id=building_id))
+        return await balance.building_balance(self.source, counters, building_id, sensor_type, period, start, end)
 
     async def period_comparison(
         self,

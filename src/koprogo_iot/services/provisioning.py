@@ -157,6 +157,17 @@ class Provisioning:
             if unit.building_id != building_id:
                 raise InvalidValue(f"unit {unit_id} is not in building {building_id}")
 
+    async def _check_main_meter(self, sensor: IoTSensor) -> None:
+        """One main meter per building and sensor type (the database refuses a second one too, less clearly)."""
+        if not sensor.main_meter:
+            return
+        for other in await self.sensors.select(sensor.organization_id, SensorFilter(sensor.building_id)):
+            if other.main_meter and other.sensor_type is sensor.sensor_type and other.id != sensor.id:
+                raise Conflict(
+                    f"main_meter: sensor {other.sensor_id!r} is already the building's main "
+                    f"{sensor.sensor_type.value} meter"
+                )
+
     @staticmethod
     def _check_device(sensor: IoTSensor) -> None:
         """A device-format sensor reads a field that format has, in a unit its own converts from."""
@@ -174,6 +185,7 @@ class Provisioning:
         sensor = IoTSensor(organization_id=principal.organization_id, **fields)
         self._check_device(sensor)
         await self._check_placement(principal, sensor.building_id, sensor.unit_id)
+        await self._check_main_meter(sensor)
         if await self.sensors.find(principal.organization_id, sensor.sensor_id, sensor.device_field) is not None:
             raise Conflict(f"sensor id {sensor.sensor_id!r} is already registered in this organization")
         await self.sensors.add(sensor)
@@ -205,6 +217,7 @@ class Provisioning:
         sensor = before.changed(**changes)
         self._check_device(sensor)
         await self._check_placement(principal, sensor.building_id, sensor.unit_id)
+        await self._check_main_meter(sensor)
         other = await self.sensors.find(principal.organization_id, sensor.sensor_id, sensor.device_field)
         if other is not None and other.id != sensor.id:
             raise Conflict(f"sensor id {sensor.sensor_id!r} is already registered in this organization")

@@ -238,6 +238,53 @@ async def period_comparison(
     return ComparisonOut.model_validate(result)
 
 
+class BalanceBucketOut(_Out):
+    start: datetime
+    end: datetime
+    main: float | None = Field(description="the main meter's consumption")
+    units: float | None = Field(description="the sum of the unit meters with a figure, in the main meter's unit")
+    unexplained: float | None = Field(description="main - units: what no unit's meter counted")
+    share: float | None = Field(description="unexplained / main, a fraction (0.04 is 4 %); null: main unknown or 0")
+    units_measured: int
+    units_total: int
+    estimated: bool = Field(description="a figure spreads a gap, or a unit meter has no figure in the bucket")
+    complete: bool
+
+
+class MediumBalanceOut(_Out):
+    sensor_type: SensorType
+    main_sensor_id: UUID
+    label: str
+    unit_of_measure: str
+    unit_sensor_ids: list[UUID]
+    total: BalanceBucketOut | None
+    buckets: list[BalanceBucketOut]
+
+
+class BalanceOut(_Out):
+    building_id: UUID
+    period: Period
+    start: datetime
+    end: datetime
+    timezone: str
+    balances: list[MediumBalanceOut]
+
+
+@router.get("/buildings/{building_id}/balance", response_model=BalanceOut)
+async def building_balance(
+    building_id: UUID,
+    principal: PrincipalDep,
+    services: ServicesDep,
+    sensor_type: Annotated[SensorType | None, Query(description="the medium; default: every main meter")] = None,
+    period: Annotated[Period, Query(description="hour, or day and month in Europe/Brussels")] = Period.DAY,
+    start: StartQuery = None,
+    end: EndQuery = None,
+) -> object:
+    """Each main meter of the building against the sum of its units' meters of that medium (syndics)."""
+    result = await services.analytics.building_balance(principal, building_id, sensor_type, period, start, end)
+    return _json(BalanceOut.model_validate(result))
+
+
 class DayForecastOut(_Out):
     day: date
     actual: float | None = Field(description="measured (days before today)")

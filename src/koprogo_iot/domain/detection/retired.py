@@ -24,6 +24,7 @@ _STILL_ON: dict[str, Callable[[AlertRules], bool]] = {
     "backwards": lambda r: r.faulty.enabled and r.faulty.detect_backwards,
     "jump": lambda r: r.faulty.enabled and r.faulty.max_increase_per_hour is not None,
     "statistical": lambda r: r.statistical.enabled,
+    "balance": lambda r: r.balance.enabled,
 }
 
 

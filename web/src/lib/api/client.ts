@@ -23,6 +23,7 @@ export type CounterPoint = Schemas['CounterPointOut'];
 export type Consumption = Schemas['ConsumptionOut'];
 export type Median = Schemas['MedianOut'];
 export type Comparison = Schemas['ComparisonOut'];
+export type Balance = Schemas['BalanceOut'];
 export type Insights = Schemas['InsightsOut'];
 export type IstaImport = Schemas['ImportOut'];
 export type IstaReport = Schemas['ReportOut'];
