@@ -36,6 +36,7 @@ OWNER_EMAIL = "owner@demo.koprogo.be"
 ADMIN_EMAIL = "admin@demo.koprogo.be"
 SIMULATOR_LOGIN = "Simulateur de la démo"  # the device credential the simulator publishes with
 TRIAL_LOGIN = "Essai MQTT (démo)"  # the one printed at start, to publish by hand
+MAIN_METER_EXCESS = 1.02  # the main water meter counts 2 % more than the flats' meters (under the balance rule's 3 %)
 DEMO_INTERVAL = 10  # seconds: the shortest sampling interval, so a demo visibly moves
 # History written before the demo starts (charts, analytics and forecasts need it): 16 months (a forecast's yearly
 # profile looks a year back from weeks ago), hourly over the last month and every 6 hours before, which keeps a
@@ -82,6 +83,7 @@ def _demo_sensors(org: uuid.UUID, building: uuid.UUID, units: list[Unit]) -> lis
             "Basement, main water meter",
             manufacturer="Kamstrup",
             model="MULTICAL 21",
+            main_meter=True,  # against the flats' cold water meters: the building balance
         ),
         sensor(
             "KAM-FLOWIQ-60020042",
@@ -205,8 +207,6 @@ def _history_value(sensor: IoTSensor, moment: datetime, previous: float, hours: 
     """The value at `moment`, `hours` after the previous one (a counter's index `previous`)."""
     if sensor.measurement_kind is MeasurementKind.CUMULATIVE:
         per_hour = {SensorType.ELECTRICITY: 2.5, SensorType.GAS: 1.2}.get(sensor.sensor_type, 0.012)
-        if sensor.unit_id is None and sensor.sensor_type is SensorType.COLD_WATER:
-            per_hour = 0.2  # the main meter sees the whole building
         usage = math.fsum(_usage(moment - timedelta(hours=h)) for h in range(round(hours)))  # each hour of the step
         step = per_hour * usage * _season(sensor, moment) * rng.uniform(0.7, 1.3)
         return round(previous + step, 4)
@@ -234,14 +234,24 @@ async def backfill(storage: Storage, sensors: list[IoTSensor], now: datetime, hi
     # sensor silent for up to an hour before the simulator's first reading, and announce 17 "offline" alerts
     moments.append(now)
     written = 0
-    for sensor in sensors:
+    # A main meter counts what its building's unit meters of its type count, and a little more (common pipes):
+    # written after them, from the sum of their steps.
+    drawn: dict[SensorType, list[float]] = {}
+    for sensor in sorted(sensors, key=lambda s: s.main_meter):
         rng = random.Random(sensor.sensor_id)
         rules = effective_rules(sensor)
         value = round(rng.uniform(100, 2000), 3) if sensor.measurement_kind is MeasurementKind.CUMULATIVE else 0.0
         battery, batch = 100.0, []
         previous = start - OLDER_STEP
-        for moment in moments:
-            value = _history_value(sensor, moment, value, (moment - previous) / RECENT_STEP, rng)
+        units = drawn.setdefault(sensor.sensor_type, [0.0] * len(moments))
+        for position, moment in enumerate(moments):
+            if sensor.main_meter:
+                value = round(value + units[position] * MAIN_METER_EXCESS * rng.uniform(0.99, 1.01), 4)
+            else:
+                before = value
+                value = _history_value(sensor, moment, value, (moment - previous) / RECENT_STEP, rng)
+                if sensor.unit_id is not None and sensor.measurement_kind is MeasurementKind.CUMULATIVE:
+                    units[position] += value - before
             previous = moment
             battery = max(25.0, battery - 0.005)
             reading = IoTReading.measured(sensor, moment, value, round(battery, 1), -70, moment, rules)
@@ -270,6 +280,7 @@ class _Device:
     value: float
     battery: float = field(default_factory=lambda: random.uniform(40, 100))
     rssi: int = field(default_factory=lambda: random.randint(-95, -55))
+    meters: float = 1.0  # how many households it counts: a main meter, its building's flats and a little more
 
 
 def _initial(sensor: IoTSensor) -> float:
@@ -287,9 +298,7 @@ def _next_value(device: _Device, now: datetime, step: float) -> float:
     daytime = 0.3 + 0.7 * max(0.0, math.sin((hour - 6) / 16 * math.pi))  # low at night, high by day
     if sensor.measurement_kind is MeasurementKind.CUMULATIVE:
         per_hour = {SensorType.ELECTRICITY: 4.0, SensorType.GAS: 1.5}.get(sensor.sensor_type, 0.02)
-        if sensor.unit_id is None and sensor.sensor_type is SensorType.COLD_WATER:
-            per_hour = 0.4  # the main meter sees the whole building
-        return round(device.value + per_hour * daytime * step / 3600 * random.uniform(0.5, 1.5), 4)
+        return round(device.value + device.meters * per_hour * daytime * step / 3600 * random.uniform(0.5, 1.5), 4)
     if sensor.sensor_type is SensorType.COLD_WATER:  # flow in L/h; every few minutes a burst above 50 L/h
         return 75.0 if now.minute % 5 == 0 and now.second < 35 else round(30 * daytime * random.uniform(0.2, 1), 1)
     if sensor.sensor_type is SensorType.HEATING:
@@ -310,6 +319,10 @@ async def simulate(
     client.connect_async(endpoint.host, endpoint.port)
     client.loop_start()
     devices = [_Device(s, _initial(s)) for s in sensors]
+    for device in devices:
+        if device.sensor.main_meter:
+            flats = sum(s.unit_id is not None and s.sensor_type is device.sensor.sensor_type for s in sensors)
+            device.meters = flats * MAIN_METER_EXCESS
     # Stagger first readings over one interval so the building does not speak all at once.
     due = {id(d): random.uniform(0, d.sensor.sampling_interval / speed) for d in devices}
     encoder = msgspec.json.Encoder()

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from koprogo_iot import demo
-from koprogo_iot.analytics.aggregates import GroupBy, SensorScope
+from koprogo_iot.analytics.aggregates import GroupBy, Period, SensorScope
 from koprogo_iot.analytics.forecast import Daily, backtest, project
 from koprogo_iot.domain.access import Principal
 from koprogo_iot.domain.errors import NotFound
@@ -104,7 +104,8 @@ async def test_forecast_api(api: Api) -> None:
 
 
 async def test_backtested_error_on_the_demo_building(storage: Storage) -> None:
-    """The demo's year of history (what `up --demo` writes): the building's forecast and its back-tested error."""
+    """The demo's year of history (what `up --demo` writes): the building's forecast and its back-tested error,
+    and its water balance."""
     now = datetime.now(UTC)
     provisioned = await demo.provision(storage)
     syndic = await storage.tenancy.find_user_by_email(demo.SYNDIC_EMAIL)
@@ -117,3 +118,10 @@ async def test_backtested_error_on_the_demo_building(storage: Storage) -> None:
     worst = max(e for e in errors.values() if e is not None)
     print(f"demo building, 28-day totals back-tested from 8 weekly origins: MAPE per counter {errors}")
     assert worst < 10.0
+    # Its main water meter counts the flats' cold water and 2 % more: what the balance shows, day after day.
+    balance = await analytics(storage).building_balance(
+        Principal.of(syndic), provisioned.building.id, None, Period.DAY, now - timedelta(days=30), now
+    )
+    [water] = balance.balances
+    assert water.total is not None and water.total.share == pytest.approx(0.02 / 1.02, abs=0.002)
+    assert all(abs((b.share or 0) - 0.0196) < 0.01 for b in water.buckets if b.complete)
