@@ -19,7 +19,7 @@ def test_a_sensor_added_in_the_form_goes_live_on_the_dashboard(page: Page, platf
 
     form = page.get_by_test_id("sensor-form")
     form.get_by_label(text("form.sensorId")).fill(device)
-    form.get_by_label(text("form.type")).select_option("cold_water")
+    form.locator("select[name=sensor_type]").select_option("cold_water")
     form.get_by_label(text("form.kind")).select_option("instantaneous")
     form.get_by_label(text("form.unitOfMeasure")).fill("L/h")
     form.get_by_label(text("form.manufacturer")).fill("Kamstrup")
@@ -101,7 +101,7 @@ def test_a_device_heard_on_the_broker_becomes_a_sensor_from_the_form(page: Page,
     expect(form.get_by_label(text("device.format"))).to_have_value("shelly")
     expect(form.get_by_label(text("device.field"))).to_have_value("emdata:0.total_act")
     expect(form.get_by_label(text("form.unitOfMeasure"))).to_have_value("kWh")
-    expect(form.get_by_label(text("form.type"))).to_have_value("electricity")
+    expect(form.locator("select[name=sensor_type]")).to_have_value("electricity")
     form.get_by_label(text("form.manufacturer")).fill("Shelly")
     form.get_by_label(text("form.model")).fill("Pro 3EM")
     form.get_by_label(text("form.location")).fill("Tableau des communs, énergie active")
