@@ -22,7 +22,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -282,6 +282,7 @@ class _Rig:
 
     database_url: str
     postgres_version: str
+    fleet: Fleet
     topics: list[str]
     device: MqttEndpoint  # the fleet's device login
     mosquitto: MosquittoServer
@@ -305,20 +306,29 @@ async def _start_rig(stack: contextlib.AsyncExitStack, options: argparse.Namespa
     fleet = await _provision(database_url, options.sensors)
     mosquitto = MosquittoServer(folder / "mosquitto")
     redis = RedisServer()
-    for service in (mosquitto, redis):
-        stack.callback(_stop, service)  # before start(): a start that times out leaves a process behind
-        service.start()
+    await _start_together(stack, [mosquitto, redis])
     env = _worker_env(options, database_url, mosquitto, redis)
     workers = [
         IngestWorker(env, f"bench-ingest-{i}", folder / f"worker-{i}.log", options.client)
         for i in range(1, options.workers + 1)
     ]
-    for worker in workers:
-        stack.callback(_stop, worker)
-        worker.start()
+    await _start_together(stack, workers)
     await _wait_subscribed(workers, SUBSCRIBE_TIMEOUT)
     device = await mosquitto.device(fleet.organization.id)
-    return _Rig(database_url, postgres_version, fleet.topics, device, mosquitto, redis, workers)
+    return _Rig(database_url, postgres_version, fleet, fleet.topics, device, mosquitto, redis, workers)
+
+
+async def _start_together(
+    stack: contextlib.AsyncExitStack, services: Sequence[IngestWorker | MosquittoServer | RedisServer]
+) -> None:
+    """Start `services` side by side (a worker's Python start-up takes seconds), each stopped by `stack`'s exit."""
+    for service in services:
+        stack.callback(_stop, service)  # before start(): a start that times out leaves a process behind
+    # Every start is awaited, failed or not, before any error is raised: none is left starting behind the exit.
+    outcomes = await asyncio.gather(*(asyncio.to_thread(s.start) for s in services), return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
 def _remove_unless_failed(folder: Path) -> ExitCallback:
