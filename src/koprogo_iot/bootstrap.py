@@ -663,6 +663,27 @@ async def run_ingest(settings: Settings) -> None:
         await storage.close()
 
 
+async def release_sessions(settings: Settings, client_ids: Sequence[str]) -> dict[str, int]:
+    """`koprogo-iot ingest --release ID...`: give the share of workers that are gone for good (a host removed, a
+    scale-down) back to the live ones, losing nothing (`MqttIngestWorker.release`). Messages stored, per id."""
+    if not settings.mqtt.url:
+        raise StartupError("ingest needs an external broker", BROKER_SETTING)
+    bus = await checked_bus(settings, broker=True)
+    try:
+        storage = await wait_for_storage(settings, lambda why: None)  # waiting is logged by wait_for_storage
+        try:
+            pipeline = build_pipeline(settings, storage, bus)
+            stored = {}
+            for client_id in client_ids:
+                named = settings.model_copy(update={"mqtt": settings.mqtt.model_copy(update={"client_id": client_id})})
+                stored[client_id] = await build_worker(named, pipeline, mqtt_endpoint(settings), shared=True).release()
+            return stored
+        finally:
+            await storage.close()
+    finally:
+        await bus.close()
+
+
 def waiting_check(why: str) -> Check:
     """A readiness check that answers `why` (the process is not ready, and says what it waits for)."""
 
