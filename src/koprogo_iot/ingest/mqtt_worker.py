@@ -15,12 +15,14 @@ reconnection with exponential backoff and full jitter after every kind of drop, 
 PUBCOMP on PUBREL), TLS, and a clear error when two workers share a client id.
 
 Why not MQTT 5: what it would bring is either had otherwise or not this client's to give. Receive maximum is
-Mosquitto's max_inflight_messages (set for the workers in the shipped configuration); a session's lifetime is
-persistent_client_expiration, broker-wide, and a dead worker's share is a supervision question (restart it);
+Mosquitto's max_inflight_messages (set for the workers in the shipped configuration); session expiry would end a
+gone worker's share, but Mosquitto deletes the expired session with its queue, messages already acknowledged to
+the devices (Mosquitto 2.0.11, 3 s expiry: 50 of 200 lost; docs/operations.md), so a worker that is away comes back
+(restarted under its client id) or, gone for good, has its session released (`release`: resumed, unsubscribed,
+its queue stored) and nothing is lost;
 a DISCONNECT reason would name a session takeover that the worker now infers from repeated closes. Against that,
 every PUBLISH would carry a properties field to parse on the hot path, and every acknowledgement a reason code.
-Session expiry and receive maximum are the two properties worth adding one day (CONNECT only, nothing per
-message).
+Receive maximum is the property worth adding one day (CONNECT only, nothing per message).
 """
 
 from __future__ import annotations
