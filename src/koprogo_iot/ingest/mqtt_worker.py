@@ -18,8 +18,8 @@ Why not MQTT 5: what it would bring is either had otherwise or not this client's
 Mosquitto's max_inflight_messages (set for the workers in the shipped configuration); session expiry would end a
 gone worker's share, but Mosquitto deletes the expired session with its queue, messages already acknowledged to
 the devices (Mosquitto 2.0.11, 3 s expiry: 50 of 200 lost; docs/operations.md), so a worker that is away comes back
-(restarted under its client id) or, gone for good, has its session released (`release`: resumed, unsubscribed,
-its queue stored) and nothing is lost;
+(restarted under its client id) or, gone for longer than KOPROGO_INGEST_RELEASE_AFTER, has its session released
+by a live one (`release`, `ingest/members.py`: resumed, unsubscribed, its queue stored) and nothing is lost;
 a DISCONNECT reason would name a session takeover that the worker now infers from repeated closes. Against that,
 every PUBLISH would carry a properties field to parse on the hot path, and every acknowledgement a reason code.
 Receive maximum is the property worth adding one day (CONNECT only, nothing per message).
