@@ -41,14 +41,14 @@ from koprogo_iot.bench.ingest import (
     DUPLICATES,
     LATENCY,
     STORED,
+    Rig,
     Scrape,
-    _positive,
-    _positive_int,
-    _Rig,
-    _scrape,
-    _start_rig,
-    _wait_rows,
-    _worker_name,
+    positive,
+    positive_int,
+    scrape,
+    start_rig,
+    wait_rows,
+    worker_name,
 )
 from koprogo_iot.bench.machine import (
     RESULTS_DIR,
@@ -74,18 +74,18 @@ MICROSECOND = timedelta(microseconds=1)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options, for `koprogo-iot bench faults`; the defaults are issue 14's acceptance runs."""
     parser.add_argument("--scenario", choices=SCENARIOS, required=True, help="the fault: " + ", ".join(SCENARIOS))
-    parser.add_argument("--rate", type=_positive, default=10_000, help="messages per second (default 10000)")
-    parser.add_argument("--duration", type=_positive, default=60.0, help="seconds of publishing (default 60)")
-    parser.add_argument("--sensors", type=_positive_int, default=2000, help="simulated meters (default 2000)")
-    parser.add_argument("--workers", type=_positive_int, default=2, help="ingest worker processes (default 2)")
+    parser.add_argument("--rate", type=positive, default=10_000, help="messages per second (default 10000)")
+    parser.add_argument("--duration", type=positive, default=60.0, help="seconds of publishing (default 60)")
+    parser.add_argument("--sensors", type=positive_int, default=2000, help="simulated meters (default 2000)")
+    parser.add_argument("--workers", type=positive_int, default=2, help="ingest worker processes (default 2)")
     parser.add_argument(
-        "--fault-at", type=_positive, default=20.0, help="seconds into publishing the fault starts (default 20)"
+        "--fault-at", type=positive, default=20.0, help="seconds into publishing the fault starts (default 20)"
     )
     parser.add_argument(
-        "--outage", type=_positive, default=10.0, help="db-refusal: seconds the database refuses (default 10)"
+        "--outage", type=positive, default=10.0, help="db-refusal: seconds the database refuses (default 10)"
     )
     parser.add_argument(
-        "--drain-timeout", type=_positive, default=120.0, help="seconds to wait for storage after publishing (120)"
+        "--drain-timeout", type=positive, default=120.0, help="seconds to wait for storage after publishing (120)"
     )
     parser.add_argument(
         "--postgres-url",
@@ -127,13 +127,13 @@ class _Exits:
 
     def look(self, workers: Sequence[IngestWorker], started: float) -> None:
         for worker in workers:
-            name = _worker_name(worker)
+            name = worker_name(worker)
             code = worker.process.poll() if worker.process is not None else None
             if code is not None and name not in self.seen:
                 self.seen[name] = {"exit_code": code, "at_seconds": round(time.monotonic() - started, 1)}
 
 
-async def _fault(rig: _Rig, options: argparse.Namespace) -> dict[str, Any]:
+async def _fault(rig: Rig, options: argparse.Namespace) -> dict[str, Any]:
     """The scenario's fault, `--fault-at` seconds from now; what was done, and when."""
     if options.scenario == "overlap":
         return {"kind": "overlap", "order": f"random, {SHUFFLES} shuffles of the fleet per cycle of the topic list"}
@@ -160,7 +160,7 @@ async def _fault(rig: _Rig, options: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _topics(rig: _Rig, scenario: str) -> list[str]:
+def _topics(rig: Rig, scenario: str) -> list[str]:
     """The topic list the load cycles through: the fleet's, or for `overlap` several random orders of it."""
     if scenario != "overlap":
         return rig.topics
@@ -170,7 +170,7 @@ def _topics(rig: _Rig, scenario: str) -> list[str]:
     return rounds
 
 
-async def _publish(rig: _Rig, topics: list[str], options: argparse.Namespace, sent: list[SentBatch]) -> LoadResult:
+async def _publish(rig: Rig, topics: list[str], options: argparse.Namespace, sent: list[SentBatch]) -> LoadResult:
     progress = Progress(int(options.rate * options.duration), f"{options.scenario} {options.rate:,.0f}/s")
     try:
         return await run_load(rig.device, topics, options.rate, options.duration, on_progress=progress, sent=sent)
@@ -183,7 +183,7 @@ async def _scrapes(workers: Sequence[IngestWorker]) -> list[Scrape]:
     found = []
     for worker in workers:
         with contextlib.suppress(OSError, ValueError):
-            found.append(await asyncio.to_thread(_scrape, worker))
+            found.append(await asyncio.to_thread(scrape, worker))
     return found
 
 
@@ -202,7 +202,7 @@ class _Count:
     unexpected: int  # stored, not expected (never published, or the deleted sensor's)
 
 
-async def _count(rig: _Rig, topics: list[str], sent: list[SentBatch], deleted: str | None) -> _Count:
+async def _count(rig: Rig, topics: list[str], sent: list[SentBatch], deleted: str | None) -> _Count:
     sensor_of = {s.mqtt_topic: str(s.id) for s in rig.fleet.sensors}
     published = {(sensor_of[topic], micros) for topic, micros in published_keys(topics, sent)}
     expected = {key for key in published if key[0] != deleted}
@@ -246,7 +246,7 @@ def _log_counts(workers: Sequence[IngestWorker]) -> dict[str, dict[str, int]]:
     counts = {}
     for worker in workers:
         text = worker.log.read_text(errors="replace") if worker.log and worker.log.exists() else ""
-        counts[_worker_name(worker)] = {name: len(re.findall(p, text)) for name, p in patterns.items()}
+        counts[worker_name(worker)] = {name: len(re.findall(p, text)) for name, p in patterns.items()}
     return counts
 
 
@@ -260,7 +260,7 @@ async def run(options: argparse.Namespace) -> dict[str, Any]:
     started = datetime.now(UTC)
     load_before = os.getloadavg()
     async with contextlib.AsyncExitStack() as stack:
-        rig = await _start_rig(stack, options)
+        rig = await start_rig(stack, options)
         topics = _topics(rig, options.scenario)
         before = Scrape.total(await _scrapes(rig.workers))
         exits = _Exits({})
@@ -280,7 +280,7 @@ async def run(options: argparse.Namespace) -> dict[str, Any]:
             1 for topic, _ in published_keys(topics, sent) if deleted is None or topic != _topic(rig, deleted)
         )
         published_end = time.monotonic()
-        drained_at = await _wait_rows(rig.database_url, expected, published_end + options.drain_timeout)
+        drained_at = await wait_rows(rig.database_url, expected, published_end + options.drain_timeout)
         exits.look(rig.workers, begun)
         watcher.cancel()
         await watcher
@@ -299,7 +299,7 @@ async def run(options: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def _topic(rig: _Rig, sensor_id: str) -> str:
+def _topic(rig: Rig, sensor_id: str) -> str:
     return next(s.mqtt_topic for s in rig.fleet.sensors if str(s.id) == sensor_id)
 
 
