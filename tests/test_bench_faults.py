@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from koprogo_iot.bench import faults
+from koprogo_iot.bench.services import IngestWorker
 from tests.conftest import POSTGRES_ADMIN_URL
 
 pytestmark = [pytest.mark.postgres, pytest.mark.mosquitto]
@@ -51,6 +55,24 @@ async def test_a_sensor_deleted_during_a_tiny_run(tmp_path: Path) -> None:
     assert isinstance(keys, dict)
     assert keys["expected"] == 400 - 400 // 20  # the deleted sensor's 20 readings are not expected
     assert result["deleted_sensor_dead_letters"]  # those published after the deletion were dead-lettered
+
+    # What the run would have said of a worker exit, or of a reading missing.
+    exited = result | {"worker_exits": {"bench-ingest-1": {"exit_code": 1, "at_seconds": 1.5}}}
+    assert faults._acceptance(exited)["verdict"] == "FAIL"
+    assert "bench-ingest-1 (code 1 at 1.5 s)" in faults._summary(exited | {"acceptance": faults._acceptance(exited)})
+    missing = result | {"keys": keys | {"stored": keys["stored"] - 1, "missing": 1}}
+    assert faults._acceptance(missing)["every_expected_reading_stored_once"] is False
+
+
+def test_a_worker_that_exited_is_seen_with_its_status() -> None:
+    worker = IngestWorker({}, "bench-ingest-9")
+    worker.process = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    worker.process.wait()
+    exits = faults._Exits({})
+
+    exits.look([worker], time.monotonic())
+
+    assert exits.seen == {"bench-ingest-9": {"exit_code": 3, "at_seconds": 0.0}}
 
 
 async def test_the_database_refusing_connections_during_a_tiny_run(tmp_path: Path) -> None:
