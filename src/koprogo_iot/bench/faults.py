@@ -270,23 +270,22 @@ async def run(options: argparse.Namespace) -> dict[str, Any]:
         sent: list[SentBatch] = []
         try:
             load = await _publish(rig, topics, options, sent)
+            published_end = time.monotonic()
             done = await fault
         finally:
             fault.cancel()
             if options.scenario == "db-refusal":  # never leave the database refusing, whatever happened
                 await allow_connections(options.postgres_url, urlsplit(rig.database_url).path.lstrip("/"))
         deleted = done.get("sensor")
-        expected = sum(
-            1 for topic, _ in published_keys(topics, sent) if deleted is None or topic != _topic(rig, deleted)
-        )
-        published_end = time.monotonic()
+        deleted_topic = _topic(rig, deleted) if deleted else None
+        expected = sum(1 for topic, _ in published_keys(topics, sent) if topic != deleted_topic)
         drained_at = await wait_rows(rig.database_url, expected, published_end + options.drain_timeout)
         exits.look(rig.workers, begun)
         watcher.cancel()
         await watcher
         after = Scrape.total(await _scrapes(rig.workers))
         count = await _count(rig, topics, sent, deleted)
-        dead_letters = await _dead_letters(rig.database_url, _topic(rig, deleted)) if deleted else {}
+        dead_letters = await _dead_letters(rig.database_url, deleted_topic) if deleted_topic else {}
         logs = _log_counts(rig.workers)
         machine = describe_machine(rig.postgres_version) | {"load_average_before": load_before}
     result = _result(options, started, machine, load, done, count, exits, before, after, logs)
