@@ -51,3 +51,10 @@ async def test_one_live_worker_releases_a_gone_one_once(storage: Storage) -> Non
     assert await second.beat() == {} and await first.beat() == {}
     assert released == [("live-1", "gone")]
     assert first.interval == 1200  # three renewals per lease lifetime
+
+    # After a silence of its own (the database away longer than two intervals) a worker first renews, releases later.
+    await storage.leases.renew(PREFIX + "gone-too", "gone-too", utcnow() - 2 * HOUR, HOUR)
+    assert first._renewed_at is not None
+    first._renewed_at -= 2 * first.interval
+    assert await first.beat() == {}
+    assert await first.beat() == {"gone-too": 7}

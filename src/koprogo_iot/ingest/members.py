@@ -11,8 +11,8 @@ again. A worker that comes back renews its lease (whoever holds it) and subscrib
 
 Released too soon, a session is only taken over from a worker that is in fact alive: it reconnects and takes its
 session back, nothing is lost (acknowledged after storing) but time. So RELEASE_AFTER stays above any restart or
-pause of a worker, and a worker whose own renewals failed for that long (the database away) releases nobody until
-it has renewed again: after an outage every worker first renews its own lease.
+pause of a worker; and a worker releases nobody unless its own previous renewal is recent (`beat`): after a
+database outage every worker first renews its own lease.
 """
 
 from __future__ import annotations
@@ -54,13 +54,17 @@ class Membership:
 
     async def beat(self) -> dict[str, int]:
         """Renew this worker's lease; release the sessions of the workers gone too long. Messages stored, per id."""
-        now = utcnow()
+        now, beat_at = utcnow(), time.monotonic()
         ttl = timedelta(seconds=self.release_after)
-        standing = self._renewed_at is not None and time.monotonic() - self._renewed_at < self.release_after
+        # In standing when this worker's previous renewal is less than two intervals old: the database then answered
+        # for the last interval or so, and every live worker renewed in it. A live worker's lease lasts three
+        # intervals from its last renewal, so it cannot look expired here; after a longer silence (an outage, a
+        # pause) this beat only renews, and the next one, an interval later, may release.
+        standing = self._renewed_at is not None and beat_at - self._renewed_at < 2 * self.interval
         await self.leases.renew(PREFIX + self.client_id, self.client_id, now, ttl)
-        self._renewed_at = time.monotonic()
+        self._renewed_at = beat_at
         released: dict[str, int] = {}
-        if not standing:  # first beat, or after an outage: the others have not had their chance to renew yet
+        if not standing:
             return released
         for name in await self.leases.expired(PREFIX, now):
             gone = name.removeprefix(PREFIX)
