@@ -10,6 +10,7 @@ import threading
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -18,7 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from koprogo_iot.devices.native import decode
 from koprogo_iot.loadgen import publisher as loadgen
-from koprogo_iot.loadgen.publisher import run_load
+from koprogo_iot.loadgen.publisher import SentBatch, published_keys, run_load
 from koprogo_iot.mqtt_url import MqttEndpoint
 from tests.conftest import Mosquitto, device_endpoint, eventually, free_port
 
@@ -76,7 +77,8 @@ async def test_every_message_arrives_well_formed_unique_and_paced(
         progress.append((published, acknowledged))
 
     device = await device_endpoint(mosquitto, prefix)
-    result = await run_load(device, topics, rate=2000, duration=1.0, on_progress=on_progress)
+    sent: list[SentBatch] = []
+    result = await run_load(device, topics, rate=2000, duration=1.0, on_progress=on_progress, sent=sent)
 
     assert 1600 <= result.published <= 2400
     assert result.acknowledged == result.published
@@ -101,6 +103,12 @@ async def test_every_message_arrives_well_formed_unique_and_paced(
         assert (topic, reading.timestamp) not in seen
         seen.add((topic, reading.timestamp))
         values[topic].append((reading.timestamp, reading.value))
+
+    # What the run recorded as sent is, key by key, what arrived (how a fault run counts what it published).
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    assert sorted(published_keys(topics, sent)) == sorted(
+        (topic, (timestamp - epoch) // timedelta(microseconds=1)) for topic, timestamp in seen
+    )
 
     counts = Counter(topic for topic, _ in collector.messages)
     assert set(counts) == set(topics)

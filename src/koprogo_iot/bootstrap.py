@@ -45,6 +45,7 @@ from koprogo_iot.health import (
     watch_event_loop,
 )
 from koprogo_iot.ingest.integrations import IntegrationRunner
+from koprogo_iot.ingest.members import Membership
 from koprogo_iot.ingest.mqtt_worker import MqttIngestWorker
 from koprogo_iot.ingest.pipeline import IngestLimits, Pipeline
 from koprogo_iot.ingest.topics import Origin
@@ -233,14 +234,33 @@ def build_integrations(settings: Settings, storage: Storage, bus: LiveBus | None
     )
 
 
-def build_worker(settings: Settings, pipeline: Pipeline, endpoint: MqttEndpoint, shared: bool) -> MqttIngestWorker:
+def build_worker(
+    settings: Settings, pipeline: Pipeline, endpoint: MqttEndpoint, shared: bool, client_id: str | None = None
+) -> MqttIngestWorker:
     """`shared`: one of several workers behind the shared subscription only they may join (the embedded broker
-    has one worker and no shared subscriptions)."""
+    has one worker and no shared subscriptions). `client_id`: another worker's, to release its session (this
+    process's gauges keep describing its own worker)."""
     group = INGEST_GROUP if shared else None
     tls = settings.mqtt.tls_context() if endpoint.tls else None
     return MqttIngestWorker(
-        pipeline, endpoint, settings.ingest_client_id(), group, tls=tls, max_packet=settings.mqtt.max_packet_bytes
+        pipeline,
+        endpoint,
+        client_id or settings.ingest_client_id(),
+        group,
+        tls=tls,
+        max_packet=settings.mqtt.max_packet_bytes,
+        primary=client_id is None,
     )
+
+
+def build_releaser(settings: Settings, storage: Storage, bus: LiveBus) -> Callable[[str], Awaitable[int]]:
+    """What releases a gone worker's session (`MqttIngestWorker.release`), with a pipeline of its own."""
+
+    async def release(client_id: str) -> int:
+        pipeline = build_pipeline(settings, storage, bus)
+        return await build_worker(settings, pipeline, mqtt_endpoint(settings), True, client_id).release()
+
+    return release
 
 
 # Rollups are refreshed by the processes that serve queries (which also catch up before answering), not by the
@@ -631,9 +651,16 @@ async def run_ingest(settings: Settings) -> None:
         )
         stopping = asyncio.Event()
         _stop_on_signals(stopping.set)
+        membership = Membership(
+            storage.leases,
+            worker.client_id,
+            settings.ingest.release_after,
+            build_releaser(settings, storage, bus),
+        )
         tasks = [
             asyncio.create_task(worker.run(), name="ingest"),
             asyncio.create_task(build_integrations(settings, storage, bus).run(), name="integrations"),
+            asyncio.create_task(every(membership.interval, "members", membership.beat), name="members"),
         ]
         if serving is not None:
             tasks.append(serving)
@@ -661,6 +688,23 @@ async def run_ingest(settings: Settings) -> None:
         if probe_socket is not None:
             probe_socket.close()
         await storage.close()
+
+
+async def release_sessions(settings: Settings, client_ids: Sequence[str]) -> dict[str, int]:
+    """`koprogo-iot ingest --release ID...`: give the share of workers that are gone for good (a host removed, a
+    scale-down) back to the live ones, losing nothing (`MqttIngestWorker.release`). Messages stored, per id."""
+    if not settings.mqtt.url:
+        raise StartupError("ingest needs an external broker", BROKER_SETTING)
+    bus = await checked_bus(settings, broker=True)
+    try:
+        storage = await wait_for_storage(settings, lambda why: None)  # waiting is logged by wait_for_storage
+        try:
+            release = build_releaser(settings, storage, bus)
+            return {client_id: await release(client_id) for client_id in client_ids}
+        finally:
+            await storage.close()
+    finally:
+        await bus.close()
 
 
 def waiting_check(why: str) -> Check:

@@ -98,6 +98,12 @@ class IngestSettings(BaseSettings):
     integrations_interval: float = Field(
         10.0, gt=0, description="seconds between two looks at the network server integrations (new, changed, status)"
     )
+    release_after: float = Field(
+        300.0,
+        gt=0,
+        description="seconds after which a live worker releases the session of an ingest worker gone meanwhile (its "
+        "share, queued, is stored; the live workers then receive the whole stream); above any restart's duration",
+    )
 
 
 class BacnetSettings(BaseSettings):

@@ -14,6 +14,7 @@ import asyncpg
 import httpx
 import pytest
 
+from koprogo_iot.bench.machine import allow_connections, refuse_connections
 from koprogo_iot.bench.services import IngestWorker, MosquittoServer
 from koprogo_iot.bootstrap import open_storage
 from koprogo_iot.domain.clock import utcnow
@@ -31,7 +32,6 @@ from tests.faults.test_faults import (  # noqa: F401  (fixtures)
     worker_env,
 )
 from tests.faults.test_sigterm import scrape
-from tests.support.postgres import allow_connections, refuse_connections
 
 pytestmark = [pytest.mark.mosquitto, pytest.mark.postgres]
 

@@ -8,9 +8,9 @@ import sys
 import httpx
 import pytest
 
+from koprogo_iot.bench.machine import allow_connections, refuse_connections
 from koprogo_iot.bootstrap import open_storage
 from tests.conftest import ENCRYPTION_KEY, PASSWORD, POSTGRES_ADMIN_URL, eventually, free_port, make_tenant
-from tests.support.postgres import allow_connections, refuse_connections
 from tests.support.processes import answers, production_env
 
 pytestmark = pytest.mark.postgres

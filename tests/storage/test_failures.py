@@ -13,6 +13,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from koprogo_iot.bench.machine import allow_connections, refuse_connections
 from koprogo_iot.bench.services import free_port
 from koprogo_iot.domain.errors import Conflict, StorageContention, StorageRefused, StorageUnavailable
 from koprogo_iot.storage.sql import failures
@@ -20,7 +21,6 @@ from koprogo_iot.storage.sql.database import Database
 from koprogo_iot.storage.sql.postgres import PostgresDatabase
 from koprogo_iot.storage.sql.sqlite import SqliteDatabase
 from tests.conftest import POSTGRES_ADMIN_URL
-from tests.support.postgres import allow_connections, refuse_connections
 
 UNAVAILABLE = [
     ConnectionRefusedError(111, "Connection refused"),

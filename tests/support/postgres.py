@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
-
-import asyncpg
 
 from koprogo_iot.bench.services import Service
 
@@ -60,28 +56,3 @@ class PostgresServer(Service):
     def remove(self) -> None:
         self.stop()
         shutil.rmtree(self.folder, ignore_errors=True)
-
-
-async def refuse_connections(admin_url: str, database: str, timeout: float = 10.0) -> None:
-    """Make `database` refuse connections as during a maintenance or a failover: ALLOW_CONNECTIONS false, then its
-    backends terminated; returns once none is left (termination is asynchronous)."""
-    admin = await asyncpg.connect(admin_url)
-    try:
-        await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
-        deadline = time.monotonic() + timeout
-        while await admin.fetchval(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1", database
-        ):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"backends of {database} still there after {timeout} s")
-            await asyncio.sleep(0.05)
-    finally:
-        await admin.close()
-
-
-async def allow_connections(admin_url: str, database: str) -> None:
-    admin = await asyncpg.connect(admin_url)
-    try:
-        await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
-    finally:
-        await admin.close()

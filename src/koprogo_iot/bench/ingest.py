@@ -22,7 +22,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -81,13 +81,13 @@ ExitCallback = Callable[[type[BaseException] | None, BaseException | None, Trace
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The benchmark's options, for `python -m koprogo_iot.bench.ingest` and `koprogo-iot bench ingest`."""
-    parser.add_argument("--rate", type=_positive, default=10_000, help="messages per second (default 10000)")
-    parser.add_argument("--duration", type=_positive, default=60.0, help="measured seconds (default 60)")
+    parser.add_argument("--rate", type=positive, default=10_000, help="messages per second (default 10000)")
+    parser.add_argument("--duration", type=positive, default=60.0, help="measured seconds (default 60)")
     parser.add_argument("--warmup", type=_not_negative, default=5.0, help="uncounted seconds first (default 5)")
-    parser.add_argument("--sensors", type=_positive_int, default=2000, help="simulated meters (default 2000)")
-    parser.add_argument("--workers", type=_positive_int, default=2, help="ingest worker processes (default 2)")
+    parser.add_argument("--sensors", type=positive_int, default=2000, help="simulated meters (default 2000)")
+    parser.add_argument("--workers", type=positive_int, default=2, help="ingest worker processes (default 2)")
     parser.add_argument(
-        "--drain-timeout", type=_positive, default=60.0, help="seconds to wait for storage after publishing (60)"
+        "--drain-timeout", type=positive, default=60.0, help="seconds to wait for storage after publishing (60)"
     )
     parser.add_argument(
         "--postgres-url",
@@ -96,7 +96,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--sigterm-at",
-        type=_positive,
+        type=positive,
         help="seconds into the measured run: SIGTERM the first worker, time its exit, start it again with the same "
         "client id (a pod restarted), and wait for the rows rather than the workers' counters",
     )
@@ -112,7 +112,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _positive(text: str) -> float:
+def positive(text: str) -> float:
     value = float(text)
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
@@ -126,7 +126,7 @@ def _not_negative(text: str) -> float:
     return value
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
@@ -209,13 +209,13 @@ def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float | 
     return lower_bound
 
 
-def _scrape(worker: IngestWorker) -> Scrape:
+def scrape(worker: IngestWorker) -> Scrape:
     with urllib.request.urlopen(worker.metrics_url, timeout=SCRAPE_TIMEOUT) as response:
         return Scrape.parse(response.read().decode())
 
 
 async def _scrape_all(workers: list[IngestWorker]) -> list[Scrape]:
-    return list(await asyncio.gather(*(asyncio.to_thread(_scrape, worker) for worker in workers)))
+    return list(await asyncio.gather(*(asyncio.to_thread(scrape, worker) for worker in workers)))
 
 
 # --- processes
@@ -250,7 +250,7 @@ def _machine_jiffies() -> tuple[int, int]:
     return sum(values) - idle, sum(values)
 
 
-def _worker_name(worker: IngestWorker) -> str:
+def worker_name(worker: IngestWorker) -> str:
     return worker.env["KOPROGO_MQTT_CLIENT_ID"]
 
 
@@ -263,7 +263,7 @@ def _pid(service: IngestWorker | MosquittoServer | RedisServer) -> int:
 def _check_alive(worker: IngestWorker) -> None:
     if worker.process is None or worker.process.poll() is not None:
         code = worker.process.returncode if worker.process else None
-        raise RuntimeError(f"{_worker_name(worker)} exited (code {code}); see {worker.log}")
+        raise RuntimeError(f"{worker_name(worker)} exited (code {code}); see {worker.log}")
 
 
 def _stop(service: IngestWorker | MosquittoServer | RedisServer) -> None:
@@ -277,11 +277,12 @@ def _stop(service: IngestWorker | MosquittoServer | RedisServer) -> None:
 
 
 @dataclass(frozen=True, slots=True)
-class _Rig:
+class Rig:
     """What the benchmark started: broker, Redis, workers, and the fleet's database."""
 
     database_url: str
     postgres_version: str
+    fleet: Fleet
     topics: list[str]
     device: MqttEndpoint  # the fleet's device login
     mosquitto: MosquittoServer
@@ -289,11 +290,11 @@ class _Rig:
     workers: list[IngestWorker]
 
     def processes(self) -> dict[str, int]:
-        pids = {_worker_name(w): _pid(w) for w in self.workers}
+        pids = {worker_name(w): _pid(w) for w in self.workers}
         return pids | {"mosquitto": _pid(self.mosquitto), "redis": _pid(self.redis), "bench (loadgen)": os.getpid()}
 
 
-async def _start_rig(stack: contextlib.AsyncExitStack, options: argparse.Namespace) -> _Rig:
+async def start_rig(stack: contextlib.AsyncExitStack, options: argparse.Namespace) -> Rig:
     """Start everything, registering on `stack` how to stop it (in reverse order, also after errors and Ctrl-C)."""
     folder = Path(tempfile.mkdtemp(prefix="koprogo-bench-"))
     stack.push(_remove_unless_failed(folder))
@@ -305,20 +306,29 @@ async def _start_rig(stack: contextlib.AsyncExitStack, options: argparse.Namespa
     fleet = await _provision(database_url, options.sensors)
     mosquitto = MosquittoServer(folder / "mosquitto")
     redis = RedisServer()
-    for service in (mosquitto, redis):
-        stack.callback(_stop, service)  # before start(): a start that times out leaves a process behind
-        service.start()
+    await _start_together(stack, [mosquitto, redis])
     env = _worker_env(options, database_url, mosquitto, redis)
     workers = [
         IngestWorker(env, f"bench-ingest-{i}", folder / f"worker-{i}.log", options.client)
         for i in range(1, options.workers + 1)
     ]
-    for worker in workers:
-        stack.callback(_stop, worker)
-        worker.start()
+    await _start_together(stack, workers)
     await _wait_subscribed(workers, SUBSCRIBE_TIMEOUT)
     device = await mosquitto.device(fleet.organization.id)
-    return _Rig(database_url, postgres_version, fleet.topics, device, mosquitto, redis, workers)
+    return Rig(database_url, postgres_version, fleet, fleet.topics, device, mosquitto, redis, workers)
+
+
+async def _start_together(
+    stack: contextlib.AsyncExitStack, services: Sequence[IngestWorker | MosquittoServer | RedisServer]
+) -> None:
+    """Start `services` side by side (a worker's Python start-up takes seconds), each stopped by `stack`'s exit."""
+    for service in services:
+        stack.callback(_stop, service)  # before start(): a start that times out leaves a process behind
+    # Every start is awaited, failed or not, before any error is raised: none is left starting behind the exit.
+    outcomes = await asyncio.gather(*(asyncio.to_thread(s.start) for s in services), return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
 def _remove_unless_failed(folder: Path) -> ExitCallback:
@@ -367,10 +377,10 @@ async def _wait_subscribed(workers: list[IngestWorker], timeout: float) -> None:
         for worker in list(waiting):
             _check_alive(worker)
             with contextlib.suppress(OSError, ValueError):  # metrics not served yet
-                if (await asyncio.to_thread(_scrape, worker)).value(SUBSCRIBED) == 1:
+                if (await asyncio.to_thread(scrape, worker)).value(SUBSCRIBED) == 1:
                     waiting.remove(worker)
         if waiting and time.monotonic() > deadline:
-            names = ", ".join(_worker_name(w) for w in waiting)
+            names = ", ".join(worker_name(w) for w in waiting)
             raise RuntimeError(f"{names} not subscribed within {timeout:.0f} s; see the logs")
         if waiting:
             await asyncio.sleep(POLL_INTERVAL)
@@ -389,8 +399,8 @@ class _Snapshot:
     machine: tuple[int, int]
 
     @classmethod
-    async def take(cls, rig: _Rig) -> _Snapshot:
-        scrapes = dict(zip((_worker_name(w) for w in rig.workers), await _scrape_all(rig.workers), strict=True))
+    async def take(cls, rig: Rig) -> _Snapshot:
+        scrapes = dict(zip((worker_name(w) for w in rig.workers), await _scrape_all(rig.workers), strict=True))
         cpu = {name: cpu_seconds(pid) for name, pid in rig.processes().items()}
         cpu["postgresql (all on machine)"] = _postgres_cpu_seconds()
         return cls(time.monotonic(), scrapes, cpu, _machine_jiffies())
@@ -409,7 +419,7 @@ class _Measurement:
     sigterm: dict[str, Any] | None  # with --sigterm-at: when, how long the worker took to exit, its exit code
 
 
-async def _measure(rig: _Rig, options: argparse.Namespace) -> _Measurement:
+async def _measure(rig: Rig, options: argparse.Namespace) -> _Measurement:
     warmup = None
     if options.warmup > 0:
         warmup = await _publish(rig, options.rate, options.warmup, "warm-up ")
@@ -433,7 +443,7 @@ async def _measure(rig: _Rig, options: argparse.Namespace) -> _Measurement:
     if sigterm is None:
         drained_at = await _wait_stored(rig.workers, target, deadline)
     else:  # a restarted worker's counters start again from zero: count the rows
-        drained_at = await _wait_rows(rig.database_url, target, deadline)
+        drained_at = await wait_rows(rig.database_url, target, deadline)
     after = await _Snapshot.take(rig)
     rss = {name: peak_rss_mib(pid) for name, pid in rig.processes().items()}
     drain = max(0.0, drained_at - publish_end) if drained_at is not None else None
@@ -445,16 +455,16 @@ async def _sigterm_and_restart(worker: IngestWorker, at: float) -> dict[str, Any
     await asyncio.sleep(at)
     process = worker.process
     if process is None:
-        raise RuntimeError(f"{_worker_name(worker)} is not running")
+        raise RuntimeError(f"{worker_name(worker)} is not running")
     signalled = time.monotonic()
     process.send_signal(signal.SIGTERM)
     code = await asyncio.to_thread(process.wait, 60)
     exited = time.monotonic() - signalled
     await asyncio.to_thread(worker.start)
-    return {"at_seconds": at, "exit_seconds": exited, "exit_code": code, "worker": _worker_name(worker)}
+    return {"at_seconds": at, "exit_seconds": exited, "exit_code": code, "worker": worker_name(worker)}
 
 
-async def _wait_rows(database_url: str, target: int, deadline: float) -> float | None:
+async def wait_rows(database_url: str, target: int, deadline: float) -> float | None:
     """The monotonic time at which the table held `target` rows; None if `deadline` passed first."""
     connection = await asyncpg.connect(database_url)
     try:
@@ -480,7 +490,7 @@ async def _sample_queue_depth(workers: list[IngestWorker]) -> list[float]:
     return samples
 
 
-async def _publish(rig: _Rig, rate: float, duration: float, label: str) -> LoadResult:
+async def _publish(rig: Rig, rate: float, duration: float, label: str) -> LoadResult:
     progress = Progress(int(rate * duration), f"{label} {rate:,.0f}/s")
     try:
         return await run_load(rig.device, rig.topics, rate, duration, on_progress=progress)
@@ -544,7 +554,7 @@ async def run(options: argparse.Namespace) -> dict[str, Any]:
     started = datetime.now(UTC)
     load_before = os.getloadavg()  # other programs busy on the machine skew every figure: say so in the results
     async with contextlib.AsyncExitStack() as stack:
-        rig = await _start_rig(stack, options)
+        rig = await start_rig(stack, options)
         measurement = await _measure(rig, options)
         rows = await _count_rows(rig.database_url, measurement.window_start, options.duration)
         machine = describe_machine(rig.postgres_version) | {"load_average_before": load_before}

@@ -10,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,31 @@ async def create_database(admin_url: str, name: str) -> str:
     finally:
         await admin.close()
     return version
+
+
+async def refuse_connections(admin_url: str, database: str, timeout: float = 10.0) -> None:
+    """Make `database` refuse connections as during a maintenance or a failover: ALLOW_CONNECTIONS false, then its
+    backends terminated; returns once none is left (termination is asynchronous)."""
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+        deadline = time.monotonic() + timeout
+        while await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1", database
+        ):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"backends of {database} still there after {timeout} s")
+            await asyncio.sleep(0.05)
+    finally:
+        await admin.close()
+
+
+async def allow_connections(admin_url: str, database: str) -> None:
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+    finally:
+        await admin.close()
 
 
 async def drop_database(admin_url: str, name: str) -> None:

@@ -32,6 +32,7 @@ BENCHMARKS = {
     "ingest": "Mosquitto + PostgreSQL + Redis + ingest workers under a steady load: rate, latency, memory",
     "analytics": "a year of 5-minute readings for 100 sensors in PostgreSQL: query latency",
     "live": "MQTT publish to WebSocket latency and the dashboard's REST calls, idle and under ingest load",
+    "faults": "a fault under ingest load (sensor deleted, database refusing, overlapping workers), counted key by key",
 }
 
 
@@ -59,6 +60,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="run N worker processes and restart any that exits, with client ids KOPROGO_MQTT_CLIENT_ID-1..N and "
         "probes on KOPROGO_INGEST_METRICS_PORT..+N-1 (default 1: this process is the worker)",
+    )
+    ingest.add_argument(
+        "--release",
+        nargs="+",
+        metavar="CLIENT_ID",
+        help="instead of ingesting: give the share of these workers, gone for good, back to the live ones (resume "
+        "each one's session, unsubscribe it, store and acknowledge what it held), then exit",
     )
     command(
         "jobs", "run the background jobs alone: rollups, window alert rules, notifier, daily maintenance, device logins"
@@ -253,6 +261,9 @@ def _run(args: argparse.Namespace, settings: Settings, argv: list[str]) -> int:
         asyncio.run(bootstrap.run_embedded(settings, with_demo=args.demo, on_ready=_banner))
     elif args.command == "api":
         asyncio.run(bootstrap.run_api(settings))
+    elif args.command == "ingest" and args.release:
+        for client_id, stored in asyncio.run(bootstrap.release_sessions(settings, args.release)).items():
+            print(f"released the session of {client_id}: {stored} messages it held stored and acknowledged")
     elif args.command == "ingest" and args.workers > 1:
         return asyncio.run(supervisor.supervise(argv, settings, args.workers))
     elif args.command == "ingest":

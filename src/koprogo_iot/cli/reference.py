@@ -59,6 +59,9 @@ FRENCH = {
     "avant de se déconnecter (à garder sous le délai de grâce de l'arrêt)",
     "KOPROGO_INGEST_INTEGRATIONS_INTERVAL": "secondes entre deux examens des intégrations de serveurs réseau "
     "(nouvelles, modifiées, état)",
+    "KOPROGO_INGEST_RELEASE_AFTER": "secondes après lesquelles un worker vivant libère la session d'un worker "
+    "d'ingestion parti entre-temps (sa part, en file, est stockée ; les workers vivants reçoivent ensuite tout le "
+    "flux) ; au-delà de la durée de tout redémarrage",
     "KOPROGO_JOBS_IN_API": "`api` fait aussi tourner les tâches de fond ; false là où `koprogo-iot jobs` "
     "les fait tourner",
     "KOPROGO_JOBS_METRICS_PORT": "`jobs` : sert /metrics, /healthz et /readyz sur ce port "

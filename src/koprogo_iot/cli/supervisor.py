@@ -2,8 +2,10 @@
 
 A worker that is gone leaves its share of the shared subscription queued in its persistent session until it comes
 back, so it must come back: each is restarted (after a short, growing pause if it keeps failing), under the same
-client id, so it resumes its own session. Worker i has the client id `<KOPROGO_MQTT_CLIENT_ID>-i` (without one:
-`koprogo-ingest-<host>-i`) and, when
+client id, so it resumes its own session. A worker that does not come back within KOPROGO_INGEST_RELEASE_AFTER
+(fewer workers from now on, a host removed) has its session released by a live one (`ingest/members.py`), or at
+once with `koprogo-iot ingest --release ID`.
+Worker i has the client id `<KOPROGO_MQTT_CLIENT_ID>-i` (without one: `koprogo-ingest-<host>-i`) and, when
 KOPROGO_INGEST_METRICS_PORT is set, its probes on that port + i - 1. SIGTERM or SIGINT stops every worker
 gracefully (each stores and acknowledges what it read); a worker's start-up error (exit status 2, a configuration
 that a restart would not cure) stops them all.

@@ -15,12 +15,14 @@ reconnection with exponential backoff and full jitter after every kind of drop, 
 PUBCOMP on PUBREL), TLS, and a clear error when two workers share a client id.
 
 Why not MQTT 5: what it would bring is either had otherwise or not this client's to give. Receive maximum is
-Mosquitto's max_inflight_messages (set for the workers in the shipped configuration); a session's lifetime is
-persistent_client_expiration, broker-wide, and a dead worker's share is a supervision question (restart it);
+Mosquitto's max_inflight_messages (set for the workers in the shipped configuration); session expiry would end a
+gone worker's share, but Mosquitto deletes the expired session with its queue, messages already acknowledged to
+the devices (Mosquitto 2.0.11, 3 s expiry: 50 of 200 lost; docs/operations.md), so a worker that is away comes back
+(restarted under its client id) or, gone for longer than KOPROGO_INGEST_RELEASE_AFTER, has its session released
+by a live one (`release`, `ingest/members.py`: resumed, unsubscribed, its queue stored) and nothing is lost;
 a DISCONNECT reason would name a session takeover that the worker now infers from repeated closes. Against that,
 every PUBLISH would carry a properties field to parse on the hot path, and every acknowledgement a reason code.
-Session expiry and receive maximum are the two properties worth adding one day (CONNECT only, nothing per
-message).
+Receive maximum is the property worth adding one day (CONNECT only, nothing per message).
 """
 
 from __future__ import annotations
@@ -61,6 +63,9 @@ CONTENTION_PAUSE = 0.1  # at most, in seconds, before storing again a batch roll
 # backs off like a failed attempt rather than reconnecting in a tight loop.
 RECONNECT_MIN, RECONNECT_MAX = 0.1, 10.0
 STABLE_AFTER = 30.0
+# Releasing a gone worker's session (`release`): once unsubscribed, its queue is empty when nothing more was read for
+# this many seconds (Mosquitto sends a resumed session's queue at once, as fast as acknowledgements let it).
+RELEASE_QUIET = 1.0
 # Two workers with one client id take the broker session from each other, each connection closed by the broker when
 # the other connects. MQTT 3.1.1 gives no reason for a close, but TAKEOVERS closes by the broker within
 # TAKEOVER_WINDOW seconds, each of a connection younger than STABLE_AFTER, look like that and little else (a broker
@@ -83,7 +88,7 @@ LOW_WATER_BYTES = HIGH_WATER_BYTES // 2
 MAX_PACKET = 512 * 1024
 
 _CONNACK, _PUBLISH, _PUBACK, _PUBREC, _PUBREL, _PUBCOMP = 0x20, 0x30, 0x40, 0x50, 0x62, 0x70
-_SUBSCRIBE, _SUBACK, _UNSUBACK, _PINGRESP = 0x80, 0x90, 0xB0, 0xD0
+_SUBSCRIBE, _SUBACK, _UNSUBSCRIBE, _UNSUBACK, _PINGRESP = 0x80, 0x90, 0xA0, 0xB0, 0xD0
 _SUBSCRIBE_ID = 1
 # An acknowledgement as one big-endian 32-bit word: packet type, remaining length 2, packet id. QoS 1 is answered
 # with PUBACK, QoS 2 with PUBREC (then PUBREL is answered with PUBCOMP): both once the message is stored.
@@ -243,6 +248,12 @@ def subscribe_packet(topic_filter: str, packet_id: int = _SUBSCRIBE_ID) -> bytes
     return bytes([_SUBSCRIBE | 0x02]) + encode_varint(len(body)) + body
 
 
+def unsubscribe_packet(topic_filter: str, packet_id: int = _SUBSCRIBE_ID) -> bytes:
+    """UNSUBSCRIBE from one filter."""
+    body = packet_id.to_bytes(2, "big") + encode_string(topic_filter)
+    return bytes([_UNSUBSCRIBE | 0x02]) + encode_varint(len(body)) + body
+
+
 def puback_packets(acks: list[int]) -> bytes:
     """The PUBACKs for these words (0 = QoS 0, nothing to send), in order, as one buffer built in C."""
     words = array("I", acks)
@@ -273,6 +284,7 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.connack: asyncio.Future[tuple[bool, int]] = loop.create_future()  # (session present, return code)
         self.suback: asyncio.Future[int] = loop.create_future()
+        self.unsuback: asyncio.Future[None] = loop.create_future()  # awaited only by `release`
         self.closed: asyncio.Future[Exception | None] = loop.create_future()
         self.last_read = self.last_write = time.monotonic()
         self.ping_sent_at: float | None = None
@@ -305,11 +317,14 @@ class _Connection(asyncio.Protocol):
         elif first == _SUBACK:
             if not self.suback.done():
                 self.suback.set_result(body[2])
+        elif first == _UNSUBACK:
+            if not self.unsuback.done():
+                self.unsuback.set_result(None)
         elif first == _PINGRESP:
             self.ping_sent_at = None
         elif first == _PUBREL:  # the second half of a QoS 2 delivery, whose PUBREC went out once it was stored
             self.write(bytes([_PUBCOMP, 2]) + body)
-        # PUBACK, PUBREC, PUBCOMP and UNSUBACK answer what we never send (well formed, checked by the parser): ignored
+        # PUBACK, PUBREC and PUBCOMP answer what we never send (well formed, checked by the parser): ignored
 
     def write(self, data: bytes) -> bool:
         """Write unless the connection is closing; False when it is (what it carried is lost with it)."""
@@ -336,7 +351,7 @@ class _Connection(asyncio.Protocol):
             self.transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        for future in (self.connack, self.suback):
+        for future in (self.connack, self.suback, self.unsuback):
             if not future.done():
                 future.set_exception(ConnectionError("the broker closed the connection"))
                 future.exception()  # retrieved: nobody may be waiting for it any more
@@ -400,6 +415,7 @@ class MqttIngestWorker:
         self._stopping = False  # `drain` was called: nothing more is read
         self._drained = asyncio.Event()  # set by the consumer once stopping and nothing is left to store
         self._closed_by_broker: deque[float] = deque()  # when the broker closed young connections, recently
+        self._stored = 0  # messages handled and acknowledged (stored, or dead-lettered)
 
     async def run(self) -> None:
         """Ingest until cancelled."""
@@ -469,8 +485,9 @@ class MqttIngestWorker:
                 TAKEOVER_WINDOW,
             )
 
-    async def _open(self) -> _Connection:
-        """Connect, start the session and subscribe; the connection becomes current once subscribed."""
+    async def _open(self, release: bool = False) -> _Connection:
+        """Connect, start the session and subscribe (`release`: unsubscribe); the connection becomes current once
+        the broker answered."""
         loop = asyncio.get_running_loop()
         opening = loop.create_connection(
             lambda: _Connection(self._enqueue, self.max_packet), self.endpoint.host, self.endpoint.port, ssl=self.tls
@@ -487,6 +504,12 @@ class MqttIngestWorker:
                 raise ConnectionError(f"connection refused: {connack_reason(code)}")
             # Messages may arrive before the SUBACK (a resumed session): they are queued for this connection.
             self._connection = connection
+            if release:
+                connection.write(unsubscribe_packet(self.subscription))
+                async with asyncio.timeout(CONNECT_TIMEOUT):
+                    await connection.unsuback
+                log.info("resumed the session of %s and unsubscribed from %s", self.client_id, self.subscription)
+                return connection
             # Subscribing again when the session was kept is harmless (idempotent) and covers a changed filter.
             connection.write(subscribe_packet(self.subscription))
             async with asyncio.timeout(CONNECT_TIMEOUT):
@@ -540,8 +563,9 @@ class MqttIngestWorker:
             self._paused = True
         # While a batch is being stored, what arrives next waits in the socket buffer and is read in one go when the
         # batch is done: one read per batch instead of one per TCP segment, and no latency lost (the consumer could
-        # not take it sooner). Not before the SUBACK, which must not wait for a slow database.
-        if (self._busy or self._paused) and chunk.connection.suback.done():
+        # not take it sooner). Not before the SUBACK (or UNSUBACK), which must not wait for a slow database.
+        answered = chunk.connection.suback.done() or chunk.connection.unsuback.done()
+        if (self._busy or self._paused) and answered:
             chunk.connection.pause()
 
     def _take(self) -> list[_Chunk]:
@@ -583,6 +607,7 @@ class MqttIngestWorker:
             finally:
                 self._busy, self._batch_size = False, 0
             self._acknowledge(taken)
+            self._stored += len(batch)
             if self.primary:
                 metrics.IN_FLIGHT.set(0)
             if self._stopping:
@@ -593,6 +618,36 @@ class MqttIngestWorker:
                 self._paused = False
             if not self._paused and self._connection is not None:
                 self._connection.resume()
+
+    async def release(self, quiet: float = RELEASE_QUIET) -> int:
+        """Give the share of a worker that is gone back to the live ones: resume its session (this worker's client
+        id), unsubscribe from the shared subscription, store and acknowledge every message the session held, then
+        disconnect. Returns how many messages were stored.
+
+        Once the broker has answered the UNSUBSCRIBE nothing new is queued to the session, so the queue only
+        shrinks; it is empty once nothing was read for `quiet` seconds with nothing left to store. The session
+        stays, holding no subscription: a worker that comes back with this client id subscribes again. A session
+        that expired instead (MQTT 5 session expiry, persistent_client_expiration) would take its queue with it.
+        """
+        consumer = asyncio.create_task(self._consume(), name=f"{self.client_id} release")
+        stored_before = self._stored
+        try:
+            connection = await self._open(release=True)
+            try:
+                while self._queued or self._busy or time.monotonic() - connection.last_read < quiet:
+                    watched: list[asyncio.Future[Any]] = [connection.closed, consumer]
+                    await asyncio.wait(watched, timeout=quiet / 4, return_when=asyncio.FIRST_COMPLETED)
+                    if consumer.done():
+                        consumer.result()
+                    if connection.closed.done():
+                        raise ConnectionError(f"the broker closed the session of {self.client_id} while releasing it")
+            finally:
+                await connection.close(graceful=True)
+        finally:
+            consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await consumer
+        return self._stored - stored_before
 
     async def drain(self, timeout: float) -> int:
         """Graceful stop, first half: read nothing more, store and acknowledge what was read, for up to `timeout`

@@ -9,7 +9,7 @@ import resource
 import ssl
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from koprogo_iot.mqtt_codec import DISCONNECT, PINGREQ, connack_reason, connect_packet, encode_string, encode_varint
@@ -59,16 +59,18 @@ async def run_load(
     max_inflight: int = 10_000,
     client_id: str | None = None,
     tls: ssl.SSLContext | None = None,
+    sent: list[SentBatch] | None = None,
 ) -> LoadResult:
     """Publish native readings round-robin over `topics` at `rate` messages/s for `duration` s, QoS 1.
 
-    `tls`: the context of an mqtts endpoint (default: the system's trusted CAs)."""
+    `tls`: the context of an mqtts endpoint (default: the system's trusted CAs). `sent`: each batch written is
+    appended to it (a fault run counts what was published key by key; `published_keys` expands them)."""
     _check_arguments(topics, rate, duration, max_inflight)
     loop = asyncio.get_running_loop()
     if tls is None and endpoint.tls:
         tls = ssl.create_default_context()
     transport, publisher = await _connect(endpoint, client_id or f"kg-loadgen-{uuid.uuid4().hex[:12]}", tls)
-    encoder = _Encoder(topics)
+    encoder = _Encoder(topics, sent)
     published = 0
     first_publish_at: float | None = None
     try:
@@ -173,10 +175,29 @@ async def _connect(
     return transport, publisher
 
 
+@dataclass(frozen=True, slots=True)
+class SentBatch:
+    """One write of PUBLISH packets: message k (from 0) went to topic `(first_topic + k) % len(topics)` with the
+    timestamp `first_us + k` (µs since the epoch). Three numbers per batch instead of one key per message: recording
+    costs the publishing loop nothing measurable."""
+
+    first_topic: int
+    first_us: int
+    count: int
+
+
+def published_keys(topics: Sequence[str], sent: Sequence[SentBatch]) -> Iterator[tuple[str, int]]:
+    """(topic, timestamp in µs since the epoch) of every message of `sent`, batches recorded by `run_load`."""
+    for batch in sent:
+        for k in range(batch.count):
+            yield topics[(batch.first_topic + k) % len(topics)], batch.first_us + k
+
+
 class _Encoder:
     """Builds batches of PUBLISH packets; the per-message work is one bytes formatting and a few appends."""
 
-    def __init__(self, topics: Sequence[str]) -> None:
+    def __init__(self, topics: Sequence[str], sent: list[SentBatch] | None = None) -> None:
+        self._sent = sent
         self._topics = [encode_string(topic) for topic in topics]
         # Fixed per topic, so formatted once: a plausible battery (41-100 %) and signal (-50 to -109 dBm).
         self._tails = [
@@ -197,6 +218,8 @@ class _Encoder:
         # One clock read per batch; then +1 µs per message keeps timestamps strictly increasing across the whole run,
         # so (topic, timestamp) is unique even for messages built in the same tick or if the wall clock steps back.
         micros = max(time.time_ns() // 1000, self._last_us + 1)
+        if self._sent is not None:
+            self._sent.append(SentBatch(index, micros, count))
         parts: list[bytes] = []
         append = parts.append
         for _ in range(count):

@@ -444,6 +444,20 @@ class LeaseRepository(Protocol):
 
     async def completed(self, name: str, holder: str, at: datetime) -> None: ...
 
+    # Membership leases (ingest workers, `ingest/members.py`): held by their member, renewed while it lives.
+    async def renew(self, name: str, holder: str, now: datetime, ttl: timedelta) -> None:
+        """`holder` has the lease until `now + ttl`, whoever held it (a member always takes its own lease back)."""
+        ...
+
+    async def expired(self, prefix: str, now: datetime) -> list[str]:
+        """Leases named `prefix...` that expired before `now` and were not `released` since."""
+        ...
+
+    async def released(self, name: str, holder: str, at: datetime) -> None:
+        """What the expired lease stood for was dealt with by `holder` (which took it over) at `at`: not expired
+        again until renewed."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class TableSize:
