@@ -209,7 +209,7 @@ async def _tails(tx: Executor, marks: dict[UUID, dict[datetime, datetime | None]
     whose `since` is not after the latest row's last reading, the row's count against the readings up to that
     reading tells whether one is missing from it (readings of a sensor are only added: a deletion goes with the
     sensor, or with retention, which marks nothing)."""
-    latest = await _latest_hours(tx, list(marks))
+    latest = await _rows_at(tx, HOURLY, dict.fromkeys(marks, _LATEST))
     tails: dict[UUID, _Tail] = {}
     for sensor_id, hours in marks.items():
         row = latest.get(sensor_id)
@@ -287,26 +287,9 @@ async def _fold(tx: Executor, tails: dict[UUID, _Tail], counters: dict[UUID, _Co
         await _upsert(tx, table, written)
 
 
-async def _latest_hours(tx: Executor, sensor_ids: list[UUID]) -> dict[UUID, Rollup]:
-    """Each sensor's latest hourly row (none for a sensor without rollups)."""
-    if not sensor_ids:
-        return {}
-    if tx.dialect == "postgres":
-        rows = await tx.fetch(
-            f"SELECT {HOURLY.column_list('h')} FROM unnest($1::uuid[]) AS s(id) CROSS JOIN LATERAL "
-            f"({HOURLY.select('sensor_id = s.id')} ORDER BY bucket DESC LIMIT 1) h",
-            sensor_ids,
-        )
-    else:
-        rows = []
-        for sensor_id in sensor_ids:
-            found = await tx.fetchrow(HOURLY.select("sensor_id = $1") + " ORDER BY bucket DESC LIMIT 1", sensor_id)
-            rows += [found] if found is not None else []
-    return {row.sensor_id: row for row in map(HOURLY.decode, rows)}
-
-
 async def _rows_at(tx: Executor, table: Table[Rollup], instants: dict[UUID, datetime]) -> dict[UUID, Rollup]:
-    """Each sensor's row of `table` holding its instant: the latest one starting at or before it."""
+    """Each sensor's row of `table` holding its instant: the latest one starting at or before it (none for a sensor
+    without rows)."""
     if not instants:
         return {}
     if tx.dialect == "postgres":
