@@ -56,6 +56,7 @@ from koprogo_iot.bench.machine import (
     describe_machine,
     refuse_connections,
     run_benchmark,
+    write_results,
 )
 from koprogo_iot.bench.services import IngestWorker
 from koprogo_iot.bootstrap import open_storage
@@ -367,16 +368,8 @@ def _acceptance(r: dict[str, Any]) -> dict[str, Any]:
 
 
 def _write_results(result: dict[str, Any], folder: Path, started: datetime) -> Path:
-    """`faults-<scenario>-<UTC date-time>.json`, and the Markdown row appended to `faults.md` (header first)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"faults-{result['scenario']}-{started:%Y%m%dT%H%M%SZ}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    table = folder / "faults.md"
-    if not table.exists():
-        table.write_text(MARKDOWN_HEADER, encoding="utf-8")
-    with table.open("a", encoding="utf-8") as out:
-        out.write(result["markdown"] + "\n")
-    return path
+    stem = f"faults-{result['scenario']}-{started:%Y%m%dT%H%M%SZ}"
+    return write_results(result, folder, stem, "faults", MARKDOWN_HEADER)
 
 
 MARKDOWN_HEADER = (

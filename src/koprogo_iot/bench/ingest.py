@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import math
 import os
 import secrets
@@ -41,6 +40,7 @@ from koprogo_iot.bench.machine import (
     drop_database,
     run_benchmark,
     sibling_url,
+    write_results,
 )
 from koprogo_iot.bench.services import IngestWorker, MosquittoServer, RedisServer, peak_rss_mib
 from koprogo_iot.bootstrap import open_storage
@@ -692,16 +692,7 @@ def _acceptance(options: argparse.Namespace, result: dict[str, Any]) -> dict[str
 
 
 def _write_results(result: dict[str, Any], folder: Path, started: datetime) -> Path:
-    """`ingest-<UTC date-time>.json`, and the Markdown row appended to `ingest.md` (a table, header first)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"ingest-{started:%Y%m%dT%H%M%SZ}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    table = folder / "ingest.md"
-    if not table.exists():
-        table.write_text(MARKDOWN_HEADER, encoding="utf-8")
-    with table.open("a", encoding="utf-8") as out:
-        out.write(result["markdown"] + "\n")
-    return path
+    return write_results(result, folder, f"ingest-{started:%Y%m%dT%H%M%SZ}", "ingest", MARKDOWN_HEADER)
 
 
 MARKDOWN_HEADER = (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import platform
 import shutil
@@ -129,3 +130,16 @@ def run_benchmark(
         print(f"bench {name}: error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def write_results(result: dict[str, Any], folder: Path, stem: str, table: str, header: str) -> Path:
+    """`<stem>.json`, and the result's Markdown row appended to `<table>.md` (`header` first, when it is new)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{stem}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    markdown = folder / f"{table}.md"
+    if not markdown.exists():
+        markdown.write_text(header, encoding="utf-8")
+    with markdown.open("a", encoding="utf-8") as out:
+        out.write(result["markdown"] + "\n")
+    return path
