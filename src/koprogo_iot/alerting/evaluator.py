@@ -6,6 +6,10 @@ Each run judges the short rules (offline, threshold with duration, spike, contin
 of each hour also the long ones (night leak, counters going backwards or jumping over the last day, the
 statistical outlier of the hour that just ended). Decisions go through the store like ingestion's: one active
 alert per (sensor, type), and evidence already judged is not counted as a repeat.
+
+History is read thinned in the database (`ReadingSource.thinned_points`, at `domain.detection.resolution`): at most
+four readings per sampling interval of each sensor's look-back, a few sensors per query, so the memory a run needs
+does not grow with how often sensors report (docs/alerts.md, "How window rules read history").
 """
 
 from __future__ import annotations
