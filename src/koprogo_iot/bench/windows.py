@@ -30,7 +30,7 @@ import asyncpg
 
 from koprogo_iot.alerting.evaluator import WindowRules
 from koprogo_iot.bench.machine import RESULTS_DIR, create_database, describe_machine, run_benchmark, sibling_url
-from koprogo_iot.bootstrap import open_database, storage_over
+from koprogo_iot.bootstrap import open_database, settle_garbage_collector, storage_over
 from koprogo_iot.domain.errors import NotFound
 from koprogo_iot.domain.readings import IoTReading
 from koprogo_iot.domain.sensors import IoTSensor, MeasurementKind, SensorType
@@ -98,6 +98,7 @@ async def run(options: argparse.Namespace) -> dict[str, Any]:
             await db.executescript("ANALYZE")
         elif row and row["last"] is not None:  # reused: judged as of the end of the readings loaded then
             now = cast(datetime, row["last"]).replace(minute=30, second=0, microsecond=0)
+        settle_garbage_collector()  # as the `up`, `api` and `jobs` processes do once started
         runs = {
             "every_rule": await _measure(storage, db, now, options.repeat, hourly=True),
             "short_rules": await _measure(storage, db, now, options.repeat, hourly=False),
