@@ -3,9 +3,19 @@
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
+from koprogo_iot.alerting import evaluator
 from koprogo_iot.alerting.evaluator import WindowRules
-from koprogo_iot.domain.alerts import AlertSeverity, AlertStatus, AlertType, IoTAlert
-from koprogo_iot.domain.detection import reading_decisions
+from koprogo_iot.domain.alerts import AlertSeverity, AlertStatus, AlertType, IoTAlert, RaiseAlert
+from koprogo_iot.domain.detection import (
+    continuous_flow_leak,
+    lookback,
+    reading_decisions,
+    resolution,
+    spike_decisions,
+    threshold_window,
+)
 from koprogo_iot.domain.readings import IoTReading
 from koprogo_iot.domain.rules import effective_rules
 from koprogo_iot.domain.sensors import IoTSensor
@@ -108,3 +118,43 @@ async def test_an_alert_whose_rule_was_switched_off_is_cleared(storage: Storage)
     await storage.sensors.update(flow.with_thresholds(None, None))  # nothing would judge it any more
     await judge.run_once(at + timedelta(seconds=20))
     assert await active(storage, flow, AlertType.THRESHOLD_EXCEEDED) == []
+
+
+async def test_a_sensor_reporting_five_times_a_second_is_read_thinned_and_judged_as_on_its_raw_readings(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(evaluator, "POINTS_PER_QUERY", 1)  # one sensor a query: the counters' group takes two
+    t = await make_tenant(storage)
+    flow, org = t.common_sensor, t.organization.id  # a flow gauge configured for a reading a minute, maximum 50 L/h
+    override = {"leak": {"continuous_hours": 0.5}, "threshold": {"duration_s": 600}}
+    override |= {"spike": {"enabled": True, "max_rate_per_hour": 1e6}}
+    await storage.alert_rules.put_override(org, flow.id, override)
+    start = datetime(2026, 2, 2, 8, 0, tzinfo=UTC)
+    now = start + timedelta(minutes=40)
+    # Five readings a second for 40 minutes, between 60 and 70 L/h in a scrambled order: water that never stops.
+    moments = [start + timedelta(milliseconds=200 * i + 70) for i in range(5 * 60 * 40)]
+    readings = [IoTReading.measured(flow, m, 60 + (i * 37 % 101) / 10) for i, m in enumerate(moments)]
+    await storage.readings.ingest([Ingested(r) for r in readings])
+    rules = (await storage.alert_rules.organization_rules(org)).for_sensor(flow)
+    span = lookback(flow, rules)
+    assert span == timedelta(minutes=30) and resolution(flow, span) == timedelta(minutes=1)
+    raw = (await storage.source.points(org, [flow.id], now - span, now))[flow.id]
+    thinned = (await storage.source.thinned_points(org, [flow.id], now - span, now, resolution(flow, span)))[flow.id]
+    assert len(raw) >= 9000 and len(thinned) <= 4 * 30 + 2  # what the judge reads: four readings a minute at most
+    # The decisions the rules take on every raw reading...
+    expected = threshold_window(flow, rules, raw, now) + continuous_flow_leak(flow, rules, raw, now)
+    expected += spike_decisions(flow, rules, raw, now)
+    raised = sorted((d.alert for d in expected if isinstance(d, RaiseAlert)), key=lambda a: a.rule or "")
+    assert [a.rule for a in raised] == ["continuous_flow", "threshold"]
+    # ...are the ones the judge took on the thinned readings.
+    await WindowRules(storage).run_once(now)
+    found = await storage.alerts.select(org, AlertFilter(status=AlertStatus.ACTIVE))
+    got = sorted((a for a in found if a.sensor_id == flow.id), key=lambda a: a.rule or "")
+
+    def evidence(alert: IoTAlert) -> tuple[object, ...]:
+        return (alert.alert_type, alert.rule, alert.severity, alert.message, alert.triggered_at)
+
+    assert [evidence(a) for a in got] == [evidence(a) for a in raised]
+    assert [(a.last_triggered_at, a.reading_value, a.threshold_value) for a in got] == [
+        (a.last_triggered_at, a.reading_value, a.threshold_value) for a in raised
+    ]

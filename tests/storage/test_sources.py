@@ -83,3 +83,33 @@ async def test_monthly_rollups_give_the_raw_answer_with_partial_months_at_the_ed
     for rollup in (Rollups.MONTHLY, Rollups.DAILY):
         rows = (await source.counter_rows(org, [sensor.id], start, end, rollup))[sensor.id]
         assert [r.consumption for r in rollup_results(rows, grid)] == pytest.approx(expected, rel=1e-12)
+
+
+async def test_thinned_points_keep_four_readings_a_bucket_however_fast_the_sensor_reports(storage: Storage) -> None:
+    t = await make_tenant(storage)
+    gauge = t.common_sensor
+    start, step = START + timedelta(hours=3), timedelta(minutes=1)
+    end = start + 10 * step
+    # Ten readings a second, 50 ms off the buckets' bounds; 101 values in a scrambled order, so ties are common.
+    moments = [start - timedelta(seconds=30) + timedelta(milliseconds=50 + 100 * i) for i in range(10 * 660)]
+    readings = [(ts, float(i * 37 % 101)) for i, ts in enumerate(moments)]
+    await storage.readings.ingest([Ingested(IoTReading.measured(gauge, ts, value)) for ts, value in readings])
+    org = t.organization.id
+    thinned = (await storage.source.thinned_points(org, [gauge.id, t.unit_sensor.id], start, end, step))[gauge.id]
+    raw = (await storage.source.points(org, [gauge.id], start, end))[gauge.id]
+    assert len(raw) == 6002  # ten minutes of readings and the two edge ones
+    assert len(thinned) <= 4 * 10 + 2
+    # The reference: per bucket the first, the last, the lowest (earliest on a tie), the highest (latest on a tie).
+    kept = {raw[0], raw[-1]}  # the edge readings
+    for b in range(10):
+        bucket = [p for p in raw[1:-1] if start + b * step <= p[0] < start + (b + 1) * step]
+        low = min(bucket, key=lambda p: (p[1], p[0]))
+        high = max(bucket, key=lambda p: (p[1], p[0]))
+        kept |= {bucket[0], bucket[-1], low, high}
+    assert thinned == sorted(kept)
+    # Another organization, or a sensor without readings: empty lists, never another tenant's readings.
+    other = await make_tenant(storage, "Other")
+    assert await storage.source.thinned_points(other.organization.id, [gauge.id], start, end, step) == {gauge.id: []}
+    assert (await storage.source.thinned_points(org, [t.unit_sensor.id], start, end, step))[t.unit_sensor.id] == []
+    with pytest.raises(ValueError, match="resolution must be positive"):
+        await storage.source.thinned_points(org, [gauge.id], start, end, timedelta(0))

@@ -7,10 +7,16 @@ of each hour also the long ones (night leak, counters going backwards or jumping
 statistical outlier of the hour that just ended, the building balance of the last whole days). Decisions go through
 the store like ingestion's: one active alert per (sensor, type), and evidence already judged is not counted as a
 repeat.
+
+History is read thinned in the database (`ReadingSource.thinned_points`, at `domain.detection.resolution`): at most
+four readings per sampling interval of each sensor's look-back, a few sensors per query, so the memory a run needs
+does not grow with how often sensors report (docs/alerts.md, "How window rules read history").
 """
 
 from __future__ import annotations
 
+import asyncio
+import math
 import socket
 import uuid
 from collections import defaultdict
@@ -33,6 +39,7 @@ from koprogo_iot.domain.detection import (
     lookback,
     night_leak,
     offline_decision,
+    resolution,
     retired_rule,
     spike_decisions,
     statistical_decision,
@@ -45,6 +52,9 @@ from koprogo_iot.periodic import every
 from koprogo_iot.storage.ports import AlertFilter, Storage
 
 HOUR = timedelta(hours=1)
+# The most points one query of the window rules brings into Python (four per bucket of `resolution`, see
+# `ReadingSource.thinned_points`): some 1.5 MB, decoded in a few milliseconds of the event loop.
+POINTS_PER_QUERY = 10_000
 
 
 def short_rules(sensor: IoTSensor, rules: AlertRules) -> AlertRules:
@@ -122,16 +132,24 @@ class WindowRules:
             offline = offline_decision(sensor, judged[sensor.id], now)
             if offline is not None:
                 decisions.append(offline)
-        # One query per distinct look-back (sensors of a type share their rules, hence their look-back).
-        by_span: defaultdict[timedelta, list[IoTSensor]] = defaultdict(list)
+        # Sensors sharing a look-back and a resolution (those of a type share their rules and interval) are read
+        # together, a few at a time: each query returns at most POINTS_PER_QUERY points, whatever the reading rate.
+        by_window: defaultdict[tuple[timedelta, timedelta], list[IoTSensor]] = defaultdict(list)
         for sensor in sensors:
             span = lookback(sensor, judged[sensor.id])
             if span > timedelta(0):
-                by_span[span].append(sensor)
-        for span, group in by_span.items():
-            points = await self.storage.source.points(organization_id, [s.id for s in group], now - span, now)
-            for sensor in group:
-                decisions += self._points_rules(sensor, judged[sensor.id], points[sensor.id], now, hourly)
+                by_window[span, resolution(sensor, span)].append(sensor)
+        for (span, step), group in by_window.items():
+            size = max(1, POINTS_PER_QUERY // (4 * math.ceil(span / step) + 2))
+            for first in range(0, len(group), size):
+                chunk = group[first : first + size]
+                points = await self.storage.source.thinned_points(
+                    organization_id, [s.id for s in chunk], now - span, now, step
+                )
+                for sensor in chunk:
+                    decisions += self._points_rules(sensor, judged[sensor.id], points[sensor.id], now, hourly)
+                    # Inside `up` this runs on the API's event loop: requests go between two sensors' judgements.
+                    await asyncio.sleep(0)
         if hourly:
             decisions += await self._statistical(organization_id, sensors, rules, now)
         return decisions

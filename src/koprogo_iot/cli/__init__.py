@@ -33,6 +33,7 @@ BENCHMARKS = {
     "analytics": "a year of 5-minute readings for 100 sensors in PostgreSQL: query latency",
     "live": "MQTT publish to WebSocket latency and the dashboard's REST calls, idle and under ingest load",
     "faults": "a fault under ingest load (sensor deleted, database refusing, overlapping workers), counted key by key",
+    "windows": "the window alert rules over a fleet reporting several times a second: run time, loop waits, memory",
 }
 
 

@@ -400,6 +400,17 @@ class ReadingSource(Protocol):
         """
         ...
 
+    async def thinned_points(
+        self, organization_id: UUID, sensor_ids: Sequence[UUID], start: datetime, end: datetime, resolution: timedelta
+    ) -> dict[UUID, list[Point]]:
+        """Per sensor, its readings in [start, end) thinned in the database to at most four per `resolution`-wide
+        bucket (buckets laid from `start`): the first, the last, the lowest and the highest of each (the earliest
+        on a tie), in time order; plus the last reading before `start` and the first at/after `end`, as `points`
+        gives them (without a counter's seeded state). So at most 4 * ceil((end - start) / resolution) + 2 points
+        per sensor, however often it reports: what the window alert rules read (`alerting/evaluator.py`).
+        Every requested sensor is a key, with an empty list when it has no reading."""
+        ...
+
     async def counter_rows(
         self, organization_id: UUID, sensor_ids: Sequence[UUID], start: datetime, end: datetime, rollup: Rollups
     ) -> dict[UUID, list[CounterRow]]:

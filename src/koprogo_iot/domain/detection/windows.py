@@ -42,6 +42,9 @@ FAULT_WINDOW = timedelta(hours=24)
 # A counter restarting (reboot, new meter) lands near zero: under 10 % of the index it had, as `consumption`'s
 # ROLLOVER_WINDOW bounds a wrap. A drop that lands higher is the counter going backwards, a fault.
 NEAR_ZERO = 0.10
+# The window rules read a sensor's look-back in at most this many buckets of four readings each (see `resolution`):
+# 6 hours at one bucket a 15 s, a day at one a minute.
+MAX_WINDOW_BUCKETS = 1440
 # A night window's end is at most a day back, plus the night itself, plus an hour for a DST night.
 _DAY_AND_DST = timedelta(hours=25)
 
@@ -225,3 +228,11 @@ def lookback(sensor: IoTSensor, rules: AlertRules) -> timedelta:
         elif not gauge and (rules.faulty.detect_backwards or rules.faulty.max_increase_per_hour is not None):
             needs.append(FAULT_WINDOW)
     return max(needs)
+
+
+def resolution(sensor: IoTSensor, span: timedelta) -> timedelta:
+    """The width of the buckets a look-back of `span` is read in, keeping four readings of each (first, last, lowest,
+    highest): the sensor's sampling interval, or span / MAX_WINDOW_BUCKETS when that is coarser. A sensor reporting
+    at its configured rate (or up to four times faster) keeps every reading, so its rules decide as on the raw
+    series; a faster one is judged at that resolution, which bounds the points per sensor at any reading rate."""
+    return max(interval(sensor), span / MAX_WINDOW_BUCKETS)
