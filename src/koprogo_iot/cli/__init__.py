@@ -32,6 +32,7 @@ BENCHMARKS = {
     "ingest": "Mosquitto + PostgreSQL + Redis + ingest workers under a steady load: rate, latency, memory",
     "analytics": "a year of 5-minute readings for 100 sensors in PostgreSQL: query latency",
     "live": "MQTT publish to WebSocket latency and the dashboard's REST calls, idle and under ingest load",
+    "retention": "raw readings expired on PostgreSQL and SQLite: partitions dropped, rows deleted, ingestion's wait",
 }
 
 
