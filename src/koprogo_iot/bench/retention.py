@@ -37,6 +37,7 @@ from koprogo_iot.domain.tenancy import Building, Organization
 from koprogo_iot.storage.ports import Ingested, Storage
 from koprogo_iot.storage.sql.database import Database
 from koprogo_iot.storage.sql.partitions import ensure_partitions
+from koprogo_iot.storage.sql.retention import BATCH
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 MONTHS = [datetime(2026, month, 1, tzinfo=UTC) for month in (1, 2, 3, 4)]
@@ -85,7 +86,7 @@ async def run(options: argparse.Namespace) -> dict[str, Any]:
     result = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": describe_machine(version),
-        "parameters": {"rows_per_month": options.rows, "months": 3, "batch": 10_000},
+        "parameters": {"rows_per_month": options.rows, "months": 3, "batch": BATCH},
         "postgres": postgres,
         "sqlite": sqlite,
     }

@@ -9,7 +9,7 @@ Each organization keeps its raw readings for its own number of months, or the pl
 4. deletes, in bounded transactions, the expired rows left: those of organizations whose retention is shorter
    than the longest one (in the partitions still kept), those in PostgreSQL's default partition, and every expired
    row on SQLite, which has no partitions. A transaction deletes at most `batch` rows, so ingestion (one writer at
-   a time on SQLite) waits a fraction of a second, not the whole run;
+   a time on SQLite) waits for one batch at most, not for the whole run;
 5. forgets the stale-hour marks of readings ingested for an expired hour meanwhile: recomputed from what is left,
    they would replace the hour's rollup with one of those late readings alone.
 Rollup rows are never deleted here.
@@ -31,7 +31,10 @@ from koprogo_iot.storage.sql.rows import as_uuid
 
 log = logging.getLogger(__name__)
 
-BATCH = 10_000  # rows per delete transaction: ~0.2 s of the single SQLite writer, ~50 ms on PostgreSQL (measured)
+# Rows per delete transaction. PostgreSQL's writers only wait for the rows they touch (~50 ms a batch). SQLite has
+# one writer: ingestion waits for the batch in progress, and on a loaded machine for its commit mostly: 2,000-row
+# batches deleted 3.4 times slower than 10,000-row ones without shortening the wait (benchmarks/README.md).
+BATCH = 10_000
 # A sensor's `$3`-th oldest expired reading: the batch deletes up to it, one range of the primary key (sensor_id,
 # ts) that PostgreSQL prunes to the partitions before it (an `IN (SELECT ... LIMIT)` probed every row's key: slower).
 _BATCH_END = "SELECT ts FROM iot_readings WHERE sensor_id = $1 AND ts < $2 ORDER BY ts LIMIT 1 OFFSET $3"
@@ -40,7 +43,7 @@ _DELETE_TO = "DELETE FROM iot_readings WHERE sensor_id = $1 AND ts < $2 AND ts <
 
 async def apply_retention(db: Database, now: datetime, default_months: int, batch: int = BATCH) -> RetentionRun:
     """Expire the raw readings of every organization as of `now` (see the module's steps); `default_months` for
-    the organizations without their own retention."""
+    the organizations without their own retention; `batch` rows per delete transaction."""
     orgs = await db.fetch("SELECT id, raw_retention_months FROM organizations ORDER BY id")
     cutoffs = {as_uuid(r["id"]): raw_cutoff(now, r["raw_retention_months"] or default_months) for r in orgs}
     while await refresh_rollups(db) >= DEFAULT_LIMIT:
