@@ -32,6 +32,7 @@ from koprogo_iot.devices import registry
 from koprogo_iot.domain.clock import utcnow
 from koprogo_iot.domain.credentials import INGEST_GROUP
 from koprogo_iot.domain.errors import StorageRefused, StorageUnavailable
+from koprogo_iot.domain.retention import DEFAULT_RAW_RETENTION_MONTHS
 from koprogo_iot.domain.sensors import DeviceFormat
 from koprogo_iot.health import (
     Check,
@@ -274,7 +275,7 @@ def build_notifier(settings: Settings, storage: Storage, bus: LiveBus) -> Notifi
 
 
 SIGHTINGS_KEPT = timedelta(days=30)  # devices nobody reads, not heard for this long, are forgotten
-MAINTENANCE_INTERVAL = 86_400.0  # partitions made ahead and old sightings forgotten, once a day
+MAINTENANCE_INTERVAL = 86_400.0  # partitions made ahead, raw readings expired, old sightings forgotten: daily
 REFRESH_BATCH = 5000  # stale (sensor, hour) marks per transaction
 
 
@@ -287,14 +288,20 @@ async def _refresh_rollups(storage: Storage) -> None:
 RECONCILE_INTERVAL = 60.0  # a revocation the broker missed (it was down) is applied within this
 
 
-async def housekeeping(storage: Storage, notifier: Notifier | None = None, logins: DeviceLogins | None = None) -> None:
+async def housekeeping(
+    storage: Storage,
+    notifier: Notifier | None = None,
+    logins: DeviceLogins | None = None,
+    raw_retention_months: int = DEFAULT_RAW_RETENTION_MONTHS,
+) -> None:
     """Background jobs of the API process: rollups, window alert rules and the broker's device logins every minute,
-    notifications every few seconds, partitions and old device sightings once a day. Each job survives its own
-    failures (`periodic.every`): one that raises is logged, retried and reported, and never stops the others."""
+    notifications every few seconds, partitions, raw readings' retention and old device sightings once a day. Each
+    job survives its own failures (`periodic.every`): one that raises is logged, retried and reported, and never
+    stops the others."""
     jobs = [
         every(REFRESH_INTERVAL, "rollups", lambda: _refresh_rollups(storage)),
         WindowRules(storage).run(),
-        every(MAINTENANCE_INTERVAL, "maintenance", lambda: _maintain(storage)),
+        every(MAINTENANCE_INTERVAL, "maintenance", lambda: _maintain(storage, raw_retention_months)),
     ]
     if notifier is not None:
         jobs.append(notifier.run())
@@ -307,9 +314,10 @@ async def housekeeping(storage: Storage, notifier: Notifier | None = None, login
         await _cancel(tasks)
 
 
-async def _maintain(storage: Storage) -> None:
+async def _maintain(storage: Storage, raw_retention_months: int) -> None:
     now = utcnow()
     await storage.maintenance.maintain_partitions(now)
+    await storage.maintenance.apply_retention(now, raw_retention_months)
     await storage.devices.forget_before(now - SIGHTINGS_KEPT)
 
 
@@ -465,7 +473,10 @@ async def run_embedded(
             tasks = [
                 asyncio.create_task(worker.run(), name="ingest"),
                 asyncio.create_task(build_integrations(settings, storage, bus).run(), name="integrations"),
-                asyncio.create_task(housekeeping(storage, notifier, services.device_logins), name="housekeeping"),
+                asyncio.create_task(
+                    housekeeping(storage, notifier, services.device_logins, settings.raw_retention_months),
+                    name="housekeeping",
+                ),
                 asyncio.create_task(watch_event_loop(), name="loop lag"),
             ]
             try:
@@ -552,7 +563,11 @@ async def run_api(settings: Settings) -> None:
         notifier = build_notifier(settings, storage, bus)
         jobs = [asyncio.create_task(watch_event_loop(), name="loop lag")]
         if settings.jobs.in_api:
-            jobs.append(asyncio.create_task(housekeeping(storage, notifier, services.device_logins)))
+            jobs.append(
+                asyncio.create_task(
+                    housekeeping(storage, notifier, services.device_logins, settings.raw_retention_months)
+                )
+            )
         expected = api_jobs(notifier) if settings.jobs.in_api else []
         server = _http_server(settings, services, api_readiness(settings, storage, bus, expected))
         _stop_on_signals(_server_stopper(server))
@@ -586,7 +601,9 @@ async def run_jobs(settings: Settings) -> None:
         services = _services(settings, storage, bus, build_broker_accounts(settings))
         notifier = build_notifier(settings, storage, bus)
         tasks = [
-            asyncio.create_task(housekeeping(storage, notifier, services.device_logins), name="jobs"),
+            asyncio.create_task(
+                housekeeping(storage, notifier, services.device_logins, settings.raw_retention_months), name="jobs"
+            ),
             asyncio.create_task(watch_event_loop(), name="loop lag"),
         ]
         if probe_socket is not None:

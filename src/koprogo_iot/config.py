@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from koprogo_iot.domain.retention import DEFAULT_RAW_RETENTION_MONTHS, MAX_RAW_RETENTION_MONTHS
 from koprogo_iot.logs import LogFormat
 from koprogo_iot.mqtt_url import client_tls
 
@@ -170,6 +171,13 @@ class Settings(BaseSettings):
         None, description="encrypts the secrets stored (network server passwords); generated in embedded mode"
     )
     token_ttl_minutes: int = Field(12 * 60, gt=0, description="lifetime of an API token")
+    raw_retention_months: int = Field(
+        DEFAULT_RAW_RETENTION_MONTHS,
+        ge=1,
+        le=MAX_RAW_RETENTION_MONTHS,
+        description="months of raw readings kept, besides the current one (rollups are kept for good); an "
+        "organization may set its own through the API",
+    )
     log_format: LogFormat | None = Field(
         None, description="text or json (one object per line); unset: json in production mode, text in embedded"
     )

@@ -232,6 +232,11 @@ MATRIX: dict[str, Op] = {
         body("/organizations", lambda i: {"name": f"New {next(_serial)}"}),
         {"superadmin": (201, 201), "syndic": (403, 403), "owner": (403, 403)},
     ),
+    "PUT /organizations/{organization_id}/retention": Op(
+        body("/organizations/{}/retention", lambda i: {"raw_retention_months": 24}, lambda i: i.tenant.organization.id),
+        {"superadmin": (200, 200), "syndic": (200, 404), "owner": (403, 404)},
+        sees_foreign=("superadmin",),  # the platform operator sets any organization's
+    ),
     "GET /buildings": Op(fixed("/buildings"), everyone(200)),
     "POST /buildings": Op(body("/buildings", lambda i: {"name": "Annexe"}), managers(201)),
     "GET /buildings/{building_id}": Op(at("/buildings/{}", building), everyone(200, 404)),

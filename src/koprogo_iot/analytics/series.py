@@ -6,6 +6,7 @@ import bisect
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 from koprogo_iot.domain.clock import require_aware, utcnow
 from koprogo_iot.domain.consumption import (
@@ -28,6 +29,7 @@ MAX_POINTS = 10_000  # a chart has no use for more, and it keeps one response we
 # A counter step longer than this many sampling intervals means readings were lost: its share is flagged estimated.
 GAP_FACTOR = 3
 _HOUR = timedelta(hours=1)
+Source = Literal["raw", "rollups"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +68,13 @@ class TimeSeries:
     end: datetime
     interval: int  # seconds
     points: list[GaugePoint] | list[CounterPoint]
+    source: Source = "raw"  # what the buckets were computed from
+    raw_kept_from: datetime | None = None  # the organization's raw readings before this are gone (retention)
+
+    @property
+    def raw_available(self) -> bool:
+        """Whether every raw reading of the period is still kept."""
+        return self.raw_kept_from is None or self.start >= self.raw_kept_from
 
 
 def resolve_period(
@@ -114,10 +123,18 @@ async def time_series(
     interval: int = DEFAULT_INTERVAL,
     use_rollups: bool = True,
 ) -> TimeSeries:
-    """The sensor's series (`use_rollups` False: from the raw readings whatever the buckets)."""
+    """The sensor's series (`use_rollups` False: from the raw readings whatever the buckets).
+
+    A period starting before the organization's raw horizon (retention deleted its raw readings) is answered from
+    the hourly rollups whatever `use_rollups` says: the interval is rounded up to whole hours, and the result says
+    so (`source`, `raw_kept_from`).
+    """
     if interval < 1:
         raise InvalidValue("aggregation interval must be at least 1 second")
     start, end = resolve_period(start, end, DEFAULT_SPAN)
+    raw_kept_from = await source.raw_kept_from(sensor.organization_id)
+    if raw_kept_from is not None and start < raw_kept_from:
+        interval, use_rollups = -(-interval // 3600) * 3600, True
     if interval % 3600 == 0:  # whole hours: widen to whole hours so that the hourly rollups answer
         start = bucket_floor(start, _HOUR)
         end = end if end == bucket_floor(end, _HOUR) else bucket_floor(end, _HOUR) + _HOUR
@@ -142,7 +159,7 @@ async def time_series(
         series = gauge_points_from_rollups(await source.gauge_rows(org, sensor.id, start, end, Rollups.HOURLY), grid)
     else:
         series = gauge_points((await source.points(org, [sensor.id], start, end))[sensor.id], grid)
-    return TimeSeries(sensor, start, end, interval, series)
+    return TimeSeries(sensor, start, end, interval, series, "rollups" if hourly else "raw", raw_kept_from)
 
 
 def counter_points(results: list[CounterResult], grid: list[Bucket]) -> list[CounterPoint]:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from koprogo_iot.api.inputs import Email, Finite, Instant, Int32, Register, Text
 from koprogo_iot.domain.alerts import AlertSeverity, AlertStatus, AlertType, IoTAlert
 from koprogo_iot.domain.readings import ReadingQuality
+from koprogo_iot.domain.retention import MAX_RAW_RETENTION_MONTHS
 from koprogo_iot.domain.sensors import DeviceFormat, IoTSensor, MeasurementKind, SensorStatus, SensorType
 from koprogo_iot.domain.tenancy import Role, User
 
@@ -67,6 +68,19 @@ class OrganizationOut(_Out):
     id: UUID
     name: str
     created_at: datetime
+    raw_retention_months: int | None = Field(
+        description="months of raw readings kept besides the current one; null: the platform's "
+        "KOPROGO_RAW_RETENTION_MONTHS"
+    )
+
+
+class RetentionIn(_In):
+    raw_retention_months: int | None = Field(
+        ge=1,
+        le=MAX_RAW_RETENTION_MONTHS,
+        description="months of raw readings kept besides the current one (rollups are kept for good); null: the "
+        "platform's setting",
+    )
 
 
 class BuildingIn(_In):

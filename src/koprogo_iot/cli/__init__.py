@@ -34,6 +34,7 @@ BENCHMARKS = {
     "live": "MQTT publish to WebSocket latency and the dashboard's REST calls, idle and under ingest load",
     "faults": "a fault under ingest load (sensor deleted, database refusing, overlapping workers), counted key by key",
     "windows": "the window alert rules over a fleet reporting several times a second: run time, loop waits, memory",
+    "retention": "raw readings expired on PostgreSQL and SQLite: partitions dropped, rows deleted, ingestion's wait",
 }
 
 

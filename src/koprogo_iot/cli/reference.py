@@ -24,6 +24,8 @@ FRENCH = {
     "KOPROGO_ENCRYPTION_KEY": "chiffre les secrets stockés (mots de passe des serveurs réseau) ; "
     "généré en mode embarqué",
     "KOPROGO_TOKEN_TTL_MINUTES": "durée de vie d'un jeton de l'API",
+    "KOPROGO_RAW_RETENTION_MONTHS": "mois de relevés bruts gardés, en plus du mois en cours (les agrégats sont "
+    "gardés pour toujours) ; une organisation peut fixer les siens par l'API",
     "KOPROGO_LOG_FORMAT": "text ou json (un objet par ligne) ; non défini : json en production, text en mode embarqué",
     "KOPROGO_LOG_LEVEL": "DEBUG, INFO, WARNING ou ERROR",
     "KOPROGO_MQTT_URL": "broker externe (mqtt://utilisateur:mot de passe@hôte:port) ; non défini : broker embarqué",

@@ -11,6 +11,7 @@ from uuid import UUID
 
 from koprogo_iot.domain.clock import utcnow
 from koprogo_iot.domain.errors import InvalidValue
+from koprogo_iot.domain.retention import check_retention_months
 
 # Deliberately loose: real validation happens when a message is delivered; this only catches typos.
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -70,9 +71,12 @@ class Organization:
     name: str
     id: UUID = field(default_factory=uuid.uuid4)
     created_at: datetime = field(default_factory=utcnow)
+    raw_retention_months: int | None = None  # None: the platform's (KOPROGO_RAW_RETENTION_MONTHS)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", _require_text(self.name, "organization name"))
+        if self.raw_retention_months is not None:
+            check_retention_months(self.raw_retention_months)
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,6 +53,24 @@ class Provisioning:
             return await self.tenancy.list_organizations()
         return [await self.tenancy.get_organization(principal.organization_id)]
 
+    async def set_raw_retention(self, principal: Principal, organization_id: UUID, months: int | None) -> Organization:
+        """How many months the organization's raw readings are kept (None: the platform's setting): its syndics,
+        or a superadmin for any organization. Another organization's id is not found."""
+        if organization_id != principal.organization_id and principal.role is not Role.SUPERADMIN:
+            raise NotFound(f"organization {organization_id} not found")
+        principal.require_manager()
+        before = await self.tenancy.get_organization(organization_id)
+        after = await self.tenancy.set_raw_retention(organization_id, months)
+        await self.audit.record(
+            principal,
+            AuditEntity.ORGANIZATION,
+            organization_id,
+            AuditAction.CHANGED,
+            differences(before, after),
+            organization_id=organization_id,
+        )
+        return after
+
     # --- buildings and units
 
     async def create_building(self, principal: Principal, name: str, address: str = "") -> Building:

@@ -118,6 +118,11 @@ class TenancyRepository(Protocol):
         """Every organization (platform operators, and the jobs that visit each one)."""
         ...
 
+    async def set_raw_retention(self, organization_id: UUID, months: int | None) -> Organization:
+        """Keep the organization's raw readings `months` months (None: the platform's setting); NotFound if no
+        such organization."""
+        ...
+
     async def add_building(self, building: Building) -> None: ...
     async def get_building(self, organization_id: UUID, building_id: UUID) -> Building: ...
     async def list_buildings(self, organization_id: UUID) -> list[Building]: ...
@@ -424,6 +429,10 @@ class ReadingSource(Protocol):
         """A gauge's rollup rows in [start, end), ordered."""
         ...
 
+    async def raw_kept_from(self, organization_id: UUID) -> datetime | None:
+        """The instant before which the organization's raw readings are gone (retention); None: all are kept."""
+        ...
+
 
 class RollupMaintenance(Protocol):
     async def refresh(self, limit: int = 5000) -> int:
@@ -500,6 +509,15 @@ class StorageReport:
         return round(self.readings_last_day * 30 * size / rows)
 
 
+@dataclass(frozen=True, slots=True)
+class RetentionRun:
+    """What one retention run expired."""
+
+    dropped_partitions: list[str]  # whole monthly partitions (PostgreSQL), oldest first
+    deleted: dict[UUID, int]  # raw readings deleted row by row, per organization
+    kept_from: dict[UUID, datetime]  # per organization, the instant before which its raw readings are gone
+
+
 class DatabaseMaintenance(Protocol):
     async def migrate(self) -> list[str]:
         """Apply the migrations the database has not seen; return their names."""
@@ -510,7 +528,12 @@ class DatabaseMaintenance(Protocol):
         ...
 
     async def maintain_partitions(self, now: datetime) -> None:
-        """Monthly partitions around `now` and retention (PostgreSQL; nothing to do on SQLite)."""
+        """Monthly partitions around `now` (PostgreSQL; nothing to do on SQLite)."""
+        ...
+
+    async def apply_retention(self, now: datetime, default_months: int) -> RetentionRun:
+        """Expire raw readings older than each organization's retention (its own, else `default_months`) as of
+        `now`; rollups are kept."""
         ...
 
     async def report(self, now: datetime) -> StorageReport:

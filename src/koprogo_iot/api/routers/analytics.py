@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
 import msgspec
@@ -75,6 +75,14 @@ class TimeSeriesOut(BaseModel):
     end: datetime
     aggregation_interval: int
     points: list[GaugePointOut] | list[CounterPointOut]
+    source: Literal["raw", "rollups"] = Field(
+        description="what the buckets were computed from: the raw readings, or the hourly rollups (buckets of whole "
+        "hours, and any period reaching before the organization's raw horizon)"
+    )
+    raw_available: bool = Field(description="false: raw readings of the period were deleted by the retention")
+    raw_kept_from: datetime | None = Field(
+        description="the organization's raw readings before this instant are gone (retention); null: all kept"
+    )
 
     @staticmethod
     def encode(result: series.TimeSeries) -> Response:
@@ -92,8 +100,11 @@ class TimeSeriesOut(BaseModel):
             "end": result.end,
             "aggregation_interval": result.interval,
             "points": result.points,
+            "source": result.source,
+            "raw_available": result.raw_available,
+            "raw_kept_from": result.raw_kept_from,
         }
-        return Response(_encoder.encode(body), media_type="application/json")
+        return Response(_encoder.encode(body), media_type="application/json", headers=_source_headers(result))
 
 
 class BucketTotalOut(_Out):
@@ -163,7 +174,30 @@ class ComparisonOut(_Out):
     groups: list[PeriodChangeOut]
 
 
-@router.get("/sensors/{sensor_id}/time-series", response_model=TimeSeriesOut)
+# The CSV's columns stay those of every export: where its buckets came from is said in headers, on JSON too.
+SOURCE_HEADER, KEPT_FROM_HEADER = "X-Koprogo-Source", "X-Koprogo-Raw-Kept-From"
+_SOURCE_HEADERS = {
+    SOURCE_HEADER: {"description": "raw or rollups: what the buckets were computed from", "schema": {"type": "string"}},
+    KEPT_FROM_HEADER: {
+        "description": "only when the period reaches before it: the instant before which the organization's raw "
+        "readings were deleted by the retention (the buckets then come from the hourly rollups)",
+        "schema": {"type": "string", "format": "date-time"},
+    },
+}
+
+
+def _source_headers(result: series.TimeSeries) -> dict[str, str]:
+    headers: dict[str, str] = {SOURCE_HEADER: result.source}
+    if not result.raw_available and result.raw_kept_from is not None:
+        headers[KEPT_FROM_HEADER] = result.raw_kept_from.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return headers
+
+
+@router.get(
+    "/sensors/{sensor_id}/time-series",
+    response_model=TimeSeriesOut,
+    responses={200: {"headers": _SOURCE_HEADERS, "content": {"text/csv": {}}}},
+)
 async def time_series(
     sensor_id: UUID,
     principal: PrincipalDep,
@@ -173,10 +207,13 @@ async def time_series(
     aggregation_interval: Annotated[Int32, Query(description="bucket length in seconds")] = series.DEFAULT_INTERVAL,
     output: FormatQuery = Format.JSON,
 ) -> object:
-    """A gauge's avg/min/max/last/count or a counter's consumption per bucket; default: the last 24 h by 5 min."""
+    """A gauge's avg/min/max/last/count or a counter's consumption per bucket; default: the last 24 h by 5 min.
+
+    A period reaching before the organization's raw horizon (retention) is answered from the hourly rollups, in
+    buckets of whole hours: `source`, `raw_available` and the `X-Koprogo-*` headers say so."""
     result = await services.analytics.time_series(principal, sensor_id, start, end, aggregation_interval)
     if output is Format.CSV:
-        return _csv(result, f"time-series-{result.sensor.sensor_id}", result.start, result.end)
+        return _csv(result, f"time-series-{result.sensor.sensor_id}", result.start, result.end, _source_headers(result))
     return TimeSeriesOut.encode(result)
 
 
@@ -355,12 +392,14 @@ async def forecast(
     return _json(ForecastOut.of(await services.analytics.forecast(principal, scope, group_by, horizon)))
 
 
-def _csv(result: AnalyticsResult, name: str, start: datetime, end: datetime) -> Response:
+def _csv(
+    result: AnalyticsResult, name: str, start: datetime, end: datetime, headers: dict[str, str] | None = None
+) -> Response:
     stamp = "%Y%m%dT%H%M%SZ"
     span = f"{start.astimezone(UTC):{stamp}}-{end.astimezone(UTC):{stamp}}"
     filename = re.sub(r"[^A-Za-z0-9._-]", "_", f"{name}-{span}.csv")  # device ids may hold quotes or non-ASCII
     return Response(
         to_csv(result),
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'} | (headers or {}),
     )

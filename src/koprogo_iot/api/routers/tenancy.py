@@ -11,6 +11,7 @@ from koprogo_iot.api.schemas import (
     ContactsIn,
     OrganizationIn,
     OrganizationOut,
+    RetentionIn,
     UnitIn,
     UnitOut,
     UserIn,
@@ -30,6 +31,15 @@ async def create_organization(body: OrganizationIn, principal: PrincipalDep, ser
 async def list_organizations(principal: PrincipalDep, services: ServicesDep) -> object:
     """Every organization for a superadmin; the caller's own otherwise."""
     return await services.provisioning.list_organizations(principal)
+
+
+@router.put("/organizations/{organization_id}/retention", response_model=OrganizationOut)
+async def set_retention(
+    organization_id: UUID, body: RetentionIn, principal: PrincipalDep, services: ServicesDep
+) -> object:
+    """How long the organization's raw readings are kept (syndics of it, superadmins); older ones are deleted by
+    the daily maintenance and answered from the rollups."""
+    return await services.provisioning.set_raw_retention(principal, organization_id, body.raw_retention_months)
 
 
 @router.post("/buildings", status_code=status.HTTP_201_CREATED, response_model=BuildingOut)

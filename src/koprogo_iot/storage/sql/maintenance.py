@@ -1,14 +1,15 @@
-"""The database's own upkeep (`DatabaseMaintenance`): migrations, monthly partitions, closing."""
+"""The database's own upkeep (`DatabaseMaintenance`): migrations, monthly partitions, retention, closing."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
-from koprogo_iot.storage.ports import StorageReport, TableSize
+from koprogo_iot.storage.ports import RetentionRun, StorageReport, TableSize
 from koprogo_iot.storage.sql.database import Database
 from koprogo_iot.storage.sql.migrations import DataStep, migrate, pending
 from koprogo_iot.storage.sql.partitions import maintain_partitions
+from koprogo_iot.storage.sql.retention import apply_retention
 from koprogo_iot.storage.sql.rows import as_time
 
 
@@ -25,6 +26,9 @@ class SqlMaintenance:
 
     async def maintain_partitions(self, now: datetime) -> None:
         await maintain_partitions(self.db, now)
+
+    async def apply_retention(self, now: datetime, default_months: int) -> RetentionRun:
+        return await apply_retention(self.db, now, default_months)
 
     async def report(self, now: datetime) -> StorageReport:
         tables = await (self._postgres_tables() if self.db.dialect == "postgres" else self._sqlite_tables())

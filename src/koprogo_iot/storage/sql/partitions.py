@@ -2,8 +2,9 @@
 
 Migration 0001 makes `iot_readings` a table partitioned by `ts`, with a DEFAULT partition that catches readings of
 months without a partition of their own. Run `maintain_partitions` at startup and then daily: it creates the
-months around now (moving any of their rows out of the default partition) and applies the retention. SQLite has
-no partitions: every function here does nothing there.
+months around now (moving any of their rows out of the default partition). The retention (`retention.py`) drops
+the months every organization's raw readings have expired in. SQLite has no partitions: every function here does
+nothing there.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from koprogo_iot.storage.sql.database import Database
 
 log = logging.getLogger(__name__)
 
-RETENTION = timedelta(days=730)  # two years of raw readings
 MONTHS_AHEAD = 3
 _PREFIX = "iot_readings_p"  # iot_readings_p202603 holds March 2026 (UTC)
 _NAME = re.compile(rf"^{_PREFIX}(\d{{4}})(\d{{2}})$")
@@ -76,29 +76,31 @@ async def ensure_partitions(db: Database, start: datetime, end: datetime) -> lis
 
 
 async def drop_partitions_before(db: Database, cutoff: datetime) -> list[str]:
-    """Drop the monthly partitions that end on or before `cutoff`, and older default-partition rows (retention)."""
+    """Drop the monthly partitions that end on or before `cutoff`; return their names. Rows of the default
+    partition are left to the retention's batched deletes (a drop takes no time; a delete is bounded)."""
+    cutoff = require_aware(cutoff, "cutoff")
+    dropped = []
+    for name in await partition_names(db):
+        match = _NAME.match(name)
+        assert match is not None  # partition_names keeps only the monthly ones
+        if _month_start(_next_month(date(int(match[1]), int(match[2]), 1))) <= cutoff:
+            await db.execute(f"DROP TABLE {name}")
+            log.info("dropped partition %s (retention)", name)
+            dropped.append(name)
+    return dropped
+
+
+async def partition_names(db: Database) -> list[str]:
+    """The monthly partitions of `iot_readings`, oldest first (none on SQLite)."""
     if db.dialect != "postgres":
         return []
-    cutoff = require_aware(cutoff, "cutoff")
     rows = await db.fetch(
         "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
         "WHERE i.inhparent = 'iot_readings'::regclass ORDER BY c.relname"
     )
-    dropped = []
-    for row in rows:
-        match = _NAME.match(row["relname"])
-        if match is None:
-            continue
-        month = date(int(match[1]), int(match[2]), 1)
-        if _month_start(_next_month(month)) <= cutoff:
-            await db.execute(f"DROP TABLE {row['relname']}")
-            log.info("dropped partition %s (retention)", row["relname"])
-            dropped.append(row["relname"])
-    await db.execute("DELETE FROM iot_readings_default WHERE ts < $1", cutoff)
-    return dropped
+    return [row["relname"] for row in rows if _NAME.match(row["relname"])]
 
 
-async def maintain_partitions(db: Database, now: datetime, retention: timedelta = RETENTION) -> None:
-    """Partitions from last month to MONTHS_AHEAD ahead, and drop what is older than `retention`."""
+async def maintain_partitions(db: Database, now: datetime) -> None:
+    """Partitions from last month to MONTHS_AHEAD ahead."""
     await ensure_partitions(db, now - timedelta(days=31), now + timedelta(days=31 * MONTHS_AHEAD))
-    await drop_partitions_before(db, now - retention)

@@ -37,6 +37,7 @@ from koprogo_iot.domain.rollups import (
     summarize,
 )
 from koprogo_iot.domain.sensors import MeasurementKind
+from koprogo_iot.storage.sql import horizons
 from koprogo_iot.storage.sql.database import Database, Executor, Row
 from koprogo_iot.storage.sql.rows import Table, as_time, as_uuid, placeholders
 
@@ -173,6 +174,12 @@ async def _recompute(tx: Executor, marks: dict[UUID, dict[datetime, datetime | N
     """Bring the rollups of the claimed marks up to date: by folding where the readings extend them, else by
     recomputing the stale hours."""
     counters = await _lock_sensors(tx, sorted(marks))
+    # An hour before the raw horizon (retention) lost its readings: recomputed from a late one alone, its rollup
+    # would lose every reading retention deleted. Its rows stay as they are.
+    for sensor_id, horizon in (await horizons.of_sensors(tx, list(counters))).items():
+        marks[sensor_id] = {hour: since for hour, since in marks[sensor_id].items() if hour >= horizon}
+        if not marks[sensor_id]:
+            del counters[sensor_id]
     tails = await _tails(tx, {sensor_id: marks[sensor_id] for sensor_id in counters})
     await _fold(tx, tails, counters, zone)
     for sensor_id, counter in counters.items():
@@ -349,7 +356,8 @@ async def rebuild_rollups(
     zone: str = DEFAULT_ZONE,
 ) -> int:
     """Recompute every rollup row (of one organization, or all; of some sensors only) from the raw readings; return
-    the hourly rows."""
+    the hourly rows. Rows before the sensor's organization's raw horizon (retention) are kept: their readings are
+    gone."""
     tz = ZoneInfo(zone)
     written = 0
     for sensor_id in await _sensors(db, organization_id, sensor_ids):
@@ -359,6 +367,10 @@ async def rebuild_rollups(
             if sensor_id not in counters:
                 continue  # deleted meanwhile
             await tx.execute("DELETE FROM iot_rollup_dirty WHERE sensor_id = $1", sensor_id)
+            horizon = (await horizons.of_sensors(tx, [sensor_id])).get(sensor_id)
+            if horizon is not None:
+                written += await _rebuild_from(tx, sensor_id, horizon, counters[sensor_id], tz)
+                continue
             for table in (HOURLY, DAILY, MONTHLY):
                 await tx.execute(f"DELETE FROM {table.name} WHERE sensor_id = $1", sensor_id)
             written += await _refresh_sensor(tx, sensor_id, None, counters[sensor_id], tz)
@@ -586,27 +598,32 @@ async def verify_rollups(
     stored ones (after refreshing the stale hours, as queries do). The period is widened to whole local months, so
     that every day and month compared is recomputed whole. Without `start`, the counter rules run from each
     sensor's first reading; with it, from the state the stored row before the period left (verify from the start
-    to check that too). `on_sensor(done, total)` follows the progress."""
+    to check that too). A sensor whose organization's raw readings expired (retention) is checked from the first
+    whole local month after its horizon: the rows before are kept as they are. `on_sensor(done, total)` follows the
+    progress."""
     tz = ZoneInfo(zone)
     while await refresh_rollups(db, zone=zone) >= DEFAULT_LIMIT:
         pass
     first = None if start is None else local_month(start, tz)[0]
     last = None if end is None else local_month(end - timedelta(microseconds=1), tz)[1]
-    span = [(first or _EARLIEST, last or _LATEST)]
     sensors = await _sensors(db, organization_id, None)
+    kept = await horizons.of_sensors(db, sensors)
     readings = rows = 0
     found: list[tuple[UUID, Difference]] = []
     for done, sensor_id in enumerate(sensors, 1):
+        # Months holding readings retention deleted cannot be recomputed: the check starts after them.
+        sensor_first = _verifiable_from(first, kept.get(sensor_id), tz)
+        span = [(sensor_first or _EARLIEST, last or _LATEST)]
         async with db.transaction() as tx:  # the sensor's refresh lock: no refresh changes its rows meanwhile
             counters = await _lock_sensors(tx, [sensor_id])
             if sensor_id in counters:
                 counter = counters[sensor_id]
                 baseline = None
-                if first is not None:
+                if sensor_first is not None:
                     before = await tx.fetchrow(
                         HOURLY.select("sensor_id = $1 AND bucket < $2") + " ORDER BY bucket DESC LIMIT 1",
                         sensor_id,
-                        first,
+                        sensor_first,
                     )
                     baseline = None if before is None else HOURLY.decode(before).baseline
                 by_hour = await _observations(tx, sensor_id, span)
@@ -641,3 +658,48 @@ def _merge(intervals: Iterable[Bucket]) -> list[Bucket]:
         else:
             merged.append((start, end))
     return merged
+
+
+# --- Retention (storage/sql/retention.py) and the raw horizon (storage/sql/horizons.py). Rollup rows are kept for
+# good: their raw readings expire, and what is before an organization's horizon can no longer be recomputed.
+
+
+async def forget_marks_before(db: Database, organization_id: UUID, horizon: datetime) -> int:
+    """Drop the organization's stale-hour marks before `horizon` (readings ingested for an hour whose other
+    readings retention deleted); return how many."""
+    return await db.execute(
+        "DELETE FROM iot_rollup_dirty WHERE hour < $2 AND sensor_id IN "
+        "(SELECT id FROM iot_sensors WHERE organization_id = $1)",
+        organization_id,
+        horizon,
+    )
+
+
+async def _rebuild_from(tx: Executor, sensor_id: UUID, horizon: datetime, counter: _Counter, zone: ZoneInfo) -> int:
+    """`rebuild_rollups` of a sensor whose readings before `horizon` are gone: its rows from `horizon` on are
+    recomputed, from the counter state the last row before it left; the rows before are kept, and the local day
+    and month straddling `horizon` are recombined from their kept and new rows. Return the hourly rows written."""
+    for table in (HOURLY, DAILY, MONTHLY):
+        await tx.execute(f"DELETE FROM {table.name} WHERE sensor_id = $1 AND bucket >= $2", sensor_id, horizon)
+    before = await tx.fetchrow(
+        HOURLY.select("sensor_id = $1 AND bucket < $2") + " ORDER BY bucket DESC LIMIT 1", sensor_id, horizon
+    )
+    baseline = None if before is None else HOURLY.decode(before).baseline
+    by_hour = await _observations(tx, sensor_id, [(horizon, _LATEST)])
+    hourly = []
+    for hour, observed in by_hour.items():
+        hourly.append(summarize(sensor_id, hour, observed, counter.cumulative, baseline, counter.rollover))
+        baseline = hourly[-1].baseline
+    await _upsert(tx, HOURLY, hourly)
+    await _roll_up(tx, sensor_id, [horizon, *by_hour], counter, zone)
+    return len(hourly)
+
+
+def _verifiable_from(first: datetime | None, horizon: datetime | None, zone: ZoneInfo) -> datetime | None:
+    """Where `verify_rollups` starts for a sensor: `first`, or the first whole local month from `horizon` on when
+    that is later (a month holding hours before `horizon` lost some of its readings)."""
+    if horizon is None:
+        return first
+    month_start, month_end = local_month(horizon, zone)
+    whole = month_start if month_start >= horizon else month_end
+    return whole if first is None or first < whole else first

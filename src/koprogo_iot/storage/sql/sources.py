@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from koprogo_iot.domain.consumption import DEFAULT_ZONE, Point, StepKind
 from koprogo_iot.domain.rollups import CounterRow, GaugeRow, Rollups, local_month, virtual_index
+from koprogo_iot.storage.sql import horizons
 from koprogo_iot.storage.sql.database import Database, Row
 from koprogo_iot.storage.sql.rollups import DAILY, DEFAULT_LIMIT, HOURLY, MONTHLY, refresh_rollups
 from koprogo_iot.storage.sql.rows import as_time, as_uuid, placeholders
@@ -252,6 +253,9 @@ class SqlReadingSource:
             for _, bucket, count, total, low, high, last in cast(list[Sequence[Any]], rows)
             if start <= as_time(bucket) < end  # the edge rows are for counters
         ]
+
+    async def raw_kept_from(self, organization_id: UUID) -> datetime | None:
+        return await horizons.kept_from(self.db, organization_id)
 
     async def _fetch(
         self,

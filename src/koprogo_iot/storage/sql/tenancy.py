@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from uuid import UUID
 
+from koprogo_iot.domain.retention import check_retention_months
 from koprogo_iot.domain.tenancy import Building, Organization, Unit, User, check_phone, check_push_topic
 from koprogo_iot.storage.sql.database import Database, Executor, Row
 from koprogo_iot.storage.sql.rows import Table, as_uuid, found, not_found, placeholders
@@ -55,6 +56,16 @@ class SqlTenancy:
 
     async def list_organizations(self) -> list[Organization]:
         return [ORGANIZATIONS.decode(r) for r in await self.db.fetch(ORGANIZATIONS.select() + " ORDER BY name")]
+
+    async def set_raw_retention(self, organization_id: UUID, months: int | None) -> Organization:
+        changed = await self.db.execute(
+            "UPDATE organizations SET raw_retention_months = $2 WHERE id = $1",
+            organization_id,
+            None if months is None else check_retention_months(months),
+        )
+        if not changed:
+            raise not_found("organization", organization_id)
+        return await self.get_organization(organization_id)
 
     async def add_building(self, building: Building) -> None:
         await self.db.execute(BUILDINGS.insert(), *BUILDINGS.values(building))
