@@ -196,7 +196,7 @@ def _source_headers(result: series.TimeSeries) -> dict[str, str]:
 @router.get(
     "/sensors/{sensor_id}/time-series",
     response_model=TimeSeriesOut,
-    responses={200: {"headers": _SOURCE_HEADERS, "content": {"text/csv": {}}}},
+    responses={200: {"headers": _SOURCE_HEADERS}},
 )
 async def time_series(
     sensor_id: UUID,
