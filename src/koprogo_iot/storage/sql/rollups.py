@@ -318,23 +318,30 @@ async def _rows_at(tx: Executor, table: Table[Rollup], instants: dict[UUID, date
 
 async def _readings_after(tx: Executor, spans: dict[UUID, tuple[datetime, datetime]]) -> dict[UUID, list[Observation]]:
     """Each sensor's readings after the first instant of its span and before the second, in time order."""
-    columns = "r.sensor_id, r.ts, r.value, r.organization_id, r.building_id, r.unit_id"
+    columns = "r.ts, r.value, r.organization_id, r.building_id, r.unit_id"
     if not spans:
         return {}
     if tx.dialect == "postgres":
+        # One range scan of the (sensor_id, ts) key per sensor: joined to the unnest, the readings were a hash join
+        # over a scan of the whole partition, every refresh (a LATERAL kept apart by OFFSET 0 is not merged into
+        # the join); the overall bounds let PostgreSQL skip the other months' partitions.
+        afters, befores = [after for after, _ in spans.values()], [before for _, before in spans.values()]
         rows = await tx.fetch(
-            f"SELECT {columns} FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[]) AS s(id, after, before) "
-            "JOIN iot_readings r ON r.sensor_id = s.id AND r.ts > s.after AND r.ts < s.before "
-            "ORDER BY r.sensor_id, r.ts",
+            f"SELECT s.id AS sensor_id, {columns} FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[]) "
+            "AS s(id, after, before) CROSS JOIN LATERAL (SELECT ts, value, organization_id, building_id, unit_id "
+            "FROM iot_readings WHERE sensor_id = s.id AND ts > s.after AND ts < s.before AND ts > $4 AND ts < $5 "
+            "OFFSET 0) r ORDER BY s.id, r.ts",
             list(spans),
-            [after for after, _ in spans.values()],
-            [before for _, before in spans.values()],
+            afters,
+            befores,
+            min(afters),
+            max(befores),
         )
     else:
         rows = []
         for sensor_id, (after, before) in spans.items():
             rows += await tx.fetch(
-                f"SELECT {columns} FROM iot_readings r "
+                f"SELECT r.sensor_id, {columns} FROM iot_readings r "
                 "WHERE r.sensor_id = $1 AND r.ts > $2 AND r.ts < $3 ORDER BY r.ts",
                 sensor_id,
                 after,
