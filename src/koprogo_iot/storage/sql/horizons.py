@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
-from koprogo_iot.domain.readings import IoTReading
 from koprogo_iot.storage.sql.database import Executor
 from koprogo_iot.storage.sql.rows import as_time, as_uuid, placeholders
 
@@ -33,23 +32,6 @@ async def of_sensors(ex: Executor, sensor_ids: Sequence[UUID]) -> dict[UUID, dat
         *sensor_ids,
     )
     return {as_uuid(r["id"]): as_time(r["kept_from"]) for r in rows}
-
-
-async def unexpired(ex: Executor, readings: Sequence[IoTReading]) -> list[IoTReading]:
-    """The readings at or after their organization's horizon. An older one (a device's backlog of an expired
-    month) is stored until the next retention run, but must not mark its hour stale: recomputed from it alone, the
-    hour's rollup would lose every reading the retention deleted."""
-    orgs = sorted({r.organization_id for r in readings}, key=str)
-    if not orgs:
-        return []
-    rows = await ex.fetch(
-        f"SELECT organization_id, kept_from FROM iot_raw_horizons WHERE organization_id IN ({placeholders(len(orgs))})",
-        *orgs,
-    )
-    if not rows:
-        return list(readings)
-    kept = {as_uuid(r["organization_id"]): as_time(r["kept_from"]) for r in rows}
-    return [r for r in readings if r.organization_id not in kept or r.timestamp >= kept[r.organization_id]]
 
 
 async def advance(ex: Executor, organization_id: UUID, cutoff: datetime) -> None:

@@ -2,8 +2,8 @@
 
 Ingestion stores a batch in one transaction: the new readings (a redelivered one is skipped by the (sensor, time)
 key), then, through the modules owning those tables, the sensors' last reading, the alert decisions of the new
-readings, the stale-rollup marks (none before the organization's raw horizon: `horizons.unexpired`), the dead
-letters and the sightings of devices nobody reads. The readings are inserted with multi-row statements on SQLite
+readings, the stale-rollup marks (a mark before the organization's raw horizon is left alone by the refresh), the
+dead letters and the sightings of devices nobody reads. The readings are inserted with multi-row statements on SQLite
 and with binary COPY into a staging table on PostgreSQL, side by side in `_insert_new`.
 """
 
@@ -18,7 +18,7 @@ from koprogo_iot.domain.dead_letters import DeadLetter
 from koprogo_iot.domain.devices import DeviceSighting
 from koprogo_iot.domain.readings import IoTReading
 from koprogo_iot.storage.ports import Ingested
-from koprogo_iot.storage.sql import alerts, dead_letters, devices, horizons, rollups, sensors
+from koprogo_iot.storage.sql import alerts, dead_letters, devices, rollups, sensors
 from koprogo_iot.storage.sql.database import Database, Executor
 from koprogo_iot.storage.sql.postgres import PgExecutor
 from koprogo_iot.storage.sql.rows import Codec, Table, as_time, as_uuid, placeholders
@@ -98,7 +98,7 @@ class SqlReadings:
                 readings = [item.reading for item in new]
                 await sensors.record_last_readings(tx, _latest(readings))
                 await alerts.apply(tx, [d for item in new for d in item.decisions])
-                await rollups.mark_stale(tx, await horizons.unexpired(tx, readings))
+                await rollups.mark_stale(tx, readings)
             await dead_letters.insert(tx, rejected)
             await devices.record(tx, sightings)
         return new
