@@ -9,7 +9,6 @@ LOCKED, and a per-sensor advisory lock orders their daily recomputations.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -218,6 +217,7 @@ async def _tails(tx: Executor, marks: dict[UUID, dict[datetime, datetime | None]
     sensor, or with retention, which marks nothing)."""
     latest = await _rows_at(tx, HOURLY, dict.fromkeys(marks, _LATEST))
     tails: dict[UUID, _Tail] = {}
+    doubtful: list[Rollup] = []
     for sensor_id, hours in marks.items():
         row = latest.get(sensor_id)
         if row is None:
@@ -228,9 +228,12 @@ async def _tails(tx: Executor, marks: dict[UUID, dict[datetime, datetime | None]
         since = hours.get(row.bucket, _AFTER)
         if since is None:
             continue  # the whole hour, on purpose
-        if since <= row.last_ts and not await _counted(tx, row):
-            continue
-        tails[sensor_id] = _Tail(row, None, None)
+        if since <= row.last_ts:
+            doubtful.append(row)
+        else:
+            tails[sensor_id] = _Tail(row, None, None)
+    counted = await _counts(tx, doubtful)
+    tails |= {row.sensor_id: _Tail(row, None, None) for row in doubtful if counted.get(row.sensor_id) == row.count}
     latest_hours = {sensor_id: tail.hour for sensor_id, tail in tails.items() if tail.hour is not None}
     at = {sensor_id: row.bucket for sensor_id, row in latest_hours.items()}
     days, months = await _rows_at(tx, DAILY, at), await _rows_at(tx, MONTHLY, at)
@@ -253,15 +256,30 @@ _SLICE = 0.005  # seconds of folding between two yields to the event loop
 _AFTER = datetime.max.replace(tzinfo=UTC)  # an hour after the latest row has no row: its readings are all new
 
 
-async def _counted(tx: Executor, row: Rollup) -> bool:
-    """Whether `row` already counts every reading of its hour up to its last one."""
-    found = await tx.fetchrow(
-        "SELECT count(*) AS n FROM iot_readings WHERE sensor_id = $1 AND ts >= $2 AND ts <= $3",
-        row.sensor_id,
-        row.bucket,
-        row.last_ts,
-    )
-    return found is not None and found["n"] == row.count
+async def _counts(tx: Executor, rows: list[Rollup]) -> dict[UUID, int]:
+    """For each row (the latest of its sensor), how many readings its hour holds up to its last one."""
+    if not rows:
+        return {}
+    if tx.dialect == "postgres":  # one key range count per sensor (LATERAL, as `_readings_after`)
+        found = await tx.fetch(
+            "SELECT s.id, c.n FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[]) AS s(id, start, last) "
+            "CROSS JOIN LATERAL (SELECT count(*) AS n FROM iot_readings "
+            "WHERE sensor_id = s.id AND ts >= s.start AND ts <= s.last OFFSET 0) c",
+            [row.sensor_id for row in rows],
+            [row.bucket for row in rows],
+            [row.last_ts for row in rows],
+        )
+    else:
+        found = []
+        for row in rows:
+            found += await tx.fetch(
+                "SELECT sensor_id AS id, count(*) AS n FROM iot_readings "
+                "WHERE sensor_id = $1 AND ts >= $2 AND ts <= $3",
+                row.sensor_id,
+                row.bucket,
+                row.last_ts,
+            )
+    return {as_uuid(r["id"]): r["n"] for r in found}
 
 
 async def _fold(tx: Executor, tails: dict[UUID, _Tail], counters: dict[UUID, _Counter], zone: ZoneInfo) -> None:
@@ -277,13 +295,12 @@ async def _fold(tx: Executor, tails: dict[UUID, _Tail], counters: dict[UUID, _Co
             continue  # its readings were folded by the previous refresh already
         counter = counters[sensor_id]
         levels = (
-            (HOURLY, tail.hour, lambda ts: ts.replace(minute=0, second=0, microsecond=0)),
-            (DAILY, tail.day, lambda ts: local_day(ts, zone)[0]),
-            (MONTHLY, tail.month, lambda ts: local_month(ts, zone)[0]),
+            (HOURLY, tail.hour, _utc_hour),
+            (DAILY, tail.day, lambda ts: local_day(ts, zone)),
+            (MONTHLY, tail.month, lambda ts: local_month(ts, zone)),
         )
         for table, latest, bucket_of in levels:
-            for bucket, readings in itertools.groupby(tail.readings, key=lambda r: bucket_of(r.ts)):
-                group = list(readings)
+            for bucket, group in _grouped(tail.readings, bucket_of):
                 if latest is not None and latest.bucket == bucket:
                     latest = extend(latest, group, counter.cumulative, counter.rollover)
                 else:
@@ -292,6 +309,28 @@ async def _fold(tx: Executor, tails: dict[UUID, _Tail], counters: dict[UUID, _Co
                 rows[table].append(latest)
     for table, written in rows.items():
         await _upsert(tx, table, written)
+
+
+def _utc_hour(instant: datetime) -> Bucket:
+    start = instant.replace(minute=0, second=0, microsecond=0)
+    return start, start + HOUR
+
+
+def _grouped(
+    readings: list[Observation], bucket_of: Callable[[datetime], Bucket]
+) -> Iterator[tuple[datetime, list[Observation]]]:
+    """Readings (in time order) by bucket, the bucket computed once per bucket, not once per reading (a local day
+    or month costs a time zone conversion)."""
+    if not readings:
+        return
+    start, end = bucket_of(readings[0].ts)
+    group: list[Observation] = []
+    for reading in readings:
+        if reading.ts >= end:
+            yield start, group
+            (start, end), group = bucket_of(reading.ts), []
+        group.append(reading)
+    yield start, group
 
 
 async def _rows_at(tx: Executor, table: Table[Rollup], instants: dict[UUID, datetime]) -> dict[UUID, Rollup]:
