@@ -214,7 +214,7 @@ async def _tails(tx: Executor, marks: dict[UUID, dict[datetime, datetime | None]
     reads below are read too (and their marks, made after the claim, look late at the next refresh): for a mark
     whose `since` is not after the latest row's last reading, the row's count against the readings up to that
     reading tells whether one is missing from it (readings of a sensor are only added: a deletion goes with the
-    sensor, or with retention, which marks nothing)."""
+    sensor, or with retention, months before any sensor's latest hour)."""
     latest = await _rows_at(tx, HOURLY, dict.fromkeys(marks, _LATEST))
     tails: dict[UUID, _Tail] = {}
     doubtful: list[Rollup] = []
