@@ -388,9 +388,7 @@ async def _readings_after(tx: Executor, spans: dict[UUID, tuple[datetime, dateti
             )
     found: dict[UUID, list[Observation]] = {}
     for row in rows:
-        unit = None if row["unit_id"] is None else as_uuid(row["unit_id"])
-        tenancy = (as_uuid(row["organization_id"]), as_uuid(row["building_id"]), unit)
-        found.setdefault(as_uuid(row["sensor_id"]), []).append(Observation(as_time(row["ts"]), row["value"], tenancy))
+        found.setdefault(as_uuid(row["sensor_id"]), []).append(_observation(row))
     return found
 
 
@@ -548,13 +546,16 @@ async def _observations(
     )
     by_hour: dict[datetime, list[Observation]] = {}
     for row in readings:
-        ts = as_time(row["ts"])
-        unit = None if row["unit_id"] is None else as_uuid(row["unit_id"])
-        tenancy = (as_uuid(row["organization_id"]), as_uuid(row["building_id"]), unit)
-        by_hour.setdefault(ts.replace(minute=0, second=0, microsecond=0), []).append(
-            Observation(ts, row["value"], tenancy)
-        )
+        observed = _observation(row)
+        by_hour.setdefault(observed.ts.replace(minute=0, second=0, microsecond=0), []).append(observed)
     return by_hour
+
+
+def _observation(row: Row) -> Observation:
+    """A raw reading's row (ts, value and its tenancy columns) as a rollup sees it."""
+    unit = None if row["unit_id"] is None else as_uuid(row["unit_id"])
+    tenancy = (as_uuid(row["organization_id"]), as_uuid(row["building_id"]), unit)
+    return Observation(as_time(row["ts"]), row["value"], tenancy)
 
 
 async def _roll_up(tx: Executor, sensor_id: UUID, hours: list[datetime], counter: _Counter, zone: ZoneInfo) -> None:
