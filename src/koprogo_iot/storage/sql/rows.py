@@ -8,6 +8,7 @@ inserted, selected and decoded: adding one takes the dataclass field and the mig
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -26,7 +27,13 @@ Convert = Callable[[Any], Any]
 
 
 def as_uuid(value: Any) -> UUID:
-    return value if isinstance(value, UUID) else UUID(value)
+    return value if isinstance(value, UUID) else _parsed_uuid(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_uuid(text: str) -> UUID:
+    """SQLite returns ids as text: a series' rows repeat its sensor's id, parsed once here (UUIDs are immutable)."""
+    return UUID(text)
 
 
 def as_time(value: Any) -> datetime:
