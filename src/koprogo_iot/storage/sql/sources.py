@@ -108,6 +108,8 @@ SELECT {columns} FROM {monthly} r JOIN wanted w ON r.sensor_id = w.id
 WHERE r.organization_id = $1 AND r.bucket >= $4 AND r.bucket < $5"""
 
 
+# A step kind as stored (or None), as the domain's enum: a dictionary lookup, not an Enum call per row.
+_STEP_KINDS: dict[str | None, StepKind | None] = {None: None, **{kind.value: kind for kind in StepKind}}
 _GAUGE_COLUMNS = "r.sensor_id, r.bucket, r.count, r.sum, r.min, r.max, r.last_value"
 # What a counter's consumption needs of a rollup row: its first and last readings and the increase between them.
 _COUNTER_COLUMNS = (
@@ -235,7 +237,7 @@ class SqlReadingSource:
                     last_value,
                     increase,
                     entry,
-                    None if entry_kind is None else StepKind(entry_kind),
+                    _STEP_KINDS[entry_kind],
                     resets,
                     rollovers,
                     longest_step,
