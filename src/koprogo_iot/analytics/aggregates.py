@@ -16,6 +16,7 @@ from enum import StrEnum
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
+from koprogo_iot.analytics.offload import off_loop
 from koprogo_iot.analytics.series import MAX_POINTS, aligned_buckets, bucket_count, resolve_period
 from koprogo_iot.domain.clock import utcnow
 from koprogo_iot.domain.consumption import (
@@ -309,6 +310,14 @@ async def _totals(
 ) -> list[GroupTotals]:
     sensors = counters.sensors
     results = await counter_results(source, counters.organization_id, sensors, grid, rollup)
+    return await off_loop(_grouped, counters, group_by, grid, results)
+
+
+def _grouped(
+    counters: Counters, group_by: GroupBy, grid: Sequence[Bucket], results: Mapping[UUID, list[CounterResult]]
+) -> list[GroupTotals]:
+    """The counters' results summed per group and unit of measure, sorted by label."""
+    sensors = counters.sensors
     members: dict[tuple[str, str], list[IoTSensor]] = {}
     for sensor in sensors:
         members.setdefault((_group_key(sensor, group_by), sensor.unit_of_measure), []).append(sensor)
@@ -344,12 +353,14 @@ async def counter_results(
 
     if rollup is not None:
         rows = await source.counter_rows(organization_id, ids, start, end, rollup)
-        return {s.id: rollup_results(rows[s.id], grid, max_gap(s)) for s in sensors}
+        return await off_loop(lambda: {s.id: rollup_results(rows[s.id], grid, max_gap(s)) for s in sensors})
     points = await source.points(organization_id, ids, start, end)
-    return {
-        s.id: [r for _, r in consumption_by_bucket(points[s.id], grid, rollover=s.rollover, max_gap=max_gap(s))]
-        for s in sensors
-    }
+    return await off_loop(
+        lambda: {
+            s.id: [r for _, r in consumption_by_bucket(points[s.id], grid, rollover=s.rollover, max_gap=max_gap(s))]
+            for s in sensors
+        }
+    )
 
 
 def _group_key(sensor: IoTSensor, group_by: GroupBy) -> str:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
+from koprogo_iot.analytics.offload import off_loop
 from koprogo_iot.domain.clock import require_aware, utcnow
 from koprogo_iot.domain.consumption import (
     Bucket,
@@ -19,7 +20,7 @@ from koprogo_iot.domain.consumption import (
     fixed_buckets,
 )
 from koprogo_iot.domain.errors import InvalidValue
-from koprogo_iot.domain.rollups import GaugeRow, Rollups, rollup_results
+from koprogo_iot.domain.rollups import CounterRow, GaugeRow, Rollups, rollup_results
 from koprogo_iot.domain.sensors import IoTSensor, MeasurementKind
 from koprogo_iot.storage.ports import ReadingSource
 
@@ -150,16 +151,27 @@ async def time_series(
         max_gap = timedelta(seconds=GAP_FACTOR * sensor.sampling_interval)
         if hourly:
             rows = (await source.counter_rows(org, [sensor.id], start, end, Rollups.HOURLY))[sensor.id]
-            results = rollup_results(rows, grid, max_gap)
+            series = await off_loop(_counter_series_of_rows, rows, grid, max_gap)
         else:
             points = (await source.points(org, [sensor.id], start, end))[sensor.id]
-            results = [r for _, r in consumption_by_bucket(points, grid, max_gap=max_gap, rollover=sensor.rollover)]
-        series = counter_points(results, grid)
+            series = await off_loop(_counter_series, points, grid, max_gap, sensor.rollover)
     elif hourly:
-        series = gauge_points_from_rollups(await source.gauge_rows(org, sensor.id, start, end, Rollups.HOURLY), grid)
+        gauge_rows = await source.gauge_rows(org, sensor.id, start, end, Rollups.HOURLY)
+        series = await off_loop(gauge_points_from_rollups, gauge_rows, grid)
     else:
-        series = gauge_points((await source.points(org, [sensor.id], start, end))[sensor.id], grid)
+        series = await off_loop(gauge_points, (await source.points(org, [sensor.id], start, end))[sensor.id], grid)
     return TimeSeries(sensor, start, end, interval, series, "rollups" if hourly else "raw", raw_kept_from)
+
+
+def _counter_series_of_rows(rows: list[CounterRow], grid: list[Bucket], max_gap: timedelta) -> list[CounterPoint]:
+    return counter_points(rollup_results(rows, grid, max_gap), grid)
+
+
+def _counter_series(
+    points: list[Point], grid: list[Bucket], max_gap: timedelta, rollover: float | None
+) -> list[CounterPoint]:
+    results = [r for _, r in consumption_by_bucket(points, grid, max_gap=max_gap, rollover=rollover)]
+    return counter_points(results, grid)
 
 
 def counter_points(results: list[CounterResult], grid: list[Bucket]) -> list[CounterPoint]:

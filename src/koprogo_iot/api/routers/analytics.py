@@ -15,7 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from koprogo_iot.analytics import series
 from koprogo_iot.analytics.aggregates import GroupBy, Period, SensorScope
 from koprogo_iot.analytics.export import AnalyticsResult, to_csv
+from koprogo_iot.analytics.offload import off_loop
 from koprogo_iot.api.deps import PrincipalDep, ServicesDep
+from koprogo_iot.api.encoding import json_off_loop
 from koprogo_iot.api.inputs import Instant, Int32
 from koprogo_iot.domain.sensors import MeasurementKind, SensorType
 from koprogo_iot.services.analytics import ForecastReport, Horizon
@@ -26,11 +28,6 @@ router = APIRouter(prefix="/iot", tags=["analytics"])
 class Format(StrEnum):
     JSON = "json"
     CSV = "csv"
-
-
-def _json(body: BaseModel) -> Response:
-    """The body as JSON, already validated: FastAPI would validate a year of points a second time."""
-    return Response(body.model_dump_json(), media_type="application/json")
 
 
 FormatQuery = Annotated[Format, Query(alias="format", description="json, or csv for a spreadsheet")]
@@ -213,7 +210,8 @@ async def time_series(
     buckets of whole hours: `source`, `raw_available` and the `X-Koprogo-*` headers say so."""
     result = await services.analytics.time_series(principal, sensor_id, start, end, aggregation_interval)
     if output is Format.CSV:
-        return _csv(result, f"time-series-{result.sensor.sensor_id}", result.start, result.end, _source_headers(result))
+        name = f"time-series-{result.sensor.sensor_id}"
+        return await _csv(result, name, result.start, result.end, _source_headers(result))
     return TimeSeriesOut.encode(result)
 
 
@@ -234,8 +232,8 @@ async def consumption(
     scope = SensorScope(building_id, unit_id, sensor_type)
     result = await services.analytics.consumption(principal, scope, group_by, period, start, end)
     if output is Format.CSV:
-        return _csv(result, f"consumption-by-{group_by.value}-per-{period.value}", result.start, result.end)
-    return _json(ConsumptionOut.model_validate(result))
+        return await _csv(result, f"consumption-by-{group_by.value}-per-{period.value}", result.start, result.end)
+    return await json_off_loop(lambda: ConsumptionOut.model_validate(result).model_dump_json())
 
 
 @router.get("/consumption/units-vs-median", response_model=MedianOut)
@@ -251,7 +249,7 @@ async def units_vs_median(
     """Each unit's consumption against the building's median (syndics); default: the last 30 days."""
     result = await services.analytics.units_vs_median(principal, building_id, sensor_type, start, end)
     if output is Format.CSV:
-        return _csv(result, f"units-vs-median-{sensor_type.value}", result.start, result.end)
+        return await _csv(result, f"units-vs-median-{sensor_type.value}", result.start, result.end)
     return MedianOut.model_validate(result)
 
 
@@ -271,7 +269,7 @@ async def period_comparison(
     scope = SensorScope(building_id, unit_id, sensor_type)
     result = await services.analytics.period_comparison(principal, scope, group_by, start, end)
     if output is Format.CSV:
-        return _csv(result, f"period-comparison-by-{group_by.value}", result.start, result.end)
+        return await _csv(result, f"period-comparison-by-{group_by.value}", result.start, result.end)
     return ComparisonOut.model_validate(result)
 
 
@@ -319,7 +317,7 @@ async def building_balance(
 ) -> object:
     """Each main meter of the building against the sum of its units' meters of that medium (syndics)."""
     result = await services.analytics.building_balance(principal, building_id, sensor_type, period, start, end)
-    return _json(BalanceOut.model_validate(result))
+    return await json_off_loop(lambda: BalanceOut.model_validate(result).model_dump_json())
 
 
 class DayForecastOut(_Out):
@@ -389,17 +387,18 @@ async def forecast(
 ) -> object:
     """The counters' projected consumption to the end of the month or year, per group, with a 90 % interval."""
     scope = SensorScope(building_id, unit_id, sensor_type)
-    return _json(ForecastOut.of(await services.analytics.forecast(principal, scope, group_by, horizon)))
+    report = await services.analytics.forecast(principal, scope, group_by, horizon)
+    return await json_off_loop(lambda: ForecastOut.of(report).model_dump_json())
 
 
-def _csv(
+async def _csv(
     result: AnalyticsResult, name: str, start: datetime, end: datetime, headers: dict[str, str] | None = None
 ) -> Response:
     stamp = "%Y%m%dT%H%M%SZ"
     span = f"{start.astimezone(UTC):{stamp}}-{end.astimezone(UTC):{stamp}}"
     filename = re.sub(r"[^A-Za-z0-9._-]", "_", f"{name}-{span}.csv")  # device ids may hold quotes or non-ASCII
     return Response(
-        to_csv(result),
+        await off_loop(to_csv, result),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'} | (headers or {}),
     )

@@ -4,8 +4,10 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Response, status
+from pydantic import TypeAdapter
 
 from koprogo_iot.api.deps import PrincipalDep, ServicesDep
+from koprogo_iot.api.encoding import json_off_loop
 from koprogo_iot.api.inputs import Instant, Int32
 from koprogo_iot.api.schemas import CalibrateIn, ReadingOut, SensorIn, SensorOut, SensorUpdate
 
@@ -18,15 +20,19 @@ async def create_sensor(body: SensorIn, principal: PrincipalDep, services: Servi
     return SensorOut.of(await services.provisioning.create_sensor(principal, body.fields()))
 
 
-@router.get("")
+_SENSOR_LIST = TypeAdapter(list[SensorOut])
+
+
+@router.get("", response_model=list[SensorOut])
 async def list_sensors(
     principal: PrincipalDep,
     services: ServicesDep,
     building_id: UUID | None = None,
     unit_id: UUID | None = None,
-) -> list[SensorOut]:
+) -> Response:
     """The sensors the caller may see: all of the organization's for a syndic, an owner's own otherwise."""
-    return [SensorOut.of(s) for s in await services.provisioning.list_sensors(principal, building_id, unit_id)]
+    sensors = await services.provisioning.list_sensors(principal, building_id, unit_id)
+    return await json_off_loop(lambda: _SENSOR_LIST.dump_json([SensorOut.of(s) for s in sensors]))
 
 
 @router.get("/{sensor_id}")
