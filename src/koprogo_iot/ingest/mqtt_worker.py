@@ -290,6 +290,7 @@ class _Connection(asyncio.Protocol):
         self.ping_sent_at: float | None = None
         self.reading = True
         self.dropped = False  # by us (protocol error, keep-alive, stopping), not by the broker
+        self.discarding = False  # DISCONNECT sent: what still comes is delivered again to the session later
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -297,6 +298,8 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_read = time.monotonic()
+        if self.discarding:
+            return
         try:
             messages, acks, control = self._parser.feed(data, utcnow())
             for first, body in control:
@@ -363,9 +366,14 @@ class _Connection(asyncio.Protocol):
         if self.transport is None:
             return
         self.dropped = True
-        if graceful:
-            self.write(DISCONNECT)
-        self.transport.close()
+        if graceful and self.write(DISCONNECT):
+            # The broker closes once it has read the DISCONNECT, after the PUBACKs before it. Until then read and
+            # drop what it still sends: closing with unread data resets the connection, and a reset may discard
+            # PUBACKs the broker had not read yet (seen: 25 stored readings delivered again after a SIGTERM).
+            self.discarding = True
+            self.resume()
+        else:
+            self.transport.close()
         try:
             await asyncio.wait_for(asyncio.shield(self.closed), CLOSE_TIMEOUT)
         except TimeoutError:
