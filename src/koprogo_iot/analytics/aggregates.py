@@ -16,7 +16,6 @@ from enum import StrEnum
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from koprogo_iot.analytics.offload import off_loop
 from koprogo_iot.analytics.series import MAX_POINTS, aligned_buckets, bucket_count, resolve_period
 from koprogo_iot.domain.clock import utcnow
 from koprogo_iot.domain.consumption import (
@@ -32,6 +31,7 @@ from koprogo_iot.domain.consumption import (
 from koprogo_iot.domain.errors import InvalidValue
 from koprogo_iot.domain.rollups import Rollups, local_day, rollup_results
 from koprogo_iot.domain.sensors import IoTSensor, MeasurementKind, SensorType
+from koprogo_iot.offload import off_loop
 from koprogo_iot.storage.ports import ReadingSource
 
 UNIT_NOTE = "sums only add sensors with the same unit of measure: each group is split by unit_of_measure"

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from koprogo_iot.analytics.offload import off_loop
 from koprogo_iot.domain.clock import require_aware, utcnow
 from koprogo_iot.domain.consumption import (
     Bucket,
@@ -22,6 +21,7 @@ from koprogo_iot.domain.consumption import (
 from koprogo_iot.domain.errors import InvalidValue
 from koprogo_iot.domain.rollups import CounterRow, GaugeRow, Rollups, rollup_results
 from koprogo_iot.domain.sensors import IoTSensor, MeasurementKind
+from koprogo_iot.offload import off_loop
 from koprogo_iot.storage.ports import ReadingSource
 
 DEFAULT_INTERVAL = 300  # seconds: the usual sampling interval, so a day shows every reading's bucket

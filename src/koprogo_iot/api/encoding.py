@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from fastapi import Response
 
-from koprogo_iot.analytics.offload import off_loop
+from koprogo_iot.offload import off_loop
 
 
 async def json_off_loop(encode: Callable[[], bytes | str], headers: dict[str, str] | None = None) -> Response:

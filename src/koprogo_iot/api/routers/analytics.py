@@ -15,11 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from koprogo_iot.analytics import series
 from koprogo_iot.analytics.aggregates import GroupBy, Period, SensorScope
 from koprogo_iot.analytics.export import AnalyticsResult, to_csv
-from koprogo_iot.analytics.offload import off_loop
 from koprogo_iot.api.deps import PrincipalDep, ServicesDep
 from koprogo_iot.api.encoding import json_off_loop
 from koprogo_iot.api.inputs import Instant, Int32
 from koprogo_iot.domain.sensors import MeasurementKind, SensorType
+from koprogo_iot.offload import off_loop
 from koprogo_iot.services.analytics import ForecastReport, Horizon
 
 router = APIRouter(prefix="/iot", tags=["analytics"])

@@ -40,6 +40,7 @@ def as_time(value: Any) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(value)
 
 
+@functools.lru_cache(maxsize=1024)
 def placeholders(count: int, start: int = 1) -> str:
     """`$start, ..., $(start + count - 1)`: our statements use PostgreSQL-style placeholders on both drivers."""
     return ", ".join(f"${i}" for i in range(start, start + count))

@@ -8,6 +8,7 @@ from uuid import UUID
 
 from koprogo_iot.domain.readings import IoTReading
 from koprogo_iot.domain.sensors import IoTSensor
+from koprogo_iot.offload import decoded
 from koprogo_iot.storage.ports import SensorFilter
 from koprogo_iot.storage.sql.database import Database, Executor
 from koprogo_iot.storage.sql.rows import Table, found, not_found, placeholders
@@ -87,7 +88,7 @@ class SqlSensors:
         rows = await self.db.fetch(
             SENSORS.select("organization_id = $1") + " ORDER BY location, sensor_id", organization_id
         )
-        sensors = [SENSORS.decode(r) for r in rows]
+        sensors = await decoded(SENSORS.decode, rows)
         # Filters are applied here: an organization has hundreds of sensors, not millions.
         if where.building_id is not None:
             sensors = [s for s in sensors if s.building_id == where.building_id]

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from koprogo_iot.domain.consumption import DEFAULT_ZONE, Point, StepKind
 from koprogo_iot.domain.rollups import CounterRow, GaugeRow, Rollups, local_month, virtual_index
+from koprogo_iot.offload import decoded
 from koprogo_iot.storage.sql import horizons
 from koprogo_iot.storage.sql.database import Database, Row
 from koprogo_iot.storage.sql.rollups import DAILY, DEFAULT_LIMIT, HOURLY, MONTHLY, refresh_rollups
@@ -136,8 +137,8 @@ class SqlReadingSource:
             return found
         ids = list(found)
         rows = await self.db.fetch(_POINTS.format(ids=placeholders(len(ids), 4)), organization_id, start, end, *ids)
-        for row in rows:
-            found[as_uuid(row["sensor_id"])].append((as_time(row["ts"]), float(row["value"])))
+        for sensor_id, point in await decoded(_keyed_point, rows):
+            found[sensor_id].append(point)
         for points in found.values():
             points.sort()
         await self._seed_baselines(found, start)
@@ -214,8 +215,8 @@ class SqlReadingSource:
         ids_list, readings = placeholders(len(ids), 5), _THINNED_READINGS[dialect]
         sql = _THINNED.format(ids=ids_list, bucket=_BUCKET[dialect], readings=readings)
         rows = await self.db.fetch(sql, organization_id, start, end, resolution.total_seconds(), *ids)
-        for sensor_id, ts, value in cast(list[Sequence[Any]], rows):
-            found[as_uuid(sensor_id)].append((as_time(ts), float(value)))
+        for sensor_id, point in await decoded(_keyed_point, rows):
+            found[sensor_id].append(point)
         for points in found.values():
             points.sort()
         return found
@@ -225,24 +226,8 @@ class SqlReadingSource:
     ) -> dict[UUID, list[CounterRow]]:
         rows = await self._fetch(organization_id, sensor_ids, start, end, rollup, _COUNTER_COLUMNS)
         found: dict[UUID, list[CounterRow]] = {sensor_id: [] for sensor_id in sensor_ids}
-        # Rows come ordered by sensor and bucket; positional access: a year of a building is ~30,000 rows.
-        for sensor_id, _, count, first_ts, first_value, last_ts, last_value, *rest in cast(list[Sequence[Any]], rows):
-            increase, entry, entry_kind, resets, rollovers, longest_step = rest
-            found[as_uuid(sensor_id)].append(
-                CounterRow(
-                    count,
-                    as_time(first_ts),
-                    first_value,
-                    as_time(last_ts),
-                    last_value,
-                    increase,
-                    entry,
-                    _STEP_KINDS[entry_kind],
-                    resets,
-                    rollovers,
-                    longest_step,
-                )
-            )
+        for sensor_id, row in await decoded(_counter_row, rows):  # ordered by sensor and bucket
+            found[sensor_id].append(row)
         return found
 
     async def gauge_rows(
@@ -250,11 +235,7 @@ class SqlReadingSource:
     ) -> list[GaugeRow]:
         """The sensor's rollup rows in [start, end), ordered: (bucket, count, sum, min, max, last value)."""
         rows = await self._fetch(organization_id, [sensor_id], start, end, rollup, _GAUGE_COLUMNS)
-        return [
-            (as_time(bucket), count, total, low, high, last)
-            for _, bucket, count, total, low, high, last in cast(list[Sequence[Any]], rows)
-            if start <= as_time(bucket) < end  # the edge rows are for counters
-        ]
+        return [row for row in await decoded(_gauge_row, rows) if start <= row[0] < end]  # edge rows: for counters
 
     async def raw_kept_from(self, organization_id: UUID) -> datetime | None:
         return await horizons.kept_from(self.db, organization_id)
@@ -293,3 +274,33 @@ class SqlReadingSource:
         rows = period_rows.format(columns=columns, table=table, monthly=MONTHLY.name)
         sql = _ROLLUPS.format(ids=ids, table=table, columns=columns, period_rows=rows)
         return await self.db.fetch(sql, *args, *sensor_ids)
+
+
+def _keyed_point(row: Row) -> tuple[UUID, Point]:
+    sensor_id, ts, value = cast(Sequence[Any], row)[:3]
+    return as_uuid(sensor_id), (as_time(ts), float(value))
+
+
+def _counter_row(row: Row) -> tuple[UUID, CounterRow]:
+    """A rollup row of `_COUNTER_COLUMNS`, by position (a year of a building is ~30,000 rows)."""
+    sensor_id, _, count, first_ts, first_value, last_ts, last_value, *rest = cast(Sequence[Any], row)
+    increase, entry, entry_kind, resets, rollovers, longest_step = rest
+    counter = CounterRow(
+        count,
+        as_time(first_ts),
+        first_value,
+        as_time(last_ts),
+        last_value,
+        increase,
+        entry,
+        _STEP_KINDS[entry_kind],
+        resets,
+        rollovers,
+        longest_step,
+    )
+    return as_uuid(sensor_id), counter
+
+
+def _gauge_row(row: Row) -> GaugeRow:
+    _, bucket, count, total, low, high, last = cast(Sequence[Any], row)
+    return as_time(bucket), count, total, low, high, last
