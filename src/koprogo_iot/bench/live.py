@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import paho.mqtt.client as mqtt
 import websockets
@@ -349,17 +350,24 @@ async def _phase(
             progress(int(elapsed), 0)
             await asyncio.sleep(1)
     progress.done()
+    ended = time.monotonic()
+
+    def pending() -> list[tuple[str, datetime]]:
+        """Readings published during the phase and not seen yet (the probes go on publishing after it)."""
+        return [key for key, t in probe.sent.items() if started <= t < ended]
+
     # Readings published in the last moments may still be on their way: wait a little for them.
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and any(t >= started for t in probe.sent.values()):
+    deadline = ended + 5
+    while time.monotonic() < deadline and pending():
         await asyncio.sleep(0.1)
     after = await _scrape(api)
-    window = [lat for sent, lat in probe.latencies[first:] if sent >= started]
-    lost = sum(1 for t in probe.sent.values() if t >= started)
+    window = [lat for sent, lat in probe.latencies[first:] if started <= sent < ended]
+    lost = pending()
     return {
         "seconds": seconds,
         "websocket_seconds": _percentiles(window),
-        "websocket_missing": lost,
+        "websocket_missing": len(lost),
+        "missing_readings": lost,  # replaced by how many of them were stored, once the phases are over
         "rest_seconds": {name: _percentiles(values) for name, values in rest.timings.items()},
         "rest_errors": dict(rest.errors),
         "api_loop_lag": _loop_lag(before.lag, after.lag),
@@ -425,6 +433,8 @@ async def run(options: argparse.Namespace) -> None:
                         lambda bar: _load(device, setup.fleet.topics, options, bar),
                         client,
                     )
+        for phase in (idle, loaded):
+            phase["websocket_missing_stored"] = await _stored(database_url, phase.pop("missing_readings"))
         result = _result(options, started, version, idle, loaded)
         print(_summary(result))
         path = _write(result, options.results_dir, started)
@@ -438,6 +448,24 @@ async def run(options: argparse.Namespace) -> None:
                 service.stop()
         await drop_database(options.postgres_url, name)
     shutil.rmtree(folder, ignore_errors=True)
+
+
+async def _stored(database_url: str, readings: list[tuple[str, datetime]]) -> int:
+    """How many of these (sensor id, timestamp) readings the database holds: a reading the WebSocket missed was
+    either lost on the live path (stored) or never stored (refused, or lost before the database)."""
+    if not readings:
+        return 0
+    conn = await asyncpg.connect(database_url)
+    try:
+        found = await conn.fetchval(
+            "SELECT count(*) FROM iot_readings r JOIN unnest($1::uuid[], $2::timestamptz[]) AS m(id, ts) "
+            "ON r.sensor_id = m.id AND r.ts = m.ts",
+            [uuid.UUID(sensor_id) for sensor_id, _ in readings],
+            [ts for _, ts in readings],
+        )
+    finally:
+        await conn.close()
+    return int(found)
 
 
 async def _load(device: MqttEndpoint, topics: list[str], options: argparse.Namespace, bar: Progress) -> LoadResult:
@@ -504,10 +532,10 @@ def _summary(r: dict[str, Any]) -> str:
         f"KoproGo live benchmark  {r['date']}  {m['hostname']}: {m['nproc']} CPUs, {m['cpu_model']}, "
         f"load average {m['load_average_at_end'][0]:.1f}",
         f"  idle ({p['idle']:g} s)      WebSocket p50/p95/p99 {_ws(r['idle'])} ms over "
-        f"{r['idle']['websocket_seconds']['count']} readings, {r['idle']['websocket_missing']} missing; "
+        f"{r['idle']['websocket_seconds']['count']} readings, {_missing(r['idle'])}; "
         f"REST p95 ms: {_rest(r['idle'])}",
         f"  {p['rate']:,.0f}/s ({p['duration']:g} s)  WebSocket p50/p95/p99 {_ws(r['loaded'])} ms over "
-        f"{r['loaded']['websocket_seconds']['count']} readings, {r['loaded']['websocket_missing']} missing; "
+        f"{r['loaded']['websocket_seconds']['count']} readings, {_missing(r['loaded'])}; "
         f"REST p95 ms: {_rest(r['loaded'])}",
         f"  load            {r['loaded']['load']}",
         f"  API event loop  {_lag(r['idle'])} idle; {_lag(r['loaded'])} under load",
@@ -516,6 +544,11 @@ def _summary(r: dict[str, Any]) -> str:
         + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in r["acceptance"].items() if k != "verdict"),
     ]
     return "\n".join(lines)
+
+
+def _missing(phase: dict[str, Any]) -> str:
+    missing = phase["websocket_missing"]
+    return f"{missing} missing" + (f" ({phase['websocket_missing_stored']} of them stored)" if missing else "")
 
 
 MARKDOWN_HEADER = (
