@@ -1,6 +1,6 @@
 """Browser tests: Debian's headless Chromium (Playwright) against the real platform, started here in embedded mode.
 
-One browser for the session; one platform per test module (`up --demo` in a thread: embedded broker, ingestion,
+One browser and one platform for the session (`up --demo` in a thread: embedded broker, ingestion,
 API serving the built web application, simulator), on free ports in a temporary data directory, its email
 provider a local SMTP server. Devices publish with `mosquitto_pub`, through the broker, like real ones.
 Each page test saves a screenshot into $KOPROGO_E2E_ARTIFACTS (default build/e2e-artifacts).
@@ -160,8 +160,10 @@ def start_platform(data_dir: Path) -> Iterator[Platform]:
         controller.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    """One platform for every browser test (each start writes the demo's 16 months of history): tests add sensors
+    of their own, with ids of their own, and look for what they added."""
     with start_platform(tmp_path_factory.mktemp("platform")) as started:
         yield started
 

@@ -131,8 +131,11 @@ class SqlRollups:
         return await verify_rollups(self.db, organization_id, start, end, zone=self.zone, on_sensor=on_sensor)
 
 
-async def refresh_rollups(db: Database, *, limit: int = DEFAULT_LIMIT, zone: str = DEFAULT_ZONE) -> int:
-    """Claim up to `limit` stale marks and bring their hours, days and months up to date; return how many marks.
+async def refresh_rollups(
+    db: Database, *, limit: int = DEFAULT_LIMIT, zone: str = DEFAULT_ZONE, sensor_ids: Sequence[UUID] | None = None
+) -> int:
+    """Claim up to `limit` stale marks (only those of `sensor_ids` if given) and bring their hours, days and months
+    up to date; return how many marks.
 
     The marks are claimed in a short transaction of their own. Ingestion marks the hours it writes in its own
     transactions (`mark_stale`), and an insert of a mark whose delete is not committed yet waits for that commit:
@@ -147,18 +150,27 @@ async def refresh_rollups(db: Database, *, limit: int = DEFAULT_LIMIT, zone: str
     """
     started = time.perf_counter()
     try:
-        return await _refresh(db, limit, ZoneInfo(zone))
+        return await _refresh(db, limit, ZoneInfo(zone), sensor_ids)
     finally:
         REFRESH_SECONDS.inc(time.perf_counter() - started)
 
 
-async def _refresh(db: Database, limit: int, tz: ZoneInfo) -> int:
+async def _refresh(db: Database, limit: int, tz: ZoneInfo, sensor_ids: Sequence[UUID] | None) -> int:
+    if sensor_ids is not None and not sensor_ids:
+        return 0
     async with db.transaction() as tx:
-        skip_locked = " FOR UPDATE SKIP LOCKED" if tx.dialect == "postgres" else ""
+        postgres = tx.dialect == "postgres"
+        skip_locked = " FOR UPDATE SKIP LOCKED" if postgres else ""
+        only, args = "", list[object]([limit])
+        if sensor_ids is not None and postgres:
+            only, args = " WHERE sensor_id = ANY($2::uuid[])", [limit, list(sensor_ids)]
+        elif sensor_ids is not None:
+            only, args = f" WHERE sensor_id IN ({placeholders(len(sensor_ids), 2)})", [limit, *sensor_ids]
         claimed = await tx.fetch(
             "DELETE FROM iot_rollup_dirty WHERE (sensor_id, hour) IN "
-            f"(SELECT sensor_id, hour FROM iot_rollup_dirty LIMIT $1{skip_locked}) RETURNING sensor_id, hour, since",
-            limit,
+            f"(SELECT sensor_id, hour FROM iot_rollup_dirty{only} LIMIT $1{skip_locked}) "
+            "RETURNING sensor_id, hour, since",
+            *args,
         )
     marks: dict[UUID, dict[datetime, datetime | None]] = {}
     for row in claimed:

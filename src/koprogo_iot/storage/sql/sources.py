@@ -160,8 +160,8 @@ class SqlReadingSource:
         }
         if not edges:
             return
-        # The background refresher runs every few seconds; the edge hours must be current.
-        while await refresh_rollups(self.db) >= DEFAULT_LIMIT:
+        # The background refresher runs every minute; the edge hours must be current.
+        while await refresh_rollups(self.db, sensor_ids=list(edges)) >= DEFAULT_LIMIT:
             pass
         pairs = list(edges.items())
         where = " OR ".join(f"(sensor_id = ${2 * i + 1} AND bucket = ${2 * i + 2})" for i in range(len(pairs)))
@@ -251,9 +251,10 @@ class SqlReadingSource:
     ) -> list[Row]:
         if not sensor_ids:
             return []
-        # The background refresher runs every few seconds; catching up here makes answers include the latest
-        # readings (a no-op when nothing is dirty).
-        while await refresh_rollups(self.db) >= DEFAULT_LIMIT:
+        # The background refresher runs every minute; catching up here makes answers include the latest readings
+        # (a no-op when nothing is dirty). Only the asked sensors': a sensor's rollups depend on its readings alone,
+        # and a dashboard asking for one sensor's year does not fold the whole fleet's readings first.
+        while await refresh_rollups(self.db, sensor_ids=sensor_ids) >= DEFAULT_LIMIT:
             pass
         if rollup is Rollups.MONTHLY:
             zone = ZoneInfo(DEFAULT_ZONE)
