@@ -9,7 +9,7 @@ import pytest
 
 from koprogo_iot.domain.consumption import consumption
 from koprogo_iot.domain.readings import IoTReading
-from koprogo_iot.domain.rollups import Rollup, boundary_step
+from koprogo_iot.domain.rollups import Rollup, Rollups, boundary_step
 from koprogo_iot.domain.sensors import IoTSensor
 from koprogo_iot.storage.ports import Ingested, Storage
 from koprogo_iot.storage.sql import rollups as rollups_module
@@ -299,3 +299,18 @@ async def test_a_reading_stored_during_a_refresh_is_counted_once(
     [hour] = await rollups(db, HOURLY, t.unit_sensor)
     assert (hour.count, hour.increase) == (5, 4.0)
     assert (await storage.rollups.verify(t.organization.id)).differences == []
+
+
+async def test_a_query_catches_up_the_rollups_of_its_own_sensors_only(storage: Storage, db: Database) -> None:
+    """A dashboard asking for one sensor's series does not first fold the whole fleet's new readings (issue 15: the
+    API's loop and the live path paid for it at 10,000 readings/s); the sensor it asks for is current."""
+    t = await make_tenant(storage)
+    await ingest(storage, t.unit_sensor, COUNTER)
+    await ingest(storage, t.other_unit_sensor, GAUGE)
+    start, end = at("2026-03-10T10:00"), at("2026-03-10T12:00")
+    found = await storage.source.counter_rows(t.organization.id, [t.unit_sensor.id], start, end, Rollups.HOURLY)
+    assert [row.readings for row in found[t.unit_sensor.id]] == [6, 2]
+    left = await db.fetch("SELECT DISTINCT sensor_id FROM iot_rollup_dirty")
+    assert [str(row["sensor_id"]) for row in left] == [str(t.other_unit_sensor.id)]
+    assert await rollups(db, HOURLY, t.other_unit_sensor) == []
+    assert await storage.rollups.refresh() == 1  # the background refresher's share, as before

@@ -156,8 +156,6 @@ async def refresh_rollups(
 
 
 async def _refresh(db: Database, limit: int, tz: ZoneInfo, sensor_ids: Sequence[UUID] | None) -> int:
-    if sensor_ids is not None and not sensor_ids:
-        return 0
     async with db.transaction() as tx:
         postgres = tx.dialect == "postgres"
         skip_locked = " FOR UPDATE SKIP LOCKED" if postgres else ""
