@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import Enum
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -56,8 +57,8 @@ DEFAULT_LIMIT = 5000
 HOURLY = Table("iot_rollups_hourly", Rollup)
 DAILY = Table("iot_rollups_daily", Rollup)
 MONTHLY = Table("iot_rollups_monthly", Rollup)
-# 21 columns: 5,250 parameters. Encoding a statement's parameters is synchronous (the driver's and ours): with 1,000
-# rows it held the event loop 50-100 ms at a time while an API folded 2,000 sensors' readings (bench live).
+# 21 columns: 5,250 parameters (SQLite; PostgreSQL upserts by arrays). Encoding a statement's parameters holds the
+# event loop: with 1,000 rows, 50-100 ms at a time while an API folded 2,000 sensors' readings (bench live).
 _ROWS_PER_STATEMENT = 250
 _UPDATE = ", ".join(f"{c} = excluded.{c}" for c in HOURLY.columns[2:])
 # A mark that already exists is locked, not skipped: a refresher claims marks with SKIP LOCKED, so it cannot take
@@ -613,11 +614,35 @@ async def _fetch_sensor(
 
 
 async def _upsert(tx: Executor, table: Table[Rollup], rollups: list[Rollup]) -> None:
+    if tx.dialect == "postgres":
+        # One statement of one array per column, whatever the number of rows: its text never changes (prepared
+        # once), and the driver encodes 21 arrays instead of 21 parameters per row.
+        if rollups:
+            columns = zip(*(table.values(rollup) for rollup in rollups), strict=True)
+            arrays = [[v.value if isinstance(v, Enum) else v for v in column] for column in columns]
+            await tx.execute(_unnest_upsert_sql(table.name, table.column_list()), *arrays)
+        return
     width = len(table.columns)
     for start in range(0, len(rollups), _ROWS_PER_STATEMENT):
         chunk = rollups[start : start + _ROWS_PER_STATEMENT]
         sql = _upsert_sql(table.name, table.column_list(), width, len(chunk))
         await tx.execute(sql, *[value for rollup in chunk for value in table.values(rollup)])
+
+
+# The PostgreSQL types of the rollup tables' columns (`Rollup`'s fields in order), for the arrays of `_upsert`.
+_PG_TYPES = (
+    "uuid", "timestamptz", "uuid", "uuid", "uuid", "integer", "float8", "float8", "float8", "timestamptz", "float8",
+    "timestamptz", "float8", "float8", "integer", "integer", "float8", "float8", "float8", "text", "float8",
+)  # fmt: skip
+
+
+@functools.lru_cache(maxsize=8)
+def _unnest_upsert_sql(name: str, columns: str) -> str:
+    arrays = ", ".join(f"${i}::{kind}[]" for i, kind in enumerate(_PG_TYPES, 1))
+    return (
+        f"INSERT INTO {name} ({columns}) SELECT * FROM unnest({arrays}) "
+        f"ON CONFLICT (sensor_id, bucket) DO UPDATE SET {_UPDATE}"
+    )
 
 
 @functools.lru_cache(maxsize=64)
