@@ -63,6 +63,11 @@ def postgres(exc: BaseException) -> Exception | None:
         return None  # a statement the server rejects: the caller's bug or its data
     if isinstance(exc, asyncpg.InterfaceError) and not isinstance(exc, ValueError):
         return StorageUnavailable(f"PostgreSQL: {exc}")  # the connection is closed, the pool is closing
+    if isinstance(exc, asyncpg.InternalClientError):
+        # The server ended the session mid-operation and the driver's protocol state was left inconsistent ("cannot
+        # switch to state 11; another operation (2) is in progress", asyncpg #784): the pool terminates that
+        # connection on release, so the next attempt gets a sound one.
+        return StorageUnavailable(f"PostgreSQL: {exc}")
     if isinstance(exc, OSError):  # refused, reset, unreachable, timed out (TimeoutError is an OSError)
         return StorageUnavailable(f"PostgreSQL: {exc or type(exc).__name__}")
     return None
