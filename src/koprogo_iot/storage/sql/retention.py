@@ -26,7 +26,7 @@ from koprogo_iot.storage.ports import RetentionRun
 from koprogo_iot.storage.sql import horizons
 from koprogo_iot.storage.sql.database import Database
 from koprogo_iot.storage.sql.partitions import drop_partitions_before
-from koprogo_iot.storage.sql.rollups import DEFAULT_LIMIT, forget_marks_before, refresh_rollups
+from koprogo_iot.storage.sql.rollups import catch_up, forget_marks_before
 from koprogo_iot.storage.sql.rows import as_uuid
 
 log = logging.getLogger(__name__)
@@ -46,8 +46,7 @@ async def apply_retention(db: Database, now: datetime, default_months: int, batc
     the organizations without their own retention; `batch` rows per delete transaction."""
     orgs = await db.fetch("SELECT id, raw_retention_months FROM organizations ORDER BY id")
     cutoffs = {as_uuid(r["id"]): raw_cutoff(now, r["raw_retention_months"] or default_months) for r in orgs}
-    while await refresh_rollups(db) >= DEFAULT_LIMIT:
-        pass
+    await catch_up(db)
     for organization_id, cutoff in cutoffs.items():
         await horizons.advance(db, organization_id, cutoff)
     # A month goes whole only once the organization keeping readings longest no longer needs it.

@@ -156,11 +156,18 @@ async def refresh_rollups(
         REFRESH_SECONDS.inc(time.perf_counter() - started)
 
 
+async def catch_up(db: Database, *, zone: str = DEFAULT_ZONE, sensor_ids: Sequence[UUID] | None = None) -> None:
+    """Refresh until no stale mark is left (of `sensor_ids` if given): before answering from the rollups, before
+    rebuilding or verifying them, before the retention deletes readings."""
+    while await refresh_rollups(db, zone=zone, sensor_ids=sensor_ids) >= DEFAULT_LIMIT:
+        pass
+
+
 async def _refresh(db: Database, limit: int, tz: ZoneInfo, sensor_ids: Sequence[UUID] | None) -> int:
     async with db.transaction() as tx:
         postgres = tx.dialect == "postgres"
         skip_locked = " FOR UPDATE SKIP LOCKED" if postgres else ""
-        only, args = "", list[object]([limit])
+        only, args = "", [limit]  # type: tuple[str, list[object]]
         if sensor_ids is not None and postgres:
             only, args = " WHERE sensor_id = ANY($2::uuid[])", [limit, list(sensor_ids)]
         elif sensor_ids is not None:
@@ -695,8 +702,7 @@ async def verify_rollups(
     whole local month after its horizon: the rows before are kept as they are. `on_sensor(done, total)` follows the
     progress."""
     tz = ZoneInfo(zone)
-    while await refresh_rollups(db, zone=zone) >= DEFAULT_LIMIT:
-        pass
+    await catch_up(db, zone=zone)
     first = None if start is None else local_month(start, tz)[0]
     last = None if end is None else local_month(end - timedelta(microseconds=1), tz)[1]
     sensors = await _sensors(db, organization_id, None)

@@ -14,7 +14,7 @@ from koprogo_iot.domain.rollups import CounterRow, GaugeRow, Rollups, local_mont
 from koprogo_iot.offload import decoded
 from koprogo_iot.storage.sql import horizons
 from koprogo_iot.storage.sql.database import Database, Row
-from koprogo_iot.storage.sql.rollups import DAILY, DEFAULT_LIMIT, HOURLY, MONTHLY, refresh_rollups
+from koprogo_iot.storage.sql.rollups import DAILY, HOURLY, MONTHLY, catch_up
 from koprogo_iot.storage.sql.rows import as_time, as_uuid, placeholders
 
 # The edge readings are found by one index probe per sensor (`MAX(ts) ... ts < start` on the (sensor_id, ts) key),
@@ -161,8 +161,7 @@ class SqlReadingSource:
         if not edges:
             return
         # The background refresher runs every minute; the edge hours must be current.
-        while await refresh_rollups(self.db, sensor_ids=list(edges)) >= DEFAULT_LIMIT:
-            pass
+        await catch_up(self.db, sensor_ids=list(edges))
         pairs = list(edges.items())
         where = " OR ".join(f"(sensor_id = ${2 * i + 1} AND bucket = ${2 * i + 2})" for i in range(len(pairs)))
         args = [value for pair in pairs for value in pair]
@@ -254,8 +253,7 @@ class SqlReadingSource:
         # The background refresher runs every minute; catching up here makes answers include the latest readings
         # (a no-op when nothing is dirty). Only the asked sensors': a sensor's rollups depend on its readings alone,
         # and a dashboard asking for one sensor's year does not fold the whole fleet's readings first.
-        while await refresh_rollups(self.db, sensor_ids=sensor_ids) >= DEFAULT_LIMIT:
-            pass
+        await catch_up(self.db, sensor_ids=sensor_ids)
         if rollup is Rollups.MONTHLY:
             zone = ZoneInfo(DEFAULT_ZONE)
             first = local_month(start, zone)

@@ -37,8 +37,11 @@ def _time(value: datetime) -> str:
 
 
 def _encode_other(value: object) -> object:
+    """Subclasses (enums, and any of a UUID or a datetime), by the type they derive from."""
     if isinstance(value, Enum):
         return value.value
+    if isinstance(value, UUID):
+        return str(value)
     if isinstance(value, datetime):
         return _time(value)
     return value
