@@ -50,6 +50,7 @@ from koprogo_iot.bootstrap import open_storage
 from koprogo_iot.domain.readings import IoTReading
 from koprogo_iot.domain.sensors import IoTSensor, SensorType
 from koprogo_iot.domain.tenancy import Role, User
+from koprogo_iot.live.redis_streams import RedisStreamBus
 from koprogo_iot.loadgen.fleet import Fleet, provision_fleet
 from koprogo_iot.loadgen.publisher import LoadResult, run_load
 from koprogo_iot.mqtt_url import MqttEndpoint
@@ -164,11 +165,19 @@ class _Probe:
 
     sent: dict[tuple[str, datetime], float] = field(default_factory=dict)
     latencies: list[tuple[float, float]] = field(default_factory=list)  # (sent at, seconds to the WebSocket)
+    # Seconds from the publish to the live bus (stored, then on Redis): the part of a latency that is ingestion's.
+    on_bus: dict[tuple[str, datetime], float] = field(default_factory=dict)
+    bus_latencies: list[tuple[float, float]] = field(default_factory=list)  # (sent at, seconds to the bus)
 
     def seen(self, sensor_id: str, timestamp: datetime) -> None:
         sent = self.sent.pop((sensor_id, timestamp), None)
         if sent is not None:
             self.latencies.append((sent, time.monotonic() - sent))
+
+    def on_the_bus(self, sensor_id: str, timestamp: datetime) -> None:
+        sent = self.sent.get((sensor_id, timestamp))
+        if sent is not None:
+            self.bus_latencies.append((sent, time.monotonic() - sent))
 
 
 async def _watch(url: str, token: str, probes: list[IoTSensor], probe: _Probe, ready: asyncio.Event) -> None:
@@ -182,6 +191,19 @@ async def _watch(url: str, token: str, probes: list[IoTSensor], probe: _Probe, r
             elif message["type"] == "readings":
                 for r in message["readings"]:
                     probe.seen(r["sensor_id"], datetime.fromisoformat(r["timestamp"]))
+
+
+async def _tap(redis_url: str, organization_id: uuid.UUID, probes: list[IoTSensor], probe: _Probe) -> None:
+    """Read the organization's live stream beside the API: when each probe reading is on the bus."""
+    watched = {s.id for s in probes}
+    bus = RedisStreamBus(redis_url)
+    try:
+        async for readings in bus.subscribe(organization_id):
+            for r in readings:
+                if r.sensor_id in watched:
+                    probe.on_the_bus(str(r.sensor_id), r.timestamp)
+    finally:
+        await bus.close()
 
 
 async def _publish_probes(device: MqttEndpoint, probes: list[IoTSensor], probe: _Probe) -> None:
@@ -336,7 +358,7 @@ async def _phase(
     """Measure for `seconds` (with the load running, if given); what the probes, the REST calls and the API's
     event loop saw."""
     before = await _scrape(api)
-    first = len(probe.latencies)
+    first, first_on_bus = len(probe.latencies), len(probe.bus_latencies)
     rest.timings.clear()
     rest.errors.clear()
     started = time.monotonic()
@@ -362,10 +384,12 @@ async def _phase(
         await asyncio.sleep(0.1)
     after = await _scrape(api)
     window = [lat for sent, lat in probe.latencies[first:] if started <= sent < ended]
+    to_bus = [lat for sent, lat in probe.bus_latencies[first_on_bus:] if started <= sent < ended]
     lost = pending()
     return {
         "seconds": seconds,
         "websocket_seconds": _percentiles(window),
+        "to_bus_seconds": _percentiles(to_bus),
         "websocket_missing": len(lost),
         "missing_readings": lost,  # replaced by how many of them were stored, once the phases are over
         "rest_seconds": {name: _percentiles(values) for name, values in rest.timings.items()},
@@ -418,7 +442,11 @@ async def run(options: argparse.Namespace) -> None:
             client.headers["Authorization"] = f"Bearer {token}"
             probe, rest, ready = _Probe(), _Rest(), asyncio.Event()
             await _call_dashboard(client, setup, rest, rounds=1)  # warm-up: rollups caught up, caches filled
-            async with _running(_watch(api.url, token, setup.probes, probe, ready)):
+            watching = (
+                _watch(api.url, token, setup.probes, probe, ready),
+                _tap(redis.url, setup.fleet.organization.id, setup.probes, probe),
+            )
+            async with _running(*watching):
                 await asyncio.wait_for(ready.wait(), 30)
                 async with _running(
                     _publish_probes(device, setup.probes, probe),
@@ -500,8 +528,8 @@ def _ms(value: float | int | None) -> str:
     return "n/a" if value is None else f"{value * 1000:.0f}"
 
 
-def _ws(phase: dict[str, Any]) -> str:
-    w = phase["websocket_seconds"]
+def _ws(phase: dict[str, Any], key: str = "websocket_seconds") -> str:
+    w = phase[key]
     return f"{_ms(w['p50'])} / {_ms(w['p95'])} / {_ms(w['p99'])}"
 
 
@@ -537,6 +565,8 @@ def _summary(r: dict[str, Any]) -> str:
         f"  {p['rate']:,.0f}/s ({p['duration']:g} s)  WebSocket p50/p95/p99 {_ws(r['loaded'])} ms over "
         f"{r['loaded']['websocket_seconds']['count']} readings, {_missing(r['loaded'])}; "
         f"REST p95 ms: {_rest(r['loaded'])}",
+        f"  to the bus      p50/p95/p99 {_ws(r['idle'], 'to_bus_seconds')} ms idle, "
+        f"{_ws(r['loaded'], 'to_bus_seconds')} ms under load (publish -> stored and on Redis: ingestion's part)",
         f"  load            {r['loaded']['load']}",
         f"  API event loop  {_lag(r['idle'])} idle; {_lag(r['loaded'])} under load",
         f"  rollup refresh  {_refresh(r['loaded'])}",

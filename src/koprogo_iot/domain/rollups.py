@@ -34,7 +34,8 @@ must use the raw readings.
 
 Refreshing (`storage.sql.rollups`) claims dirty (sensor, hour) marks. Readings that all come after the sensor's
 latest rows are folded into them with `extend` (and start the rows of later buckets with `summarize`), at every
-level from the readings themselves; otherwise it recomputes the marked hours from the raw readings with
+level from the readings themselves (new readings all within one hour, the common case: summarized once, `joined` to
+the hour, the day and the month); otherwise it recomputes the marked hours from the raw readings with
 `summarize` (and the following hours whose `baseline_in` they move), the local days holding them from the hourly
 rows and those days' months from the daily rows with `combine`. Both with the sensor's register size
 (`IoTSensor.rollover`): a wrap counts what the meter measured; a sensor without one counts it as a reset.
@@ -191,16 +192,23 @@ def summarize(
 
 
 def extend(row: Rollup, readings: Sequence[Observation], cumulative: bool, rollover: float | None = None) -> Rollup:
-    """`row` with `readings` (sorted, all after its last one) added: what `summarize` gives on the row's readings and
-    these, up to the rounding of `sum` and `increase` (summed on from the row's, not again from every reading), so
-    that a refresh reads only the readings that arrived since. Works for a row of any bucket: the counter rules go
-    on from the row's closing baseline, which is all they need of the readings before."""
+    """`row` with `readings` (sorted, all after its last one) added (see `joined`)."""
     if not readings:
         return row
-    tail = summarize(row.sensor_id, row.bucket, readings, cumulative, row.baseline, rollover)
-    first_step = _seconds(row.last_ts, readings[0].ts)
+    return joined(row, summarize(row.sensor_id, row.bucket, readings, cumulative, row.baseline, rollover), cumulative)
+
+
+def joined(row: Rollup, tail: Rollup, cumulative: bool) -> Rollup:
+    """`row` followed by `tail`, the summary of readings after its last one made from its closing baseline
+    (`summarize(..., row.baseline, ...)`), in `row`'s bucket: what `summarize` gives on the row's readings and the
+    tail's, up to the rounding of `sum` and `increase` (summed on from the row's, not again from every reading), so
+    that a refresh reads only the readings that arrived since, and one summary of an hour's new readings extends
+    that hour, its day and its month. The counter rules go on from the row's closing baseline, which is all they
+    need of the readings before."""
+    first_step = _seconds(row.last_ts, tail.first_ts)
     return replace(
         tail,
+        bucket=row.bucket,
         count=row.count + tail.count,
         sum=math.fsum((row.sum, tail.sum)),
         min=min(row.min, tail.min),
@@ -427,7 +435,7 @@ class Difference:
 def differences(table: Rollups, stored: Sequence[Rollup], expected: Sequence[Rollup]) -> list[Difference]:
     """Every way `stored` rows differ from `expected` ones: missing, extra or changed rows. Values are compared
     exactly (both databases keep a float's 64 bits), except the two sums a refresh carries on from the stored row
-    (`extend`): they may differ from one summed again from every reading by the rounding of each addition."""
+    (`joined`): they may differ from one summed again from every reading by the rounding of each addition."""
     found: list[Difference] = []
     by_bucket = {row.bucket: row for row in stored}
     for row in expected:

@@ -13,7 +13,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from uuid import UUID
@@ -33,6 +33,7 @@ from koprogo_iot.domain.rollups import (
     derive,
     differences,
     extend,
+    joined,
     local_day,
     local_month,
     summarize,
@@ -146,7 +147,7 @@ async def refresh_rollups(
     recomputation fails, the claimed marks are put back.
 
     A sensor whose new readings all come after its latest rollup (readings in time order: the common case) has
-    them folded into its latest hour, day and month (`extend`), reading nothing but them; any other (a late
+    them folded into its latest hour, day and month (`extend`, `joined`), reading nothing but them; any other (a late
     reading, a rule change) has its stale hours recomputed from the raw readings (`_refresh_sensor`).
     """
     started = time.perf_counter()
@@ -316,13 +317,30 @@ async def _fold(tx: Executor, tails: dict[UUID, _Tail], counters: dict[UUID, _Co
         if not tail.readings:
             continue  # its readings were folded by the previous refresh already
         counter = counters[sensor_id]
+        hours = list(_grouped(tail.readings, _utc_hour))
+        if len(hours) == 1:
+            # The common case (a refresh every few seconds): one hour's new readings, summarized once for the
+            # hour, its local day and its local month (UTC hours never straddle a Brussels midnight).
+            hour, group = hours[0]
+            baseline = None if tail.hour is None else tail.hour.baseline
+            piece = summarize(sensor_id, hour, group, counter.cumulative, baseline, counter.rollover)
+            for table, latest, start in (
+                (HOURLY, tail.hour, hour),
+                (DAILY, tail.day, local_day(hour, zone)[0]),
+                (MONTHLY, tail.month, local_month(hour, zone)[0]),
+            ):
+                if latest is not None and latest.bucket == start:
+                    rows[table].append(joined(latest, piece, counter.cumulative))
+                else:
+                    rows[table].append(piece if start == hour else replace(piece, bucket=start))
+            continue
         levels = (
             (HOURLY, tail.hour, _utc_hour),
             (DAILY, tail.day, lambda ts: local_day(ts, zone)),
             (MONTHLY, tail.month, lambda ts: local_month(ts, zone)),
         )
         for table, latest, bucket_of in levels:
-            for bucket, group in _grouped(tail.readings, bucket_of):
+            for bucket, group in hours if table is HOURLY else _grouped(tail.readings, bucket_of):
                 if latest is not None and latest.bucket == bucket:
                     latest = extend(latest, group, counter.cumulative, counter.rollover)
                 else:
