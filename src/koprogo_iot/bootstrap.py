@@ -243,6 +243,8 @@ def build_worker(
     process's gauges keep describing its own worker)."""
     group = INGEST_GROUP if shared else None
     tls = settings.mqtt.tls_context() if endpoint.tls else None
+    # Mosquitto's admin, to let in the devices it holds until a worker listens (`broker config --hold-devices`).
+    accounts = build_broker_accounts(settings) if settings.mqtt.url and client_id is None else None
     return MqttIngestWorker(
         pipeline,
         endpoint,
@@ -251,6 +253,7 @@ def build_worker(
         tls=tls,
         max_packet=settings.mqtt.max_packet_bytes,
         primary=client_id is None,
+        admit_devices=accounts.admit_held_devices if isinstance(accounts, DynamicSecurity) else None,
     )
 
 

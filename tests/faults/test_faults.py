@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import secrets
 import threading
@@ -25,15 +26,20 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from koprogo_iot.bench.services import IngestWorker, MosquittoServer, RedisServer
 from koprogo_iot.bootstrap import open_storage
+from koprogo_iot.broker.dynsec import Login
+from koprogo_iot.cli.ista import operator
 from koprogo_iot.domain.clock import utcnow
 from koprogo_iot.domain.integrations import IntegrationKind, IntegrationStatus, LnsIntegration
 from koprogo_iot.domain.sensors import IoTSensor, SensorType
 from koprogo_iot.loadgen.fleet import Fleet, provision_fleet
 from koprogo_iot.mqtt_url import MqttEndpoint
+from koprogo_iot.services.audit import AuditLog
+from koprogo_iot.services.credentials import DeviceLogins
 from tests.conftest import ENCRYPTION_KEY, eventually
 from tests.support.network_server import PASSWORD as NETWORK_SERVER_PASSWORD
 from tests.support.network_server import USER, NetworkServerBroker
 from tests.support.postgres import PostgresServer
+from tests.test_cli import cli
 
 pytestmark = [pytest.mark.mosquitto, pytest.mark.postgres]
 
@@ -60,8 +66,10 @@ class Publisher(threading.Thread):
         rate: float = RATE,
         shuffled: bool = False,
         start_time: datetime | None = None,
+        reconnect_delay: tuple[float, float] = (1, 5),
     ) -> None:
         super().__init__(daemon=True)
+        self.reconnect_delay = reconnect_delay
         self.endpoint, self.fleet = endpoint, fleet
         self.count, self.rate = count, rate
         self.order = random.sample(range(count), count) if shuffled else range(count)
@@ -82,8 +90,9 @@ class Publisher(threading.Thread):
         client.max_queued_messages_set(0)
         client.on_publish = self._acked
         # Devices back off before reconnecting (paho's default starts at 1 s); ingest workers retry after
-        # 0.1 s. That order matters after a broker restart: see test_broker_restarted_mid_stream.
-        client.reconnect_delay_set(1, 5)
+        # 0.1 s. That order matters after a broker restart: see test_broker_restarted_mid_stream, and
+        # test_a_device_back_at_once_after_a_broker_restart_is_held_until_a_worker_listens for a faster device.
+        client.reconnect_delay_set(*self.reconnect_delay)  # type: ignore[arg-type]  # paho takes any seconds
         self.connect(client)
         client.loop_start()
         started = time.monotonic()
@@ -252,6 +261,43 @@ async def test_broker_restarted_mid_stream(
         await asyncio.to_thread(broker.restart)  # sessions and queued messages persist across the restart
         await eventually(lambda: stored_as_published(url, publisher), timeout=90)
         await asyncio.to_thread(publisher.join, 30)
+    finally:
+        await asyncio.to_thread(worker.stop)
+
+
+async def test_a_device_back_at_once_after_a_broker_restart_is_held_until_a_worker_listens(
+    fleet_db: tuple[str, Fleet], broker: MosquittoServer, tmp_path: Path
+) -> None:
+    """Mosquitto 2.0 does not restore shared subscriptions at a restart: a device reconnecting before the workers
+    subscribed again would have what it publishes acknowledged and dropped. The broker started on the file of
+    `broker config --hold-devices` refuses devices until a worker subscribed and let them in, so a device that
+    retries every 10 ms loses nothing. (With the same test and no --hold-devices, readings went missing.)"""
+    url, fleet = fleet_db
+    env = worker_env(url, broker) | {"KOPROGO_MQTT_ADMIN_URL": broker.admin_url}
+    storage = await open_storage(url, ENCRYPTION_KEY)
+    try:  # issued as the API does: in the database (which `broker config` reads) and in the broker
+        logins = DeviceLogins(storage.credentials, storage.tenancy, AuditLog(storage.audit), broker.accounts())
+        credential, password = await logins.issue(operator(fleet.organization.id), "gateway")
+    finally:
+        await storage.close()
+    device = broker.endpoint_of(Login(credential.username, password))
+    worker = await start_worker(env, "fault-worker-held", tmp_path)
+    try:
+        await subscribed(worker)
+        publisher = Publisher(device, fleet, reconnect_delay=(0.01, 0.05))
+        publisher.start()
+        await wait_until_published(publisher, 0.4)
+        await asyncio.to_thread(broker.stop)
+        security = broker.folder / "dynamic-security.json"
+        written = await asyncio.to_thread(
+            cli, "broker", "config", "--output", str(security), "--hold-devices", env=os.environ | env
+        )
+        assert "1 device logins (held until an ingest worker has subscribed)" in written.stdout, written.stderr
+        await asyncio.to_thread(broker.start)
+        await eventually(lambda: stored_as_published(url, publisher), timeout=90)
+        await asyncio.to_thread(publisher.join, 30)
+        assert publisher.acknowledged == COUNT
+        assert "let 1 held device login(s) in" in (tmp_path / "fault-worker-held.log").read_text()
     finally:
         await asyncio.to_thread(worker.stop)
 

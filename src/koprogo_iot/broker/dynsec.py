@@ -11,6 +11,11 @@ Access, denied unless granted:
 - the ingest login subscribes to `$share/koprogo-ingest/koprogo/#` (Mosquitto checks the full filter, so no
   other client can join the workers' group and take a share of the readings) or `koprogo/#` (a lone worker);
 - the admin login (the platform) reaches the plugin's control topics only.
+
+Devices held at start (`broker config --hold-devices`): the file lists the device logins disabled, and the first
+ingest worker to subscribe (with KOPROGO_MQTT_ADMIN_URL) enables them. Mosquitto 2.0 restores persistent sessions
+at a restart but not shared subscriptions: without the hold, a device back before every worker acknowledged
+messages nobody received. Refused at CONNECT instead, it keeps its readings and tries again.
 """
 
 from __future__ import annotations
@@ -71,8 +76,11 @@ def _client(username: str, digest: Digest, role: str, name: str) -> dict[str, An
     }
 
 
-def configuration(admin: Login, ingest: Login, devices: Iterable[DeviceCredential]) -> dict[str, Any]:
-    """The plugin's whole file: the platform's two logins and every active device credential."""
+def configuration(
+    admin: Login, ingest: Login, devices: Iterable[DeviceCredential], hold_devices: bool = False
+) -> dict[str, Any]:
+    """The plugin's whole file: the platform's two logins and every active device credential (`hold_devices`:
+    disabled, until an ingest worker has subscribed and lets them in, `DynamicSecurity.admit_held_devices`)."""
     roles = {
         ADMIN_ROLE: {
             "rolename": ADMIN_ROLE,
@@ -95,7 +103,8 @@ def configuration(admin: Login, ingest: Login, devices: Iterable[DeviceCredentia
         if credential.active:
             role = device_role(credential)
             roles[role["rolename"]] = role
-            clients.append(_client(credential.username, credential.digest, role["rolename"], credential.name))
+            client = _client(credential.username, credential.digest, role["rolename"], credential.name)
+            clients.append(client | {"disabled": True} if hold_devices else client)
     return {
         "defaultACLAccess": {
             "publishClientSend": False,
@@ -150,6 +159,25 @@ class DynamicSecurity:
         (response,) = await self._run([{"command": "listClients", "verbose": False, "count": -1, "offset": 0}])
         names = response.get("data", {}).get("clients", [])
         return {name for name in names if isinstance(name, str) and name.startswith(USERNAME_PREFIX)}
+
+    async def admit_held_devices(self) -> int:
+        """Enable the device logins the broker holds (written disabled by `broker config --hold-devices`): how many.
+
+        Only ever called once an ingest worker's subscription is in place: Mosquitto 2.0 does not restore shared
+        subscriptions at a restart, and a device let in before any worker subscribed again would have what it
+        publishes acknowledged and dropped (README, known limits). A held device is refused at CONNECT instead and
+        tries again later, its readings still its own."""
+        (listed,) = await self._run([{"command": "listClients", "verbose": True, "count": -1, "offset": 0}])
+        held = [
+            client["username"]
+            for client in listed.get("data", {}).get("clients", [])
+            if isinstance(client, dict)
+            and client.get("disabled") is True
+            and str(client.get("username", "")).startswith(USERNAME_PREFIX)
+        ]
+        if held:  # a login deleted meanwhile (revoked) is not found: nothing to let in
+            await self._run([{"command": "enableClient", "username": name} for name in held], "Client not found")
+        return len(held)
 
     async def _run(self, commands: list[dict[str, Any]], tolerate: str | None = None) -> list[dict[str, Any]]:
         responses = await asyncio.to_thread(self._exchange, commands)

@@ -44,6 +44,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="write the dynamic-security file (logins and access rules) from the database, before Mosquitto starts",
     )
     config.add_argument("--output", type=Path, required=True, help="e.g. /var/lib/mosquitto/dynamic-security.json")
+    config.add_argument(
+        "--hold-devices",
+        action="store_true",
+        help="devices cannot log in until an ingest worker has subscribed and lets them in (workers need "
+        "KOPROGO_MQTT_ADMIN_URL): nothing a device publishes right after a broker restart is lost",
+    )
     options.add_flags(config, "broker config")
     certs = files.add_parser("certificates", help="a private CA and the broker's TLS certificate (and clients')")
     certs.add_argument("folder", type=Path, help="where to write ca.pem, server.pem and server.key")
@@ -63,7 +69,8 @@ async def execute(settings: Settings, args: argparse.Namespace) -> int:
     storage = await bootstrap.open_storage(settings.resolved_database_url, settings.encryption_secret())
     try:
         if args.command == "broker":
-            print(await _broker_config(settings, args.output, await storage.credentials.active()))
+            devices = await storage.credentials.active()
+            print(await _broker_config(settings, args.output, devices, args.hold_devices))
             return 0
         await storage.tenancy.get_organization(args.organization)
         audit = AuditLog(storage.audit)
@@ -85,7 +92,7 @@ async def execute(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _broker_config(settings: Settings, output: Path, devices: list[DeviceCredential]) -> str:
+async def _broker_config(settings: Settings, output: Path, devices: list[DeviceCredential], hold: bool) -> str:
     if not settings.mqtt.admin_url or not settings.mqtt.url:
         raise ValueError(
             "the broker's logins come from KOPROGO_MQTT_ADMIN_URL (the platform's) and KOPROGO_MQTT_URL (the "
@@ -98,10 +105,11 @@ async def _broker_config(settings: Settings, output: Path, devices: list[DeviceC
     output.parent.mkdir(parents=True, exist_ok=True)
     # Written beside, then renamed: Mosquitto never reads half a file; 0600 as it holds password digests.
     partial = output.with_name(output.name + ".partial")
-    partial.write_text(json.dumps(configuration(admin, ingest, devices), indent=1), encoding="utf-8")
+    partial.write_text(json.dumps(configuration(admin, ingest, devices, hold), indent=1), encoding="utf-8")
     os.chmod(partial, 0o600)
     partial.replace(output)
-    return f"wrote {output}: the admin and ingest logins and {len(devices)} device logins"
+    held = " (held until an ingest worker has subscribed)" if hold else ""
+    return f"wrote {output}: the admin and ingest logins and {len(devices)} device logins{held}"
 
 
 def _certificates(args: argparse.Namespace) -> str:

@@ -29,6 +29,10 @@ END_TO_END_SECONDS = Histogram(
     "Sensor timestamp to stored (includes device clock error)",
     buckets=(0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 2, 5, 10, 30, 60),
 )
+DEVICES_ADMITTED = Counter(
+    "koprogo_ingest_devices_admitted_total",
+    "Device logins the broker held at its start (broker config --hold-devices), let in once a worker subscribed",
+)
 SUBSCRIBED = Gauge("koprogo_ingest_subscribed", "1 while the worker's subscription is active")
 QUEUE_DEPTH = Gauge("koprogo_ingest_queue_depth", "Messages received and not yet stored")
 IN_FLIGHT = Gauge("koprogo_ingest_in_flight", "Messages stored or being stored, not yet acknowledged")

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import random
 import ssl
@@ -36,14 +37,14 @@ import sys
 import time
 from array import array
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from koprogo_iot import mqtt_codec
 from koprogo_iot.domain.clock import utcnow
-from koprogo_iot.domain.errors import StorageContention, StorageUnavailable
+from koprogo_iot.domain.errors import BrokerUnavailable, StorageContention, StorageUnavailable
 from koprogo_iot.ingest import metrics
 from koprogo_iot.ingest.pipeline import Message, Pipeline
 from koprogo_iot.ingest.topics import SUBSCRIPTION
@@ -398,10 +399,13 @@ class MqttIngestWorker:
         tls: ssl.SSLContext | None = None,
         primary: bool = True,
         max_packet: int = MAX_PACKET,
+        admit_devices: Callable[[], Awaitable[int]] | None = None,
     ) -> None:
         """`subscription`: the topic filter (another broker's, for an integration); `tls`: the context of an mqtts
         endpoint (default: the system's trusted CAs); `primary`: the worker the process's gauges describe;
-        `max_packet`: the largest packet accepted from the broker, in bytes (beyond: refused, disconnected)."""
+        `max_packet`: the largest packet accepted from the broker, in bytes (beyond: refused, disconnected);
+        `admit_devices`: lets in the devices the broker holds until a worker listens (`broker config
+        --hold-devices`), called after each subscription, until it succeeds; how many were let in."""
         self.pipeline = pipeline
         self.endpoint = endpoint
         self.client_id = client_id
@@ -412,6 +416,8 @@ class MqttIngestWorker:
         self.max_packet = max_packet
         self.last_error: str | None = None  # why the last connection attempt failed; None once connected
         self.subscribed = asyncio.Event()
+        self.admit_devices = admit_devices
+        self._admitting: asyncio.Task[None] | None = None
         self._chunks: deque[_Chunk] = deque()
         self._queued = 0  # messages in _chunks
         self._queued_bytes = 0  # bytes read for them
@@ -432,9 +438,11 @@ class MqttIngestWorker:
         try:
             await self._connect_forever(consumer)
         finally:
-            consumer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await consumer
+            for task in (consumer, self._admitting):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             self._lost()
             if self._connection is not None:
                 await self._connection.close(graceful=True)
@@ -538,7 +546,25 @@ class MqttIngestWorker:
             "resumed" if session_present else "new",
             self.subscription,
         )
+        if self.admit_devices is not None and (self._admitting is None or self._admitting.done()):
+            self._admitting = asyncio.create_task(self._admit(self.admit_devices), name=f"{self.client_id} admit")
         return connection
+
+    async def _admit(self, admit: Callable[[], Awaitable[int]]) -> None:
+        """Let the held devices in now that this worker listens, retrying until the broker's admin answers: a
+        device held for good would never publish again."""
+        for attempt in itertools.count():
+            try:
+                admitted = await admit()
+            except BrokerUnavailable as exc:
+                delay = reconnect_delay(attempt + 1)
+                log.warning("cannot let the held devices in yet (%s); trying again in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            if admitted:
+                metrics.DEVICES_ADMITTED.inc(admitted)
+                log.info("let %d held device login(s) in: the ingest subscription is in place", admitted)
+            return
 
     async def _serve(self, connection: _Connection, consumer: asyncio.Task[None]) -> None:
         """Keep the connection alive until it is lost: PINGREQ when idle, abort when the broker stops answering."""
