@@ -245,6 +245,11 @@ def build_worker(
     tls = settings.mqtt.tls_context() if endpoint.tls else None
     # Mosquitto's admin, to let in the devices it holds until a worker listens (`broker config --hold-devices`).
     accounts = build_broker_accounts(settings) if settings.mqtt.url and client_id is None else None
+    if shared and client_id is None and accounts is None:
+        log.info(
+            "no KOPROGO_MQTT_ADMIN_URL: this worker cannot let in devices a broker holds at its start "
+            "(`broker config --hold-devices`); another worker must"
+        )
     return MqttIngestWorker(
         pipeline,
         endpoint,

@@ -39,7 +39,8 @@ class MqttSettings(BaseSettings):
     admin_url: str | None = Field(
         None,
         description="the external broker's dynamic-security admin (mqtt://admin:pass@host:1883): device "
-        "credentials are created, rotated and revoked through it",
+        "credentials are created, rotated and revoked through it, and ingest workers let in the devices a broker "
+        "holds at its start (broker config --hold-devices)",
     )
     ca_file: Path | None = Field(None, description="CA certificate(s) to trust for mqtts:// (default: the system's)")
     cert_file: Path | None = Field(None, description="client certificate, for a broker that requires one")

@@ -160,7 +160,7 @@ def test_the_jobs_run_once_apart_from_the_api_replicas() -> None:
 def test_the_broker_runs_our_configuration_with_its_logins_and_tls() -> None:
     mosquitto = of_kind("prod", "StatefulSet")["mosquitto"]["spec"]["template"]["spec"]
     [init] = mosquitto["initContainers"]
-    assert init["args"] == ["broker", "config", "--output", "/mosquitto/data/dynamic-security.json"]
+    assert init["args"] == ["broker", "config", "--hold-devices", "--output", "/mosquitto/data/dynamic-security.json"]
     certs = {v["name"]: v for v in mosquitto["volumes"]}["certs"]["secret"]
     assert certs["secretName"] == "mosquitto-tls"
     assert {i["path"] for i in certs["items"]} == {"server.pem", "server.key"}

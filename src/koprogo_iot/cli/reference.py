@@ -34,7 +34,9 @@ FRENCH = {
     "KOPROGO_MQTT_CLIENT_ID": "identifiant client MQTT du worker d'ingestion (sa session persistante) ; non défini : "
     "koprogo-ingest-<nom d'hôte>-<KOPROGO_INGEST_WORKER_INDEX>, un par worker",
     "KOPROGO_MQTT_ADMIN_URL": "l'administration dynamic-security du broker externe "
-    "(mqtt://admin:mot de passe@hôte:1883) : les identifiants des appareils y sont créés, renouvelés et révoqués",
+    "(mqtt://admin:mot de passe@hôte:1883) : les identifiants des appareils y sont créés, renouvelés et révoqués, "
+    "et les workers d'ingestion y laissent entrer les appareils que le broker retient à son démarrage "
+    "(broker config --hold-devices)",
     "KOPROGO_MQTT_CA_FILE": "certificat(s) d'autorité à accepter pour mqtts:// (par défaut : ceux du système)",
     "KOPROGO_MQTT_CERT_FILE": "certificat client, pour un broker qui en exige un",
     "KOPROGO_MQTT_KEY_FILE": "la clé privée du certificat client",

@@ -59,7 +59,8 @@ CONTENTION_PAUSE = 0.1  # at most, in seconds, before storing again a batch roll
 # Seconds before reconnecting, after a failed attempt or a lost connection alike: a random delay below a ceiling
 # that doubles from RECONNECT_MIN to RECONNECT_MAX ("full jitter": workers dropped together do not return
 # together). Start fast: after a broker restart, Mosquitto 2.0 forgets shared subscriptions until the workers
-# subscribe again, and drops what arrives for them meanwhile. Only a connection that held for STABLE_AFTER seconds
+# subscribe again, and drops what arrives for them meanwhile (unless it holds the devices until a worker lets them
+# in: `admit_devices`, `broker config --hold-devices`). Only a connection that held for STABLE_AFTER seconds
 # starts the ceiling again; one dropped sooner (a broker refusing what we send, another worker with our client id)
 # backs off like a failed attempt rather than reconnecting in a tight loop.
 RECONNECT_MIN, RECONNECT_MAX = 0.1, 10.0
