@@ -274,8 +274,9 @@ def build_releaser(settings: Settings, storage: Storage, bus: LiveBus) -> Callab
 
 # Rollups are refreshed by the processes that serve queries (which also catch up before answering), not by the
 # ingest workers: recomputing an hour re-reads its raw readings and holds its dirty marks, which stalled
-# ingestion at 10,000 readings/s when every worker refreshed every 5 s (benchmarks/README.md).
-REFRESH_INTERVAL = 60.0
+# ingestion at 10,000 readings/s when every worker refreshed every 5 s (benchmarks/README.md). Every 15 s, paced
+# (`_refresh_rollups`): a minute's readings folded at once took the CPU from ingestion for seconds.
+REFRESH_INTERVAL = 15.0
 
 
 def build_notifier(settings: Settings, storage: Storage, bus: LiveBus) -> Notifier | None:
@@ -284,13 +285,21 @@ def build_notifier(settings: Settings, storage: Storage, bus: LiveBus) -> Notifi
 
 SIGHTINGS_KEPT = timedelta(days=30)  # devices nobody reads, not heard for this long, are forgotten
 MAINTENANCE_INTERVAL = 86_400.0  # partitions made ahead, raw readings expired, old sightings forgotten: daily
-REFRESH_BATCH = 5000  # stale (sensor, hour) marks per transaction
+REFRESH_BATCH = 500  # stale (sensor, hour) marks per transaction
+REFRESH_PAUSE = 2.0  # after each batch, this many times as long as it took: background work, a third of a core
 
 
 async def _refresh_rollups(storage: Storage) -> None:
-    """Recompute stale rollups, again at once while a whole batch was found."""
-    while await storage.rollups.refresh(REFRESH_BATCH) >= REFRESH_BATCH:
-        pass
+    """Recompute stale rollups, batch after batch while a whole batch was found, pausing between two batches.
+
+    Paced because this is background work on a machine that also ingests: at 10,000 readings/s a refresh folding
+    15 to 60 s of readings in one go held a core for seconds, and ingestion's latency rose above a second meanwhile
+    (`bench live`, benchmarks/README.md). Queries catch up what is left before answering (`catch_up`)."""
+    while True:
+        started = time.monotonic()
+        if await storage.rollups.refresh(REFRESH_BATCH) < REFRESH_BATCH:
+            return
+        await asyncio.sleep(REFRESH_PAUSE * (time.monotonic() - started))
 
 
 RECONCILE_INTERVAL = 60.0  # a revocation the broker missed (it was down) is applied within this

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -20,8 +21,8 @@ class SensorDirectory:
     """A time-bounded cache over `SensorRepository.find` and the organizations' rule layers.
 
     A sensor changed through the API (calibration, thresholds, status) is seen by ingestion within `ttl`
-    seconds; an unknown device is looked up again after `negative_ttl`, so a sensor registered after its
-    first messages starts being ingested quickly.
+    seconds; an unknown device is looked up again within `negative_ttl`, so a sensor registered after its first
+    messages starts being ingested quickly.
     """
 
     def __init__(
@@ -45,7 +46,11 @@ class SensorDirectory:
         if cached is not None and cached[0] > now:
             return cached[1]
         sensor = await self.sensors.find(organization_id, device_id, device_field)
-        self._entries[key] = (now + (self.ttl if sensor else self.negative_ttl), sensor)
+        # Each entry lives between half and all of its ttl: a fleet's sensors, seen within a second of each other,
+        # expired together and were looked up one after another, 2,000 of them holding a batch for a second or
+        # more every 30 s at 10,000 readings/s (bench live).
+        ttl = self.ttl if sensor else self.negative_ttl
+        self._entries[key] = (now + ttl * random.uniform(0.5, 1.0), sensor)  # noqa: S311 (not cryptographic)
         return sensor
 
     async def rules(self, sensor: IoTSensor) -> AlertRules:
