@@ -311,10 +311,10 @@ async def housekeeping(
     logins: DeviceLogins | None = None,
     raw_retention_months: int = DEFAULT_RAW_RETENTION_MONTHS,
 ) -> None:
-    """Background jobs of the API process: rollups, window alert rules and the broker's device logins every minute,
-    notifications every few seconds, partitions, raw readings' retention and old device sightings once a day. Each
-    job survives its own failures (`periodic.every`): one that raises is logged, retried and reported, and never
-    stops the others."""
+    """Background jobs of the API process: rollups every 15 s (paced), window alert rules and the broker's device
+    logins every minute, notifications every few seconds, partitions, raw readings' retention and old device
+    sightings once a day. Each job survives its own failures (`periodic.every`): one that raises is logged, retried
+    and reported, and never stops the others."""
     jobs = [
         every(REFRESH_INTERVAL, "rollups", lambda: _refresh_rollups(storage)),
         WindowRules(storage).run(),

@@ -64,6 +64,20 @@ async def test_every_lookup_is_scoped_by_organization(storage: Storage) -> None:
     assert await storage.readings.recent(foreign, a.unit_sensor.id) == []
 
 
+async def test_sensors_found_many_at_once_as_one_by_one_and_within_their_organization(storage: Storage) -> None:
+    a, b = await make_tenant(storage), await make_tenant(storage)
+    sensors = [a.unit_sensor, a.common_sensor, b.unit_sensor]
+    keys = [(s.organization_id, s.sensor_id, s.device_field) for s in sensors]
+    foreign = (b.organization.id, a.common_sensor.sensor_id, "")  # another organization's device id: not found
+    unknown = (a.organization.id, "NO-SUCH-DEVICE", "")
+    found = await storage.sensors.find_many([*keys, foreign, unknown])
+    assert found == dict(zip(keys, sensors, strict=True))
+    for key, sensor in found.items():
+        assert await storage.sensors.find(*key) == sensor
+    many = [(a.organization.id, f"DEV-{i}", "") for i in range(700)]  # over SQLite's statement chunk
+    assert await storage.sensors.find_many([*many, keys[0]]) == {keys[0]: sensors[0]}
+
+
 async def test_sensor_round_trip_update_and_delete(storage: Storage) -> None:
     t = await make_tenant(storage)
     org = t.organization.id

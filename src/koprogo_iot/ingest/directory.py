@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from uuid import UUID
 
@@ -46,12 +46,26 @@ class SensorDirectory:
         if cached is not None and cached[0] > now:
             return cached[1]
         sensor = await self.sensors.find(organization_id, device_id, device_field)
+        self._remember(key, sensor, now)
+        return sensor
+
+    def _remember(self, key: Key, sensor: IoTSensor | None, now: float) -> None:
         # Each entry lives between half and all of its ttl: a fleet's sensors, seen within a second of each other,
         # expired together and were looked up one after another, 2,000 of them holding a batch for a second or
         # more every 30 s at 10,000 readings/s (bench live).
         ttl = self.ttl if sensor else self.negative_ttl
         self._entries[key] = (now + ttl * random.uniform(0.5, 1.0), sensor)  # noqa: S311 (not cryptographic)
-        return sensor
+
+    async def prefetch(self, keys: Iterable[Key]) -> None:
+        """Look up at once those of `keys` not cached: after a start, a batch of a fleet's messages looked its
+        sensors up one by one (2,000 queries, seconds of a batch at 10,000 readings/s, bench live)."""
+        now = time.monotonic()
+        missing = list({key for key in keys if (cached := self._entries.get(key)) is None or cached[0] <= now})
+        if len(missing) < 2:
+            return  # `find` looks a single one up as cheaply
+        found = await self.sensors.find_many(missing)
+        for key in missing:
+            self._remember(key, found.get(key), now)
 
     async def rules(self, sensor: IoTSensor) -> AlertRules:
         """The sensor's effective alert rules (with its organization's defaults and overrides when loadable)."""

@@ -10,7 +10,7 @@ import itertools
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -176,6 +176,7 @@ class Pipeline:
         outcomes: list[Reason | None] = []
         prepared: list[_Prepared] = []
         self._sighted.clear()
+        await self.directory.prefetch(self._native_keys(messages))
         for index, message in enumerate(messages):
             readings, failures = await self._process(message)
             outcomes.append(None if readings or not failures else failures[0].reason)
@@ -312,6 +313,16 @@ class Pipeline:
             return about(topic=topic)
         native = parsed.device_format is DeviceFormat.NATIVE
         return about(parsed.organization_id, parsed.rest if native else None, parsed.building_id, topic)
+
+    def _native_keys(self, messages: Sequence[Message]) -> Iterator[tuple[UUID, str, str]]:
+        """The directory keys of the native messages' sensors (a malformed topic is refused later, in order)."""
+        for message in messages:
+            try:
+                topic = self._topic(message.topic)
+            except Rejected:
+                continue
+            if topic.device_format is DeviceFormat.NATIVE:
+                yield topic.organization_id, topic.rest, ""
 
     def _topic(self, name: str) -> ParsedTopic:
         """Parsed once per topic: a fleet repeats the same few thousand topics (parsing costs two UUIDs)."""

@@ -148,6 +148,10 @@ class SensorRepository(Protocol):
         """The sensor a device value belongs to: by manufacturer id, and field for multi-value devices."""
         ...
 
+    async def find_many(self, keys: Sequence[tuple[UUID, str, str]]) -> dict[tuple[UUID, str, str], IoTSensor]:
+        """`find` for many (organization, device id, device field) keys in one go: the sensors found, by key."""
+        ...
+
     async def select(self, organization_id: UUID, where: SensorFilter = SensorFilter()) -> list[IoTSensor]: ...
     async def update(self, sensor: IoTSensor) -> None:
         """Store the configuration; the last-reading fields belong to ingestion and are left as they are."""

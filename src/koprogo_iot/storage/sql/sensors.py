@@ -3,19 +3,20 @@ transactions: sensors by id (the notifier) and moving each sensor's last reading
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from uuid import UUID
 
 from koprogo_iot.domain.readings import IoTReading
 from koprogo_iot.domain.sensors import IoTSensor
 from koprogo_iot.offload import decoded
 from koprogo_iot.storage.ports import SensorFilter
-from koprogo_iot.storage.sql.database import Database, Executor
+from koprogo_iot.storage.sql.database import Database, Executor, Row
 from koprogo_iot.storage.sql.rows import Table, found, not_found, placeholders
 
 SENSORS = Table("iot_sensors", IoTSensor)
 # An update changes the configuration: never the identity or creation time, nor the last-reading fields, which
 # belong to ingestion (an API update must not rewind them).
+_KEYS_PER_STATEMENT = 300  # SQLite: 900 parameters
 _KEPT = ("id", "organization_id", "created_at", "last_reading_at", "last_value", "last_battery_level")
 _CONFIGURATION, _POSITIONS = SENSORS.assignments([f for f in SENSORS.fields if f not in _KEPT], start=3)
 _UPDATE = f"UPDATE iot_sensors SET {_CONFIGURATION} WHERE organization_id = $1 AND id = $2"
@@ -83,6 +84,27 @@ class SqlSensors:
             device_field,
         )
         return None if row is None else SENSORS.decode(row)
+
+    async def find_many(self, keys: Sequence[tuple[UUID, str, str]]) -> dict[tuple[UUID, str, str], IoTSensor]:
+        rows: list[Row] = []
+        if self.db.dialect == "postgres":
+            rows = await self.db.fetch(
+                SENSORS.select(
+                    "(organization_id, sensor_id, device_field) IN "
+                    "(SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]))"
+                ),
+                [k[0] for k in keys],
+                [k[1] for k in keys],
+                [k[2] for k in keys],
+            )
+        else:
+            for start in range(0, len(keys), _KEYS_PER_STATEMENT):
+                chunk = keys[start : start + _KEYS_PER_STATEMENT]
+                values = ", ".join(f"(${3 * i + 1}, ${3 * i + 2}, ${3 * i + 3})" for i in range(len(chunk)))
+                where = f"(organization_id, sensor_id, device_field) IN (VALUES {values})"
+                rows += await self.db.fetch(SENSORS.select(where), *[part for key in chunk for part in key])
+        sensors = await decoded(SENSORS.decode, rows)
+        return {(s.organization_id, s.sensor_id, s.device_field): s for s in sensors}
 
     async def select(self, organization_id: UUID, where: SensorFilter = SensorFilter()) -> list[IoTSensor]:
         rows = await self.db.fetch(

@@ -160,7 +160,7 @@ class SqlReadingSource:
         }
         if not edges:
             return
-        # The background refresher runs every minute; the edge hours must be current.
+        # The background refresher runs every 15 s; the edge hours must be current.
         await catch_up(self.db, sensor_ids=list(edges))
         pairs = list(edges.items())
         where = " OR ".join(f"(sensor_id = ${2 * i + 1} AND bucket = ${2 * i + 2})" for i in range(len(pairs)))
@@ -250,7 +250,7 @@ class SqlReadingSource:
     ) -> list[Row]:
         if not sensor_ids:
             return []
-        # The background refresher runs every minute; catching up here makes answers include the latest readings
+        # The background refresher runs every 15 s; catching up here makes answers include the latest readings
         # (a no-op when nothing is dirty). Only the asked sensors': a sensor's rollups depend on its readings alone,
         # and a dashboard asking for one sensor's year does not fold the whole fleet's readings first.
         await catch_up(self.db, sensor_ids=sensor_ids)
