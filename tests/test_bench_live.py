@@ -30,6 +30,7 @@ async def test_tiny_live_benchmark_sees_every_probe_reading_and_times_the_dashbo
     for phase in ("idle", "loaded"):
         assert result[phase]["websocket_seconds"]["count"] >= 2
         assert result[phase]["to_bus_seconds"]["count"] >= 2  # seen on Redis too, beside the API
+        assert 1 <= len(result[phase]["worst_seconds"]) <= 5
         assert result[phase]["websocket_missing"] == 0
         assert set(result[phase]["rest_seconds"]) == {"sensor list", "building's day", "sensor's year"}
         assert result[phase]["api_loop_lag"]["ticks"] >= 10  # the API's loop watched every 100 ms

@@ -335,6 +335,15 @@ async def _scrape(client: httpx.AsyncClient) -> _Scrape:
     )
 
 
+def _worst(timed: list[tuple[float, float]], count: int = 5) -> list[tuple[int, float]]:
+    """The phase's `count` worst seconds: (second of the phase, its longest WebSocket latency), to tell a steady
+    latency from spikes, and spikes that come back on a period (a job, the broker saving its state)."""
+    longest: dict[int, float] = {}
+    for at, latency in timed:
+        longest[int(at)] = max(latency, longest.get(int(at), 0.0))
+    return sorted(longest.items(), key=lambda item: -item[1])[:count]
+
+
 def _refresh_cost(before: _Scrape, after: _Scrape, stored: int | None) -> dict[str, float | None]:
     """What refreshing the rollups cost between two scrapes: wall seconds, readings read by path, and the wall
     time per reading stored meanwhile."""
@@ -392,11 +401,13 @@ async def _phase(
     after = await _scrape(api)
     window = [lat for sent, lat in probe.latencies[first:] if started <= sent < ended]
     to_bus = [lat for sent, lat in probe.bus_latencies[first_on_bus:] if started <= sent < ended]
+    timed = [(sent - started, lat) for sent, lat in probe.latencies[first:] if started <= sent < ended]
     lost = pending()
     return {
         "seconds": seconds,
         "websocket_seconds": _percentiles(window),
         "to_bus_seconds": _percentiles(to_bus),
+        "worst_seconds": _worst(timed),
         "websocket_missing": len(lost),
         "missing_readings": lost,  # replaced by how many of them were stored, once the phases are over
         "rest_seconds": {name: _percentiles(values) for name, values in rest.timings.items()},
@@ -573,6 +584,8 @@ def _summary(r: dict[str, Any]) -> str:
         f"REST p95 ms: {_rest(r['loaded'])}",
         f"  to the bus      p50/p95/p99 {_ws(r['idle'], 'to_bus_seconds')} ms idle, "
         f"{_ws(r['loaded'], 'to_bus_seconds')} ms under load (publish -> stored and on Redis: ingestion's part)",
+        f"  worst seconds   {', '.join(f'{at} s: {_ms(lat)} ms' for at, lat in r['loaded']['worst_seconds'])} "
+        "(second of the loaded phase: longest WebSocket latency)",
         f"  load            {r['loaded']['load']}",
         f"  API event loop  {_lag(r['idle'])} idle; {_lag(r['loaded'])} under load",
         f"  rollup refresh  {_refresh(r['loaded'])}",
