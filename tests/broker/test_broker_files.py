@@ -41,7 +41,7 @@ async def connects(server: MosquittoServer, username: str, password: str) -> str
         client.close()
 
 
-async def test_the_broker_file_written_from_the_database_lets_active_devices_in(tmp_path: Path) -> None:
+async def test_the_broker_file_written_from_the_database_lets_active_devices_in_or_holds_them(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'k.db'}"
     created = cli(
         "create-admin", "--database-url", url, "--organization", "Op", "--email", "o@x.org", "--password", "long enough"
@@ -65,29 +65,23 @@ async def test_the_broker_file_written_from_the_database_lets_active_devices_in(
         assert await connects(server, *login_of(gone.stdout)) == "Not authorized"
         # The platform's own logins are in the file too: a worker subscribes, the admin changes things.
         assert await server.accounts().logins() == {kept[0]}
-
-
-async def test_held_devices_are_refused_until_let_in(tmp_path: Path) -> None:
-    """`broker config --hold-devices`: the devices' logins are written disabled, the platform's are not; a worker
-    lets them in once subscribed (tests/faults: test_a_device_back_at_once_after_a_broker_restart_...)."""
-    url = f"sqlite:///{tmp_path / 'k.db'}"
-    created = cli(
-        "create-admin", "--database-url", url, "--organization", "Op", "--email", "o@x.org", "--password", "long enough"
+    # Held devices (`--hold-devices`): refused until a worker lets them in once subscribed (tests/faults:
+    # test_a_device_back_at_once_after_a_broker_restart_is_held_until_a_worker_listens).
+    held = cli(
+        "broker",
+        "config",
+        "--output",
+        str(tmp_path / "mq" / "dynamic-security.json"),
+        "--hold-devices",
+        *org[2:],
+        env=env,
     )
-    organization = re.search(r"organization (\S+)", created.stdout)[1]  # type: ignore[index]
-    device = login_of(
-        cli("credentials", "add", "--name", "Passerelle", "--organization", organization, "--database-url", url).stdout
-    )
-    server = MosquittoServer(tmp_path / "mq")
-    env = os.environ | {"KOPROGO_MQTT_URL": server.url, "KOPROGO_MQTT_ADMIN_URL": server.admin_url}
-    output = str(tmp_path / "mq" / "dynamic-security.json")
-    written = cli("broker", "config", "--output", output, "--hold-devices", "--database-url", url, env=env)
-    assert "1 device logins (held until an ingest worker has subscribed)" in written.stdout, written.stderr
+    assert "1 device logins (held until an ingest worker has subscribed)" in held.stdout, held.stderr
     with server:
-        assert await connects(server, *device) == "Not authorized"
+        assert await connects(server, *kept) == "Not authorized"
         assert await connects(server, server.ingest.username, server.ingest.password) == "Success"
         assert await server.accounts().admit_held_devices() == 1
-        assert await connects(server, *device) == "Success"
+        assert await connects(server, *kept) == "Success"
         assert await server.accounts().admit_held_devices() == 0
 
 
