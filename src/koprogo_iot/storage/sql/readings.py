@@ -21,7 +21,7 @@ from koprogo_iot.storage.ports import Ingested
 from koprogo_iot.storage.sql import alerts, dead_letters, devices, rollups, sensors
 from koprogo_iot.storage.sql.database import Database, Executor
 from koprogo_iot.storage.sql.postgres import PgExecutor
-from koprogo_iot.storage.sql.rows import Codec, Table, as_time, as_uuid, placeholders
+from koprogo_iot.storage.sql.rows import Codec, Table, as_time, as_uuid, row_placeholders
 
 READINGS = Table("iot_readings", IoTReading, codecs={"timestamp": Codec(column="ts")})
 _WIDTH = len(READINGS.columns)
@@ -56,7 +56,7 @@ async def _insert_new(tx: Executor, readings: list[IoTReading]) -> set[Key]:
     inserted: set[Key] = set()
     for start in range(0, len(readings), _ROWS_PER_STATEMENT):
         chunk = readings[start : start + _ROWS_PER_STATEMENT]
-        values = ", ".join(f"({placeholders(_WIDTH, 1 + i * _WIDTH)})" for i in range(len(chunk)))
+        values = row_placeholders(len(chunk), _WIDTH)
         rows = await tx.fetch(
             f"INSERT INTO iot_readings ({READINGS.column_list()}) VALUES {values} {_NEW_KEYS}",
             *[value for reading in chunk for value in READINGS.values(reading)],

@@ -42,7 +42,7 @@ from koprogo_iot.domain.sensors import MeasurementKind
 from koprogo_iot.offload import decoded
 from koprogo_iot.storage.sql import horizons
 from koprogo_iot.storage.sql.database import Database, Executor, Row
-from koprogo_iot.storage.sql.rows import Table, as_time, as_uuid, placeholders
+from koprogo_iot.storage.sql.rows import Table, as_time, as_uuid, placeholders, row_placeholders
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ async def mark_stale(tx: Executor, readings: Iterable[IoTReading]) -> None:
 async def _insert_marks(tx: Executor, marks: Sequence[tuple[UUID, datetime, datetime | None]], conflict: str) -> None:
     for start in range(0, len(marks), _ROWS_PER_STATEMENT):
         chunk = marks[start : start + _ROWS_PER_STATEMENT]
-        values = ", ".join(f"(${3 * i + 1}, ${3 * i + 2}, ${3 * i + 3})" for i in range(len(chunk)))
+        values = row_placeholders(len(chunk), 3)
         await tx.execute(
             f"INSERT INTO iot_rollup_dirty (sensor_id, hour, since) VALUES {values} {conflict}",
             *[value for mark in chunk for value in mark],
@@ -673,7 +673,7 @@ def _unnest_upsert_sql(name: str, columns: str) -> str:
 @functools.lru_cache(maxsize=64)
 def _upsert_sql(name: str, columns: str, width: int, rows: int) -> str:
     """The upsert of `rows` rows, written once per table and size (also what the driver's statement cache keys)."""
-    values = ", ".join(f"({placeholders(width, 1 + i * width)})" for i in range(rows))
+    values = row_placeholders(rows, width)
     return f"INSERT INTO {name} ({columns}) VALUES {values} ON CONFLICT (sensor_id, bucket) DO UPDATE SET {_UPDATE}"
 
 

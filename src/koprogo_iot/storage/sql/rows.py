@@ -46,6 +46,12 @@ def placeholders(count: int, start: int = 1) -> str:
     return ", ".join(f"${i}" for i in range(start, start + count))
 
 
+@functools.lru_cache(maxsize=256)
+def row_placeholders(rows: int, width: int) -> str:
+    """`($1, ..., $width), ($width+1, ...), ...`: `rows` tuples of `width` placeholders, for multi-row VALUES."""
+    return ", ".join(f"({placeholders(width, 1 + i * width)})" for i in range(rows))
+
+
 @dataclass(frozen=True, slots=True)
 class Codec:
     """How a field is stored when it is not stored as itself: another column name, and the two conversions."""

@@ -11,12 +11,12 @@ from koprogo_iot.domain.sensors import IoTSensor
 from koprogo_iot.offload import decoded
 from koprogo_iot.storage.ports import SensorFilter
 from koprogo_iot.storage.sql.database import Database, Executor, Row
-from koprogo_iot.storage.sql.rows import Table, found, not_found, placeholders
+from koprogo_iot.storage.sql.rows import Table, found, not_found, placeholders, row_placeholders
 
 SENSORS = Table("iot_sensors", IoTSensor)
+_KEYS_PER_STATEMENT = 300  # find_many on SQLite: 900 parameters per statement
 # An update changes the configuration: never the identity or creation time, nor the last-reading fields, which
 # belong to ingestion (an API update must not rewind them).
-_KEYS_PER_STATEMENT = 300  # SQLite: 900 parameters
 _KEPT = ("id", "organization_id", "created_at", "last_reading_at", "last_value", "last_battery_level")
 _CONFIGURATION, _POSITIONS = SENSORS.assignments([f for f in SENSORS.fields if f not in _KEPT], start=3)
 _UPDATE = f"UPDATE iot_sensors SET {_CONFIGURATION} WHERE organization_id = $1 AND id = $2"
@@ -100,8 +100,7 @@ class SqlSensors:
         else:
             for start in range(0, len(keys), _KEYS_PER_STATEMENT):
                 chunk = keys[start : start + _KEYS_PER_STATEMENT]
-                values = ", ".join(f"(${3 * i + 1}, ${3 * i + 2}, ${3 * i + 3})" for i in range(len(chunk)))
-                where = f"(organization_id, sensor_id, device_field) IN (VALUES {values})"
+                where = f"(organization_id, sensor_id, device_field) IN (VALUES {row_placeholders(len(chunk), 3)})"
                 rows += await self.db.fetch(SENSORS.select(where), *[part for key in chunk for part in key])
         sensors = await decoded(SENSORS.decode, rows)
         return {(s.organization_id, s.sensor_id, s.device_field): s for s in sensors}
