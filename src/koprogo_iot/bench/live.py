@@ -173,7 +173,6 @@ class _Probe:
     sent: dict[tuple[str, datetime], float] = field(default_factory=dict)
     latencies: list[tuple[float, float]] = field(default_factory=list)  # (sent at, seconds to the WebSocket)
     # Seconds from the publish to the live bus (stored, then on Redis): the part of a latency that is ingestion's.
-    on_bus: dict[tuple[str, datetime], float] = field(default_factory=dict)
     bus_latencies: list[tuple[float, float]] = field(default_factory=list)  # (sent at, seconds to the bus)
 
     def seen(self, sensor_id: str, timestamp: datetime) -> None:
@@ -399,9 +398,9 @@ async def _phase(
     while time.monotonic() < deadline and pending():
         await asyncio.sleep(0.1)
     after = await _scrape(api)
-    window = [lat for sent, lat in probe.latencies[first:] if started <= sent < ended]
-    to_bus = [lat for sent, lat in probe.bus_latencies[first_on_bus:] if started <= sent < ended]
     timed = [(sent - started, lat) for sent, lat in probe.latencies[first:] if started <= sent < ended]
+    window = [lat for _, lat in timed]
+    to_bus = [lat for sent, lat in probe.bus_latencies[first_on_bus:] if started <= sent < ended]
     lost = pending()
     return {
         "seconds": seconds,
