@@ -107,3 +107,22 @@ async def test_only_a_superadmin_creates_organizations_and_their_users(api: Api)
     assert "Copro Nouvelle" in names
     own = (await api.client.get("/api/v1/organizations", headers=syndic)).json()
     assert [o["id"] for o in own] == [str(api.a.organization.id)]
+
+
+async def test_an_owner_mutes_channels_for_themselves_and_the_syndic_sees_it(api: Api) -> None:
+    owner, syndic = await api.token(api.a.owner.email), await api.token(api.a.syndic.email)
+    url = f"/api/v1/users/{api.a.owner.id}/contacts"
+    body = {"phone": "+32 470 12 34 56", "push_topic": None, "muted_channels": ["sms", "push"]}
+    saved = await api.client.put(url, json=body, headers=owner)
+    assert saved.status_code == 200, saved.text
+    assert saved.json()["muted_channels"] == ["push", "sms"] and saved.json()["phone"] == "+32470123456"
+    assert (await api.client.get("/api/v1/auth/me", headers=owner)).json()["muted_channels"] == ["push", "sms"]
+    listed = {u["id"]: u for u in (await api.client.get("/api/v1/users", headers=syndic)).json()}
+    assert listed[str(api.a.owner.id)]["muted_channels"] == ["push", "sms"]
+    # The syndic's users table saves contacts without the field: the owner's choice stays.
+    kept = await api.client.put(url, json={"phone": None, "push_topic": "owner-topic"}, headers=syndic)
+    assert kept.json()["muted_channels"] == ["push", "sms"]
+    fax = await api.client.put(url, json={**body, "muted_channels": ["fax"]}, headers=owner)
+    assert fax.status_code == 422 and "muted_channels" in fax.text
+    foreign = f"/api/v1/users/{api.b.owner.id}/contacts"
+    assert (await api.client.put(foreign, json=body, headers=syndic)).status_code == 404

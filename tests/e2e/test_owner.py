@@ -3,10 +3,10 @@ by its address is "not found"."""
 
 from __future__ import annotations
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from koprogo_iot import demo
-from tests.e2e.conftest import Platform, assert_accessible, log_in, screenshot, text
+from tests.e2e.conftest import Platform, assert_accessible, close_page, log_in, new_page, screenshot, text
 
 
 def test_an_owner_sees_only_their_unit_read_only(page: Page, platform: Platform) -> None:
@@ -41,3 +41,53 @@ def test_an_owner_sees_only_their_unit_read_only(page: Page, platform: Platform)
     page.goto(f"{platform.url}/sensors/{next(s['id'] for s in mine if s['unit_id'])}")
     expect(page.get_by_test_id("history-chart")).to_be_visible()
     expect(page.get_by_role("button", name=text("common.delete"))).to_have_count(0)
+
+
+def test_an_owner_chooses_where_alerts_reach_them_and_the_syndic_sees_it(
+    page: Page, browser: Browser, platform: Platform
+) -> None:
+    log_in(page, platform, demo.OWNER_EMAIL)
+    page.get_by_test_id("user-name").click()  # the name in the bar is the way to one's account
+    expect(page.get_by_role("heading", name=text("account.title"))).to_be_visible()
+    form = page.get_by_test_id("account-form")
+    sms, push = (form.get_by_role("checkbox", name=text(f"channel.{c}")) for c in ("sms", "push"))
+    expect(sms).to_be_checked()
+    form.get_by_label(text("settings.phone")).fill("")
+    expect(page.get_by_test_id("account-unreachable").first).to_have_text(text("account.noAddress.sms"))
+    form.get_by_label(text("settings.phone")).fill("+32 470 99 88 77")
+    sms.uncheck()
+    push.uncheck()
+    form.get_by_role("button", name=text("form.save")).click()
+    expect(page.get_by_test_id("account-message")).to_have_text(text("account.saved"))
+    screenshot(page, "account")
+    assert_accessible(page)
+    page.reload()  # what was saved, as the server has it
+    expect(form.get_by_label(text("settings.phone"))).to_have_value("+32470998877")
+    expect(form.get_by_role("checkbox", name=text("channel.email"))).to_be_checked()
+    expect(sms).not_to_be_checked()
+    expect(push).not_to_be_checked()
+
+    # On a phone the name is hidden: the menu leads there.
+    phone = new_page(browser, width=390, height=844)
+    try:
+        log_in(phone, platform, demo.OWNER_EMAIL)
+        phone.get_by_role("button", name=text("nav.menu")).click()
+        phone.get_by_role("link", name=text("nav.account")).click()
+        expect(phone.get_by_role("checkbox", name=text("channel.sms"))).not_to_be_checked()
+    finally:
+        close_page(phone)
+
+    syndic = new_page(browser)
+    try:
+        log_in(syndic, platform)
+        syndic.goto(f"{platform.url}/settings")
+        with platform.client(demo.OWNER_EMAIL) as client:
+            name = client.get("/api/v1/auth/me").json()["full_name"]
+        row = syndic.get_by_test_id("users").locator("tr", has_text=name)
+        muted = ", ".join(text(f"channel.{c}") for c in ("push", "sms"))
+        expect(row).to_contain_text(text("account.muted").replace("{channels}", muted))
+    finally:
+        close_page(syndic)
+        with platform.client(demo.OWNER_EMAIL) as client:  # as the demo had it, for the other tests
+            me = client.get("/api/v1/auth/me").json()
+            client.put(f"/api/v1/users/{me['id']}/contacts", json={"phone": None, "muted_channels": []})

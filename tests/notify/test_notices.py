@@ -94,6 +94,25 @@ def test_recipients_by_role_unit_building_and_severity() -> None:
     assert Recipient(Channel.SMS, "0470000002") not in common  # owners hear of their units only
 
 
+def test_a_user_who_muted_a_channel_is_not_told_on_it_through_their_role_but_a_named_contact_still_is() -> None:
+    muted = frozenset({Channel.SMS, Channel.PUSH})
+    syndic = user(Role.SYNDIC, "syndic@example.org", phone="+32470000001", push_topic="syndic")
+    owner = user(Role.OWNER, "owner@example.org", frozenset({UNIT}), phone="0470 00 00 02")
+    syndic, owner = (replace(person, muted_channels=muted) for person in (syndic, owner))
+    everything = {AlertSeverity.CRITICAL: frozenset(Channel)}
+    by_role = [NotificationRoute(ORG, role=Role.SYNDIC, channels=everything), NotificationRoute(ORG, role=Role.OWNER)]
+    assert recipients(alert(), by_role, [syndic, owner]) == [
+        Recipient(Channel.EMAIL, "syndic@example.org"),
+        Recipient(Channel.EMAIL, "owner@example.org"),
+    ]
+    named = NotificationRoute(ORG, phone="+32470000001", channels=everything)
+    assert Recipient(Channel.SMS, "+32470000001") in recipients(alert(), [*by_role, named], [syndic, owner])
+    everything_muted = [replace(person, muted_channels=frozenset(Channel)) for person in (syndic, owner)]
+    assert recipients(alert(), by_role, everything_muted) == []
+    with pytest.raises(ValueError):
+        replace(syndic, muted_channels=frozenset({"fax"}))  # type: ignore[arg-type]
+
+
 def test_a_route_is_a_role_or_a_contact_with_known_channels() -> None:
     with pytest.raises(InvalidValue):
         NotificationRoute(ORG)

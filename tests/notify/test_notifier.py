@@ -83,6 +83,29 @@ async def test_a_critical_alert_reaches_the_syndic_by_email_sms_and_push_with_th
     assert len(smtp.received) == 1
 
 
+async def test_a_syndic_who_muted_sms_and_push_is_told_by_email_only(
+    storage: Storage, smtp: SmtpServer, receiver: HttpReceiver
+) -> None:
+    t = await make_tenant(storage, "Muted")
+    muted = frozenset({Channel.SMS, Channel.PUSH})
+    await storage.tenancy.set_contacts(t.organization.id, t.syndic.id, "+32 470 12 34 56", "syndic-topic", muted)
+    assert (await storage.tenancy.get_user(t.organization.id, t.syndic.id)).muted_channels == muted
+    now = utcnow()
+    alert_id = await insert_alert(storage, t.common_sensor, now)
+
+    assert await make_notifier(storage, smtp, receiver).run_once(now) == Round(announced=1, sent=1, failed=0)
+
+    assert [mail.recipients for mail in smtp.received] == [[t.syndic.email]]
+    assert receiver.sms == [] and receiver.pushes == []
+    outbox = await storage.notifications.list_notifications(t.organization.id, alert_id=alert_id)
+    assert [n.channel for n in outbox] == [Channel.EMAIL]
+    # Contacts saved without saying what is muted (the managers' users table) leave the opt-out as it was.
+    await storage.tenancy.set_contacts(t.organization.id, t.syndic.id, None, "syndic-topic")
+    assert (await storage.tenancy.get_user(t.organization.id, t.syndic.id)).muted_channels == muted
+    await storage.tenancy.set_contacts(t.organization.id, t.syndic.id, None, None, frozenset())
+    assert (await storage.tenancy.get_user(t.organization.id, t.syndic.id)).muted_channels == frozenset()
+
+
 async def test_a_unit_alert_names_the_unit(storage: Storage, smtp: SmtpServer) -> None:
     t = await make_tenant(storage, "Unit")
     await insert_alert(storage, t.unit_sensor, utcnow(), value=12.5, threshold=None, alert_type=AlertType.LEAK_DETECTED)

@@ -13,7 +13,7 @@ from koprogo_iot.domain.alerts import AlertSeverity, AlertStatus, AlertType, IoT
 from koprogo_iot.domain.readings import ReadingQuality
 from koprogo_iot.domain.retention import MAX_RAW_RETENTION_MONTHS
 from koprogo_iot.domain.sensors import DeviceFormat, IoTSensor, MeasurementKind, SensorStatus, SensorType
-from koprogo_iot.domain.tenancy import Role, User
+from koprogo_iot.domain.tenancy import Channel, Role, User
 
 
 class _In(BaseModel):
@@ -38,6 +38,9 @@ class UserOut(_Out):
     unit_ids: list[UUID]
     phone: str | None = None
     push_topic: str | None = None
+    muted_channels: list[Channel] = Field(
+        default_factory=list, description="channels on which the routes naming the user's role do not reach them"
+    )
 
     @classmethod
     def of(cls, user: User) -> UserOut:
@@ -50,6 +53,7 @@ class UserOut(_Out):
             unit_ids=sorted(user.unit_ids, key=str),
             phone=user.phone,
             push_topic=user.push_topic,
+            muted_channels=sorted(user.muted_channels),
         )
 
 
@@ -123,10 +127,16 @@ class UserIn(_In):
 
 
 class ContactsIn(_In):
-    """A user's SMS and push contacts (email is the login); null or empty removes one."""
+    """A user's SMS and push contacts (email is the login); null or empty removes one. And the channels on which
+    the user wants no alert (their opt-out)."""
 
     phone: Text | None = Field(None, description="for SMS alerts, e.g. +32 470 12 34 56")
     push_topic: Text | None = Field(None, description="for push alerts: the user's topic on the push server (ntfy)")
+    muted_channels: list[Channel] | None = Field(
+        None,
+        description='channels on which the routes naming the user\'s role do not reach them, e.g. ["sms"] '
+        "(a route naming a contact still does); null: unchanged",
+    )
 
 
 class SensorUpdate(_In):

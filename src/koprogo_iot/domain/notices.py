@@ -10,7 +10,6 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 from uuid import UUID
@@ -22,13 +21,7 @@ from koprogo_iot.domain.consumption import DEFAULT_ZONE
 from koprogo_iot.domain.errors import InvalidValue
 from koprogo_iot.domain.sensors import IoTSensor
 from koprogo_iot.domain.tenancy import Building, Role, Unit, User, check_email, check_phone, check_push_topic
-
-
-class Channel(StrEnum):
-    EMAIL = "email"
-    SMS = "sms"
-    PUSH = "push"
-
+from koprogo_iot.domain.tenancy import Channel as Channel  # a person's channels are theirs (User.muted_channels)
 
 Purpose = Literal["opened", "escalated", "reminder"]
 
@@ -142,15 +135,19 @@ class Recipient:
     address: str  # email address, phone number or push topic
 
 
-def _addresses(email: str | None, phone: str | None, push_topic: str | None) -> dict[Channel, str | None]:
-    return {Channel.EMAIL: email, Channel.SMS: phone, Channel.PUSH: push_topic}
+def _addresses(
+    email: str | None, phone: str | None, push_topic: str | None, muted: frozenset[Channel] = frozenset()
+) -> dict[Channel, str | None]:
+    found = {Channel.EMAIL: email, Channel.SMS: phone, Channel.PUSH: push_topic}
+    return {channel: None if channel in muted else address for channel, address in found.items()}
 
 
 def recipients(alert: IoTAlert, routes: Iterable[NotificationRoute], users: Iterable[User]) -> list[Recipient]:
     """Every (channel, address) to tell about `alert`, once each, in route order.
 
-    A role route reaches the organization's users of that role that have an address on the channel; for owners
-    only those owning the alert's unit (a common meter's alert reaches no owner through a role route).
+    A role route reaches the organization's users of that role that have an address on the channel and have not
+    muted it; for owners only those owning the alert's unit (a common meter's alert reaches no owner through a role
+    route). A route naming a contact reaches it whatever any user muted: the syndic chose that one.
     """
     people = [u for u in users if u.organization_id == alert.organization_id]
     found: dict[Recipient, None] = {}  # an ordered set
@@ -166,7 +163,7 @@ def recipients(alert: IoTAlert, routes: Iterable[NotificationRoute], users: Iter
             chosen = [u for u in people if u.role is route.role]
             if route.role is Role.OWNER:
                 chosen = [u for u in chosen if alert.unit_id is not None and alert.unit_id in u.unit_ids]
-            contacts = [_addresses(u.email, u.phone, u.push_topic) for u in chosen]
+            contacts = [_addresses(u.email, u.phone, u.push_topic, u.muted_channels) for u in chosen]
         for contact in contacts:
             for channel in sorted(channels):
                 address = contact[channel]

@@ -55,6 +55,14 @@ def check_push_topic(value: str | None) -> str | None:
     return value.strip()
 
 
+class Channel(StrEnum):
+    """How an alert reaches a person: at their email (the login), phone, or push topic."""
+
+    EMAIL = "email"
+    SMS = "sms"
+    PUSH = "push"
+
+
 class Role(StrEnum):
     SUPERADMIN = "superadmin"  # operates the platform, creates organizations
     SYNDIC = "syndic"  # manages the buildings of one organization
@@ -119,9 +127,12 @@ class User:
     # Where alerts reach the user besides their email (the login): SMS and push notifications.
     phone: str | None = None
     push_topic: str | None = None
+    # The channels on which the user does not want alerts through the routes naming their role (their opt-out).
+    muted_channels: frozenset[Channel] = frozenset()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "email", check_email(self.email))
+        object.__setattr__(self, "muted_channels", frozenset(Channel(c) for c in self.muted_channels))
         object.__setattr__(self, "phone", check_phone(self.phone))
         object.__setattr__(self, "push_topic", check_push_topic(self.push_topic))
         object.__setattr__(self, "full_name", _require_text(self.full_name, "full name"))

@@ -11,7 +11,7 @@ from koprogo_iot.domain.access import Principal
 from koprogo_iot.domain.audit import AuditAction, AuditEntity, differences
 from koprogo_iot.domain.errors import Conflict, InvalidValue, NotFound
 from koprogo_iot.domain.sensors import DeviceFormat, IoTSensor
-from koprogo_iot.domain.tenancy import Building, Organization, Role, Unit, User
+from koprogo_iot.domain.tenancy import Building, Channel, Organization, Role, Unit, User
 from koprogo_iot.domain.units import conversion_factor
 from koprogo_iot.services.accounts import MIN_PASSWORD_LENGTH, hash_password
 from koprogo_iot.services.audit import AuditLog
@@ -156,13 +156,19 @@ class Provisioning:
         return await self.tenancy.list_users(principal.organization_id)
 
     async def set_contacts(
-        self, principal: Principal, user_id: UUID, phone: str | None, push_topic: str | None
+        self,
+        principal: Principal,
+        user_id: UUID,
+        phone: str | None,
+        push_topic: str | None,
+        muted: frozenset[Channel] | None = None,
     ) -> User:
-        """Where alerts reach a user by SMS and push: users set their own, managers anyone's in their organization."""
+        """Where alerts reach a user by SMS and push, and the channels they muted (None: unchanged): users set
+        their own, managers anyone's in their organization."""
         if user_id != principal.user_id:
             principal.require_manager()
         before = await self.tenancy.get_user(principal.organization_id, user_id)
-        after = await self.tenancy.set_contacts(principal.organization_id, user_id, phone, push_topic)
+        after = await self.tenancy.set_contacts(principal.organization_id, user_id, phone, push_topic, muted)
         await self.audit.record(principal, AuditEntity.USER, user_id, AuditAction.CHANGED, differences(before, after))
         return after
 

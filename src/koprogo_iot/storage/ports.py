@@ -34,7 +34,7 @@ from koprogo_iot.domain.readings import IoTReading
 from koprogo_iot.domain.rollups import CounterRow, GaugeRow, Rollups, Verification
 from koprogo_iot.domain.rules import OrganizationRules, Partial
 from koprogo_iot.domain.sensors import IoTSensor, SensorType
-from koprogo_iot.domain.tenancy import Building, Organization, Unit, User
+from koprogo_iot.domain.tenancy import Building, Channel, Organization, Unit, User
 
 # --- values the ports exchange
 
@@ -137,8 +137,15 @@ class TenancyRepository(Protocol):
 
     async def list_users(self, organization_id: UUID) -> list[User]: ...
     async def set_contacts(
-        self, organization_id: UUID, user_id: UUID, phone: str | None, push_topic: str | None
-    ) -> User: ...
+        self,
+        organization_id: UUID,
+        user_id: UUID,
+        phone: str | None,
+        push_topic: str | None,
+        muted: frozenset[Channel] | None = None,
+    ) -> User:
+        """Where alerts reach the user, and the channels they muted (None: as they were)."""
+        ...
 
 
 class SensorRepository(Protocol):

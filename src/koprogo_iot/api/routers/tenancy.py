@@ -90,5 +90,8 @@ async def list_users(principal: PrincipalDep, services: ServicesDep) -> list[Use
 
 @router.put("/users/{user_id}/contacts")
 async def set_contacts(user_id: UUID, body: ContactsIn, principal: PrincipalDep, services: ServicesDep) -> UserOut:
-    """Where alerts reach the user by SMS and push; users set their own, managers anyone's in their organization."""
-    return UserOut.of(await services.provisioning.set_contacts(principal, user_id, body.phone, body.push_topic))
+    """Where alerts reach the user by SMS and push, and the channels they muted; users set their own, managers
+    anyone's in their organization."""
+    muted = None if body.muted_channels is None else frozenset(body.muted_channels)
+    user = await services.provisioning.set_contacts(principal, user_id, body.phone, body.push_topic, muted)
+    return UserOut.of(user)

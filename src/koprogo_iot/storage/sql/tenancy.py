@@ -7,14 +7,29 @@ from collections.abc import Iterable
 from uuid import UUID
 
 from koprogo_iot.domain.retention import check_retention_months
-from koprogo_iot.domain.tenancy import Building, Organization, Unit, User, check_phone, check_push_topic
+from koprogo_iot.domain.tenancy import Building, Channel, Organization, Unit, User, check_phone, check_push_topic
 from koprogo_iot.storage.sql.database import Database, Executor, Row
-from koprogo_iot.storage.sql.rows import Table, as_uuid, found, not_found, placeholders
+from koprogo_iot.storage.sql.rows import Codec, Table, as_uuid, found, not_found, placeholders
 
 ORGANIZATIONS = Table("organizations", Organization)
 BUILDINGS = Table("buildings", Building)
 UNITS = Table("units", Unit)
-USERS = Table("users", User, exclude=("unit_ids",))  # in user_units
+
+
+def _channels_text(channels: frozenset[Channel]) -> str:
+    return ",".join(sorted(channels))
+
+
+def _channels(text: str) -> frozenset[Channel]:
+    return frozenset(Channel(c) for c in text.split(",") if c)
+
+
+USERS = Table(
+    "users",
+    User,
+    exclude=("unit_ids",),  # in user_units
+    codecs={"muted_channels": Codec(encode=_channels_text, decode=_channels)},
+)
 
 
 async def by_ids(tx: Executor, table: Table[Building] | Table[Unit], ids: Iterable[UUID]) -> list[Row]:
@@ -122,14 +137,21 @@ class SqlTenancy:
         return await users_of(self.db, [organization_id])
 
     async def set_contacts(
-        self, organization_id: UUID, user_id: UUID, phone: str | None, push_topic: str | None
+        self,
+        organization_id: UUID,
+        user_id: UUID,
+        phone: str | None,
+        push_topic: str | None,
+        muted: frozenset[Channel] | None = None,
     ) -> User:
         changed = await self.db.execute(
-            "UPDATE users SET phone = $3, push_topic = $4 WHERE organization_id = $1 AND id = $2",
+            "UPDATE users SET phone = $3, push_topic = $4, muted_channels = COALESCE($5, muted_channels) "
+            "WHERE organization_id = $1 AND id = $2",
             organization_id,
             user_id,
             check_phone(phone),
             check_push_topic(push_topic),
+            None if muted is None else _channels_text(frozenset(Channel(c) for c in muted)),
         )
         if not changed:
             raise not_found("user", user_id)
