@@ -227,6 +227,11 @@ MATRIX: dict[str, Op] = {
     ),
     "POST /auth/refresh": Op(fixed("/auth/refresh"), everyone(200)),
     "GET /auth/me": Op(fixed("/auth/me"), everyone(200)),
+    # A wrong current password: refused for every caller, and nothing changes for the rest of the table.
+    "POST /auth/password": Op(
+        body("/auth/password", lambda i: {"current_password": "not it", "new_password": "new-password-1"}),
+        everyone(422),
+    ),
     "GET /organizations": Op(fixed("/organizations"), everyone(200), sees_foreign=("superadmin",)),
     "POST /organizations": Op(
         body("/organizations", lambda i: {"name": f"New {next(_serial)}"}),

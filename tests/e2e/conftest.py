@@ -205,10 +205,10 @@ def page(browser: Browser) -> Iterator[Page]:
     close_page(opened)
 
 
-def log_in(page: Page, platform: Platform, email: str = demo.SYNDIC_EMAIL) -> None:
+def log_in(page: Page, platform: Platform, email: str = demo.SYNDIC_EMAIL, password: str = demo.DEMO_PASSWORD) -> None:
     page.goto(f"{platform.url}/login")
     page.get_by_label(text("login.email")).fill(email)
-    page.get_by_label(text("login.password")).fill(demo.DEMO_PASSWORD)
+    page.get_by_label(text("login.password")).fill(password)
     page.get_by_role("button", name=text("login.submit")).click()
     expect(page.get_by_role("button", name=text("nav.logout"))).to_be_visible()
 

@@ -3,6 +3,8 @@ by its address is "not found"."""
 
 from __future__ import annotations
 
+import uuid
+
 from playwright.sync_api import Browser, Page, expect
 
 from koprogo_iot import demo
@@ -91,3 +93,42 @@ def test_an_owner_chooses_where_alerts_reach_them_and_the_syndic_sees_it(
         with platform.client(demo.OWNER_EMAIL) as client:  # as the demo had it, for the other tests
             me = client.get("/api/v1/auth/me").json()
             client.put(f"/api/v1/users/{me['id']}/contacts", json={"phone": None, "muted_channels": []})
+
+
+def test_a_user_changes_their_password_and_their_other_session_ends(
+    page: Page, browser: Browser, platform: Platform
+) -> None:
+    # A user of this test's own: the demo's logins stay as the other tests know them.
+    email, first, second = f"password-{uuid.uuid4().hex[:8]}@demo.koprogo.be", "first-password", "second-password"
+    with platform.client() as syndic:
+        unit = syndic.get("/api/v1/units").json()[0]["id"]
+        user = {"email": email, "full_name": "Paula Password", "password": first, "role": "owner", "unit_ids": [unit]}
+        assert syndic.post("/api/v1/users", json=user).status_code == 201
+    other = new_page(browser)
+    try:
+        log_in(other, platform, email, first)
+        log_in(page, platform, email, first)
+        page.goto(f"{platform.url}/account")
+        form = page.get_by_test_id("password-form")
+        form.get_by_label(text("account.currentPassword")).fill("not-the-password")
+        form.get_by_label(text("account.newPassword"), exact=True).fill(second)
+        form.get_by_label(text("account.newPasswordAgain")).fill(second)
+        form.get_by_role("button", name=text("account.changePassword")).click()
+        expect(page.get_by_test_id("account-message")).to_have_text(text("account.wrongPassword"))
+        form.get_by_label(text("account.currentPassword")).fill(first)
+        form.get_by_label(text("account.newPasswordAgain")).fill(second + "!")
+        form.get_by_role("button", name=text("account.changePassword")).click()
+        expect(page.get_by_test_id("account-message")).to_have_text(text("account.passwordsDiffer"))
+        form.get_by_label(text("account.newPasswordAgain")).fill(second)
+        form.get_by_role("button", name=text("account.changePassword")).click()
+        expect(page.get_by_test_id("account-message")).to_have_text(text("account.passwordChanged"))
+        screenshot(page, "account-password")
+        # This session goes on with its new token; the other one is sent to log in again at its next call.
+        page.get_by_role("link", name=text("nav.alerts")).click()
+        expect(page.get_by_role("button", name=text("nav.logout"))).to_be_visible()
+        other.get_by_role("link", name=text("nav.alerts")).click()
+        expect(other.get_by_test_id("session-notice")).to_have_text(text("login.expired"))
+        page.get_by_role("button", name=text("nav.logout")).click()
+        log_in(page, platform, email, second)
+    finally:
+        close_page(other)

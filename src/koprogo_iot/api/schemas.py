@@ -29,6 +29,11 @@ class LoginIn(_In):
     password: Text
 
 
+class PasswordIn(_In):
+    current_password: Text
+    new_password: Text = Field(description="at least 8 characters")
+
+
 class UserOut(_Out):
     id: UUID
     organization_id: UUID

@@ -129,6 +129,8 @@ class User:
     push_topic: str | None = None
     # The channels on which the user does not want alerts through the routes naming their role (their opt-out).
     muted_channels: frozenset[Channel] = frozenset()
+    # Tokens from a login before it are refused: changing one's password closes one's other sessions.
+    password_changed_at: datetime | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "email", check_email(self.email))

@@ -12,10 +12,12 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from koprogo_iot.domain.access import Principal
+from koprogo_iot.domain.audit import AuditAction, AuditEntity
 from koprogo_iot.domain.clock import utcnow
-from koprogo_iot.domain.errors import AuthenticationFailed, NotFound, TokenExpired, TooManyAttempts
+from koprogo_iot.domain.errors import AuthenticationFailed, InvalidValue, NotFound, TokenExpired, TooManyAttempts
 from koprogo_iot.domain.tenancy import User
 from koprogo_iot.domain.throttle import FailureThrottle
+from koprogo_iot.services.audit import AuditLog
 from koprogo_iot.storage.ports import TenancyRepository
 
 _hasher = PasswordHasher()
@@ -39,6 +41,20 @@ def _password_matches(password_hash: str, password: str) -> bool:
         return False
 
 
+def _logged_in(claims: dict[str, Any]) -> datetime:
+    """The login a token comes from (a refreshed token keeps its login's time)."""
+    return datetime.fromtimestamp(claims.get("auth_time", claims.get("iat", 0)), UTC)
+
+
+def _ms(instant: datetime) -> int:
+    return int(instant.timestamp() * 1000)
+
+
+def _login_ms(claims: dict[str, Any]) -> int:
+    """The login's instant in milliseconds (`auth_ms`; a token without it: its whole second)."""
+    return int(claims.get("auth_ms", 1000 * claims.get("auth_time", claims.get("iat", 0))))
+
+
 @dataclass(frozen=True, slots=True)
 class IssuedToken:
     access_token: str
@@ -48,9 +64,15 @@ class IssuedToken:
 
 class Accounts:
     def __init__(
-        self, tenancy: TenancyRepository, secret: str, token_ttl: timedelta, session_max: timedelta = SESSION_MAX
+        self,
+        tenancy: TenancyRepository,
+        secret: str,
+        token_ttl: timedelta,
+        audit: AuditLog,
+        session_max: timedelta = SESSION_MAX,
     ) -> None:
         self.tenancy = tenancy
+        self.audit = audit
         self._secret = secret
         self._ttl = token_ttl
         self._session_max = session_max
@@ -76,12 +98,35 @@ class Accounts:
         self._accounts.succeeded(account)
         return self._issue(user, now, now)
 
+    async def change_password(self, principal: Principal, current: str, new: str) -> IssuedToken:
+        """Set the caller's password, given the current one; their other sessions end (their tokens come from a
+        login before the change) and this one goes on with the token returned. A wrong current password counts
+        as a failed login (and is refused with 422, not 401: the caller's session is still valid)."""
+        now = utcnow()
+        user = await self.tenancy.get_user(principal.organization_id, principal.user_id)
+        wait = self._accounts.retry_after(user.email, now)
+        if wait:
+            raise TooManyAttempts(f"too many failed attempts: try again in {wait} s", wait)
+        if not _password_matches(user.password_hash, current):
+            self._accounts.failed(user.email, now)
+            raise InvalidValue("current_password: wrong password")
+        if len(new) < MIN_PASSWORD_LENGTH:
+            raise InvalidValue(f"new_password: at least {MIN_PASSWORD_LENGTH} characters")
+        if new == current:
+            raise InvalidValue("new_password: the same as the current one")
+        # In whole milliseconds, as a token's login (`auth_ms`): the token returned has the change's own instant,
+        # not older than it; a token from a login the moment before is.
+        changed_at = now.replace(microsecond=now.microsecond // 1000 * 1000)
+        user = await self.tenancy.set_password(user.organization_id, user.id, hash_password(new), changed_at)
+        await self.audit.record(principal, AuditEntity.USER, user.id, AuditAction.CHANGED, {"password": "changed"})
+        return self._issue(user, changed_at, now)
+
     async def refresh(self, token: str) -> IssuedToken:
         """A new token for a valid one, within `session_max` of the login it comes from (then: log in again)."""
         claims = self._claims(token)
         user = await self._user(claims)
         now = utcnow()
-        logged_in = datetime.fromtimestamp(claims.get("auth_time", claims.get("iat", 0)), UTC)
+        logged_in = _logged_in(claims)
         if now - logged_in > self._session_max:
             raise TokenExpired("the session is too old to be refreshed: log in again")
         return self._issue(user, logged_in, now)
@@ -93,6 +138,7 @@ class Accounts:
             "role": user.role.value,
             "iat": int(now.timestamp()),
             "auth_time": int(logged_in.timestamp()),  # the login a refreshed token comes from
+            "auth_ms": _ms(logged_in),  # the same to the millisecond: a password change ends the logins before it
             "exp": int((now + self._ttl).timestamp()),
         }
         token = jwt.encode(claims, self._secret, algorithm="HS256")
@@ -110,11 +156,14 @@ class Accounts:
         return claims
 
     async def _user(self, claims: dict[str, Any]) -> User:
-        """The user is read again so a deleted user loses access."""
+        """The user is read again so a deleted user loses access, and a changed password ends older sessions."""
         try:
-            return await self.tenancy.get_user(UUID(claims["org"]), UUID(claims["sub"]))
+            user = await self.tenancy.get_user(UUID(claims["org"]), UUID(claims["sub"]))
         except (ValueError, NotFound):
             raise AuthenticationFailed("invalid token") from None
+        if user.password_changed_at is not None and _login_ms(claims) < _ms(user.password_changed_at):
+            raise TokenExpired("the password was changed since this login: log in again")
+        return user
 
     async def principal(self, token: str) -> Principal:
         """The caller behind a bearer token."""

@@ -51,7 +51,7 @@ class Services:
         audit = AuditLog(storage.audit)
         provisioning = Provisioning(storage.tenancy, storage.sensors, audit)
         return cls(
-            accounts=Accounts(storage.tenancy, secret, token_ttl),
+            accounts=Accounts(storage.tenancy, secret, token_ttl, audit),
             provisioning=provisioning,
             monitoring=Monitoring(provisioning, storage.readings, storage.alerts, storage.dead_letters, audit),
             alert_rules=AlertRuleSettings(storage.alert_rules, provisioning, audit),

@@ -147,6 +147,10 @@ class TenancyRepository(Protocol):
         """Where alerts reach the user, and the channels they muted (None: as they were)."""
         ...
 
+    async def set_password(
+        self, organization_id: UUID, user_id: UUID, password_hash: str, changed_at: datetime
+    ) -> User: ...
+
 
 class SensorRepository(Protocol):
     async def add(self, sensor: IoTSensor) -> None: ...

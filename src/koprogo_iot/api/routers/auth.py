@@ -1,9 +1,9 @@
-"""Log in, refresh the token, and find out who you are."""
+"""Log in, refresh the token, find out who you are, change your password."""
 
 from fastapi import APIRouter, Request
 
 from koprogo_iot.api.deps import BearerDep, PrincipalDep, ServicesDep
-from koprogo_iot.api.schemas import LoginIn, TokenOut, UserOut
+from koprogo_iot.api.schemas import LoginIn, PasswordIn, TokenOut, UserOut
 from koprogo_iot.services.accounts import IssuedToken
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -32,3 +32,10 @@ async def refresh(token: BearerDep, services: ServicesDep) -> TokenOut:
 async def me(principal: PrincipalDep, services: ServicesDep) -> UserOut:
     user = await services.accounts.me(principal)
     return UserOut.of(user)
+
+
+@router.post("/password")
+async def change_password(body: PasswordIn, principal: PrincipalDep, services: ServicesDep) -> TokenOut:
+    """Change your own password, given the current one (422 when it is wrong; 429 after 5 wrong ones, as for logins).
+    Your other sessions end (their tokens answer 401 `token_expired`); this one goes on with the token returned."""
+    return _token(await services.accounts.change_password(principal, body.current_password, body.new_password))

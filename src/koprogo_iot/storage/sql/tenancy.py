@@ -4,6 +4,7 @@ repositories make inside their own transactions (the notifier reads buildings, u
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from uuid import UUID
 
 from koprogo_iot.domain.retention import check_retention_months
@@ -152,6 +153,20 @@ class SqlTenancy:
             check_phone(phone),
             check_push_topic(push_topic),
             None if muted is None else _channels_text(frozenset(Channel(c) for c in muted)),
+        )
+        if not changed:
+            raise not_found("user", user_id)
+        return await self.get_user(organization_id, user_id)
+
+    async def set_password(
+        self, organization_id: UUID, user_id: UUID, password_hash: str, changed_at: datetime
+    ) -> User:
+        changed = await self.db.execute(
+            "UPDATE users SET password_hash = $3, password_changed_at = $4 WHERE organization_id = $1 AND id = $2",
+            organization_id,
+            user_id,
+            password_hash,
+            changed_at,
         )
         if not changed:
             raise not_found("user", user_id)
