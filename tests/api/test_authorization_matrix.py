@@ -27,6 +27,7 @@ from koprogo_iot.domain.dead_letters import DeadLetter
 from koprogo_iot.domain.integrations import IntegrationKind, LnsIntegration
 from koprogo_iot.domain.notices import NotificationRoute
 from koprogo_iot.domain.sensors import IoTSensor, SensorType
+from koprogo_iot.domain.tenancy import Role, User
 from koprogo_iot.ista.csv_format import COLUMNS
 from tests.api.conftest import SECRET, Api
 from tests.api.test_inputs import build_services_for_schema
@@ -85,6 +86,13 @@ class World:
         )
         await self.api.storage.sensors.add(sensor)
         return self._track(side, sensor.id)
+
+    async def user(self, side: str) -> UUID:
+        """A new syndic, for a cell that resets a password (the table's callers keep theirs)."""
+        t = self.ids(side).tenant
+        user = User(t.organization.id, f"matrix-{next(_serial)}@example.org", "Matrix", Role.SYNDIC, "hash")
+        await self.api.storage.tenancy.add_user(user)
+        return self._track(side, user.id)
 
     async def integration(self, side: str) -> UUID:
         return self._track(side, await _integration(self.api, self.ids(side).tenant))
@@ -163,6 +171,10 @@ def fresh(template: str, make: str) -> Build:
         return Call(template.format(await getattr(world, make)(side)))
 
     return build
+
+
+async def password_reset(world: World, side: str) -> Call:
+    return Call(f"/users/{await world.user(side)}/password", json={"new_password": "matrix-password"})
 
 
 def building(i: Ids) -> UUID:
@@ -253,6 +265,7 @@ MATRIX: dict[str, Op] = {
         body("/users/{}/contacts", lambda i: {"push_topic": "matrix"}, lambda i: i.tenant.owner.id),
         managers(200, 404, owner=(200, 403)),  # an owner sets their own contacts
     ),
+    "PUT /users/{user_id}/password": Op(password_reset, managers(204, 404)),
     "POST /iot/sensors": Op(body("/iot/sensors", sensor_body), managers(201, 404)),
     "GET /iot/sensors": Op(query("/iot/sensors", "building_id", building), everyone(200)),
     "GET /iot/sensors/{sensor_id}": Op(at(P, sensor), everyone(200, 404)),

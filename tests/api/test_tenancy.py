@@ -126,3 +126,22 @@ async def test_an_owner_mutes_channels_for_themselves_and_the_syndic_sees_it(api
     assert fax.status_code == 422 and "muted_channels" in fax.text
     foreign = f"/api/v1/users/{api.b.owner.id}/contacts"
     assert (await api.client.put(foreign, json=body, headers=syndic)).status_code == 404
+
+
+async def test_a_syndic_resets_a_forgotten_password_and_the_users_sessions_end(api: Api) -> None:
+    syndic, owner = await api.token(api.a.syndic.email), await api.token(api.a.owner.email)
+    reset = {"new_password": "given-by-the-syndic"}
+    answer = await api.client.put(f"/api/v1/users/{api.a.owner.id}/password", json=reset, headers=syndic)
+    assert answer.status_code == 204, answer.text
+    assert (await api.client.get("/api/v1/auth/me", headers=owner)).json()["error"] == "token_expired"
+    login = {"email": api.a.owner.email, "password": "given-by-the-syndic"}
+    assert (await api.client.post("/api/v1/auth/login", json=login)).status_code == 200
+    for user_id, status, reason in (
+        (api.a.syndic.id, 422, "current one"),  # one's own: with the current password
+        (api.admin.id, 403, "superadmin"),  # a syndic cannot take a superadmin's account over
+        (api.b.owner.id, 404, "not found"),
+    ):
+        refused = await api.client.put(f"/api/v1/users/{user_id}/password", json=reset, headers=syndic)
+        assert refused.status_code == status and reason in refused.json()["message"], refused.text
+    url = f"/api/v1/users/{api.a.owner.id}/password"
+    assert (await api.client.put(url, json={"new_password": "x"}, headers=syndic)).status_code == 422

@@ -95,7 +95,7 @@ def test_an_owner_chooses_where_alerts_reach_them_and_the_syndic_sees_it(
             client.put(f"/api/v1/users/{me['id']}/contacts", json={"phone": None, "muted_channels": []})
 
 
-def test_a_user_changes_their_password_and_their_other_session_ends(
+def test_a_user_changes_their_password_and_a_syndic_resets_a_forgotten_one(
     page: Page, browser: Browser, platform: Platform
 ) -> None:
     # A user of this test's own: the demo's logins stay as the other tests know them.
@@ -130,5 +130,20 @@ def test_a_user_changes_their_password_and_their_other_session_ends(
         expect(other.get_by_test_id("session-notice")).to_have_text(text("login.expired"))
         page.get_by_role("button", name=text("nav.logout")).click()
         log_in(page, platform, email, second)
+
+        # Forgotten: the syndic gives a new one from the users table, and the user's session ends.
+        log_in(other, platform)
+        other.goto(f"{platform.url}/settings")
+        row = other.get_by_test_id("users").locator("tr", has_text="Paula Password")
+        row.get_by_role("button", name=text("settings.resetPassword")).click()
+        reset = other.get_by_test_id("reset-password")
+        reset.get_by_label(text("settings.newPasswordFor").replace("{name}", "Paula Password")).fill("third-password")
+        reset.get_by_role("button", name=text("form.save")).click()
+        expect(other.get_by_test_id("settings-message")).to_have_text(
+            text("settings.passwordReset").replace("{name}", "Paula Password")
+        )
+        page.get_by_role("link", name=text("nav.sensors")).click()
+        expect(page.get_by_test_id("session-notice")).to_have_text(text("login.expired"))
+        log_in(page, platform, email, "third-password")
     finally:
         close_page(other)

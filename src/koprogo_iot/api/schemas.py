@@ -34,6 +34,10 @@ class PasswordIn(_In):
     new_password: Text = Field(description="at least 8 characters")
 
 
+class PasswordResetIn(_In):
+    new_password: Text = Field(description="at least 8 characters; tell the user, who can change it in their account")
+
+
 class UserOut(_Out):
     id: UUID
     organization_id: UUID

@@ -30,6 +30,12 @@ ACCOUNT_FAILURES, ADDRESS_FAILURES, FAILURE_WINDOW = 5, 30, timedelta(minutes=15
 SESSION_MAX = timedelta(days=7)  # how long after a login its tokens may still be refreshed
 
 
+def change_instant(now: datetime) -> datetime:
+    """When a password change made `now` counts from: in whole milliseconds, as a token's login (`auth_ms`), so that
+    the token issued with the change is not older than it, and one from a login the moment before is."""
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
@@ -114,9 +120,7 @@ class Accounts:
             raise InvalidValue(f"new_password: at least {MIN_PASSWORD_LENGTH} characters")
         if new == current:
             raise InvalidValue("new_password: the same as the current one")
-        # In whole milliseconds, as a token's login (`auth_ms`): the token returned has the change's own instant,
-        # not older than it; a token from a login the moment before is.
-        changed_at = now.replace(microsecond=now.microsecond // 1000 * 1000)
+        changed_at = change_instant(now)
         user = await self.tenancy.set_password(user.organization_id, user.id, hash_password(new), changed_at)
         await self.audit.record(principal, AuditEntity.USER, user.id, AuditAction.CHANGED, {"password": "changed"})
         return self._issue(user, changed_at, now)

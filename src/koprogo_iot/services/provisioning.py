@@ -9,11 +9,12 @@ from uuid import UUID
 from koprogo_iot.devices import catalog
 from koprogo_iot.domain.access import Principal
 from koprogo_iot.domain.audit import AuditAction, AuditEntity, differences
+from koprogo_iot.domain.clock import utcnow
 from koprogo_iot.domain.errors import Conflict, InvalidValue, NotFound
 from koprogo_iot.domain.sensors import DeviceFormat, IoTSensor
 from koprogo_iot.domain.tenancy import Building, Channel, Organization, Role, Unit, User
 from koprogo_iot.domain.units import conversion_factor
-from koprogo_iot.services.accounts import MIN_PASSWORD_LENGTH, hash_password
+from koprogo_iot.services.accounts import MIN_PASSWORD_LENGTH, change_instant, hash_password
 from koprogo_iot.services.audit import AuditLog
 from koprogo_iot.storage.ports import SensorFilter, SensorRepository, TenancyRepository
 
@@ -171,6 +172,22 @@ class Provisioning:
         after = await self.tenancy.set_contacts(principal.organization_id, user_id, phone, push_topic, muted)
         await self.audit.record(principal, AuditEntity.USER, user_id, AuditAction.CHANGED, differences(before, after))
         return after
+
+    async def reset_password(self, principal: Principal, user_id: UUID, password: str) -> User:
+        """A manager sets another user's password (they forgot theirs): the user's sessions end. One's own is
+        changed with the current one (`Accounts.change_password`); only a superadmin resets a superadmin's."""
+        principal.require_manager()
+        user = await self.tenancy.get_user(principal.organization_id, user_id)
+        if user.id == principal.user_id:
+            raise InvalidValue("your own password is changed with your current one: POST /api/v1/auth/password")
+        if user.role is Role.SUPERADMIN:
+            principal.require_superadmin()
+        if len(password) < MIN_PASSWORD_LENGTH:
+            raise InvalidValue(f"new_password: at least {MIN_PASSWORD_LENGTH} characters")
+        changed_at = change_instant(utcnow())
+        user = await self.tenancy.set_password(user.organization_id, user.id, hash_password(password), changed_at)
+        await self.audit.record(principal, AuditEntity.USER, user.id, AuditAction.CHANGED, {"password": "reset"})
+        return user
 
     # --- sensors
 

@@ -2,7 +2,7 @@
 
 from uuid import UUID
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Response, status
 
 from koprogo_iot.api.deps import PrincipalDep, ServicesDep
 from koprogo_iot.api.schemas import (
@@ -11,6 +11,7 @@ from koprogo_iot.api.schemas import (
     ContactsIn,
     OrganizationIn,
     OrganizationOut,
+    PasswordResetIn,
     RetentionIn,
     UnitIn,
     UnitOut,
@@ -95,3 +96,13 @@ async def set_contacts(user_id: UUID, body: ContactsIn, principal: PrincipalDep,
     muted = None if body.muted_channels is None else frozenset(body.muted_channels)
     user = await services.provisioning.set_contacts(principal, user_id, body.phone, body.push_topic, muted)
     return UserOut.of(user)
+
+
+@router.put("/users/{user_id}/password", status_code=status.HTTP_204_NO_CONTENT)
+async def reset_password(
+    user_id: UUID, body: PasswordResetIn, principal: PrincipalDep, services: ServicesDep
+) -> Response:
+    """A manager sets another user's password (forgotten): the user's sessions end. Your own: POST
+    /api/v1/auth/password. Only a superadmin resets a superadmin's."""
+    await services.provisioning.reset_password(principal, user_id, body.new_password)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
