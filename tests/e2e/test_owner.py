@@ -99,10 +99,10 @@ def test_a_user_changes_their_password_and_a_syndic_resets_a_forgotten_one(
     page: Page, browser: Browser, platform: Platform
 ) -> None:
     # A user of this test's own: the demo's logins stay as the other tests know them.
-    email, first, second = f"password-{uuid.uuid4().hex[:8]}@demo.koprogo.be", "first-password", "second-password"
+    email, first, second = f"paula.peeters-{uuid.uuid4().hex[:6]}@demo.koprogo.be", "first-password", "second-password"
     with platform.client() as syndic:
         unit = syndic.get("/api/v1/units").json()[0]["id"]
-        user = {"email": email, "full_name": "Paula Password", "password": first, "role": "owner", "unit_ids": [unit]}
+        user = {"email": email, "full_name": "Paula Peeters", "password": first, "role": "owner", "unit_ids": [unit]}
         assert syndic.post("/api/v1/users", json=user).status_code == 201
     other = new_page(browser)
     try:
@@ -134,13 +134,13 @@ def test_a_user_changes_their_password_and_a_syndic_resets_a_forgotten_one(
         # Forgotten: the syndic gives a new one from the users table, and the user's session ends.
         log_in(other, platform)
         other.goto(f"{platform.url}/settings")
-        row = other.get_by_test_id("users").locator("tr", has_text="Paula Password")
+        row = other.get_by_test_id("users").locator("tr", has_text="Paula Peeters")
         row.get_by_role("button", name=text("settings.resetPassword")).click()
         reset = other.get_by_test_id("reset-password")
-        reset.get_by_label(text("settings.newPasswordFor").replace("{name}", "Paula Password")).fill("third-password")
+        reset.get_by_label(text("settings.newPasswordFor").replace("{name}", "Paula Peeters")).fill("third-password")
         reset.get_by_role("button", name=text("form.save")).click()
         expect(other.get_by_test_id("settings-message")).to_have_text(
-            text("settings.passwordReset").replace("{name}", "Paula Password")
+            text("settings.passwordReset").replace("{name}", "Paula Peeters")
         )
         page.get_by_role("link", name=text("nav.sensors")).click()
         expect(page.get_by_test_id("session-notice")).to_have_text(text("login.expired"))
