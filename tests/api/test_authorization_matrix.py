@@ -88,7 +88,7 @@ class World:
         return self._track(side, sensor.id)
 
     async def user(self, side: str) -> UUID:
-        """A new syndic, for a cell that resets a password (the table's callers keep theirs)."""
+        """A new syndic, for a cell that resets a password or deactivates (the table's callers stay as they are)."""
         t = self.ids(side).tenant
         user = User(t.organization.id, f"matrix-{next(_serial)}@example.org", "Matrix", Role.SYNDIC, "hash")
         await self.api.storage.tenancy.add_user(user)
@@ -175,6 +175,10 @@ def fresh(template: str, make: str) -> Build:
 
 async def password_reset(world: World, side: str) -> Call:
     return Call(f"/users/{await world.user(side)}/password", json={"new_password": "matrix-password"})
+
+
+async def deactivation(world: World, side: str) -> Call:
+    return Call(f"/users/{await world.user(side)}/active", json={"active": False})
 
 
 def building(i: Ids) -> UUID:
@@ -266,6 +270,7 @@ MATRIX: dict[str, Op] = {
         managers(200, 404, owner=(200, 403)),  # an owner sets their own contacts
     ),
     "PUT /users/{user_id}/password": Op(password_reset, managers(204, 404)),
+    "PUT /users/{user_id}/active": Op(deactivation, managers(200, 404)),
     "POST /iot/sensors": Op(body("/iot/sensors", sensor_body), managers(201, 404)),
     "GET /iot/sensors": Op(query("/iot/sensors", "building_id", building), everyone(200)),
     "GET /iot/sensors/{sensor_id}": Op(at(P, sensor), everyone(200, 404)),

@@ -8,6 +8,7 @@ from koprogo_iot.domain.readings import IoTReading
 from koprogo_iot.domain.rules import effective_rules
 from koprogo_iot.storage.ports import Ingested
 from tests.api.conftest import Api
+from tests.conftest import PASSWORD
 
 
 async def raise_alert(api: Api) -> str:
@@ -145,3 +146,31 @@ async def test_a_syndic_resets_a_forgotten_password_and_the_users_sessions_end(a
         assert refused.status_code == status and reason in refused.json()["message"], refused.text
     url = f"/api/v1/users/{api.a.owner.id}/password"
     assert (await api.client.put(url, json={"new_password": "x"}, headers=syndic)).status_code == 422
+
+
+async def test_a_deactivated_user_can_no_longer_log_in_and_comes_back_when_reactivated(api: Api) -> None:
+    syndic, owner = await api.token(api.a.syndic.email), await api.token(api.a.owner.email)
+    url = f"/api/v1/users/{api.a.owner.id}/active"
+    gone = await api.client.put(url, json={"active": False}, headers=syndic)
+    assert gone.status_code == 200 and gone.json()["deactivated_at"] is not None, gone.text
+    refused = await api.client.get("/api/v1/auth/me", headers=owner)
+    assert refused.status_code == 401 and "deactivated" in refused.json()["message"]
+    login = {"email": api.a.owner.email, "password": PASSWORD}
+    again = await api.client.post("/api/v1/auth/login", json=login)
+    assert again.status_code == 401 and "deactivated" in again.json()["message"]
+    wrong = await api.client.post("/api/v1/auth/login", json={**login, "password": "wrong password"})
+    assert wrong.json()["message"] == "wrong email or password"  # the account's state only to whom knows it
+    listed = {u["id"]: u for u in (await api.client.get("/api/v1/users", headers=syndic)).json()}
+    assert listed[str(api.a.owner.id)]["deactivated_at"] == gone.json()["deactivated_at"]
+    back = await api.client.put(url, json={"active": True}, headers=syndic)
+    assert back.json()["deactivated_at"] is None
+    assert (await api.client.post("/api/v1/auth/login", json=login)).status_code == 200
+    for user_id, status, reason in (
+        (api.a.syndic.id, 422, "yourself"),
+        (api.admin.id, 403, "superadmin"),
+        (api.b.owner.id, 404, "not found"),
+    ):
+        answer = await api.client.put(f"/api/v1/users/{user_id}/active", json={"active": False}, headers=syndic)
+        assert answer.status_code == status and reason in answer.json()["message"], answer.text
+    trail = await api.client.get("/api/v1/audit", params={"entity_id": str(api.a.owner.id)}, headers=syndic)
+    assert [e["details"] for e in trail.json()] == [{"active": True}, {"active": False}]

@@ -95,7 +95,7 @@ def test_an_owner_chooses_where_alerts_reach_them_and_the_syndic_sees_it(
             client.put(f"/api/v1/users/{me['id']}/contacts", json={"phone": None, "muted_channels": []})
 
 
-def test_a_user_changes_their_password_and_a_syndic_resets_a_forgotten_one(
+def test_a_user_changes_their_password_and_a_syndic_resets_it_then_deactivates_them(
     page: Page, browser: Browser, platform: Platform
 ) -> None:
     # A user of this test's own: the demo's logins stay as the other tests know them.
@@ -144,6 +144,21 @@ def test_a_user_changes_their_password_and_a_syndic_resets_a_forgotten_one(
         )
         page.get_by_role("link", name=text("nav.sensors")).click()
         expect(page.get_by_test_id("session-notice")).to_have_text(text("login.expired"))
+        log_in(page, platform, email, "third-password")
+
+        # She sold her flat: the syndic deactivates her (after a confirmation), her session ends, her login is
+        # refused; reactivated, she is back.
+        other.once("dialog", lambda dialog: dialog.accept())
+        row.get_by_role("button", name=text("settings.deactivate")).click()
+        expect(row.get_by_test_id("deactivated")).to_be_visible()
+        page.goto(f"{platform.url}/alerts")  # her next call is refused: back to the login page
+        expect(page.get_by_role("button", name=text("login.submit"))).to_be_visible()
+        page.get_by_label(text("login.email")).fill(email)
+        page.get_by_label(text("login.password")).fill("third-password")
+        page.get_by_role("button", name=text("login.submit")).click()
+        expect(page.get_by_role("alert")).to_have_text(text("login.deactivated"))
+        row.get_by_role("button", name=text("settings.reactivate")).click()
+        expect(row.get_by_test_id("deactivated")).to_have_count(0)
         log_in(page, platform, email, "third-password")
     finally:
         close_page(other)

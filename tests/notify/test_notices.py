@@ -109,6 +109,8 @@ def test_a_user_who_muted_a_channel_is_not_told_on_it_through_their_role_but_a_n
     assert Recipient(Channel.SMS, "+32470000001") in recipients(alert(), [*by_role, named], [syndic, owner])
     everything_muted = [replace(person, muted_channels=frozenset(Channel)) for person in (syndic, owner)]
     assert recipients(alert(), by_role, everything_muted) == []
+    gone = [replace(person, muted_channels=frozenset(), deactivated_at=T0) for person in (syndic, owner)]
+    assert recipients(alert(), by_role, gone) == []  # deactivated users hear of nothing
     with pytest.raises(ValueError):
         replace(syndic, muted_channels=frozenset({"fax"}))  # type: ignore[arg-type]
 

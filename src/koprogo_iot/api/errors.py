@@ -23,6 +23,7 @@ _STATUS: dict[type[errors.KoproGoError], tuple[int, str]] = {
     errors.Forbidden: (403, "forbidden"),
     errors.Conflict: (409, "conflict"),
     errors.TokenExpired: (401, "token_expired"),  # before its parent: the first match wins
+    errors.AccountDeactivated: (401, "account_deactivated"),
     errors.AuthenticationFailed: (401, "unauthenticated"),
     errors.TooManyAttempts: (429, "too_many_attempts"),
     errors.StorageUnavailable: (503, "storage_unavailable"),

@@ -34,6 +34,10 @@ class PasswordIn(_In):
     new_password: Text = Field(description="at least 8 characters")
 
 
+class ActiveIn(_In):
+    active: bool = Field(description="false: the user can no longer log in, and is told of no alert")
+
+
 class PasswordResetIn(_In):
     new_password: Text = Field(description="at least 8 characters; tell the user, who can change it in their account")
 
@@ -50,6 +54,7 @@ class UserOut(_Out):
     muted_channels: list[Channel] = Field(
         default_factory=list, description="channels on which the routes naming the user's role do not reach them"
     )
+    deactivated_at: datetime | None = Field(None, description="set: removed by a manager, cannot log in")
 
     @classmethod
     def of(cls, user: User) -> UserOut:
@@ -63,6 +68,7 @@ class UserOut(_Out):
             phone=user.phone,
             push_topic=user.push_topic,
             muted_channels=sorted(user.muted_channels),
+            deactivated_at=user.deactivated_at,
         )
 
 

@@ -6,7 +6,8 @@ KoproGoError
  ├── Forbidden             the caller's role may not do this (HTTP 403)
  ├── Conflict              the entity would duplicate an existing one (HTTP 409)
  ├── AuthenticationFailed  unknown user, wrong password or bad token (HTTP 401)
- │    └── TokenExpired     the token (or the session it was refreshed from) is too old: log in again (HTTP 401)
+ │    ├── TokenExpired     the token (or the session it was refreshed from) is too old: log in again (HTTP 401)
+ │    └── AccountDeactivated  a manager deactivated the account (HTTP 401)
  ├── TooManyAttempts       too many failed logins for an account or an address: wait (HTTP 429)
  ├── StorageUnavailable    the database cannot be reached right now: retry later (HTTP 503)
  │    ├── StorageContention  the transaction lost a deadlock or serialization race: retry it at once (HTTP 503)
@@ -42,6 +43,10 @@ class AuthenticationFailed(KoproGoError):
 
 class TokenExpired(AuthenticationFailed):
     """The token is past its expiry, or its session is past the longest a session may be refreshed."""
+
+
+class AccountDeactivated(AuthenticationFailed):
+    """A manager deactivated the account: its logins and tokens are refused."""
 
 
 class TooManyAttempts(KoproGoError):

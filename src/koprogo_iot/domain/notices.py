@@ -145,11 +145,11 @@ def _addresses(
 def recipients(alert: IoTAlert, routes: Iterable[NotificationRoute], users: Iterable[User]) -> list[Recipient]:
     """Every (channel, address) to tell about `alert`, once each, in route order.
 
-    A role route reaches the organization's users of that role that have an address on the channel and have not
-    muted it; for owners only those owning the alert's unit (a common meter's alert reaches no owner through a role
-    route). A route naming a contact reaches it whatever any user muted: the syndic chose that one.
+    A role route reaches the organization's active users of that role that have an address on the channel and
+    have not muted it; for owners only those owning the alert's unit (a common meter's alert reaches no owner
+    through a role route). A route naming a contact reaches it whatever any user muted: the syndic chose that one.
     """
-    people = [u for u in users if u.organization_id == alert.organization_id]
+    people = [u for u in users if u.organization_id == alert.organization_id and u.active]
     found: dict[Recipient, None] = {}  # an ordered set
     for route in routes:
         if not route.covers(alert):

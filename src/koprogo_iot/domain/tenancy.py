@@ -131,6 +131,13 @@ class User:
     muted_channels: frozenset[Channel] = frozenset()
     # Tokens from a login before it are refused: changing one's password closes one's other sessions.
     password_changed_at: datetime | None = None
+    # Removed from the organization by a manager (an owner who sold their flat): kept, so that what they did still
+    # names them, but refused at login and by their tokens, and told of no alert.
+    deactivated_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.deactivated_at is None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "email", check_email(self.email))

@@ -14,7 +14,14 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from koprogo_iot.domain.access import Principal
 from koprogo_iot.domain.audit import AuditAction, AuditEntity
 from koprogo_iot.domain.clock import utcnow
-from koprogo_iot.domain.errors import AuthenticationFailed, InvalidValue, NotFound, TokenExpired, TooManyAttempts
+from koprogo_iot.domain.errors import (
+    AccountDeactivated,
+    AuthenticationFailed,
+    InvalidValue,
+    NotFound,
+    TokenExpired,
+    TooManyAttempts,
+)
 from koprogo_iot.domain.tenancy import User
 from koprogo_iot.domain.throttle import FailureThrottle
 from koprogo_iot.services.audit import AuditLog
@@ -102,6 +109,8 @@ class Accounts:
                 self._addresses.failed(client, now)
             raise AuthenticationFailed("wrong email or password")
         self._accounts.succeeded(account)
+        if not user.active:  # said only to whom knows the password
+            raise AccountDeactivated("this account was deactivated by the syndic")
         return self._issue(user, now, now)
 
     async def change_password(self, principal: Principal, current: str, new: str) -> IssuedToken:
@@ -160,11 +169,13 @@ class Accounts:
         return claims
 
     async def _user(self, claims: dict[str, Any]) -> User:
-        """The user is read again so a deleted user loses access, and a changed password ends older sessions."""
+        """The user is read again so a deactivated user loses access, and a changed password ends older sessions."""
         try:
             user = await self.tenancy.get_user(UUID(claims["org"]), UUID(claims["sub"]))
         except (ValueError, NotFound):
             raise AuthenticationFailed("invalid token") from None
+        if not user.active:
+            raise AccountDeactivated("this account was deactivated by the syndic")
         if user.password_changed_at is not None and _login_ms(claims) < _ms(user.password_changed_at):
             raise TokenExpired("the password was changed since this login: log in again")
         return user

@@ -173,15 +173,33 @@ class Provisioning:
         await self.audit.record(principal, AuditEntity.USER, user_id, AuditAction.CHANGED, differences(before, after))
         return after
 
-    async def reset_password(self, principal: Principal, user_id: UUID, password: str) -> User:
-        """A manager sets another user's password (they forgot theirs): the user's sessions end. One's own is
-        changed with the current one (`Accounts.change_password`); only a superadmin resets a superadmin's."""
+    async def set_active(self, principal: Principal, user_id: UUID, active: bool) -> User:
+        """Deactivate a user (an owner who sold their flat: their logins and tokens are refused, no alert reaches
+        them, their history stays) or reactivate them. Not oneself; only a superadmin a superadmin."""
+        user = await self._managed_user(principal, user_id, "deactivate or reactivate yourself")
+        if user.active == active:
+            return user
+        user = await self.tenancy.set_deactivated(user.organization_id, user.id, None if active else utcnow())
+        details = {"active": active}
+        await self.audit.record(principal, AuditEntity.USER, user.id, AuditAction.CHANGED, details)
+        return user
+
+    async def _managed_user(self, principal: Principal, user_id: UUID, not_yourself: str) -> User:
+        """Another user of the caller's organization that the caller may manage."""
         principal.require_manager()
         user = await self.tenancy.get_user(principal.organization_id, user_id)
         if user.id == principal.user_id:
-            raise InvalidValue("your own password is changed with your current one: POST /api/v1/auth/password")
+            raise InvalidValue(f"you cannot {not_yourself}")
         if user.role is Role.SUPERADMIN:
             principal.require_superadmin()
+        return user
+
+    async def reset_password(self, principal: Principal, user_id: UUID, password: str) -> User:
+        """A manager sets another user's password (they forgot theirs): the user's sessions end. One's own is
+        changed with the current one (`Accounts.change_password`); only a superadmin resets a superadmin's."""
+        user = await self._managed_user(
+            principal, user_id, "reset your own password: change it with your current one (POST /api/v1/auth/password)"
+        )
         if len(password) < MIN_PASSWORD_LENGTH:
             raise InvalidValue(f"new_password: at least {MIN_PASSWORD_LENGTH} characters")
         changed_at = change_instant(utcnow())

@@ -150,6 +150,9 @@ class TenancyRepository(Protocol):
     async def set_password(
         self, organization_id: UUID, user_id: UUID, password_hash: str, changed_at: datetime
     ) -> User: ...
+    async def set_deactivated(self, organization_id: UUID, user_id: UUID, at: datetime | None) -> User:
+        """Deactivate the user at `at`, or reactivate them (None)."""
+        ...
 
 
 class SensorRepository(Protocol):

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Response, status
 
 from koprogo_iot.api.deps import PrincipalDep, ServicesDep
 from koprogo_iot.api.schemas import (
+    ActiveIn,
     BuildingIn,
     BuildingOut,
     ContactsIn,
@@ -106,3 +107,10 @@ async def reset_password(
     /api/v1/auth/password. Only a superadmin resets a superadmin's."""
     await services.provisioning.reset_password(principal, user_id, body.new_password)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.put("/users/{user_id}/active")
+async def set_active(user_id: UUID, body: ActiveIn, principal: PrincipalDep, services: ServicesDep) -> UserOut:
+    """Deactivate a user (an owner who sold their flat: logins and tokens refused, no alert, history kept) or
+    reactivate them. Managers; not themselves; only a superadmin a superadmin."""
+    return UserOut.of(await services.provisioning.set_active(principal, user_id, body.active))

@@ -158,6 +158,14 @@ class SqlTenancy:
             raise not_found("user", user_id)
         return await self.get_user(organization_id, user_id)
 
+    async def set_deactivated(self, organization_id: UUID, user_id: UUID, at: datetime | None) -> User:
+        changed = await self.db.execute(
+            "UPDATE users SET deactivated_at = $3 WHERE organization_id = $1 AND id = $2", organization_id, user_id, at
+        )
+        if not changed:
+            raise not_found("user", user_id)
+        return await self.get_user(organization_id, user_id)
+
     async def set_password(
         self, organization_id: UUID, user_id: UUID, password_hash: str, changed_at: datetime
     ) -> User:
