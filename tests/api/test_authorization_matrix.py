@@ -271,6 +271,10 @@ MATRIX: dict[str, Op] = {
     ),
     "PUT /users/{user_id}/password": Op(password_reset, managers(204, 404)),
     "PUT /users/{user_id}/active": Op(deactivation, managers(200, 404)),
+    "PUT /users/{user_id}/units": Op(
+        body("/users/{}/units", lambda i: {"unit_ids": [str(i.tenant.units[0].id)]}, lambda i: i.tenant.owner.id),
+        managers(200, 404),
+    ),
     "POST /iot/sensors": Op(body("/iot/sensors", sensor_body), managers(201, 404)),
     "GET /iot/sensors": Op(query("/iot/sensors", "building_id", building), everyone(200)),
     "GET /iot/sensors/{sensor_id}": Op(at(P, sensor), everyone(200, 404)),

@@ -174,3 +174,23 @@ async def test_a_deactivated_user_can_no_longer_log_in_and_comes_back_when_react
         assert answer.status_code == status and reason in answer.json()["message"], answer.text
     trail = await api.client.get("/api/v1/audit", params={"entity_id": str(api.a.owner.id)}, headers=syndic)
     assert [e["details"] for e in trail.json()] == [{"active": True}, {"active": False}]
+
+
+async def test_an_owner_who_buys_a_second_flat_sees_its_sensors_at_once(api: Api) -> None:
+    syndic, owner = await api.token(api.a.syndic.email), await api.token(api.a.owner.email)
+    first, second = (str(u.id) for u in api.a.units)
+    url = f"/api/v1/users/{api.a.owner.id}/units"
+    assert (await api.client.get(f"/api/v1/iot/sensors/{api.a.other_unit_sensor.id}", headers=owner)).status_code == 404
+    both = await api.client.put(url, json={"unit_ids": [first, second]}, headers=syndic)
+    assert both.status_code == 200 and sorted(both.json()["unit_ids"]) == sorted([first, second]), both.text
+    assert (await api.client.get(f"/api/v1/iot/sensors/{api.a.other_unit_sensor.id}", headers=owner)).status_code == 200
+    sold = await api.client.put(url, json={"unit_ids": [second]}, headers=syndic)
+    assert sold.json()["unit_ids"] == [second]
+    assert (await api.client.get(f"/api/v1/iot/sensors/{api.a.unit_sensor.id}", headers=owner)).status_code == 404
+    for target, body, status in (
+        (url, {"unit_ids": []}, 422),  # deactivate an owner who left instead
+        (url, {"unit_ids": [str(api.b.units[0].id)]}, 404),  # another organization's unit
+        (f"/api/v1/users/{api.a.syndic.id}/units", {"unit_ids": [first]}, 422),  # only owners have units
+    ):
+        assert (await api.client.put(target, json=body, headers=syndic)).status_code == status, (target, body)
+    assert (await api.client.put(url, json={"unit_ids": [first]}, headers=owner)).status_code == 403

@@ -146,6 +146,23 @@ def test_a_user_changes_their_password_and_a_syndic_resets_it_then_deactivates_t
         expect(page.get_by_test_id("session-notice")).to_have_text(text("login.expired"))
         log_in(page, platform, email, "third-password")
 
+        # She buys a second flat: the syndic ticks it, and her dashboard has its sensors at once.
+        with platform.client() as syndic:
+            flats = syndic.get("/api/v1/units").json()
+            sensors = syndic.get("/api/v1/iot/sensors").json()
+        second_flat = next(u for u in flats if u["id"] != unit and any(s["unit_id"] == u["id"] for s in sensors))
+        row.get_by_role("button", name=text("settings.changeUnits")).click()
+        owned = other.get_by_test_id("owner-units")
+        owned.get_by_label(second_flat["name"], exact=False).first.check()
+        owned.get_by_role("button", name=text("form.save")).click()
+        expect(other.get_by_test_id("settings-message")).to_have_text(
+            text("settings.unitsSaved").replace("{name}", "Paula Peeters")
+        )
+        expect(row).to_contain_text(second_flat["name"])
+        page.goto(f"{platform.url}/")
+        theirs = [s for s in sensors if s["unit_id"] in (unit, second_flat["id"]) or s["unit_id"] is None]
+        expect(page.get_by_test_id("sensor-card")).to_have_count(len(theirs))
+
         # She sold her flat: the syndic deactivates her (after a confirmation), her session ends, her login is
         # refused; reactivated, she is back.
         other.once("dialog", lambda dialog: dialog.accept())

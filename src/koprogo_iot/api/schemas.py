@@ -34,6 +34,10 @@ class PasswordIn(_In):
     new_password: Text = Field(description="at least 8 characters")
 
 
+class UnitsIn(_In):
+    unit_ids: list[UUID] = Field(description="the owner's units, replacing those they had (at least one)")
+
+
 class ActiveIn(_In):
     active: bool = Field(description="false: the user can no longer log in, and is told of no alert")
 

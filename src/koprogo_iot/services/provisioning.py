@@ -184,6 +184,20 @@ class Provisioning:
         await self.audit.record(principal, AuditEntity.USER, user.id, AuditAction.CHANGED, details)
         return user
 
+    async def set_units(self, principal: Principal, user_id: UUID, unit_ids: frozenset[UUID]) -> User:
+        """An owner's units, when they buy or sell a flat (at least one: an owner without any is deactivated)."""
+        principal.require_manager()
+        before = await self.tenancy.get_user(principal.organization_id, user_id)
+        if before.role is not Role.OWNER:
+            raise InvalidValue("only owners are linked to units")
+        if not unit_ids:
+            raise InvalidValue("an owner must be linked to at least one unit (deactivate one who left)")
+        for unit_id in unit_ids:
+            await self.tenancy.get_unit(principal.organization_id, unit_id)
+        after = await self.tenancy.set_units(principal.organization_id, user_id, unit_ids)
+        await self.audit.record(principal, AuditEntity.USER, user_id, AuditAction.CHANGED, differences(before, after))
+        return after
+
     async def _managed_user(self, principal: Principal, user_id: UUID, not_yourself: str) -> User:
         """Another user of the caller's organization that the caller may manage."""
         principal.require_manager()

@@ -150,6 +150,10 @@ class TenancyRepository(Protocol):
     async def set_password(
         self, organization_id: UUID, user_id: UUID, password_hash: str, changed_at: datetime
     ) -> User: ...
+    async def set_units(self, organization_id: UUID, user_id: UUID, unit_ids: frozenset[UUID]) -> User:
+        """An owner's units, replacing those they had."""
+        ...
+
     async def set_deactivated(self, organization_id: UUID, user_id: UUID, at: datetime | None) -> User:
         """Deactivate the user at `at`, or reactivate them (None)."""
         ...

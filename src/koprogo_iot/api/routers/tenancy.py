@@ -16,6 +16,7 @@ from koprogo_iot.api.schemas import (
     RetentionIn,
     UnitIn,
     UnitOut,
+    UnitsIn,
     UserIn,
     UserOut,
 )
@@ -114,3 +115,9 @@ async def set_active(user_id: UUID, body: ActiveIn, principal: PrincipalDep, ser
     """Deactivate a user (an owner who sold their flat: logins and tokens refused, no alert, history kept) or
     reactivate them. Managers; not themselves; only a superadmin a superadmin."""
     return UserOut.of(await services.provisioning.set_active(principal, user_id, body.active))
+
+
+@router.put("/users/{user_id}/units")
+async def set_units(user_id: UUID, body: UnitsIn, principal: PrincipalDep, services: ServicesDep) -> UserOut:
+    """An owner's units, replacing those they had (they bought or sold a flat); managers only."""
+    return UserOut.of(await services.provisioning.set_units(principal, user_id, frozenset(body.unit_ids)))

@@ -158,6 +158,17 @@ class SqlTenancy:
             raise not_found("user", user_id)
         return await self.get_user(organization_id, user_id)
 
+    async def set_units(self, organization_id: UUID, user_id: UUID, unit_ids: frozenset[UUID]) -> User:
+        async with self.db.transaction() as tx:
+            if not await tx.fetchrow(
+                "SELECT id FROM users WHERE organization_id = $1 AND id = $2", organization_id, user_id
+            ):
+                raise not_found("user", user_id)
+            await tx.execute("DELETE FROM user_units WHERE user_id = $1", user_id)
+            for unit_id in sorted(unit_ids):
+                await tx.execute("INSERT INTO user_units (user_id, unit_id) VALUES ($1, $2)", user_id, unit_id)
+        return await self.get_user(organization_id, user_id)
+
     async def set_deactivated(self, organization_id: UUID, user_id: UUID, at: datetime | None) -> User:
         changed = await self.db.execute(
             "UPDATE users SET deactivated_at = $3 WHERE organization_id = $1 AND id = $2", organization_id, user_id, at
