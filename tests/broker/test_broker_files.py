@@ -79,10 +79,16 @@ async def test_the_broker_file_written_from_the_database_lets_active_devices_in_
     assert "1 device logins (held until an ingest worker has subscribed)" in held.stdout, held.stderr
     with server:
         assert await connects(server, *kept) == "Not authorized"
+        # A login issued while the broker holds the others is held too (else it would publish to nobody).
+        issued = login_of(cli("credentials", "add", "--name", "Passerelle neuve", *org, env=env).stdout)
+        assert await connects(server, *issued) == "Not authorized"
         assert await connects(server, server.ingest.username, server.ingest.password) == "Success"
-        assert await server.accounts().admit_held_devices() == 1
+        assert await server.accounts().admit_held_devices() == 2
         assert await connects(server, *kept) == "Success"
+        assert await connects(server, *issued) == "Success"
         assert await server.accounts().admit_held_devices() == 0
+        later = login_of(cli("credentials", "add", "--name", "Passerelle du toit", *org, env=env).stdout)
+        assert await connects(server, *later) == "Success"  # nothing held any more: in at once
 
 
 def test_broker_certificates_make_a_ca_a_server_and_client_certificates(tmp_path: Path) -> None:

@@ -37,6 +37,7 @@ from koprogo_iot.domain.errors import BrokerUnavailable
 from koprogo_iot.mqtt_url import MqttEndpoint
 
 CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
+_ADMIT_ROUNDS = 10  # look-ups of held logins per admission: each round lets in those issued during the previous one
 RESPONSE_TOPIC = CONTROL_TOPIC + "/response"
 ADMIN_ROLE = "koprogo-admin"
 INGEST_ROLE = "koprogo-ingest"
@@ -132,22 +133,26 @@ class DynamicSecurity:
         self.timeout = timeout
 
     async def grant(self, credential: DeviceCredential, password: str) -> None:
+        """A new device login; held like the others while the broker holds devices (it was just restarted and no
+        worker has subscribed yet), else a device issued in those seconds would publish to nobody."""
         role = device_role(credential)
         await self._run(
             [{"command": "createRole", **role}],
             tolerate="Role already exists",
         )
-        await self._run(
-            [
-                {
-                    "command": "createClient",
-                    "username": credential.username,
-                    "password": password,
-                    "textname": credential.name,
-                    "roles": [{"rolename": role["rolename"]}],
-                }
-            ]
-        )
+        hold = bool(await self._held())
+        create = {
+            "command": "createClient",
+            "username": credential.username,
+            "password": password,
+            "textname": credential.name,
+            "roles": [{"rolename": role["rolename"]}],
+        }
+        await self._run([create, *([{"command": "disableClient", "username": credential.username}] if hold else [])])
+        # A worker that let the others in between the two look-ups would leave this one held: let it in then. (A
+        # worker letting them in after this look-up lets this one in too: it lists again until none is held.)
+        if hold and await self._held() == [credential.username]:
+            await self._run([{"command": "enableClient", "username": credential.username}])
 
     async def change_password(self, credential: DeviceCredential, password: str) -> None:
         await self._run([{"command": "setClientPassword", "username": credential.username, "password": password}])
@@ -167,17 +172,27 @@ class DynamicSecurity:
         subscriptions at a restart, and a device let in before any worker subscribed again would have what it
         publishes acknowledged and dropped (README, known limits). A held device is refused at CONNECT instead and
         tries again later, its readings still its own."""
+        admitted: set[str] = set()
+        # Until a look-up finds none held: a login issued meanwhile is created held (`grant`) and let in here.
+        for _ in range(_ADMIT_ROUNDS):
+            held = await self._held()
+            if not held:
+                break
+            # a login deleted meanwhile (revoked) is not found: nothing to let in
+            await self._run([{"command": "enableClient", "username": name} for name in held], "Client not found")
+            admitted.update(held)
+        return len(admitted)
+
+    async def _held(self) -> list[str]:
+        """The device logins the broker holds (disabled: only the hold disables one; a revoked login is deleted)."""
         (listed,) = await self._run([{"command": "listClients", "verbose": True, "count": -1, "offset": 0}])
-        held = [
+        return [
             client["username"]
             for client in listed.get("data", {}).get("clients", [])
             if isinstance(client, dict)
             and client.get("disabled") is True
             and str(client.get("username", "")).startswith(USERNAME_PREFIX)
         ]
-        if held:  # a login deleted meanwhile (revoked) is not found: nothing to let in
-            await self._run([{"command": "enableClient", "username": name} for name in held], "Client not found")
-        return len(held)
 
     async def _run(self, commands: list[dict[str, Any]], tolerate: str | None = None) -> list[dict[str, Any]]:
         responses = await asyncio.to_thread(self._exchange, commands)
