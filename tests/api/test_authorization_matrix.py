@@ -261,6 +261,14 @@ MATRIX: dict[str, Op] = {
     "GET /buildings": Op(fixed("/buildings"), everyone(200)),
     "POST /buildings": Op(body("/buildings", lambda i: {"name": "Annexe"}), managers(201)),
     "GET /buildings/{building_id}": Op(at("/buildings/{}", building), everyone(200, 404)),
+    "PUT /buildings/{building_id}": Op(
+        body("/buildings/{}", lambda i: {"name": i.tenant.building.name, "address": "Rue 1"}, building),
+        managers(200, 404),
+    ),
+    "PUT /units/{unit_id}": Op(
+        body("/units/{}", lambda i: {"name": i.tenant.units[1].name, "floor": 2}, lambda i: i.tenant.units[1].id),
+        managers(200, 404),
+    ),
     "POST /units": Op(body("/units", lambda i: {"building_id": str(building(i)), "name": "Lot"}), managers(201, 404)),
     "GET /units": Op(query("/units", "building_id", building), everyone(200)),
     "GET /users": Op(fixed("/users"), managers(200)),

@@ -1,5 +1,6 @@
 """Tenancy is sacred: another organization's ids answer 404; owners see their own and the common meters."""
 
+import json
 from datetime import timedelta
 
 from koprogo_iot.domain.clock import utcnow
@@ -194,3 +195,29 @@ async def test_an_owner_who_buys_a_second_flat_sees_its_sensors_at_once(api: Api
     ):
         assert (await api.client.put(target, json=body, headers=syndic)).status_code == status, (target, body)
     assert (await api.client.put(url, json={"unit_ids": [first]}, headers=owner)).status_code == 403
+
+
+async def test_a_syndic_renames_a_building_and_a_unit_and_nothing_else_moves(api: Api) -> None:
+    syndic, owner = await api.token(api.a.syndic.email), await api.token(api.a.owner.email)
+    unit = api.a.units[0]
+    renamed = await api.client.put(
+        f"/api/v1/units/{unit.id}", json={"name": "App. 0.1 bis", "floor": 0}, headers=syndic
+    )
+    assert renamed.status_code == 200 and renamed.json()["name"] == "App. 0.1 bis", renamed.text
+    assert renamed.json()["building_id"] == str(unit.building_id)
+    # The owner still owns it and sees it by its new name; its sensor stays in it.
+    assert [u["name"] for u in (await api.client.get("/api/v1/units", headers=owner)).json()] == ["App. 0.1 bis"]
+    sensor = await api.client.get(f"/api/v1/iot/sensors/{api.a.unit_sensor.id}", headers=owner)
+    assert sensor.json()["unit_id"] == str(unit.id)
+    building = await api.client.put(
+        f"/api/v1/buildings/{api.a.building.id}",
+        json={"name": "Résidence Les Tilleuls", "address": "Rue X 1"},
+        headers=syndic,
+    )
+    assert building.json()["name"] == "Résidence Les Tilleuls" and building.json()["address"] == "Rue X 1"
+    assert (await api.client.put(f"/api/v1/units/{unit.id}", json={"name": " "}, headers=syndic)).status_code == 422
+    assert (await api.client.put(f"/api/v1/units/{unit.id}", json={"name": "x"}, headers=owner)).status_code == 403
+    foreign = f"/api/v1/units/{api.b.units[0].id}"
+    assert (await api.client.put(foreign, json={"name": "x"}, headers=syndic)).status_code == 404
+    trail = await api.client.get("/api/v1/audit", params={"entity_id": str(unit.id)}, headers=syndic)
+    assert trail.json()[0]["action"] == "changed" and "App. 0.1 bis" in json.dumps(trail.json()[0]["details"])

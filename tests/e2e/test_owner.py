@@ -179,3 +179,22 @@ def test_a_user_changes_their_password_and_a_syndic_resets_it_then_deactivates_t
         log_in(page, platform, email, "third-password")
     finally:
         close_page(other)
+
+
+def test_a_syndic_corrects_a_units_name(page: Page, platform: Platform) -> None:
+    typo, fixed = f"App 9.{uuid.uuid4().hex[:4]}", f"App. 9.{uuid.uuid4().hex[:4]}"
+    with platform.client() as syndic:
+        building = syndic.get("/api/v1/buildings").json()[0]["id"]
+        unit = syndic.post("/api/v1/units", json={"building_id": building, "name": typo}).json()
+    log_in(page, platform)
+    page.goto(f"{platform.url}/settings")
+    item = page.get_by_test_id("unit").filter(has_text=typo)
+    item.get_by_role("button", name=text("settings.renameUnit")).click()
+    edited = page.get_by_test_id("unit").locator("form")  # the one being edited (its name is in an input now)
+    edited.get_by_label(text("settings.unitName")).fill(fixed)
+    edited.get_by_label(text("form.floor")).fill("9")
+    edited.get_by_role("button", name=text("form.save")).click()
+    expect(page.get_by_test_id("settings-message")).to_have_text(text("settings.unitSaved").replace("{name}", fixed))
+    with platform.client() as syndic:
+        saved = next(u for u in syndic.get("/api/v1/units").json() if u["id"] == unit["id"])
+    assert (saved["name"], saved["floor"], saved["building_id"]) == (fixed, 9, building)

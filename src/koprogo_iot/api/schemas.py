@@ -125,6 +125,11 @@ class UnitIn(_In):
     floor: Int32 | None = None
 
 
+class UnitUpdate(_In):
+    name: Text
+    floor: Int32 | None = None
+
+
 class UnitOut(_Out):
     id: UUID
     organization_id: UUID

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 from uuid import UUID
 
@@ -82,6 +83,17 @@ class Provisioning:
         await self.audit.record(principal, AuditEntity.BUILDING, building.id, AuditAction.CREATED, details)
         return building
 
+    async def update_building(self, principal: Principal, building_id: UUID, name: str, address: str) -> Building:
+        """A building's name and address (a typo, a name the residents use)."""
+        principal.require_manager()
+        before = await self.tenancy.get_building(principal.organization_id, building_id)
+        after = replace(before, name=name, address=address)
+        await self.tenancy.update_building(after)
+        await self.audit.record(
+            principal, AuditEntity.BUILDING, building_id, AuditAction.CHANGED, differences(before, after)
+        )
+        return after
+
     async def list_buildings(self, principal: Principal) -> list[Building]:
         buildings = await self.tenancy.list_buildings(principal.organization_id)
         if principal.role.manages:
@@ -102,6 +114,15 @@ class Provisioning:
         details = {"name": unit.name, "building_id": building_id, "floor": floor}
         await self.audit.record(principal, AuditEntity.UNIT, unit.id, AuditAction.CREATED, details)
         return unit
+
+    async def update_unit(self, principal: Principal, unit_id: UUID, name: str, floor: int | None) -> Unit:
+        """A unit's name and floor; its building, sensors, owners and history stay."""
+        principal.require_manager()
+        before = await self.tenancy.get_unit(principal.organization_id, unit_id)
+        after = replace(before, name=name, floor=floor)
+        await self.tenancy.update_unit(after)
+        await self.audit.record(principal, AuditEntity.UNIT, unit_id, AuditAction.CHANGED, differences(before, after))
+        return after
 
     async def list_units(self, principal: Principal, building_id: UUID | None = None) -> list[Unit]:
         units = await self.tenancy.list_units(principal.organization_id, building_id)

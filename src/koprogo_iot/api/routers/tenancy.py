@@ -17,6 +17,7 @@ from koprogo_iot.api.schemas import (
     UnitIn,
     UnitOut,
     UnitsIn,
+    UnitUpdate,
     UserIn,
     UserOut,
 )
@@ -60,9 +61,23 @@ async def get_building(building_id: UUID, principal: PrincipalDep, services: Ser
     return await services.provisioning.get_building(principal, building_id)
 
 
+@router.put("/buildings/{building_id}", response_model=BuildingOut)
+async def update_building(
+    building_id: UUID, body: BuildingIn, principal: PrincipalDep, services: ServicesDep
+) -> object:
+    """Rename a building, or change its address; managers only."""
+    return await services.provisioning.update_building(principal, building_id, body.name, body.address)
+
+
 @router.post("/units", status_code=status.HTTP_201_CREATED, response_model=UnitOut)
 async def create_unit(body: UnitIn, principal: PrincipalDep, services: ServicesDep) -> object:
     return await services.provisioning.create_unit(principal, body.building_id, body.name, body.floor)
+
+
+@router.put("/units/{unit_id}", response_model=UnitOut)
+async def update_unit(unit_id: UUID, body: UnitUpdate, principal: PrincipalDep, services: ServicesDep) -> object:
+    """Rename a unit, or change its floor; managers only. Its building, sensors, owners and history stay."""
+    return await services.provisioning.update_unit(principal, unit_id, body.name, body.floor)
 
 
 @router.get("/units", response_model=list[UnitOut])

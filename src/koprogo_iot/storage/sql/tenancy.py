@@ -94,6 +94,28 @@ class SqlTenancy:
         rows = await self.db.fetch(BUILDINGS.select("organization_id = $1") + " ORDER BY name", organization_id)
         return [BUILDINGS.decode(r) for r in rows]
 
+    async def update_building(self, building: Building) -> None:
+        changed = await self.db.execute(
+            "UPDATE buildings SET name = $3, address = $4 WHERE organization_id = $1 AND id = $2",
+            building.organization_id,
+            building.id,
+            building.name,
+            building.address,
+        )
+        if not changed:
+            raise not_found("building", building.id)
+
+    async def update_unit(self, unit: Unit) -> None:
+        changed = await self.db.execute(
+            "UPDATE units SET name = $3, floor = $4 WHERE organization_id = $1 AND id = $2",
+            unit.organization_id,
+            unit.id,
+            unit.name,
+            unit.floor,
+        )
+        if not changed:
+            raise not_found("unit", unit.id)
+
     async def add_unit(self, unit: Unit) -> None:
         await self.db.execute(UNITS.insert(), *UNITS.values(unit))
 
