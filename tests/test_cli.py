@@ -33,6 +33,31 @@ def test_migrate_then_create_admin_on_sqlite(tmp_path: Path) -> None:
     )
     assert created.returncode == 0 and "superadmin op@example.org" in created.stdout
 
+    # The operator's way back in: a new password for the superadmin who forgot theirs; a clear error otherwise.
+    reset = cli("set-password", "--database-url", url, "--email", "OP@example.org", "--password", "another one")
+    assert reset.returncode == 0 and "new password set for op@example.org (superadmin)" in reset.stdout, reset.stderr
+    unknown = cli("set-password", "--database-url", url, "--email", "nobody@example.org", "--password", "long enough")
+    assert unknown.returncode == 2 and "no user has the email nobody@example.org" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
+
+    import asyncio
+
+    from argon2 import PasswordHasher
+
+    from koprogo_iot.bootstrap import open_storage
+    from tests.conftest import ENCRYPTION_KEY
+
+    async def stored_hash() -> str:
+        storage = await open_storage(url, ENCRYPTION_KEY)
+        try:
+            user = await storage.tenancy.find_user_by_email("op@example.org")
+            assert user is not None and user.password_changed_at is not None
+            return user.password_hash
+        finally:
+            await storage.close()
+
+    assert PasswordHasher().verify(asyncio.run(stored_hash()), "another one")
+
 
 @pytest.mark.postgres
 def test_migrate_on_postgres(postgres_url: str) -> None:

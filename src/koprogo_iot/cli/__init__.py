@@ -19,12 +19,13 @@ from koprogo_iot.cli import rollups as rollups_cli
 from koprogo_iot.cli import sensors as sensors_cli
 from koprogo_iot.cli import storage as storage_cli
 from koprogo_iot.config import Mode, Settings
+from koprogo_iot.domain.clock import utcnow
 from koprogo_iot.domain.errors import KoproGoError
 from koprogo_iot.domain.tenancy import Organization, Role, User
 from koprogo_iot.loadgen.fleet import provision_fleet
 from koprogo_iot.loadgen.publisher import run_load
 from koprogo_iot.progress import Progress
-from koprogo_iot.services.accounts import MIN_PASSWORD_LENGTH, hash_password
+from koprogo_iot.services.accounts import MIN_PASSWORD_LENGTH, change_instant, hash_password
 from koprogo_iot.startup import StartupError
 
 # Benchmarks are an optional extra (`pip install 'koprogo-iot[bench]'`): imported only when `bench` runs.
@@ -118,6 +119,12 @@ def _parser() -> argparse.ArgumentParser:
     admin.add_argument("--email", required=True)
     admin.add_argument("--password", required=True)
     admin.add_argument("--name", default="Administrator", help="full name")
+
+    reset = command(
+        "set-password", "give a user a new password (the operator's way back in for a superadmin who forgot theirs)"
+    )
+    reset.add_argument("--email", required=True)
+    reset.add_argument("--password", required=True)
     return parser
 
 
@@ -214,6 +221,22 @@ async def _create_admin(settings: Settings, args: argparse.Namespace) -> None:
         await storage.close()
 
 
+async def _set_password(settings: Settings, args: argparse.Namespace) -> None:
+    """As a manager's reset (`Provisioning.reset_password`): the user's sessions end."""
+    if len(args.password) < MIN_PASSWORD_LENGTH:
+        raise KoproGoError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
+    storage = await bootstrap.open_storage(settings.resolved_database_url, settings.encryption_secret())
+    try:
+        user = await storage.tenancy.find_user_by_email(args.email)
+        if user is None:
+            raise KoproGoError(f"no user has the email {args.email}")
+        changed_at = change_instant(utcnow())
+        await storage.tenancy.set_password(user.organization_id, user.id, hash_password(args.password), changed_at)
+        print(f"new password set for {user.email} ({user.role.value}); their sessions have ended")
+    finally:
+        await storage.close()
+
+
 def _bench(name: str, options: list[str]) -> int:
     try:
         module = importlib.import_module(f"koprogo_iot.bench.{name}")
@@ -292,6 +315,8 @@ def _run(args: argparse.Namespace, settings: Settings, argv: list[str]) -> int:
         asyncio.run(_dead_letters(settings, args))
     elif args.command == "create-admin":
         asyncio.run(_create_admin(settings, args))
+    elif args.command == "set-password":
+        asyncio.run(_set_password(settings, args))
     return 0
 
 
