@@ -95,26 +95,36 @@ class SqlTenancy:
         return [BUILDINGS.decode(r) for r in rows]
 
     async def update_building(self, building: Building) -> None:
-        changed = await self.db.execute(
-            "UPDATE buildings SET name = $3, address = $4 WHERE organization_id = $1 AND id = $2",
+        await self._update(
+            "buildings",
             building.organization_id,
             building.id,
+            "name = $3, address = $4",
             building.name,
             building.address,
         )
-        if not changed:
-            raise not_found("building", building.id)
 
     async def update_unit(self, unit: Unit) -> None:
+        await self._update("units", unit.organization_id, unit.id, "name = $3, floor = $4", unit.name, unit.floor)
+
+    async def _update(
+        self, table: str, organization_id: UUID, entity_id: UUID, assignments: str, *values: object
+    ) -> None:
+        """`UPDATE table SET assignments` (their values from $3) of the organization's row `entity_id`; not found
+        when the organization has no such row (`table` is a plural: "units" names a "unit")."""
         changed = await self.db.execute(
-            "UPDATE units SET name = $3, floor = $4 WHERE organization_id = $1 AND id = $2",
-            unit.organization_id,
-            unit.id,
-            unit.name,
-            unit.floor,
+            f"UPDATE {table} SET {assignments} WHERE organization_id = $1 AND id = $2",
+            organization_id,
+            entity_id,
+            *values,
         )
         if not changed:
-            raise not_found("unit", unit.id)
+            raise not_found(table.removesuffix("s"), entity_id)
+
+    async def _update_user(self, organization_id: UUID, user_id: UUID, assignments: str, *values: object) -> User:
+        """`_update` of a user, and the user as stored afterwards."""
+        await self._update("users", organization_id, user_id, assignments, *values)
+        return await self.get_user(organization_id, user_id)
 
     async def add_unit(self, unit: Unit) -> None:
         await self.db.execute(UNITS.insert(), *UNITS.values(unit))
@@ -167,18 +177,14 @@ class SqlTenancy:
         push_topic: str | None,
         muted: frozenset[Channel] | None = None,
     ) -> User:
-        changed = await self.db.execute(
-            "UPDATE users SET phone = $3, push_topic = $4, muted_channels = COALESCE($5, muted_channels) "
-            "WHERE organization_id = $1 AND id = $2",
+        return await self._update_user(
             organization_id,
             user_id,
+            "phone = $3, push_topic = $4, muted_channels = COALESCE($5, muted_channels)",
             check_phone(phone),
             check_push_topic(push_topic),
             None if muted is None else _channels_text(frozenset(Channel(c) for c in muted)),
         )
-        if not changed:
-            raise not_found("user", user_id)
-        return await self.get_user(organization_id, user_id)
 
     async def set_units(self, organization_id: UUID, user_id: UUID, unit_ids: frozenset[UUID]) -> User:
         async with self.db.transaction() as tx:
@@ -192,23 +198,11 @@ class SqlTenancy:
         return await self.get_user(organization_id, user_id)
 
     async def set_deactivated(self, organization_id: UUID, user_id: UUID, at: datetime | None) -> User:
-        changed = await self.db.execute(
-            "UPDATE users SET deactivated_at = $3 WHERE organization_id = $1 AND id = $2", organization_id, user_id, at
-        )
-        if not changed:
-            raise not_found("user", user_id)
-        return await self.get_user(organization_id, user_id)
+        return await self._update_user(organization_id, user_id, "deactivated_at = $3", at)
 
     async def set_password(
         self, organization_id: UUID, user_id: UUID, password_hash: str, changed_at: datetime
     ) -> User:
-        changed = await self.db.execute(
-            "UPDATE users SET password_hash = $3, password_changed_at = $4 WHERE organization_id = $1 AND id = $2",
-            organization_id,
-            user_id,
-            password_hash,
-            changed_at,
+        return await self._update_user(
+            organization_id, user_id, "password_hash = $3, password_changed_at = $4", password_hash, changed_at
         )
-        if not changed:
-            raise not_found("user", user_id)
-        return await self.get_user(organization_id, user_id)
